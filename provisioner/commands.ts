@@ -1,0 +1,59 @@
+import type { Command } from 'commander';
+import { adminClient, collect, commandConfig, output, withKeyStores } from '../src/cli/context.js';
+import { parseDuration } from '../src/config/duration.js';
+import { TesseraError } from '../src/errors.js';
+import { issueTicket, provisionAgent, type TicketResponse } from './provision.js';
+
+function parseAttributes(pairs: string[]): Record<string, string> {
+  return Object.fromEntries(
+    pairs.map((pair) => {
+      const separator = pair.indexOf('=');
+      if (separator <= 0) throw new TesseraError('invalid_request', `--attr expects key=value (got "${pair}").`);
+      return [pair.slice(0, separator), pair.slice(separator + 1)];
+    }),
+  );
+}
+
+function ttlSeconds(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < 1000) throw new TesseraError('invalid_request', `--ticket-ttl expects a duration such as 10m (got "${text}").`);
+  return Math.floor(ms / 1000);
+}
+
+const ticketLines = (ticket: TicketResponse) =>
+  [`ticket:     ${ticket.ticket}`, `expires at: ${ticket.ticket_expires_at}`, '(one use; hand it to the node that runs the agent)'].join('\n');
+
+/** The platform team's commands: provision agents and (re)issue their enrollment tickets. */
+export function registerProvisionerCommands(program: Command): void {
+  program
+    .command('provision <address>')
+    .description("generate an agent's signing key in KMS/HSM, register it and issue a one-time enrollment ticket")
+    .option('--keystore <kind>', 'pkcs11 | kms (default: TESSERA_KEYSTORE or the one chosen at init)')
+    .option('--attr <key=value>', 'identity attribute (repeatable)', collect, [])
+    .option('--ticket-ttl <duration>', 'ticket lifetime, e.g. 10m (default TESSERA_TICKET_TTL)')
+    .option('--json', 'print JSON')
+    .action(async (address: string, options: { keystore?: string; attr: string[]; ticketTtl?: string; json?: boolean }, command: Command) => {
+      const config = commandConfig(command, { keystore: options.keystore });
+      const request = { address, attributes: parseAttributes(options.attr), ticketTtlSeconds: ttlSeconds(options.ticketTtl) };
+      const result = await withKeyStores(config, async (keyStores) =>
+        provisionAgent(await adminClient(command, config, keyStores), await keyStores.get(config.keystore), request),
+      );
+      output(options.json, result, () =>
+        [`provisioned ${result.address}`, `identity id: ${result.identity_id}`, `key:         ${result.key_uri}`, ticketLines(result)].join('\n'),
+      );
+    });
+
+  program
+    .command('ticket <address>')
+    .description('issue a new one-time enrollment ticket for an existing identity')
+    .option('--ttl <duration>', 'ticket lifetime, e.g. 10m')
+    .option('--json', 'print JSON')
+    .action(async (address: string, options: { ttl?: string; json?: boolean }, command: Command) => {
+      const config = commandConfig(command);
+      const ticket = await withKeyStores(config, async (keyStores) =>
+        issueTicket(await adminClient(command, config, keyStores), address, ttlSeconds(options.ttl)),
+      );
+      output(options.json, ticket, () => ticketLines(ticket));
+    });
+}

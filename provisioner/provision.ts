@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { BrokerClient, BrokerRequestError } from '../src/client/broker-client.js';
+import { base64url } from '../src/crypto/encoding.js';
+import { TesseraError } from '../src/errors.js';
+import type { IdentityView } from '../src/identity/identity.js';
+import type { KeyStore } from '../src/keys/key-store.js';
+
+export interface ProvisionRequest {
+  readonly address: string;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly ticketTtlSeconds?: number;
+}
+
+export interface TicketResponse {
+  readonly identity_id: string;
+  readonly address: string;
+  readonly ticket: string;
+  readonly ticket_expires_at: string;
+}
+
+export interface ProvisionResult extends TicketResponse {
+  readonly key_uri: string;
+  readonly public_key: string;
+}
+
+const identityPath = (address: string) => `/v1/admin/identities/${encodeURIComponent(address)}`;
+
+/**
+ * Provisions an agent: its primary Ed25519 key is generated inside `keyStore` (the private key never
+ * leaves it), the identity is registered with the broker, and a one-time enrollment ticket is issued.
+ */
+export async function provisionAgent(admin: BrokerClient, keyStore: KeyStore, request: ProvisionRequest): Promise<ProvisionResult> {
+  // Refuse before touching the key store, so a duplicate address leaves no stray key behind.
+  try {
+    await admin.request<IdentityView>('GET', identityPath(request.address));
+    throw new TesseraError('conflict', `Identity conflict: address ${request.address} is already provisioned.`);
+  } catch (error) {
+    if (!(error instanceof BrokerRequestError && error.code === 'not_found')) throw error;
+  }
+
+  const signer = await keyStore.createSigningKey({
+    label: `tessera-agent-${request.address}-${randomBytes(3).toString('hex')}`,
+    tags: { 'tessera:address': request.address },
+  });
+  const publicKey = base64url.encode(signer.publicKey);
+  await admin.request<IdentityView>('POST', '/v1/admin/identities', {
+    address: request.address,
+    public_key: publicKey,
+    key_uri: signer.uri,
+    attributes: request.attributes,
+  });
+  const ticket = await issueTicket(admin, request.address, request.ticketTtlSeconds);
+  return { ...ticket, key_uri: signer.uri, public_key: publicKey };
+}
+
+export function issueTicket(admin: BrokerClient, address: string, ttlSeconds?: number): Promise<TicketResponse> {
+  return admin.request<TicketResponse>('POST', `${identityPath(address)}/tickets`, ttlSeconds === undefined ? {} : { ttl_seconds: ttlSeconds });
+}

@@ -1,0 +1,48 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { AuditSink } from './audit/audit-log.js';
+import type { ProofAuthenticator } from './identity/authenticator.js';
+import type { Authority } from './identity/authority.js';
+import type { IdentityService } from './identity/identities.js';
+import { errorHandler } from './http/plugins/error-handler.js';
+import { proofAuth } from './http/plugins/proof-auth.js';
+import { adminRoutes } from './http/routes/admin.js';
+import { agentRoutes } from './http/routes/agent.js';
+import { discoveryRoutes } from './http/routes/discovery.js';
+import type { Store } from './store/database.js';
+
+export interface AppDeps {
+  readonly store: Store;
+  readonly audit: AuditSink;
+  readonly authority: Authority;
+  readonly identities: IdentityService;
+  readonly authenticator: ProofAuthenticator;
+  readonly publicUrl: string;
+  /** pino logger; none in tests. */
+  readonly logger?: FastifyBaseLogger;
+}
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+/** Builds the broker's HTTP app without listening: main() listens, tests inject(). */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({ bodyLimit: MAX_BODY_BYTES, ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }) });
+
+  // Keep the exact body bytes: the proof's `bh` claim is a hash over them, not over re-serialised JSON.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body: Buffer, done) => {
+    request.rawBody = body;
+    if (body.length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(body.toString('utf8')));
+    } catch {
+      const error = Object.assign(new Error('Request body is not valid JSON.'), { statusCode: 400 });
+      done(error, undefined);
+    }
+  });
+
+  await app.register(errorHandler);
+  await app.register(proofAuth, { authenticator: deps.authenticator, audit: deps.audit, publicUrl: deps.publicUrl });
+  await app.register(discoveryRoutes, { authority: deps.authority, publicUrl: deps.publicUrl });
+  await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });
+  await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store });
+  return app;
+}

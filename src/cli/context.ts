@@ -1,0 +1,48 @@
+import type { Command } from 'commander';
+import { BrokerClient } from '../client/broker-client.js';
+import { type Config, loadConfig } from '../config/config.js';
+import { TesseraError } from '../errors.js';
+import { KeyStores } from '../keys/registry.js';
+
+export interface GlobalOptions {
+  dataDir?: string;
+  broker?: string;
+}
+
+/** Configuration for a command, from the global flags (`--data-dir`) plus environment and tessera.json. */
+export function commandConfig(command: Command, overrides: { listen?: string; keystore?: string } = {}): Config {
+  const globals = command.optsWithGlobals<GlobalOptions>();
+  return loadConfig({ dataDir: globals.dataDir, ...overrides });
+}
+
+/** The broker a client command talks to: --broker, then TESSERA_URL, then the local default. */
+export function brokerUrl(command: Command, config: Config): string {
+  return command.optsWithGlobals<GlobalOptions>().broker ?? process.env.TESSERA_URL ?? config.publicUrl;
+}
+
+/** Runs `work` with the key stores open, closing them however it ends. */
+export async function withKeyStores<T>(config: Config, work: (keyStores: KeyStores) => Promise<T>): Promise<T> {
+  const keyStores = new KeyStores(config);
+  try {
+    return await work(keyStores);
+  } finally {
+    await keyStores.close();
+  }
+}
+
+/** A client signing as the admin identity created by `tessera init`. */
+export async function adminClient(command: Command, config: Config, keyStores: KeyStores): Promise<BrokerClient> {
+  if (!config.adminKeyUri) {
+    throw new TesseraError('config_invalid', `No admin key: run "tessera init" (data dir ${config.dataDir}) or set TESSERA_ADMIN_KEY.`);
+  }
+  return BrokerClient.connect(brokerUrl(command, config), await keyStores.signer(config.adminKeyUri));
+}
+
+/** Prints `data` as JSON with --json, else as the human-readable lines `human` makes. */
+export function output(json: boolean | undefined, data: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${human()}\n`);
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerProvisionerCommands } from '../../provisioner/commands.js';
+import { BrokerRequestError } from '../client/broker-client.js';
+import { TesseraError } from '../errors.js';
+import { registerDevCommands } from './commands/dev-kms.js';
+import { registerAgentCommands } from './commands/enroll.js';
+import { registerIdentityCommands } from './commands/identity.js';
+import { registerInit } from './commands/init.js';
+import { registerServe } from './commands/serve.js';
+
+const program = new Command('tessera')
+  .description('Tessera: per-agent identities in KMS/HSM and leased, short-lived credentials')
+  .option('--data-dir <dir>', 'data directory (TESSERA_DATA_DIR; default ./.tessera)')
+  .option('--broker <url>', 'broker URL for client commands (TESSERA_URL; default http://127.0.0.1:8700)')
+  .showHelpAfterError();
+
+registerInit(program);
+registerServe(program);
+registerProvisionerCommands(program);
+registerAgentCommands(program);
+registerIdentityCommands(program);
+registerDevCommands(program);
+
+program.parseAsync().catch((error: unknown) => {
+  if (error instanceof TesseraError || error instanceof BrokerRequestError) {
+    process.stderr.write(`tessera: ${error.code}: ${error.message}\n`);
+  } else {
+    process.stderr.write(`tessera: ${error instanceof Error ? error.message : String(error)}\n`);
+  }
+  process.exitCode = 1;
+});

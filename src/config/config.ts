@@ -1,0 +1,122 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { TesseraError } from '../errors.js';
+import type { KeyStoreKind } from '../keys/key-store.js';
+import { parseDuration } from './duration.js';
+
+/**
+ * One validated configuration object. Sources, strongest first: command-line flags, environment
+ * (TESSERA_*), the data directory's tessera.json written by `tessera init`, defaults. A bad value
+ * stops start-up with a message naming the setting.
+ */
+
+const duration = (setting: string) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined || ms <= 0) {
+      ctx.addIssue({ code: 'custom', message: `${setting} must be a duration such as 30s, 10m or 1h (got "${text}")` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port');
+
+const schema = z.object({
+  dataDir: z.string().min(1),
+  databaseUrl: z.string().regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'must start with sqlite: or postgres://'),
+  listen: hostPort,
+  publicUrl: z.url().transform((url) => url.replace(/\/+$/, '')),
+  keystore: z.enum(['pkcs11', 'kms']),
+  pkcs11: z.object({
+    module: z.string().optional(),
+    token: z.string().min(1).max(32),
+    pin: z.string().min(4).optional(),
+    pinFile: z.string().optional(),
+  }),
+  ticketTtlMs: duration('TESSERA_TICKET_TTL'),
+  ticketMaxTtlMs: duration('TESSERA_TICKET_MAX_TTL'),
+  credentialTtlMs: duration('TESSERA_CREDENTIAL_TTL'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  adminKeyUri: z.string().optional(),
+});
+
+export type Config = z.output<typeof schema>;
+
+/** Setting name as the user writes it in the environment, for error messages. */
+const ENV_NAMES: Record<string, string> = {
+  dataDir: 'TESSERA_DATA_DIR',
+  databaseUrl: 'TESSERA_DATABASE_URL',
+  listen: 'TESSERA_LISTEN (--listen)',
+  publicUrl: 'TESSERA_PUBLIC_URL',
+  keystore: 'TESSERA_KEYSTORE (--keystore)',
+  'pkcs11.module': 'TESSERA_PKCS11_MODULE',
+  'pkcs11.token': 'TESSERA_PKCS11_TOKEN',
+  'pkcs11.pin': 'TESSERA_PKCS11_PIN',
+  'pkcs11.pinFile': 'TESSERA_PKCS11_PIN_FILE',
+  ticketTtlMs: 'TESSERA_TICKET_TTL',
+  ticketMaxTtlMs: 'TESSERA_TICKET_MAX_TTL',
+  credentialTtlMs: 'TESSERA_CREDENTIAL_TTL',
+  logLevel: 'TESSERA_LOG_LEVEL',
+  adminKeyUri: 'TESSERA_ADMIN_KEY',
+};
+
+/** What `tessera init` records in <data dir>/tessera.json: where things are, never secrets. */
+export interface InitState {
+  keystore?: KeyStoreKind;
+  pkcs11?: { module?: string; token?: string; pinFile?: string };
+  adminKeyUri?: string;
+}
+
+export const STATE_FILE = 'tessera.json';
+
+export function readInitState(dataDir: string): InitState {
+  const path = join(dataDir, STATE_FILE);
+  if (!existsSync(path)) return {};
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as InitState;
+  } catch (error) {
+    throw new TesseraError('config_invalid', `${path} is not valid JSON; fix or delete it.`, { cause: error });
+  }
+}
+
+export interface ConfigOverrides {
+  dataDir?: string;
+  listen?: string;
+  keystore?: string;
+}
+
+export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const dataDir = resolve(overrides.dataDir ?? env.TESSERA_DATA_DIR ?? '.tessera');
+  const state = readInitState(dataDir);
+  const listen = overrides.listen ?? env.TESSERA_LISTEN ?? '127.0.0.1:8700';
+  const raw = {
+    dataDir,
+    databaseUrl: env.TESSERA_DATABASE_URL ?? `sqlite:${join(dataDir, 'tessera.db')}`,
+    listen,
+    publicUrl: env.TESSERA_PUBLIC_URL ?? `http://${listen}`,
+    keystore: overrides.keystore ?? env.TESSERA_KEYSTORE ?? state.keystore ?? 'pkcs11',
+    pkcs11: {
+      module: env.TESSERA_PKCS11_MODULE ?? state.pkcs11?.module,
+      token: env.TESSERA_PKCS11_TOKEN ?? state.pkcs11?.token ?? 'tessera',
+      pin: env.TESSERA_PKCS11_PIN,
+      pinFile: env.TESSERA_PKCS11_PIN_FILE ?? state.pkcs11?.pinFile,
+    },
+    ticketTtlMs: env.TESSERA_TICKET_TTL ?? '10m',
+    ticketMaxTtlMs: env.TESSERA_TICKET_MAX_TTL ?? '24h',
+    credentialTtlMs: env.TESSERA_CREDENTIAL_TTL ?? '24h',
+    logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
+    adminKeyUri: env.TESSERA_ADMIN_KEY ?? state.adminKeyUri,
+  };
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const path = issue.path.join('.');
+    throw new TesseraError('config_invalid', `Invalid setting ${ENV_NAMES[path] ?? path}: ${issue.message}`);
+  }
+  if (parsed.data.ticketTtlMs > parsed.data.ticketMaxTtlMs) {
+    throw new TesseraError('config_invalid', 'Invalid setting TESSERA_TICKET_TTL: must not exceed TESSERA_TICKET_MAX_TTL');
+  }
+  return parsed.data;
+}

@@ -1,0 +1,60 @@
+import type { FastifyInstance } from 'fastify';
+import type { Authority } from '../../identity/authority.js';
+import { PROOF_MAX_SKEW_SECONDS, PROOF_TYPE } from '../../identity/proof.js';
+
+export interface DiscoveryOptions {
+  readonly authority: Authority;
+  readonly publicUrl: string;
+}
+
+const jwkSchema = {
+  type: 'object',
+  required: ['kty', 'crv', 'x', 'kid'],
+  properties: { kty: { type: 'string' }, crv: { type: 'string' }, x: { type: 'string' }, kid: { type: 'string' }, alg: { type: 'string' }, use: { type: 'string' } },
+} as const;
+
+/** Public, unauthenticated documents: everything a client in any language needs from the broker URL alone. */
+export async function discoveryRoutes(app: FastifyInstance, { authority, publicUrl }: DiscoveryOptions): Promise<void> {
+  const configuration = {
+    issuer: publicUrl,
+    proof_audience: publicUrl,
+    proof_typ: PROOF_TYPE,
+    proof_signing_alg_values_supported: ['EdDSA'],
+    proof_max_clock_skew_seconds: PROOF_MAX_SKEW_SECONDS,
+    authorization_scheme: 'Proof',
+    jwks_uri: `${publicUrl}/.well-known/jwks.json`,
+    enroll_endpoint: `${publicUrl}/v1/enroll`,
+    whoami_endpoint: `${publicUrl}/v1/whoami`,
+    admin_identities_endpoint: `${publicUrl}/v1/admin/identities`,
+    admin_audit_endpoint: `${publicUrl}/v1/admin/audit`,
+    key_stores_supported: ['pkcs11', 'kms'],
+  };
+
+  app.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));
+
+  app.get(
+    '/.well-known/jwks.json',
+    { schema: { response: { 200: { type: 'object', required: ['keys'], properties: { keys: { type: 'array', items: jwkSchema } } } } } },
+    async () => authority.jwks(),
+  );
+
+  app.get(
+    '/.well-known/tessera-configuration',
+    {
+      schema: {
+        response: {
+          200: {
+            type: 'object',
+            properties: Object.fromEntries(
+              Object.entries(configuration).map(([key, value]) => [
+                key,
+                Array.isArray(value) ? { type: 'array', items: { type: 'string' } } : { type: typeof value },
+              ]),
+            ),
+          },
+        },
+      },
+    },
+    async () => configuration,
+  );
+}

@@ -1,0 +1,83 @@
+import type { Kysely } from 'kysely';
+import type { AuditSink } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import { TesseraError } from '../errors.js';
+import type { Database } from '../store/schema.js';
+import { identityFromRow, type Identity } from './identity.js';
+import { bodyHash, checkProof, parseProofHeader, PROOF_MAX_SKEW_SECONDS } from './proof.js';
+
+export interface IncomingRequest {
+  readonly authorization: string | undefined;
+  readonly method: string;
+  /** Absolute URL as the client addressed it: the broker's public URL + path and query. */
+  readonly url: string;
+  readonly body: Uint8Array | string;
+}
+
+/** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
+const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'proof_bad_signature']);
+
+/**
+ * Turns a request's proof into the identity that signed it, checking current state on every call:
+ * a revoked identity fails on its very next request. Every rejection is audited.
+ */
+export class ProofAuthenticator {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly audit: AuditSink,
+    private readonly clock: Clock,
+    private readonly audience: string,
+  ) {}
+
+  async authenticate(request: IncomingRequest, options: { allowPending?: boolean } = {}): Promise<Identity> {
+    let claimedKid: string | undefined;
+    try {
+      const proof = parseProofHeader(request.authorization);
+      claimedKid = proof.kid;
+      const row = await this.db.selectFrom('identities').selectAll().where('id', '=', proof.kid).executeTakeFirst();
+      if (!row) throw new TesseraError('proof_unknown_key');
+      const identity = identityFromRow(row);
+      const now = this.clock.now();
+      checkProof(proof, identity.publicKey, {
+        audience: this.audience,
+        method: request.method,
+        url: request.url,
+        bodyHash: bodyHash(request.body),
+        nowSeconds: Math.floor(now / 1000),
+      });
+      if (identity.status === 'revoked') throw new TesseraError('identity_revoked');
+      if (identity.status === 'pending' && !options.allowPending) throw new TesseraError('identity_not_enrolled');
+      await this.rememberJti(proof.claims.jti, identity.id, now);
+      return identity;
+    } catch (error) {
+      if (error instanceof TesseraError) await this.auditRejection(error, claimedKid, request);
+      throw error;
+    }
+  }
+
+  /** A jti is kept as long as a proof carrying it could still pass the iat window. */
+  private async rememberJti(jti: string, identityId: string, now: number): Promise<void> {
+    const result = await this.db
+      .insertInto('proof_replays')
+      .values({ jti: `${identityId}:${jti}`, identity_id: identityId, expires_at: now + 2 * PROOF_MAX_SKEW_SECONDS * 1000 })
+      .onConflict((conflict) => conflict.column('jti').doNothing())
+      .executeTakeFirst();
+    if (result.numInsertedOrUpdatedRows === 0n) throw new TesseraError('proof_replayed');
+  }
+
+  async pruneReplayCache(): Promise<void> {
+    await this.db.deleteFrom('proof_replays').where('expires_at', '<', this.clock.now()).execute();
+  }
+
+  private async auditRejection(error: TesseraError, claimedKid: string | undefined, request: IncomingRequest): Promise<void> {
+    const authenticated = !UNAUTHENTICATED_CODES.has(error.code);
+    await this.audit.append({
+      actor: authenticated ? (claimedKid ?? null) : null,
+      action: 'proof.rejected',
+      outcome: 'denied',
+      identityId: authenticated ? (claimedKid ?? null) : null,
+      reason: error.code,
+      details: { method: request.method, url: request.url, ...(authenticated ? {} : { claimed_kid: claimedKid ?? null }) },
+    });
+  }
+}

@@ -1,0 +1,63 @@
+import type { Selectable } from 'kysely';
+import { base64url } from '../crypto/encoding.js';
+import type { IdentityTable } from '../store/schema.js';
+
+export type IdentityRole = IdentityTable['role'];
+export type IdentityStatus = IdentityTable['status'];
+
+export interface Identity {
+  /** RFC 7638 thumbprint of the initial public key; the `kid` of its proofs. */
+  readonly id: string;
+  readonly address: string;
+  readonly role: IdentityRole;
+  readonly status: IdentityStatus;
+  readonly publicKey: Uint8Array;
+  readonly keyUri: string;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly createdAt: number;
+  readonly enrolledAt: number | null;
+  readonly revokedAt: number | null;
+  readonly revokedBy: string | null;
+  readonly revocationReason: string | null;
+}
+
+export function identityFromRow(row: Selectable<IdentityTable>): Identity {
+  return {
+    id: row.id,
+    address: row.address,
+    role: row.role,
+    status: row.status,
+    publicKey: base64url.decode(row.public_key),
+    keyUri: row.key_uri,
+    attributes: JSON.parse(row.attributes) as Record<string, string>,
+    createdAt: row.created_at,
+    enrolledAt: row.enrolled_at,
+    revokedAt: row.revoked_at,
+    revokedBy: row.revoked_by,
+    revocationReason: row.revocation_reason,
+  };
+}
+
+/** The JSON view of an identity in API responses (never includes key material beyond the public key). */
+export function identityView(identity: Identity) {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    identity_id: identity.id,
+    address: identity.address,
+    role: identity.role,
+    status: identity.status,
+    public_key: base64url.encode(identity.publicKey),
+    key_uri: identity.keyUri,
+    attributes: identity.attributes,
+    created_at: iso(identity.createdAt),
+    enrolled_at: iso(identity.enrolledAt),
+    revoked_at: iso(identity.revokedAt),
+    revoked_by: identity.revokedBy,
+    revocation_reason: identity.revocationReason,
+  };
+}
+
+export type IdentityView = ReturnType<typeof identityView>;
+
+export const ADDRESS_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}@[A-Za-z0-9][A-Za-z0-9.-]{0,189}$';
+export const ATTRIBUTE_KEY_PATTERN = '^[A-Za-z0-9_.:-]{1,64}$';

@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import { base64url, sha256Base64url } from '../crypto/encoding.js';
+import { verifyEd25519 } from '../crypto/ed25519.js';
+import { TesseraError } from '../errors.js';
+import { signCompactJws } from '../keys/jws.js';
+import type { Signer } from '../keys/key-store.js';
+
+/**
+ * The proof an identity signs for every request (docs/PROTOCOL.md): a compact JWS binding the
+ * identity key to this broker (aud), this request (htm, htu, bh) and this moment (iat, jti).
+ */
+export const PROOF_TYPE = 'tessera-proof+jwt';
+export const PROOF_MAX_SKEW_SECONDS = 60;
+export const PROOF_SCHEME = 'Proof';
+
+export interface ProofClaims {
+  readonly iss: string;
+  readonly aud: string;
+  readonly iat: number;
+  readonly jti: string;
+  readonly htm: string;
+  readonly htu: string;
+  readonly bh: string;
+}
+
+export interface ProofTarget {
+  readonly method: string;
+  /** Absolute URL including the query string, without fragment. */
+  readonly url: string;
+  readonly body: Uint8Array | string;
+}
+
+export function bodyHash(body: Uint8Array | string): string {
+  return sha256Base64url(body);
+}
+
+export async function createProof(
+  signer: Signer,
+  identityId: string,
+  audience: string,
+  target: ProofTarget,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): Promise<string> {
+  const claims: ProofClaims = {
+    iss: identityId,
+    aud: audience,
+    iat: nowSeconds,
+    jti: randomUUID(),
+    htm: target.method.toUpperCase(),
+    htu: target.url,
+    bh: bodyHash(target.body),
+  };
+  return signCompactJws(signer, { alg: 'EdDSA', typ: PROOF_TYPE, kid: identityId }, { ...claims });
+}
+
+export interface ParsedProof {
+  readonly kid: string;
+  readonly claims: ProofClaims;
+  readonly signingInput: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+const COMPACT_JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{86})$/;
+const MAX_PROOF_LENGTH = 4096;
+
+function malformed(detail: string): TesseraError {
+  return new TesseraError('proof_malformed', `Malformed proof: ${detail}.`);
+}
+
+function decodeJsonObject(segment: string, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch {
+    throw malformed(`${what} is not base64url JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw malformed(`${what} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+/** Reads `Authorization: Proof <jws>`; checks shape only, not the signature. */
+export function parseProofHeader(authorization: string | undefined): ParsedProof {
+  if (!authorization) throw new TesseraError('proof_missing');
+  const [scheme, token, ...rest] = authorization.split(' ');
+  if (scheme !== PROOF_SCHEME || !token || rest.length > 0) throw new TesseraError('proof_missing', 'Expected "Authorization: Proof <compact JWS>".');
+  if (token.length > MAX_PROOF_LENGTH) throw malformed('too long');
+  const match = COMPACT_JWS.exec(token);
+  if (!match) throw malformed('not a compact JWS with a 64-byte signature');
+  const [, headerSegment, payloadSegment, signatureSegment] = match as unknown as [string, string, string, string];
+
+  const header = decodeJsonObject(headerSegment, 'header');
+  if (header.alg !== 'EdDSA') throw malformed('alg must be EdDSA');
+  if (header.typ !== PROOF_TYPE) throw malformed(`typ must be ${PROOF_TYPE}`);
+  if (typeof header.kid !== 'string' || header.kid.length === 0) throw malformed('kid is required');
+  if ('crit' in header) throw malformed('crit is not supported');
+
+  const payload = decodeJsonObject(payloadSegment, 'payload');
+  for (const name of ['iss', 'aud', 'jti', 'htm', 'htu', 'bh'] as const) {
+    if (typeof payload[name] !== 'string' || payload[name] === '') throw malformed(`claim ${name} must be a non-empty string`);
+  }
+  if (!Number.isInteger(payload.iat)) throw malformed('claim iat must be an integer (seconds)');
+  if ((payload.jti as string).length > 128) throw malformed('claim jti is longer than 128 characters');
+  if (payload.iss !== header.kid) throw malformed('iss must equal kid');
+
+  return {
+    kid: header.kid,
+    claims: payload as unknown as ProofClaims,
+    signingInput: new TextEncoder().encode(`${headerSegment}.${payloadSegment}`),
+    signature: base64url.decode(signatureSegment),
+  };
+}
+
+export interface ProofExpectation {
+  readonly audience: string;
+  readonly method: string;
+  readonly url: string;
+  readonly bodyHash: string;
+  readonly nowSeconds: number;
+}
+
+/** Signature first: nothing about an unauthenticated proof is trusted or reported back. */
+export function checkProof(proof: ParsedProof, publicKey: Uint8Array, expected: ProofExpectation): void {
+  if (!verifyEd25519(proof.signature, proof.signingInput, publicKey)) throw new TesseraError('proof_bad_signature');
+  const { claims } = proof;
+  if (Math.abs(claims.iat - expected.nowSeconds) > PROOF_MAX_SKEW_SECONDS) throw new TesseraError('proof_stale');
+  if (claims.aud !== expected.audience) throw new TesseraError('proof_wrong_audience');
+  if (claims.htm !== expected.method.toUpperCase()) throw new TesseraError('proof_wrong_method');
+  if (claims.htu !== expected.url) throw new TesseraError('proof_wrong_url');
+  if (claims.bh !== expected.bodyHash) throw new TesseraError('proof_wrong_body');
+}

@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseAuditLog } from './audit/audit-log.js';
+import { systemClock } from './clock.js';
+import { type Config, type InitState, readInitState, STATE_FILE } from './config/config.js';
+import { IdentityService } from './identity/identities.js';
+import { keyThumbprint } from './keys/jws.js';
+import { KeyStores } from './keys/registry.js';
+import { ensureSoftHsmToken } from './keys/softhsm.js';
+import { openStore } from './store/database.js';
+import { readSetting, writeSetting } from './store/settings.js';
+
+export const ADMIN_ADDRESS = 'admin@tessera.local';
+
+export interface InitReport {
+  readonly dataDir: string;
+  readonly databaseUrl: string;
+  readonly keystore: Config['keystore'];
+  readonly authorityKeyUri: string;
+  readonly adminAddress: string;
+  readonly adminKeyUri: string;
+  /** What this run created; empty when everything already existed. */
+  readonly created: string[];
+}
+
+/**
+ * `tessera init`: data directory, database, SoftHSM2 token (embedded default), the broker's authority
+ * key and an admin identity whose key sits in the same key store. Idempotent: a second run creates
+ * nothing and reports what is there.
+ */
+export async function initialize(config: Config): Promise<InitReport> {
+  const created: string[] = [];
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const state: InitState = { ...readInitState(config.dataDir), keystore: config.keystore };
+  let settings = config;
+
+  const usesEmbeddedToken = config.keystore === 'pkcs11' && !config.pkcs11.module && !config.pkcs11.pin && !config.pkcs11.pinFile;
+  if (usesEmbeddedToken) {
+    const token = await ensureSoftHsmToken({ dir: join(config.dataDir, 'softhsm'), tokenLabel: config.pkcs11.token });
+    state.pkcs11 = { module: token.modulePath, token: token.tokenLabel, pinFile: token.pinFile };
+    settings = { ...config, pkcs11: { ...config.pkcs11, module: token.modulePath, pinFile: token.pinFile } };
+  }
+
+  const store = await openStore(config.databaseUrl);
+  const keyStores = new KeyStores(settings);
+  try {
+    const keyStore = await keyStores.get(config.keystore);
+    const suffix = () => randomBytes(4).toString('hex');
+
+    let authorityKeyUri = await readSetting(store.db, 'authority_key_uri');
+    if (!authorityKeyUri) {
+      const signer = await keyStore.createSigningKey({ label: `tessera-authority-${suffix()}`, tags: { 'tessera:purpose': 'authority' } });
+      authorityKeyUri = signer.uri;
+      await writeSetting(store.db, 'authority_key_uri', authorityKeyUri);
+      created.push('authority key');
+    }
+
+    const identities = new IdentityService(store.db, new DatabaseAuditLog(store.db, systemClock), systemClock, {
+      defaultTtlMs: config.ticketTtlMs,
+      maxTtlMs: config.ticketMaxTtlMs,
+    });
+    let admin = await identities.findByAddress(ADMIN_ADDRESS);
+    if (!admin) {
+      const signer = await keyStore.createSigningKey({ label: `tessera-admin-${suffix()}`, tags: { 'tessera:address': ADMIN_ADDRESS } });
+      admin = await identities.register(
+        { address: ADMIN_ADDRESS, publicKey: signer.publicKey, keyUri: signer.uri, role: 'admin', status: 'active' },
+        null,
+      );
+      created.push('admin identity');
+    }
+    // The admin key must be usable from this machine: check it opens and matches.
+    const adminSigner = await keyStores.signer(admin.keyUri);
+    if ((await keyThumbprint(adminSigner.publicKey)) !== admin.id) throw new Error(`admin key ${admin.keyUri} does not match ${ADMIN_ADDRESS}`);
+
+    state.adminKeyUri = admin.keyUri;
+    const statePath = join(config.dataDir, STATE_FILE);
+    writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(statePath, 0o600);
+
+    return {
+      dataDir: config.dataDir,
+      databaseUrl: config.databaseUrl,
+      keystore: config.keystore,
+      authorityKeyUri,
+      adminAddress: ADMIN_ADDRESS,
+      adminKeyUri: admin.keyUri,
+      created,
+    };
+  } finally {
+    await keyStores.close();
+    await store.close();
+  }
+}
