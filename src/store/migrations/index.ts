@@ -1,0 +1,22 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import type { SqlDialect } from '../database.js';
+import { identities } from './0001-identities.js';
+
+/**
+ * Migrations are code, bundled with the broker, one file each; every one must run unchanged on
+ * every dialect. Add a file and register it here, in order.
+ */
+function migrations(dialect: SqlDialect): Record<string, Migration> {
+  return {
+    '0001-identities': identities(dialect),
+  };
+}
+
+export async function migrateToLatest(db: Kysely<unknown>, dialect: SqlDialect): Promise<void> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
+  const { error, results } = await new Migrator({ db, provider }).migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String(error)}`, { cause: error });
+  }
+}
