@@ -31,7 +31,6 @@ export const ERROR_CODES = {
   ticket_invalid: { status: 403, message: 'The enrollment ticket is unknown or bound to another identity.' },
   ticket_expired: { status: 403, message: 'The enrollment ticket has expired.' },
   ticket_used: { status: 403, message: 'The enrollment ticket has already been redeemed.' },
-  identity_already_enrolled: { status: 409, message: 'The identity is already enrolled.' },
 
   // Key stores and configuration
   key_store_error: { status: 502, message: 'The key store (KMS/HSM) failed to complete the operation.' },
