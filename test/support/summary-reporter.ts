@@ -1,0 +1,9 @@
+import type { Reporter, TestModule } from 'vitest/node';
+
+/** Ends the run with the plain `N passed, N failed, N skipped` line CI reads in any language. */
+export default class SummaryReporter implements Reporter {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+    const count = (state: 'passed' | 'failed' | 'skipped') => testModules.reduce((n, module) => n + [...module.children.allTests(state)].length, 0);
+    process.stdout.write(`\n${count('passed')} passed, ${count('failed')} failed, ${count('skipped')} skipped\n`);
+  }
+}
