@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyRequest, preValidationAsyncHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AuditSink } from '../../audit/audit-log.js';
 import { TesseraError } from '../../errors.js';
@@ -7,7 +7,7 @@ import type { Identity, IdentityRole } from '../../identity/identity.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The identity whose proof authenticated this request; set by the proof-auth preHandlers. */
+    /** The identity whose proof authenticated this request; set by the proof-auth hooks (preValidation: authenticate before judging the body). */
     identity: Identity | null;
     /** Exact request body bytes: the proof's `bh` claim covers them. */
     rawBody: Buffer | null;
@@ -15,11 +15,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     proofAuth: {
       /** Any enrolled, unrevoked identity. */
-      readonly identity: preHandlerAsyncHookHandler;
+      readonly identity: preValidationAsyncHookHandler;
       /** Also identities that have not enrolled yet: only for redeeming a ticket. */
-      readonly pendingIdentity: preHandlerAsyncHookHandler;
+      readonly pendingIdentity: preValidationAsyncHookHandler;
       /** Identities holding one of the roles. */
-      requireRole(...roles: IdentityRole[]): preHandlerAsyncHookHandler;
+      requireRole(...roles: IdentityRole[]): preValidationAsyncHookHandler;
     };
   }
 }
@@ -72,8 +72,8 @@ export const proofAuth = fp(async (app: FastifyInstance, options: ProofAuthOptio
   });
 });
 
-/** The authenticated identity of a request that passed a proof-auth preHandler. */
+/** The authenticated identity of a request that passed a proof-auth hook. */
 export function callerOf(request: FastifyRequest): Identity {
-  if (!request.identity) throw new TesseraError('internal', 'route is missing its proof-auth preHandler');
+  if (!request.identity) throw new TesseraError('internal', 'route is missing its proof-auth hook');
   return request.identity;
 }

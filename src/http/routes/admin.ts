@@ -19,7 +19,7 @@ const addressParams = { type: 'object', required: ['address'], properties: { add
 
 /** Platform-team operations. Every route requires an admin proof; every call is audited. */
 export async function adminRoutes(app: FastifyInstance, { identities, audit, store }: AdminRouteOptions): Promise<void> {
-  app.addHook('preHandler', app.proofAuth.requireRole('admin'));
+  app.addHook('preValidation', app.proofAuth.requireRole('admin'));
 
   app.post<{ Body: { address: string; public_key: string; key_uri: string; attributes?: Record<string, string>; role?: IdentityRole } }>(
     '/v1/admin/identities',

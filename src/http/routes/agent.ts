@@ -15,7 +15,7 @@ export async function agentRoutes(app: FastifyInstance, { identities, authority 
   app.post<{ Body: { ticket: string } }>(
     '/v1/enroll',
     {
-      preHandler: app.proofAuth.pendingIdentity,
+      preValidation: app.proofAuth.pendingIdentity,
       schema: {
         body: {
           type: 'object',
@@ -46,7 +46,7 @@ export async function agentRoutes(app: FastifyInstance, { identities, authority 
 
   app.get(
     '/v1/whoami',
-    { preHandler: app.proofAuth.identity, schema: { response: { 200: identitySchema, ...errorResponses } } },
+    { preValidation: app.proofAuth.identity, schema: { response: { 200: identitySchema, ...errorResponses } } },
     async (request) => identityView(callerOf(request)),
   );
 }
