@@ -14,15 +14,15 @@ function parseAttributes(pairs: string[]): Record<string, string> {
   );
 }
 
-function ttlSeconds(text: string | undefined): number | undefined {
+function ttlSeconds(text: string | undefined, flag: '--ticket-ttl' | '--ttl'): number | undefined {
   if (text === undefined) return undefined;
   const ms = parseDuration(text);
-  if (ms === undefined || ms < 1000) throw new TesseraError('invalid_request', `--ticket-ttl expects a duration such as 10m (got "${text}").`);
+  if (ms === undefined || ms < 1000) throw new TesseraError('invalid_request', `${flag} expects a duration such as 10m (got "${text}").`);
   return Math.floor(ms / 1000);
 }
 
 const ticketLines = (ticket: TicketResponse) =>
-  [`ticket:     ${ticket.ticket}`, `expires at: ${ticket.ticket_expires_at}`, '(one use; hand it to the node that runs the agent)'].join('\n');
+  [`ticket:      ${ticket.ticket}`, `expires at:  ${ticket.ticket_expires_at}`, '(one use; hand it to the node that runs the agent)'].join('\n');
 
 /** The platform team's commands: provision agents and (re)issue their enrollment tickets. */
 export function registerProvisionerCommands(program: Command): void {
@@ -35,7 +35,7 @@ export function registerProvisionerCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (address: string, options: { keystore?: string; attr: string[]; ticketTtl?: string; json?: boolean }, command: Command) => {
       const config = commandConfig(command, { keystore: options.keystore });
-      const request = { address, attributes: parseAttributes(options.attr), ticketTtlSeconds: ttlSeconds(options.ticketTtl) };
+      const request = { address, attributes: parseAttributes(options.attr), ticketTtlSeconds: ttlSeconds(options.ticketTtl, '--ticket-ttl') };
       const result = await withKeyStores(config, async (keyStores) =>
         provisionAgent(await adminClient(command, config, keyStores), await keyStores.get(config.keystore), request),
       );
@@ -52,7 +52,7 @@ export function registerProvisionerCommands(program: Command): void {
     .action(async (address: string, options: { ttl?: string; json?: boolean }, command: Command) => {
       const config = commandConfig(command);
       const ticket = await withKeyStores(config, async (keyStores) =>
-        issueTicket(await adminClient(command, config, keyStores), address, ttlSeconds(options.ttl)),
+        issueTicket(await adminClient(command, config, keyStores), address, ttlSeconds(options.ttl, '--ttl')),
       );
       output(options.json, ticket, () => ticketLines(ticket));
     });

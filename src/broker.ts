@@ -25,7 +25,7 @@ export async function createBroker(
   options: { logger?: FastifyBaseLogger; clock?: Clock } = {},
 ): Promise<Broker> {
   const clock = options.clock ?? systemClock;
-  const store = await openStore(config.databaseUrl);
+  const store = await openStore(config.databaseUrl, { create: false });
   const keyStores = new KeyStores(config);
   try {
     const authorityKeyUri = await readSetting(store.db, 'authority_key_uri');

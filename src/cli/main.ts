@@ -1,12 +1,19 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+
+// The AWS SDK warns on every KMS command that releases after January 2027 will need Node 22; the
+// pinned SDK supports Node 20 (see engines), so the notice is noise for CLI users.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { registerProvisionerCommands } from '../../provisioner/commands.js';
 import { BrokerRequestError } from '../client/broker-client.js';
 import { TesseraError } from '../errors.js';
+import { registerBackendCommands } from './commands/backend.js';
 import { registerDevCommands } from './commands/dev-kms.js';
 import { registerAgentCommands } from './commands/enroll.js';
+import { registerGrantCommands } from './commands/grant.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerInit } from './commands/init.js';
+import { registerLeaseCommands } from './commands/lease.js';
 import { registerServe } from './commands/serve.js';
 
 const program = new Command('tessera')
@@ -20,6 +27,9 @@ registerServe(program);
 registerProvisionerCommands(program);
 registerAgentCommands(program);
 registerIdentityCommands(program);
+registerBackendCommands(program);
+registerGrantCommands(program);
+registerLeaseCommands(program);
 registerDevCommands(program);
 
 program.parseAsync().catch((error: unknown) => {

@@ -11,11 +11,11 @@ import { parseDuration } from './duration.js';
  * stops start-up with a message naming the setting.
  */
 
-const duration = (setting: string) =>
-  z.string().transform((text, ctx) => {
+const duration = z
+  .string().transform((text, ctx) => {
     const ms = parseDuration(text);
     if (ms === undefined || ms <= 0) {
-      ctx.addIssue({ code: 'custom', message: `${setting} must be a duration such as 30s, 10m or 1h (got "${text}")` });
+      ctx.addIssue({ code: 'custom', message: `must be a duration such as 30s, 10m or 1h (got "${text}")` });
       return z.NEVER;
     }
     return ms;
@@ -35,9 +35,9 @@ const schema = z.object({
     pin: z.string().min(4).optional(),
     pinFile: z.string().optional(),
   }),
-  ticketTtlMs: duration('TESSERA_TICKET_TTL'),
-  ticketMaxTtlMs: duration('TESSERA_TICKET_MAX_TTL'),
-  credentialTtlMs: duration('TESSERA_CREDENTIAL_TTL'),
+  ticketTtlMs: duration,
+  ticketMaxTtlMs: duration,
+  credentialTtlMs: duration,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   adminKeyUri: z.string().optional(),
 });

@@ -178,6 +178,11 @@ export class IdentityService {
   async revoke(address: string, reason: string, actor: string): Promise<Identity> {
     return this.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
+      const admins = await trx.selectFrom('identities').select('address').where('role', '=', 'admin').where('status', '=', 'active').execute();
+      if (admins.length === 1 && admins[0]!.address === address) {
+        // Nothing could provision or revoke anything any more, and no command brings an admin back.
+        throw new TesseraError('conflict', `${address} is the last active admin; provision another admin before revoking it.`);
+      }
       const revoked = await trx
         .updateTable('identities')
         .set({ status: 'revoked', revoked_at: now, revoked_by: actor, revocation_reason: reason })

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
@@ -21,19 +21,23 @@ const INT8_OID = 20;
  * Opens (and migrates) the broker's database. `url` is `sqlite:<path>` for the embedded default or
  * `postgres://...` for deployments that scale out.
  */
-export async function openStore(url: string): Promise<Store> {
-  const store = url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url) : openSqlite(url);
+export async function openStore(url: string, options: { create?: boolean } = {}): Promise<Store> {
+  const store = url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url) : openSqlite(url, options.create ?? true);
   await migrateToLatest(store.db as Kysely<unknown>, store.dialect);
   return store;
 }
 
-function openSqlite(url: string): Store {
+function openSqlite(url: string, create: boolean): Store {
   if (!url.startsWith('sqlite:')) {
     throw new TesseraError('config_invalid', 'TESSERA_DATABASE_URL must start with sqlite: or postgres://');
   }
   const path = url.slice('sqlite:'.length);
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const exists = path === ':memory:' || existsSync(path);
+  if (!exists && !create) throw new TesseraError('config_invalid', `No database at ${path}: run "tessera init" first.`);
+  if (!exists) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const database = new SqliteDatabase(path);
+  // SQLite gives its WAL and shared-memory files the database file's mode.
+  if (!exists) chmodSync(path, 0o600);
   // WAL keeps readers off the writer's back; NORMAL sync is durable across process crashes.
   database.pragma('journal_mode = WAL');
   database.pragma('synchronous = NORMAL');

@@ -188,6 +188,15 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('rejections (%s store)', (dia
       }
     });
 
+    it('refuses to revoke the last active admin', async () => {
+      await expect(env.admin.request('POST', `/v1/admin/identities/${encodeURIComponent('admin@tessera.local')}/revoke`, { reason: 'oops' })).rejects.toMatchObject({
+        code: 'conflict',
+        status: 409,
+      });
+      const admin = await env.admin.request<{ status: string }>('GET', '/v1/whoami');
+      expect(admin.status).toBe('active');
+    });
+
     it('answers bad input with a documented error and changes nothing', async () => {
       const { identities: before } = await env.admin.request<{ identities: unknown[] }>('GET', '/v1/admin/identities');
       await expect(env.admin.request('POST', '/v1/admin/identities', { address: 'not an address', public_key: 'x', key_uri: 'pkcs11:x' })).rejects.toMatchObject({

@@ -15,7 +15,7 @@ export function registerServe(program: Command): void {
       const separator = config.listen.lastIndexOf(':');
       const host = config.listen.slice(0, separator).replace(/^\[|\]$/g, '');
       await broker.app.listen({ host, port: Number(config.listen.slice(separator + 1)) });
-      logger.info({ publicUrl: config.publicUrl, database: config.databaseUrl.split(':')[0] }, 'tessera broker ready');
+      logger.info({ publicUrl: config.publicUrl, database: config.databaseUrl.split(':')[0] }, `tessera broker listening on ${config.publicUrl}`);
 
       let stopping = false;
       const stop = (signal: string) => {

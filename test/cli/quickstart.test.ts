@@ -1,0 +1,382 @@
+/**
+ * The quickstart as a user runs it: the compiled `tessera` CLI in child processes, a temporary data
+ * directory and nothing else configured (embedded SoftHSM2 token, SQLite), then the same lifecycle
+ * against the dev KMS endpoint.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type BackgroundCli,
+  buildCli,
+  type CliOptions,
+  cliFails,
+  cliJson,
+  filesWithPemPrivateKey,
+  freePort,
+  modeOf,
+  PEM_PRIVATE_KEY,
+  runCli,
+  startCli,
+  stopAllCli,
+  waitForHttp,
+} from '../support/cli.js';
+
+interface InitJson {
+  dataDir: string;
+  databaseUrl: string;
+  keystore: string;
+  authorityKeyUri: string;
+  adminAddress: string;
+  adminKeyUri: string;
+  created: string[];
+}
+
+interface ProvisionJson {
+  identity_id: string;
+  address: string;
+  key_uri: string;
+  public_key: string;
+  ticket: string;
+  ticket_expires_at: string;
+}
+
+interface IdentityJson {
+  identity_id: string;
+  address: string;
+  role: string;
+  status: string;
+  key_uri: string;
+  public_key: string;
+  attributes: Record<string, string>;
+  enrolled_at: string | null;
+  revoked_at: string | null;
+  revocation_reason: string | null;
+}
+
+interface EnrollJson {
+  identity_id: string;
+  address: string;
+  status: string;
+  credential_file: string;
+  credential_expires_at: string;
+}
+
+const TICKET = /^tkt_[A-Za-z0-9_-]{43}$/;
+const BASE64URL_32_BYTES = /^[A-Za-z0-9_-]{43}$/;
+
+/** `tessera: <code>: <message>` on stderr, nothing on stdout, non-zero exit. */
+async function expectCliError(args: string[], options: CliOptions, code: string): Promise<string> {
+  const result = await cliFails(args, options);
+  expect(result.code).not.toBe(0);
+  expect(result.stdout).toBe('');
+  expect(result.stderr).toMatch(new RegExp(`^tessera: ${code}: \\S`, 'm'));
+  return result.stderr;
+}
+
+const isFuture = (iso: string) => Number.isFinite(Date.parse(iso)) && Date.parse(iso) > Date.now();
+
+let root: string;
+
+beforeAll(async () => {
+  // Always test what the package's `bin` runs: the compiled CLI, built from the current tree.
+  await buildCli();
+  root = await mkdtemp(join(tmpdir(), 'tessera-cli-'));
+}, 120_000);
+
+afterAll(async () => {
+  await stopAllCli();
+  if (root) {
+    // Nothing may fall back to ./.tessera in the working directory when TESSERA_DATA_DIR is set.
+    const stray = existsSync(join(root, '.tessera'));
+    await rm(root, { recursive: true, force: true });
+    expect(stray, 'a command created ./.tessera despite TESSERA_DATA_DIR').toBe(false);
+  }
+});
+
+describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', () => {
+  let dataDir: string;
+  let env: Record<string, string>;
+  let clientEnv: Record<string, string>;
+  let server: BackgroundCli;
+  let brokerUrl: string;
+  let provisioned: ProvisionJson;
+  const address = 'billing-bot@acme.local';
+  const run = (options: Partial<CliOptions> = {}): CliOptions => ({ cwd: root, env: clientEnv, ...options });
+
+  beforeAll(() => {
+    dataDir = join(root, 'pkcs11-data');
+    env = { TESSERA_DATA_DIR: dataDir };
+    clientEnv = env; // until the broker runs
+  });
+
+  it('prints help listing the commands', async () => {
+    const result = await runCli(['--help'], { cwd: root });
+    expect(result.code).toBe(0);
+    for (const command of ['init', 'serve', 'provision', 'ticket', 'enroll', 'whoami', 'identity', 'dev']) {
+      expect(result.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
+    }
+  });
+
+  it('init creates the authority key and admin identity, and is idempotent', async () => {
+    const first = await cliJson<InitJson>(['init', '--json'], { cwd: root, env });
+    expect(first).toMatchObject({
+      dataDir,
+      databaseUrl: `sqlite:${join(dataDir, 'tessera.db')}`,
+      keystore: 'pkcs11',
+      adminAddress: 'admin@tessera.local',
+      created: ['authority key', 'admin identity'],
+    });
+    expect(first.authorityKeyUri).toMatch(/^pkcs11:/);
+    expect(first.adminKeyUri).toMatch(/^pkcs11:/);
+    expect(first.adminKeyUri).not.toBe(first.authorityKeyUri);
+
+    const second = await runCli(['init', '--json'], { cwd: root, env });
+    expect(second.code).toBe(0);
+    expect(second.stderr).toBe('');
+    expect(JSON.parse(second.stdout)).toEqual({ ...first, created: [] });
+
+    const human = await runCli(['init'], { cwd: root, env });
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain('already initialised; nothing created');
+    expect(human.stdout).toContain(first.adminKeyUri);
+
+    // Permissions: the data dir and the token's PIN are private to the user.
+    expect(modeOf(dataDir)).toBe(0o700);
+    expect(modeOf(join(dataDir, 'softhsm'))).toBe(0o700);
+    expect(modeOf(join(dataDir, 'softhsm', 'user.pin'))).toBe(0o600);
+    expect(modeOf(join(dataDir, 'softhsm', 'so.pin'))).toBe(0o600);
+    expect(modeOf(join(dataDir, 'tessera.json'))).toBe(0o600);
+
+    // No private key material in files or output; the PIN stays in its file.
+    expect(filesWithPemPrivateKey(dataDir)).toEqual([]);
+    const printed = JSON.stringify(first) + second.stdout + human.stdout;
+    expect(printed).not.toMatch(PEM_PRIVATE_KEY);
+    const pin = readFileSync(join(dataDir, 'softhsm', 'user.pin'), 'utf8').trim();
+    expect(pin.length).toBeGreaterThanOrEqual(16);
+    expect(printed).not.toContain(pin);
+    expect(readFileSync(join(dataDir, 'tessera.json'), 'utf8')).not.toContain(pin);
+  });
+
+  it('serve answers /healthz on the requested address', async () => {
+    const port = await freePort();
+    brokerUrl = `http://127.0.0.1:${port}`;
+    server = startCli(['serve', '--listen', `127.0.0.1:${port}`], { cwd: root, env });
+    await waitForHttp(`${brokerUrl}/healthz`, server);
+    await server.waitForOutput((stdout) => stdout.includes('tessera broker ready'));
+    clientEnv = { ...env, TESSERA_URL: brokerUrl };
+  });
+
+  it('provision registers the agent and issues a ticket; a second provision conflicts', async () => {
+    provisioned = await cliJson<ProvisionJson>(['provision', address, '--attr', 'team=payments', '--json'], run());
+    expect(provisioned.address).toBe(address);
+    expect(provisioned.identity_id).toMatch(BASE64URL_32_BYTES);
+    expect(provisioned.key_uri).toMatch(/^pkcs11:/);
+    expect(provisioned.public_key).toMatch(BASE64URL_32_BYTES);
+    expect(provisioned.ticket).toMatch(TICKET);
+    expect(isFuture(provisioned.ticket_expires_at)).toBe(true);
+    // Default TESSERA_TICKET_TTL is 10 minutes.
+    expect(Date.parse(provisioned.ticket_expires_at) - Date.now()).toBeLessThanOrEqual(10 * 60_000);
+
+    const stderr = await expectCliError(['provision', address, '--attr', 'team=payments', '--json'], run(), 'conflict');
+    expect(stderr).toContain(address);
+  });
+
+  it('whoami before enrollment is refused with identity_not_enrolled', async () => {
+    await expectCliError(['whoami', '--key', provisioned.key_uri, '--json'], run(), 'identity_not_enrolled');
+  });
+
+  it('enroll redeems the ticket once and stores a 0600 credential', async () => {
+    const enrolled = await cliJson<EnrollJson>(['enroll', '--ticket', provisioned.ticket, '--key', provisioned.key_uri, '--json'], run());
+    expect(enrolled).toMatchObject({ identity_id: provisioned.identity_id, address, status: 'active' });
+    expect(isFuture(enrolled.credential_expires_at)).toBe(true);
+    expect(existsSync(enrolled.credential_file)).toBe(true);
+    expect(modeOf(enrolled.credential_file)).toBe(0o600);
+    expect(readFileSync(enrolled.credential_file, 'utf8').trim()).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/); // a compact JWT
+
+    await expectCliError(['enroll', '--ticket', provisioned.ticket, '--key', provisioned.key_uri, '--json'], run(), 'ticket_used');
+  });
+
+  it('whoami reports the enrolled identity', async () => {
+    const me = await cliJson<IdentityJson>(['whoami', '--key', provisioned.key_uri, '--json'], run());
+    expect(me).toMatchObject({ address, identity_id: provisioned.identity_id, role: 'agent', status: 'active', attributes: { team: 'payments' } });
+
+    const human = await runCli(['whoami', '--key', provisioned.key_uri], run());
+    expect(human.code).toBe(0);
+    expect(human.stdout).toBe(`${address} (${provisioned.identity_id}) role=agent status=active\n`);
+  });
+
+  it('ticket issues a new one-time ticket', async () => {
+    const ticket = await cliJson<ProvisionJson>(['ticket', address, '--json'], run());
+    expect(ticket).toMatchObject({ identity_id: provisioned.identity_id, address });
+    expect(ticket.ticket).toMatch(TICKET);
+    expect(ticket.ticket).not.toBe(provisioned.ticket);
+    expect(isFuture(ticket.ticket_expires_at)).toBe(true);
+
+    const short = await cliJson<ProvisionJson>(['ticket', address, '--ttl', '90s', '--json'], run());
+    const lifetime = Date.parse(short.ticket_expires_at) - Date.now();
+    expect(lifetime).toBeGreaterThan(60_000);
+    expect(lifetime).toBeLessThanOrEqual(90_000);
+
+    // Bad lifetimes are refused naming the flag the user typed.
+    const stderr = await expectCliError(['ticket', address, '--ttl', 'soon', '--json'], run(), 'invalid_request');
+    expect(stderr).toContain('--ttl expects a duration');
+    await expectCliError(['ticket', address, '--ttl', '48h', '--json'], run(), 'invalid_request'); // above TESSERA_TICKET_MAX_TTL
+    const provisionStderr = await expectCliError(['provision', 'other@acme.local', '--ticket-ttl', '0s', '--json'], run(), 'invalid_request');
+    expect(provisionStderr).toContain('--ticket-ttl expects a duration');
+  });
+
+  it('identity list and show', async () => {
+    const list = await cliJson<IdentityJson[]>(['identity', 'list', '--json'], run());
+    expect(list.map((identity) => [identity.address, identity.role, identity.status]).sort()).toEqual([
+      ['admin@tessera.local', 'admin', 'active'],
+      [address, 'agent', 'active'],
+    ]);
+
+    const shown = await cliJson<IdentityJson>(['identity', 'show', address, '--json'], run());
+    expect(shown).toMatchObject({
+      identity_id: provisioned.identity_id,
+      address,
+      status: 'active',
+      key_uri: provisioned.key_uri,
+      public_key: provisioned.public_key,
+      attributes: { team: 'payments' },
+      revoked_at: null,
+    });
+    expect(shown.enrolled_at).not.toBeNull();
+
+    const human = await runCli(['identity', 'list'], run());
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(new RegExp(`^${address.replace(/\./g, '\\.')}\\s+active\\s+agent\\s+${provisioned.identity_id}$`, 'm'));
+
+    await expectCliError(['identity', 'show', 'nobody@acme.local', '--json'], run(), 'not_found');
+  });
+
+  it('revoke makes the next request fail with identity_revoked', async () => {
+    const revoked = await cliJson<IdentityJson>(['identity', 'revoke', address, '--reason', 'test', '--json'], run());
+    expect(revoked).toMatchObject({ address, status: 'revoked', revocation_reason: 'test' });
+    expect(revoked.revoked_at).not.toBeNull();
+
+    await expectCliError(['whoami', '--key', provisioned.key_uri, '--json'], run(), 'identity_revoked');
+    const listed = await cliJson<IdentityJson[]>(['identity', 'list', '--status', 'revoked', '--json'], run());
+    expect(listed.map((identity) => identity.address)).toEqual([address]);
+  });
+
+  it('client commands report an unreachable broker by code', async () => {
+    const port = await freePort();
+    await expectCliError(['identity', 'list', '--json'], run({ env: { ...env, TESSERA_URL: `http://127.0.0.1:${port}` } }), 'broker_unreachable');
+  });
+
+  it('nothing under the data dir holds a PEM private key after the whole flow', () => {
+    expect(filesWithPemPrivateKey(dataDir)).toEqual([]);
+    expect(server.output().stdout + server.output().stderr).not.toMatch(PEM_PRIVATE_KEY);
+  });
+
+  it('serve stops cleanly on SIGTERM', async () => {
+    const how = await server.stop();
+    expect(how).toEqual({ code: 0, signal: null });
+    expect(server.output().stdout).toContain('"msg":"stopping"');
+  });
+});
+
+describe('invalid configuration stops start-up naming the setting', () => {
+  const cases: [string, string[], Record<string, string>, string][] = [
+    ['TESSERA_LISTEN', ['serve'], { TESSERA_LISTEN: 'nonsense' }, 'TESSERA_LISTEN'],
+    ['--listen', ['serve', '--listen', 'nonsense'], {}, '--listen'],
+    ['TESSERA_TICKET_TTL', ['serve'], { TESSERA_TICKET_TTL: 'abc' }, 'TESSERA_TICKET_TTL'],
+    ['TESSERA_TICKET_TTL above the maximum', ['serve'], { TESSERA_TICKET_TTL: '2h', TESSERA_TICKET_MAX_TTL: '1h' }, 'TESSERA_TICKET_TTL'],
+    ['TESSERA_LOG_LEVEL', ['serve'], { TESSERA_LOG_LEVEL: 'loud' }, 'TESSERA_LOG_LEVEL'],
+    ['TESSERA_DATABASE_URL', ['serve'], { TESSERA_DATABASE_URL: 'mysql://x' }, 'TESSERA_DATABASE_URL'],
+    ['TESSERA_KEYSTORE', ['init'], { TESSERA_KEYSTORE: 'vault' }, 'TESSERA_KEYSTORE'],
+  ];
+
+  it.each(cases)('%s', async (_name, args, settings, setting) => {
+    const dataDir = join(root, `bad-config-${Math.random().toString(36).slice(2)}`);
+    const result = await runCli(args, { cwd: root, env: { TESSERA_DATA_DIR: dataDir, ...settings }, timeoutMs: 10_000 });
+    expect(result.code).not.toBe(0);
+    expect(result.code).not.toBeNull(); // exited by itself, not killed
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/^tessera: config_invalid: /);
+    expect(result.stderr).toContain(setting);
+    // Rejected before anything was created.
+    expect(existsSync(dataDir)).toBe(false);
+  });
+});
+
+describe('tessera CLI with the dev KMS endpoint', () => {
+  let kms: BackgroundCli;
+  let kmsEnv: Record<string, string>;
+  let dataDir: string;
+  let env: Record<string, string>;
+  let brokerUrl: string;
+  let server: BackgroundCli;
+  let provisioned: ProvisionJson;
+  const address = 'kms-bot@acme.local';
+  const run = (): CliOptions => ({ cwd: root, env: { ...env, TESSERA_URL: brokerUrl }, timeoutMs: 30_000 });
+
+  beforeAll(async () => {
+    kms = startCli(['dev', 'kms', '--listen', '127.0.0.1:0'], { cwd: root });
+    let url = '';
+    await kms.waitForOutput((stdout) => {
+      url = /^Dev KMS listening on (http:\/\/\S+) \(region ([\w-]+)\)$/m.exec(stdout)?.[1] ?? '';
+      return url !== '';
+    });
+    expect(kms.output().stdout).toContain(`AWS_ENDPOINT_URL_KMS=${url}`);
+    kmsEnv = { AWS_ENDPOINT_URL_KMS: url, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' };
+    dataDir = join(root, 'kms-data');
+    env = { TESSERA_DATA_DIR: dataDir, ...kmsEnv };
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await kms?.stop();
+  });
+
+  it('init --keystore kms puts the authority and admin keys in KMS', async () => {
+    const report = await cliJson<InitJson>(['init', '--keystore', 'kms', '--json'], { cwd: root, env, timeoutMs: 30_000 });
+    expect(report).toMatchObject({ keystore: 'kms', created: ['authority key', 'admin identity'] });
+    expect(report.authorityKeyUri).toMatch(/^aws-kms:arn:aws:kms:us-east-1:/);
+    expect(report.adminKeyUri).toMatch(/^aws-kms:arn:aws:kms:us-east-1:/);
+    // No SoftHSM2 token is needed for KMS keys.
+    expect(existsSync(join(dataDir, 'softhsm'))).toBe(false);
+    expect(modeOf(dataDir)).toBe(0o700);
+
+    // The choice is remembered: a plain second init uses KMS and creates nothing.
+    const again = await cliJson<InitJson>(['init', '--json'], { cwd: root, env, timeoutMs: 30_000 });
+    expect(again).toMatchObject({ keystore: 'kms', adminKeyUri: report.adminKeyUri, created: [] });
+  });
+
+  it('serve starts with the KMS-held authority key', async () => {
+    const port = await freePort();
+    brokerUrl = `http://127.0.0.1:${port}`;
+    server = startCli(['serve', '--listen', `127.0.0.1:${port}`], { cwd: root, env });
+    await waitForHttp(`${brokerUrl}/healthz`, server, 30_000);
+  });
+
+  it('provision --keystore kms -> enroll -> whoami -> revoke', async () => {
+    provisioned = await cliJson<ProvisionJson>(['provision', address, '--keystore', 'kms', '--json'], run());
+    expect(provisioned.key_uri).toMatch(/^aws-kms:arn:aws:kms:us-east-1:\d{12}:key\//);
+    expect(provisioned.ticket).toMatch(TICKET);
+
+    const enrolled = await cliJson<EnrollJson>(['enroll', '--ticket', provisioned.ticket, '--key', provisioned.key_uri, '--json'], run());
+    expect(enrolled).toMatchObject({ address, status: 'active' });
+    expect(modeOf(enrolled.credential_file)).toBe(0o600);
+
+    const me = await cliJson<IdentityJson>(['whoami', '--key', provisioned.key_uri, '--json'], run());
+    expect(me).toMatchObject({ address, identity_id: provisioned.identity_id, status: 'active' });
+
+    const revoked = await cliJson<IdentityJson>(['identity', 'revoke', address, '--reason', 'test', '--json'], run());
+    expect(revoked.status).toBe('revoked');
+    await expectCliError(['whoami', '--key', provisioned.key_uri, '--json'], run(), 'identity_revoked');
+
+    expect(filesWithPemPrivateKey(dataDir)).toEqual([]);
+  });
+
+  it('the dev KMS and the broker stop on SIGTERM', async () => {
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+    expect(await kms.stop()).toEqual({ code: 0, signal: null });
+    expect(kms.output().stdout).toContain('Dev KMS stopped (SIGTERM).');
+  });
+});
