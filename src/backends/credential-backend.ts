@@ -21,6 +21,11 @@ export interface MintRequest {
 export interface CredentialPlan {
   /** What revoke() needs; persisted with the lease intent before minting. */
   readonly revocation: RevocationHandle;
+  /**
+   * Proxied credentials only: SHA-256 (base64url) of the lease token mint() will hand out, stored
+   * (indexed) with the intent so the credential proxy finds the lease by token. Never the token.
+   */
+  readonly tokenHash?: string;
 }
 
 /** Returned to the agent once, never stored by the broker. */

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig } from 'kysely';
 import pg from 'pg';
 import { TesseraError } from '../errors.js';
 import { migrateToLatest } from './migrations/index.js';
@@ -43,8 +43,41 @@ function openSqlite(url: string, create: boolean): Store {
   database.pragma('synchronous = NORMAL');
   database.pragma('busy_timeout = 5000');
   database.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
+  sqliteConnections.set(db, database);
   return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+const sqliteConnections = new WeakMap<Kysely<Database>, SqliteDatabase.Database>();
+
+/**
+ * The better-sqlite3 connection behind a Kysely that openStore() opened on SQLite (undefined on
+ * PostgreSQL and for transactions), for bulk reads that would spend most of their time in the query
+ * builder (the audit export). Such reads must finish synchronously: kysely shares the connection.
+ */
+export function sqliteConnection(db: Kysely<Database>): SqliteDatabase.Database | undefined {
+  return sqliteConnections.get(db);
+}
+
+const STATEMENT_CACHE_LIMIT = 500;
+
+/**
+ * Kysely prepares every query anew; on the proof and lease hot paths re-preparing the same few
+ * statements costs more than running them. A statement still being iterated (a streamed read) is
+ * busy, so a second user of the same SQL gets a fresh one.
+ */
+function withStatementCache(database: SqliteDatabase.Database): SqliteDialectConfig['database'] {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(sql: string) {
+      const cached = cache.get(sql);
+      if (cached && !cached.busy) return cached;
+      const statement = database.prepare(sql);
+      if (!cached && cache.size < STATEMENT_CACHE_LIMIT) cache.set(sql, statement);
+      return statement;
+    },
+  };
 }
 
 function openPostgres(url: string): Store {

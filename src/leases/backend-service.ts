@@ -1,0 +1,162 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { AuditSink } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import { BackendError, type CredentialBackend } from '../backends/credential-backend.js';
+import { checkConstraints, type Constraints } from '../backends/http-api/scopes.js';
+import { type BackendContext, backendFactory, type BackendSettings, type BackendType, parseBackendInput } from '../backends/registry.js';
+import { isTesseraError, TesseraError } from '../errors.js';
+import { open, seal } from '../secrets/envelope.js';
+import type { WrappingKeys } from '../secrets/wrapping-keys.js';
+import type { BackendTable, Database } from '../store/schema.js';
+import { LIVE_STATES } from './lease.js';
+
+export interface BackendInfo {
+  readonly name: string;
+  readonly type: string;
+  readonly roles: string[];
+  readonly createdAt: number;
+}
+
+type BackendRow = Selectable<BackendTable>;
+
+const sealContext = (name: string) => `tessera-backend:${name}`;
+
+function infoOf(row: BackendRow): BackendInfo {
+  return { name: row.name, type: row.type, roles: backendFactory(row.type).roles(JSON.parse(row.config) as BackendSettings), createdAt: row.created_at };
+}
+
+/**
+ * Registered backends and their live instances. A root secret is opened only in memory, to build
+ * the instance, which is cached until the backend is removed or the broker closes.
+ */
+export class BackendService {
+  private readonly instances = new Map<string, Promise<CredentialBackend>>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly audit: AuditSink,
+    private readonly clock: Clock,
+    private readonly wrappingKeys: WrappingKeys,
+    private readonly context: BackendContext,
+  ) {}
+
+  /** Checks the connection before anything is stored: a backend that is saved can mint. */
+  async add(name: string, type: BackendType, input: Readonly<Record<string, unknown>>, actor: string): Promise<BackendInfo> {
+    const { settings, rootSecret } = parseBackendInput(type, input);
+    if (await this.db.selectFrom('backends').select('name').where('name', '=', name).executeTakeFirst()) {
+      throw new TesseraError('conflict', `Backend ${name} already exists.`);
+    }
+    const backend = instantiate(type, settings, rootSecret, this.context);
+    try {
+      await backend.checkConnection();
+      const sealed = await seal(rootSecret, await this.wrappingKeys.current(), sealContext(name));
+      const row: BackendRow = {
+        name,
+        type,
+        config: JSON.stringify(settings),
+        sealed_secret: sealed.ciphertext,
+        wrapped_key: sealed.wrappedKey,
+        wrapping_key_uri: sealed.wrappingKeyUri,
+        created_at: this.clock.now(),
+        created_by: actor,
+      };
+      const info = infoOf(row);
+      await this.db.transaction().execute(async (trx) => {
+        await trx.insertInto('backends').values(row).execute();
+        await this.audit.append({ actor, action: 'backend.added', outcome: 'success', details: { backend: name, type, roles: info.roles } }, trx);
+      });
+      this.instances.set(name, Promise.resolve(backend));
+      return info;
+    } catch (error) {
+      await backend.close();
+      if (error instanceof BackendError) throw new TesseraError('backend_unreachable', `Backend ${name}: ${error.message}`);
+      if (isDuplicateKey(error)) throw new TesseraError('conflict', `Backend ${name} already exists.`);
+      throw error;
+    }
+  }
+
+  async list(): Promise<BackendInfo[]> {
+    return (await this.db.selectFrom('backends').selectAll().orderBy('name').execute()).map(infoOf);
+  }
+
+  async get(name: string): Promise<BackendInfo> {
+    return infoOf(await this.row(name));
+  }
+
+  /** Throws invalid_request unless `role` exists and takes these constraints (proxied types only). */
+  async checkGrant(name: string, role: string, constraints: Constraints): Promise<void> {
+    const row = await this.row(name);
+    const factory = backendFactory(row.type);
+    const settings = JSON.parse(row.config) as BackendSettings;
+    if (!factory.roles(settings).includes(role)) throw new TesseraError('invalid_request', `Backend ${name} has no role "${role}".`);
+    checkConstraints(factory.preset?.(settings, role), role, constraints);
+  }
+
+  /** Refused while any lease of the backend may still hold an upstream credential. */
+  async remove(name: string, actor: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await this.row(name, trx);
+      const live = await trx
+        .selectFrom('leases')
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .where('backend', '=', name)
+        .where('state', 'in', LIVE_STATES)
+        .executeTakeFirstOrThrow();
+      if (Number(live.count) > 0) throw new TesseraError('conflict', `Backend ${name} still has ${live.count} live lease(s); revoke them first.`);
+      const grants = await trx.deleteFrom('grants').where('backend', '=', name).executeTakeFirst();
+      await trx.deleteFrom('backends').where('name', '=', name).execute();
+      await this.audit.append(
+        { actor, action: 'backend.removed', outcome: 'success', details: { backend: name, grants_removed: Number(grants.numDeletedRows) } },
+        trx,
+      );
+    });
+    const instance = this.instances.get(name);
+    this.instances.delete(name);
+    await instance?.then((backend) => backend.close()).catch(() => undefined);
+  }
+
+  /** The live instance, built on first use from the stored settings and the opened root secret. */
+  instance(name: string): Promise<CredentialBackend> {
+    let instance = this.instances.get(name);
+    if (!instance) {
+      instance = this.build(name);
+      instance.catch(() => this.instances.delete(name));
+      this.instances.set(name, instance);
+    }
+    return instance;
+  }
+
+  async close(): Promise<void> {
+    const instances = await Promise.allSettled(this.instances.values());
+    this.instances.clear();
+    await Promise.all(instances.map((i) => (i.status === 'fulfilled' ? i.value.close() : undefined)));
+  }
+
+  private async build(name: string): Promise<CredentialBackend> {
+    const row = await this.row(name);
+    const sealed = { ciphertext: row.sealed_secret, wrappedKey: row.wrapped_key, wrappingKeyUri: row.wrapping_key_uri };
+    const rootSecret = await open(sealed, await this.wrappingKeys.get(row.wrapping_key_uri), sealContext(name));
+    return backendFactory(row.type).create(JSON.parse(row.config) as BackendSettings, rootSecret, this.context);
+  }
+
+  private async row(name: string, db: Kysely<Database> = this.db): Promise<BackendRow> {
+    const row = await db.selectFrom('backends').selectAll().where('name', '=', name).executeTakeFirst();
+    if (!row) throw new TesseraError('not_found', `No backend named ${name}.`);
+    return row;
+  }
+}
+
+/** Settings a backend rejects (e.g. an unknown placeholder) are the admin's input error. */
+function instantiate(type: BackendType, settings: BackendSettings, rootSecret: string, context: BackendContext): CredentialBackend {
+  try {
+    return backendFactory(type).create(settings, rootSecret, context);
+  } catch (error) {
+    if (isTesseraError(error, 'config_invalid')) throw new TesseraError('invalid_request', error.message);
+    throw error;
+  }
+}
+
+function isDuplicateKey(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}

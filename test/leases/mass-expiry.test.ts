@@ -1,0 +1,73 @@
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { adminAgent, enrolledAgent, percentile, tesseraRoles, type TestAgent } from '../support/lease-env.js';
+import { type PostgresCluster, startPostgres } from '../support/postgres.js';
+
+const LEASES = 2_000;
+const ISSUE_CONCURRENCY = 16;
+const TTL_SECONDS = 600;
+
+describe('2,000 leases expiring at the same moment', () => {
+  let cluster: PostgresCluster;
+  let env: TestBroker;
+  let agent: TestAgent;
+
+  beforeAll(async () => {
+    [cluster, env] = await Promise.all([startPostgres(), startTestBroker({ leases: { reaperIntervalMs: 200 } })]);
+    const admin = await adminAgent(env);
+    await admin.expect(201, 'POST', '/v1/admin/backends', { name: 'bulk', type: 'postgres', connection_url: cluster.url });
+    agent = await enrolledAgent(env, 'fleet@acme.local');
+    await admin.expect(201, 'POST', '/v1/admin/grants', { subject: agent.address, backend: 'bulk', role: 'readonly', max_ttl_seconds: 3600 });
+  });
+  afterAll(async () => {
+    await env?.close();
+    await cluster?.destroy();
+  });
+
+  it('revokes them all upstream while the broker keeps issuing new leases quickly', { timeout: 240_000 }, async () => {
+    const issueStart = Date.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: ISSUE_CONCURRENCY }, async () => {
+        while (next++ < LEASES) await agent.lease('bulk', 'readonly', TTL_SECONDS);
+      }),
+    );
+    const issueMs = Date.now() - issueStart;
+    expect(await tesseraRoles(cluster.url)).toHaveLength(LEASES);
+
+    // One clock step expires all of them at once; meanwhile an agent keeps asking for new leases.
+    env.clock.advance((TTL_SECONDS + 1) * 1000);
+    const sweepStart = Date.now();
+    const latencies: number[] = [];
+    const fresh = new Set<string>();
+    let left = LEASES;
+    while (left > 0 && Date.now() - sweepStart < 120_000) {
+      const started = performance.now();
+      fresh.add((await agent.lease('bulk', 'readonly', 60)).credential.username);
+      latencies.push(performance.now() - started);
+      if (latencies.length % 5 === 0) left = (await tesseraRoles(cluster.url)).filter((role) => !fresh.has(role)).length;
+    }
+    const sweepMs = Date.now() - sweepStart;
+    latencies.sort((a, b) => a - b);
+    console.log(
+      `mass expiry: issued ${LEASES} in ${issueMs} ms; swept in ~${sweepMs} ms; ${latencies.length} new leases during the sweep: ` +
+        `p50 ${percentile(latencies, 50).toFixed(0)} ms, p99 ${percentile(latencies, 99).toFixed(0)} ms, max ${latencies.at(-1)!.toFixed(0)} ms`,
+    );
+
+    expect(left).toBe(0);
+    expect(stateCounts(env.config.dataDir)).toEqual({ active: fresh.size, expired: LEASES });
+    expect(percentile(latencies, 99)).toBeLessThan(1_000);
+  });
+});
+
+function stateCounts(dataDir: string): Record<string, number> {
+  const db = new Database(join(dataDir, 'tessera.db'), { readonly: true });
+  try {
+    const rows = db.prepare('SELECT state, count(*) AS n FROM leases GROUP BY state').all() as { state: string; n: number }[];
+    return Object.fromEntries(rows.map((row) => [row.state, row.n]));
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Helpers for lease tests: an HTTP client that signs proofs by the broker's (movable) clock and
+ * records every response body, agents that enroll through it, upstream databases and logins as a
+ * leased PostgreSQL role with the official `pg` client.
+ */
+import pg from 'pg';
+import { expect } from 'vitest';
+import type { Clock } from '../../src/clock.js';
+import { createProof, PROOF_SCHEME } from '../../src/identity/proof.js';
+import { keyThumbprint } from '../../src/keys/jws.js';
+import type { Signer } from '../../src/keys/key-store.js';
+import type { TestBroker } from './broker.js';
+
+export interface Reply<T = Record<string, unknown>> {
+  readonly status: number;
+  readonly body: T;
+}
+
+export interface PostgresCredential {
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly username: string;
+  readonly password: string;
+}
+
+export interface IssuedLease {
+  readonly lease_id: string;
+  readonly backend: string;
+  readonly role: string;
+  readonly issued_at: string;
+  readonly expires_at: string;
+  readonly renewable: boolean;
+  readonly credential: PostgresCredential;
+}
+
+/** Every response body any TestAgent received, to search for leaked secrets. */
+export const responseLog: string[] = [];
+
+export class TestAgent {
+  private constructor(
+    readonly baseUrl: string,
+    readonly identityId: string,
+    readonly address: string,
+    private readonly signer: Signer,
+    private readonly clock: Clock,
+  ) {}
+
+  static async create(baseUrl: string, signer: Signer, address: string, clock: Clock): Promise<TestAgent> {
+    return new TestAgent(baseUrl, await keyThumbprint(signer.publicKey), address, signer, clock);
+  }
+
+  /** A proof for one request, fresh by the broker's clock; pass it to send() to replay it. */
+  proof(method: string, path: string, payload = ''): Promise<string> {
+    return createProof(this.signer, this.identityId, this.baseUrl, { method, url: this.baseUrl + path, body: payload }, Math.floor(this.clock.now() / 1000));
+  }
+
+  async send<T = Record<string, unknown>>(method: string, path: string, body?: unknown, proof?: string): Promise<Reply<T>> {
+    const payload = body === undefined ? '' : JSON.stringify(body);
+    const headers: Record<string, string> = { authorization: `${PROOF_SCHEME} ${proof ?? (await this.proof(method, path, payload))}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : payload });
+    const text = await response.text();
+    responseLog.push(text);
+    return { status: response.status, body: (text ? JSON.parse(text) : {}) as T };
+  }
+
+  /** send() that requires `status`; returns the body. */
+  async expect<T = Record<string, unknown>>(status: number, method: string, path: string, body?: unknown): Promise<T> {
+    const reply = await this.send<T>(method, path, body);
+    expect(reply, `${method} ${path}`).toMatchObject({ status });
+    return reply.body;
+  }
+
+  lease(backend: string, role: string, ttlSeconds?: number): Promise<IssuedLease> {
+    return this.expect<IssuedLease>(201, 'POST', '/v1/leases', { backend, role, ...(ttlSeconds !== undefined && { ttl_seconds: ttlSeconds }) });
+  }
+}
+
+export async function adminAgent(env: TestBroker): Promise<TestAgent> {
+  return TestAgent.create(env.url, await env.keyStores.signer(env.config.adminKeyUri!), 'admin@tessera.local', env.clock);
+}
+
+/** Provisions and enrolls an agent identity. */
+export async function enrolledAgent(env: TestBroker, address: string, attributes: Record<string, string> = {}): Promise<TestAgent> {
+  const provisioned = await env.provision(address, attributes);
+  const agent = await TestAgent.create(env.url, await env.keyStores.signer(provisioned.key_uri), address, env.clock);
+  await agent.expect(200, 'POST', '/v1/enroll', { ticket: provisioned.ticket });
+  return agent;
+}
+
+/** Opens a session as a leased role; a terminated session must not crash the test worker. */
+export async function login(credential: PostgresCredential): Promise<pg.Client> {
+  const client = new pg.Client({ ...credential, user: credential.username, connectionTimeoutMillis: 5_000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+/** Resolves with the error a login attempt fails with (and fails the test if it succeeds). */
+export async function loginFails(credential: PostgresCredential): Promise<Error & { code?: string }> {
+  const client = await login(credential).catch((error: Error) => error);
+  if (client instanceof pg.Client) {
+    await client.end();
+    throw new Error(`role ${credential.username} can still log in`);
+  }
+  return client;
+}
+
+/** True once the session no longer answers (terminated by revocation). */
+export async function sessionIsGone(session: pg.Client): Promise<boolean> {
+  return session.query('SELECT 1').then(
+    () => false,
+    () => true,
+  );
+}
+
+export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Leased roles (`tessera_%`) that exist in the cluster at `url`. */
+export async function tesseraRoles(url: string): Promise<string[]> {
+  return withClient(url, async (client) => (await client.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'tessera\\_%'")).rows.map((r) => r.rolname));
+}
+
+/** Seeds an upstream database: a public table the roles may read, a private schema they may not. */
+export async function seedUpstream(url: string): Promise<void> {
+  await withClient(url, (client) =>
+    client.query(`
+      CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+      INSERT INTO items (name) VALUES ('alpha'), ('beta');
+      CREATE SCHEMA private;
+      CREATE TABLE private.payroll (employee text, salary int);
+      INSERT INTO private.payroll VALUES ('ada', 100);
+    `),
+  );
+}
+
+/** Polls until `check` passes or `timeoutMs` runs out. */
+export async function eventually<T>(check: () => Promise<T>, timeoutMs = 15_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  }
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
