@@ -1,0 +1,94 @@
+import type { Kysely } from 'kysely';
+import type { Clock } from '../clock.js';
+import { signCompactJws } from '../keys/jws.js';
+import type { Signer } from '../keys/key-store.js';
+import type { Database } from '../store/schema.js';
+
+export const CHECKPOINT_TYPE = 'tessera-audit-checkpoint+jwt';
+
+/** What a checkpoint JWS signs, and the audit_checkpoints row minus the JWS. */
+export interface CheckpointPayload {
+  readonly seq: number;
+  readonly hash: string;
+  /** epoch ms when it was signed */
+  readonly at: number;
+}
+
+export interface StoredCheckpoint extends CheckpointPayload {
+  readonly jws: string;
+}
+
+export interface CheckpointPolicy {
+  /** sign once this many events were appended since the last checkpoint */
+  readonly everyEvents: number;
+  /** or once this long has passed since it, if anything was appended */
+  readonly intervalMs: number;
+}
+
+/** How often the broker looks at the chain head: often enough for everyEvents to be near exact. */
+const POLL_MS = 1000;
+
+/**
+ * Signs the chain head with the authority key (in KMS/HSM) so that a rewritten or truncated log
+ * no longer matches: the hash chain alone can be recomputed by anyone with write access.
+ */
+export class AuditCheckpointer {
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly signer: Signer,
+    private readonly kid: string,
+    private readonly clock: Clock,
+    private readonly policy: CheckpointPolicy,
+  ) {}
+
+  /** Signs the head if the policy says so; undefined when nothing was due. */
+  async checkpointIfDue(): Promise<StoredCheckpoint | undefined> {
+    const [head, last] = await Promise.all([this.head(), this.lastCheckpoint()]);
+    const pending = head.seq - (last?.seq ?? 0);
+    const due = pending >= this.policy.everyEvents || (pending > 0 && this.clock.now() - (last?.at ?? 0) >= this.policy.intervalMs);
+    return due ? this.sign(head) : undefined;
+  }
+
+  /** Signs the current head now, unless it is empty or already signed. */
+  async checkpoint(): Promise<StoredCheckpoint | undefined> {
+    const [head, last] = await Promise.all([this.head(), this.lastCheckpoint()]);
+    return head.seq > (last?.seq ?? 0) ? this.sign(head) : undefined;
+  }
+
+  /**
+   * Polls until the returned stop() is called, which signs the head one last time so that a
+   * clean shutdown leaves no unsigned tail. Errors go to `onError` (the next poll retries).
+   */
+  start(onError: (error: unknown) => void): () => Promise<void> {
+    const timer = setInterval(() => {
+      this.running ??= this.checkpointIfDue()
+        .catch(onError)
+        .finally(() => (this.running = undefined));
+    }, Math.min(POLL_MS, this.policy.intervalMs));
+    timer.unref();
+    return async () => {
+      clearInterval(timer);
+      await this.running;
+      await this.checkpoint().catch(onError);
+    };
+  }
+
+  private async sign(head: { seq: number; hash: string }): Promise<StoredCheckpoint> {
+    const payload: CheckpointPayload = { seq: head.seq, hash: head.hash, at: this.clock.now() };
+    const jws = await signCompactJws(this.signer, { alg: 'EdDSA', typ: CHECKPOINT_TYPE, kid: this.kid }, { ...payload });
+    const checkpoint = { ...payload, jws };
+    // Several brokers on one database may sign the same head; the first one stored stands.
+    await this.db.insertInto('audit_checkpoints').values(checkpoint).onConflict((c) => c.column('seq').doNothing()).execute();
+    return checkpoint;
+  }
+
+  private head(): Promise<{ seq: number; hash: string }> {
+    return this.db.selectFrom('audit_chain_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+  }
+
+  private lastCheckpoint(): Promise<CheckpointPayload | undefined> {
+    return this.db.selectFrom('audit_checkpoints').select(['seq', 'hash', 'at']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  }
+}

@@ -1,0 +1,240 @@
+import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { verifyEd25519 } from '../crypto/ed25519.js';
+import { base64url } from '../crypto/encoding.js';
+import { parseProofHeader, PROOF_MAX_SKEW_SECONDS, PROOF_SCHEME } from '../identity/proof.js';
+import { keyThumbprint } from '../keys/jws.js';
+import { canonicalJson } from './canonical.js';
+import { eventHashWithDetails, GENESIS_HASH, type HashedEvent, STORED_DETAILS, type WithStoredDetails } from './chain.js';
+import { CHECKPOINT_TYPE, type StoredCheckpoint } from './checkpoints.js';
+import type { ExportRecord, HeaderRecord } from './records.js';
+
+export type ProblemCode =
+  | 'export_malformed'
+  | 'seq_gap'
+  | 'hash_mismatch'
+  | 'broken_link'
+  | 'beyond_head'
+  | 'truncated'
+  | 'checkpoint_bad_signature'
+  | 'checkpoint_altered'
+  | 'checkpoint_mismatch'
+  | 'proof_malformed'
+  | 'proof_wrong_actor'
+  | 'proof_unknown_identity'
+  | 'proof_bad_signature'
+  | 'proof_out_of_time';
+
+export interface VerifyProblem {
+  /** the first sequence number found bad */
+  readonly seq: number;
+  readonly code: ProblemCode;
+  readonly message: string;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly from: number;
+  readonly to: number;
+  readonly events: number;
+  readonly checkpoints: number;
+  readonly proofs: number;
+  /** seq of the last checkpoint that matched */
+  readonly lastCheckpoint: number | null;
+  readonly problem: VerifyProblem | null;
+}
+
+export interface VerifyOptions {
+  /** Keys to check checkpoints against; default the export's own copy (only as trustworthy as the file). */
+  readonly jwks?: JSONWebKeySet;
+}
+
+/** A proof is taken at most this long before its event: the broker's skew window plus a slow operation. */
+const PROOF_TO_EVENT_MS = (PROOF_MAX_SKEW_SECONDS + 300) * 1000;
+
+class Failure extends Error {
+  constructor(readonly problem: VerifyProblem) {
+    super(problem.message);
+  }
+}
+
+const fail = (seq: number, code: ProblemCode, message: string) => new Failure({ seq, code, message });
+
+/**
+ * Recomputes the hash chain of an export (docs/PROTOCOL.md §7.5) and checks every checkpoint
+ * signature and stored proof, stopping at the first bad sequence number. Holds one event at a time
+ * (plus the identity keys), so it verifies logs of any length in flat memory.
+ */
+export async function verifyAuditLog(records: AsyncIterable<ExportRecord>, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const state = new ChainVerifier(options);
+  try {
+    for await (const record of records) {
+      // Events (nearly every record) are checked synchronously: no promise per event.
+      const pending = state.accept(record);
+      if (pending) await pending;
+    }
+    state.finish();
+  } catch (error) {
+    if (!(error instanceof Failure)) throw error;
+    return state.report(error.problem);
+  }
+  return state.report(null);
+}
+
+class ChainVerifier {
+  private header: HeaderRecord | undefined;
+  private jwks: ReturnType<typeof createLocalJWKSet> | undefined;
+  private readonly identityKeys = new Map<string, Uint8Array>();
+  private last: HashedEvent | undefined;
+  private events = 0;
+  private checkpoints = 0;
+  private proofs = 0;
+  private lastCheckpoint: number | null = null;
+  /** whether the last stored details text seen was canonical (see hashMatches) */
+  private storedIsCanonical = true;
+  /** a checkpoint for a seq the log has not reached */
+  private unmatched: StoredCheckpoint | undefined;
+
+  constructor(private readonly options: VerifyOptions) {}
+
+  accept(record: ExportRecord): Promise<void> | void {
+    if (record.type === 'event' && this.header) return this.checkEvent(record, this.header);
+    if (record.type === 'header') return this.start(record);
+    if (!this.header) throw fail(0, 'export_malformed', 'The export does not start with its header.');
+    if (record.type === 'identity') return this.addIdentity(record.identity_id, record.public_key);
+    if (record.type === 'event') return this.checkEvent(record, this.header);
+    if (record.type === 'checkpoint') return this.checkCheckpoint(record, this.header);
+    throw fail(this.expectedSeq(), 'export_malformed', `Unknown record type ${JSON.stringify((record as { type: unknown }).type)}.`);
+  }
+
+  finish(): void {
+    const header = this.header;
+    if (!header) throw fail(0, 'export_malformed', 'The export has no header.');
+    const lastSeq = this.last?.seq ?? header.from - 1;
+    if (this.unmatched) {
+      throw fail(lastSeq + 1, 'truncated', `The log ends at seq ${lastSeq}, but a checkpoint signs seq ${this.unmatched.seq}: the tail was cut.`);
+    }
+    if (lastSeq < header.to) {
+      throw fail(lastSeq + 1, 'truncated', `The log ends at seq ${lastSeq}; seq ${lastSeq + 1} to ${header.to} are missing.`);
+    }
+    if (header.to >= header.head.seq && this.last && this.last.hash !== header.head.hash) {
+      throw fail(this.last.seq, 'hash_mismatch', `The last event's hash is not the chain head's (seq ${header.head.seq}).`);
+    }
+  }
+
+  report(problem: VerifyProblem | null): VerifyReport {
+    return {
+      ok: problem === null,
+      from: this.header?.from ?? 0,
+      to: this.header?.to ?? 0,
+      events: this.events,
+      checkpoints: this.checkpoints,
+      proofs: this.proofs,
+      lastCheckpoint: this.lastCheckpoint,
+      problem,
+    };
+  }
+
+  private start(header: HeaderRecord): void {
+    if (this.header) throw fail(this.expectedSeq(), 'export_malformed', 'A second header in the export.');
+    this.header = header;
+    this.jwks = createLocalJWKSet(this.options.jwks ?? header.jwks);
+  }
+
+  private expectedSeq(): number {
+    return (this.last?.seq ?? (this.header?.from ?? 1) - 1) + 1;
+  }
+
+  /** An identity id is the thumbprint of its key, so a key that does not hash to it is ignored, not trusted. */
+  private async addIdentity(identityId: string, publicKey: string): Promise<void> {
+    const key = base64url.decode(publicKey);
+    if (key.length === 32 && (await keyThumbprint(key)) === identityId) this.identityKeys.set(identityId, key);
+  }
+
+  private checkEvent(event: HashedEvent, header: HeaderRecord): void {
+    const expected = this.expectedSeq();
+    if (event.seq !== expected || this.unmatched) {
+      throw fail(expected, 'seq_gap', event.seq > expected || this.unmatched ? `seq ${expected} is missing (the next event is ${event.seq}).` : `seq ${event.seq} appears after seq ${expected - 1}: events are out of order or duplicated.`);
+    }
+    if (event.seq > header.head.seq) {
+      throw fail(event.seq, 'beyond_head', `seq ${event.seq} is past the chain head (seq ${header.head.seq}): it was added outside the broker.`);
+    }
+    if (!this.hashMatches(event)) throw fail(event.seq, 'hash_mismatch', `seq ${event.seq} does not match its hash: its content was changed.`);
+    const prevHash = this.last?.hash ?? (event.seq === 1 ? GENESIS_HASH : undefined);
+    if (prevHash !== undefined && event.prev_hash !== prevHash) {
+      throw fail(event.seq, 'broken_link', `seq ${event.seq} does not link to seq ${event.seq - 1}: one of them was replaced or re-hashed.`);
+    }
+    if (event.proof !== null) this.checkProof(event, event.proof);
+    this.last = event;
+    this.events += 1;
+  }
+
+  /**
+   * Does the event's content match its hash? Events read from the database carry the stored text of
+   * `details`, which the sink writes in canonical form: hashing that text as is skips a parse and a
+   * re-encoding per event. A match proves the text is the canonical encoding that was hashed (SHA-256
+   * is collision resistant), so the result is the same as with the general path, which runs when the
+   * text does not match as stored: older brokers stored details non-canonically, and a tampered row
+   * may be any JSON. After such a text the general path goes first, until a canonical one shows up.
+   */
+  private hashMatches(event: HashedEvent & WithStoredDetails): boolean {
+    const stored = event[STORED_DETAILS];
+    if (stored !== undefined && this.storedIsCanonical) {
+      if (eventHashWithDetails(event, stored) === event.hash) return true;
+    }
+    const canonical = canonicalJson(event.details);
+    if (stored === undefined) return eventHashWithDetails(event, canonical) === event.hash;
+    const alreadyHashed = this.storedIsCanonical;
+    this.storedIsCanonical = canonical === stored;
+    if (this.storedIsCanonical && alreadyHashed) return false; // the same bytes just failed
+    return eventHashWithDetails(event, canonical) === event.hash;
+  }
+
+  /** The proof must be the actor's own signature, from around the time of the event. */
+  private checkProof(event: HashedEvent, proof: string): void {
+    let parsed: ReturnType<typeof parseProofHeader>;
+    try {
+      parsed = parseProofHeader(`${PROOF_SCHEME} ${proof}`);
+    } catch {
+      throw fail(event.seq, 'proof_malformed', `seq ${event.seq}: the stored proof is not a well-formed proof JWS.`);
+    }
+    if (parsed.kid !== event.actor) throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by ${parsed.kid}, not by the actor.`);
+    const key = this.identityKeys.get(parsed.kid);
+    if (!key) throw fail(event.seq, 'proof_unknown_identity', `seq ${event.seq}: no public key for identity ${parsed.kid}.`);
+    if (!verifyEd25519(parsed.signature, parsed.signingInput, key)) {
+      throw fail(event.seq, 'proof_bad_signature', `seq ${event.seq}: the stored proof's signature does not verify under ${parsed.kid}'s key.`);
+    }
+    const lagMs = event.at - parsed.claims.iat * 1000;
+    if (lagMs < -PROOF_MAX_SKEW_SECONDS * 1000 || lagMs > PROOF_TO_EVENT_MS) {
+      throw fail(event.seq, 'proof_out_of_time', `seq ${event.seq}: the stored proof was signed at ${parsed.claims.iat}, not around the event.`);
+    }
+    this.proofs += 1;
+  }
+
+  private async checkCheckpoint(checkpoint: StoredCheckpoint, header: HeaderRecord): Promise<void> {
+    if (checkpoint.seq < header.from) return;
+    let payload: unknown;
+    try {
+      const verified = await compactVerify(checkpoint.jws, this.jwks!, { algorithms: ['EdDSA'] });
+      if (verified.protectedHeader.typ !== CHECKPOINT_TYPE) throw new Error(`typ is not ${CHECKPOINT_TYPE}`);
+      payload = JSON.parse(new TextDecoder().decode(verified.payload));
+    } catch (error) {
+      throw fail(checkpoint.seq, 'checkpoint_bad_signature', `The checkpoint at seq ${checkpoint.seq} is not signed by the broker's authority key (${(error as Error).message}).`);
+    }
+    const signed = payload as Partial<StoredCheckpoint>;
+    if (signed.seq !== checkpoint.seq || signed.hash !== checkpoint.hash || signed.at !== checkpoint.at) {
+      throw fail(checkpoint.seq, 'checkpoint_altered', `The checkpoint row at seq ${checkpoint.seq} differs from what its signature covers.`);
+    }
+    const lastSeq = this.last?.seq ?? header.from - 1;
+    if (checkpoint.seq < lastSeq) throw fail(checkpoint.seq, 'export_malformed', `The checkpoint at seq ${checkpoint.seq} comes after seq ${lastSeq}.`);
+    if (checkpoint.seq > lastSeq) {
+      // Events it signs are missing: the next event shows a gap, or the log ends (a cut tail).
+      this.unmatched ??= checkpoint;
+      return;
+    }
+    if (checkpoint.hash !== this.last!.hash) {
+      throw fail(checkpoint.seq, 'checkpoint_mismatch', `The chain at seq ${checkpoint.seq} is not the one the broker signed: events after seq ${this.lastCheckpoint ?? header.from - 1} were rewritten.`);
+    }
+    this.checkpoints += 1;
+    this.lastCheckpoint = checkpoint.seq;
+  }
+}

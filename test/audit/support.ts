@@ -1,0 +1,99 @@
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JSONWebKeySet } from 'jose';
+import { inject } from 'vitest';
+import { DatabaseAuditLog } from '../../src/audit/audit-log.js';
+import { AuditCheckpointer } from '../../src/audit/checkpoints.js';
+import { exportRecords } from '../../src/audit/export.js';
+import { verifyAuditLog, type VerifyReport } from '../../src/audit/verify.js';
+import { base64url } from '../../src/crypto/encoding.js';
+import { createProof } from '../../src/identity/proof.js';
+import { ed25519PublicJwk, keyThumbprint } from '../../src/keys/jws.js';
+import type { Signer } from '../../src/keys/key-store.js';
+import { openStore, type Store } from '../../src/store/database.js';
+import { TestClock } from '../support/clock.js';
+import { createTestDatabase } from '../support/postgres.js';
+
+export const ISSUER = 'https://broker.test';
+
+/** An in-process Ed25519 signer: stands in for a KMS/HSM key where only the signatures matter. */
+export function memorySigner(): Signer {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const raw = base64url.decode(publicKey.export({ format: 'jwk' }).x!);
+  return { uri: 'memory:test', publicKey: raw, sign: async (data) => new Uint8Array(sign(null, data, privateKey)) };
+}
+
+export async function jwksOf(signer: Signer): Promise<JSONWebKeySet> {
+  return { keys: [{ ...ed25519PublicJwk(signer.publicKey), kid: await keyThumbprint(signer.publicKey), alg: 'EdDSA', use: 'sig' }] };
+}
+
+export interface AuditFixture {
+  readonly store: Store;
+  readonly clock: TestClock;
+  readonly audit: DatabaseAuditLog;
+  readonly authority: Signer;
+  readonly checkpoints: AuditCheckpointer;
+  /** Registers an identity row and returns a function making proofs signed by it. */
+  agent(address: string): Promise<{ id: string; signer: Signer; proof(): Promise<string> }>;
+  verify(range?: { from?: number; to?: number }, jwks?: JSONWebKeySet): Promise<VerifyReport>;
+  close(): Promise<void>;
+}
+
+/** A migrated store (fresh SQLite file or PostgreSQL database), its audit log and a checkpointer. */
+export async function auditFixture(dialect: 'sqlite' | 'postgres'): Promise<AuditFixture> {
+  const cleanups: (() => Promise<void>)[] = [];
+  let url: string;
+  if (dialect === 'postgres') {
+    const database = await createTestDatabase(inject('postgresUrl'));
+    cleanups.push(() => database.drop());
+    url = database.url;
+  } else {
+    const dir = await mkdtemp(join(tmpdir(), 'tessera-audit-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    url = `sqlite:${join(dir, 'tessera.db')}`;
+  }
+  const store = await openStore(url);
+  cleanups.push(() => store.close());
+  const clock = new TestClock();
+  const authority = memorySigner();
+  const kid = await keyThumbprint(authority.publicKey);
+  const jwks = await jwksOf(authority);
+  return {
+    store,
+    clock,
+    audit: new DatabaseAuditLog(store.db, clock),
+    authority,
+    checkpoints: new AuditCheckpointer(store.db, authority, kid, clock, { everyEvents: 1000, intervalMs: 60_000 }),
+    async agent(address) {
+      const signer = memorySigner();
+      const id = await keyThumbprint(signer.publicKey);
+      await store.db
+        .insertInto('identities')
+        .values({ id, address, role: 'agent', status: 'active', public_key: base64url.encode(signer.publicKey), key_uri: 'memory:test', attributes: '{}', created_at: clock.now(), created_by: null, enrolled_at: clock.now(), revoked_at: null, revoked_by: null, revocation_reason: null })
+        .execute();
+      return { id, signer, proof: () => createProof(signer, id, ISSUER, { method: 'POST', url: `${ISSUER}/v1/leases`, body: '{}' }) };
+    },
+    verify: (range = {}, override = jwks) => verifyAuditLog(exportRecords(store.db, { issuer: ISSUER, jwks: override, exportedAt: clock.now(), ...range })),
+    async close() {
+      for (const cleanup of cleanups.reverse()) await cleanup();
+    },
+  };
+}
+
+/** Appends `count` events alternating between anonymous ones and ones by the agent carrying its proof. */
+export async function appendEvents(fixture: AuditFixture, count: number, agent?: { id: string; proof(): Promise<string> }): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const byAgent = agent !== undefined && i % 2 === 1;
+    await fixture.audit.append({
+      actor: byAgent ? agent.id : null,
+      action: byAgent ? 'lease.issued' : 'proof.rejected',
+      outcome: byAgent ? 'success' : 'denied',
+      identityId: byAgent ? agent.id : null,
+      reason: byAgent ? null : 'proof_missing',
+      details: { n: i, note: 'héllo ✓', nested: { b: 1, a: [1.5, null, true] } },
+      proof: byAgent ? await agent.proof() : null,
+    });
+  }
+}
