@@ -1,0 +1,116 @@
+import { type Command, Option } from 'commander';
+import { TesseraError } from '../../errors.js';
+import { getLease, issueLease, renewLease, revokeLease } from '../../sdk/lease-api.js';
+import { ttlSeconds } from '../../sdk/ttl.js';
+import { type BulkRevokeResponse, LEASE_STATES, type LeaseRecord, type LeaseResponse } from '../../sdk/wire.js';
+import { output } from '../context.js';
+import { adminRequest, asIdentity, queryString } from '../signed-request.js';
+import { details, table } from '../table.js';
+
+const KEY_FLAGS = '--key <uri>';
+const KEY_HELP = 'the identity key: pkcs11:... or aws-kms:...';
+const optionalTtl = (ttl: string | undefined) => (ttl === undefined ? undefined : ttlSeconds(ttl, '--ttl'));
+const indent = (text: string) => text.replace(/^/gm, '  ');
+
+/** The one place a secret is printed: the credential the agent itself asked for. */
+function leaseLines(lease: LeaseResponse): string {
+  const { credential, ...rest } = lease;
+  return `${details(rest)}\ncredential:\n${indent(details(credential))}`;
+}
+
+/** `tessera lease ...`: node side, signed with the agent's own key. */
+function registerLease(program: Command): void {
+  const lease = program.command('lease').description("lease a short-lived backend credential as this node's identity");
+
+  lease
+    .command('issue <backend>', { isDefault: true })
+    .description('issue a lease and print its credential (also: tessera lease <backend> ...)')
+    .requiredOption('--role <role>', 'the backend role to lease')
+    .option('--ttl <duration>', "lifetime, e.g. 5m (default: the grant's default TTL)")
+    .requiredOption(KEY_FLAGS, KEY_HELP)
+    .option('--json', 'print JSON')
+    .action(async (backend: string, options: { role: string; ttl?: string; key: string; json?: boolean }, command: Command) => {
+      const issued = await asIdentity(command, options.key, (client) => issueLease(client, backend, options.role, optionalTtl(options.ttl)));
+      output(options.json, issued, () => leaseLines(issued));
+    });
+
+  lease
+    .command('show <lease_id>')
+    .description('show one of your leases (without its credential)')
+    .requiredOption(KEY_FLAGS, KEY_HELP)
+    .option('--json', 'print JSON')
+    .action(async (leaseId: string, options: { key: string; json?: boolean }, command: Command) => {
+      const shown = await asIdentity(command, options.key, (client) => getLease(client, leaseId));
+      output(options.json, shown, () => details(shown));
+    });
+
+  lease
+    .command('renew <lease_id>')
+    .description('extend a lease (up to its grant\'s max TTL)')
+    .option('--ttl <duration>', 'new lifetime from now, e.g. 5m')
+    .requiredOption(KEY_FLAGS, KEY_HELP)
+    .option('--json', 'print JSON')
+    .action(async (leaseId: string, options: { ttl?: string; key: string; json?: boolean }, command: Command) => {
+      const renewed = await asIdentity(command, options.key, (client) => renewLease(client, leaseId, optionalTtl(options.ttl)));
+      output(options.json, renewed, () => `renewed ${renewed.lease_id} until ${renewed.expires_at}${renewed.renewable ? '' : ' (no further renewals)'}`);
+    });
+
+  lease
+    .command('revoke <lease_id>')
+    .description('revoke a lease: its credential stops working')
+    .requiredOption(KEY_FLAGS, KEY_HELP)
+    .option('--json', 'print JSON')
+    .action(async (leaseId: string, options: { key: string; json?: boolean }, command: Command) => {
+      const revoked = await asIdentity(command, options.key, (client) => revokeLease(client, leaseId));
+      output(options.json, revoked, () => `${revoked.lease_id}: ${revoked.state}`);
+    });
+}
+
+/** `tessera leases ...`: every identity's leases (admin). */
+function registerLeases(program: Command): void {
+  const leases = program.command('leases').description('list and revoke leases (admin)');
+
+  leases
+    .command('list')
+    .option('--identity <address>', "only this identity's leases")
+    .option('--backend <name>', 'only leases on this backend')
+    .addOption(new Option('--state <state>', 'only leases in this state').choices(LEASE_STATES))
+    .option('--json', 'print JSON')
+    .action(async (options: { identity?: string; backend?: string; state?: string; json?: boolean }, command: Command) => {
+      const query = queryString({ identity: options.identity, backend: options.backend, state: options.state });
+      const { leases: found } = await adminRequest<{ leases: LeaseRecord[] }>(command, 'GET', `/v1/admin/leases${query}`);
+      output(options.json, found, () =>
+        table(
+          ['lease', 'identity', 'backend', 'role', 'state', 'expires'],
+          found.map((l) => [l.lease_id, l.address, l.backend, l.role, l.state, l.expires_at]),
+          '(no leases)',
+        ),
+      );
+    });
+
+  leases
+    .command('revoke')
+    .description("revoke every lease of an identity and/or on a backend")
+    .option('--identity <address>', "this identity's leases")
+    .option('--backend <name>', 'leases on this backend')
+    .requiredOption('--reason <text>', 'why (recorded in the audit trail)')
+    .option('--json', 'print JSON')
+    .action(async (options: { identity?: string; backend?: string; reason: string; json?: boolean }, command: Command) => {
+      if (options.identity === undefined && options.backend === undefined) {
+        throw new TesseraError('invalid_request', 'Say which leases: --identity <address> and/or --backend <name>.');
+      }
+      const result = await adminRequest<BulkRevokeResponse>(command, 'POST', '/v1/admin/leases/revoke', {
+        identity: options.identity,
+        backend: options.backend,
+        reason: options.reason,
+      });
+      output(options.json, result, () =>
+        `revoked ${result.revoked} lease(s)${result.pending ? `; ${result.pending} pending (upstream unreachable; retried in the background)` : ''}`,
+      );
+    });
+}
+
+export function registerLeaseCommands(program: Command): void {
+  registerLease(program);
+  registerLeases(program);
+}

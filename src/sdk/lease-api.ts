@@ -1,0 +1,23 @@
+import type { BrokerClient } from '../client/broker-client.js';
+import type { LeaseCredential, LeaseRecord, LeaseResponse, RenewResponse, RevokeResponse } from './wire.js';
+
+/** The node-side lease routes, signed as the caller's identity. */
+
+const leasePath = (leaseId: string) => `/v1/leases/${encodeURIComponent(leaseId)}`;
+const ttlBody = (ttlSeconds: number | undefined) => (ttlSeconds === undefined ? {} : { ttl_seconds: ttlSeconds });
+
+export function issueLease<C extends LeaseCredential>(client: BrokerClient, backend: string, role: string, ttlSeconds?: number) {
+  return client.request<LeaseResponse<C>>('POST', '/v1/leases', { backend, role, ...ttlBody(ttlSeconds) });
+}
+
+export function renewLease(client: BrokerClient, leaseId: string, ttlSeconds?: number) {
+  return client.request<RenewResponse>('POST', `${leasePath(leaseId)}/renew`, ttlBody(ttlSeconds));
+}
+
+export function revokeLease(client: BrokerClient, leaseId: string) {
+  return client.request<RevokeResponse>('DELETE', leasePath(leaseId));
+}
+
+export function getLease(client: BrokerClient, leaseId: string) {
+  return client.request<LeaseRecord>('GET', leasePath(leaseId));
+}

@@ -1,0 +1,46 @@
+import type { LeaseCredential, LeaseResponse, PostgresCredential, RenewResponse } from './wire.js';
+
+/** A lease on a backend credential, as the SDK returns it. */
+export interface Lease<C extends LeaseCredential = LeaseCredential> {
+  readonly id: string;
+  readonly backend: string;
+  readonly role: string;
+  readonly issuedAt: Date;
+  readonly expiresAt: Date;
+  /** False once the lease cannot be extended (its grant's max TTL is reached). */
+  readonly renewable: boolean;
+  readonly credential: C;
+}
+
+export interface Renewal {
+  readonly leaseId: string;
+  readonly expiresAt: Date;
+  readonly renewable: boolean;
+}
+
+export function leaseFromWire<C extends LeaseCredential>(wire: LeaseResponse<C>): Lease<C> {
+  return {
+    id: wire.lease_id,
+    backend: wire.backend,
+    role: wire.role,
+    issuedAt: new Date(wire.issued_at),
+    expiresAt: new Date(wire.expires_at),
+    renewable: wire.renewable,
+    credential: wire.credential,
+  };
+}
+
+export function renewalFromWire(wire: RenewResponse): Renewal {
+  return { leaseId: wire.lease_id, expiresAt: new Date(wire.expires_at), renewable: wire.renewable };
+}
+
+export function isPostgresCredential(credential: LeaseCredential): credential is PostgresCredential {
+  const c = credential as Partial<Record<keyof PostgresCredential, unknown>>;
+  return (
+    typeof c.host === 'string' &&
+    typeof c.port === 'number' &&
+    typeof c.database === 'string' &&
+    typeof c.username === 'string' &&
+    typeof c.password === 'string'
+  );
+}
