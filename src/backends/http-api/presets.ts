@@ -1,0 +1,92 @@
+/**
+ * Built-in scope presets of the `stripe` and `openai` backend types (docs/PROTOCOL.md §9.3). A new
+ * preset is one more entry here: its rules (method + anchored path) and the constraints it takes.
+ */
+import type { BodyCheck, ConstraintSpec, Refusal, ScopePreset } from './scopes.js';
+import { routes } from './scopes.js';
+
+const violation = (message: string): Refusal => ({ code: 'constraint_violation', message });
+const malformed = (message: string): Refusal => ({ code: 'invalid_request', message });
+
+const positiveInteger: ConstraintSpec = {
+  description: 'a positive integer',
+  validate: (value) => (/^[1-9]\d{0,15}$/.test(value) ? undefined : 'must be a positive integer'),
+};
+
+const nameList: ConstraintSpec = {
+  description: 'a comma-separated list of names',
+  validate: (value) => (listOf(value).length > 0 ? undefined : 'must name at least one entry'),
+};
+
+const listOf = (value: string) => value.split(',').map((item) => item.trim()).filter(Boolean);
+
+/** Stripe bodies are form-encoded; a repeated field is refused, so we and Stripe cannot read different values. */
+function formField(body: Buffer, name: string): string | Refusal {
+  const values = new URLSearchParams(body.toString('utf8')).getAll(name);
+  return values.length === 1 ? values[0]! : malformed(`the request needs exactly one "${name}" field`);
+}
+
+/** OpenAI bodies are JSON; only the one top-level field is looked at. */
+function jsonField(body: Buffer, name: string): { value: unknown } | Refusal {
+  try {
+    const parsed: unknown = JSON.parse(body.toString('utf8'));
+    return { value: parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>)[name] : undefined };
+  } catch {
+    return malformed('the request body is not valid JSON');
+  }
+}
+
+function maxAmountCheck(constraints: Readonly<Record<string, string>>): BodyCheck | undefined {
+  if (constraints.max_amount === undefined) return undefined;
+  const max = Number(constraints.max_amount);
+  return (body) => {
+    const amount = formField(body, 'amount');
+    if (typeof amount !== 'string') return violation(`refunds need an explicit amount (max_amount is ${max})`);
+    if (!/^\d+$/.test(amount) || Number(amount) > max) return violation(`refund amount ${amount} exceeds max_amount ${max}`);
+    return undefined;
+  };
+}
+
+function modelCheck(constraints: Readonly<Record<string, string>>): BodyCheck | undefined {
+  if (constraints.models === undefined) return undefined;
+  const allowed = new Set(listOf(constraints.models));
+  return (body) => {
+    const field = jsonField(body, 'model');
+    if ('code' in field) return field;
+    const model = field.value;
+    if (typeof model !== 'string' || !allowed.has(model)) return violation(`model ${JSON.stringify(model ?? null)} is not allowed (allowed: ${[...allowed].join(', ')})`);
+    return undefined;
+  };
+}
+
+const READ = ['GET'];
+/** A collection and its items, e.g. /v1/charges and /v1/charges/ch_123. */
+const collection = (...names: string[]) => new RegExp(`^/v1/(?:${names.join('|')})(?:/[A-Za-z0-9_]+)?$`);
+
+export const STRIPE_PRESETS: Readonly<Record<string, ScopePreset>> = {
+  'refunds:write': {
+    description: 'create and read refunds; read charges and payment intents',
+    constraints: { max_amount: { ...positiveInteger, description: 'largest refund, in the smallest currency unit' } },
+    rules: [
+      ...routes(['POST'], /^\/v1\/refunds$/, maxAmountCheck),
+      ...routes(READ, collection('refunds', 'charges', 'payment_intents')),
+    ],
+  },
+  'billing:read': {
+    description: 'read customers, invoices, subscriptions, prices and products',
+    constraints: {},
+    rules: routes(READ, collection('customers', 'invoices', 'subscriptions', 'prices', 'products')),
+  },
+};
+
+/** An OpenAI preset: POST endpoints whose `model` the `models` constraint limits, plus listing models. */
+const openaiPreset = (description: string, endpoints: RegExp): ScopePreset => ({
+  description,
+  constraints: { models: { ...nameList, description: 'models the lease may use, comma-separated' } },
+  rules: [...routes(['POST'], endpoints, modelCheck), ...routes(READ, /^\/v1\/models(?:\/[A-Za-z0-9_.:-]+)?$/)],
+});
+
+export const OPENAI_PRESETS: Readonly<Record<string, ScopePreset>> = {
+  chat: openaiPreset('chat completions and responses; list models', /^\/v1\/(?:chat\/completions|responses)$/),
+  embeddings: openaiPreset('embeddings; list models', /^\/v1\/embeddings$/),
+};

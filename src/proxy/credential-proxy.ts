@@ -1,0 +1,184 @@
+/**
+ * The credential proxy: its own listener (the broker's API also lives under /v1, and Stripe's SDK
+ * has no base path), routing each request by its lease token. Per request, in order:
+ *
+ *  1. the token's lease, by one indexed lookup: active, unexpired, identity not revoked;
+ *  2. the request inside the lease's scope (preset + constraints), the body read only if a
+ *     constraint needs it; refusals answer in the upstream's own error format;
+ *  3. `proxy.request` audited and committed (group commit): if it cannot be written, nothing is
+ *     forwarded;
+ *  4. the real secret swapped in, forwarded over the backend's keep-alive pool, the response
+ *     streamed back unbuffered; then `proxy.response` (status, duration) is audited.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
+import { errorReply, type ErrorFormat } from '../backends/http-api/error-format.js';
+import { ProxyBackend } from '../backends/http-api/proxy-backend.js';
+import { isRefusal, type Refusal } from '../backends/http-api/scopes.js';
+import type { Clock } from '../clock.js';
+import type { ErrorCode } from '../errors.js';
+import type { BackendService } from '../leases/backend-service.js';
+import type { Database } from '../store/schema.js';
+import { forward, upstreamHeaders } from './forward.js';
+import { GroupCommitAudit } from './group-commit-audit.js';
+import { leaseByToken, leaseToken, type ProxiedLease } from './lease-token.js';
+import { hasBody, readBody } from './request-body.js';
+
+export interface CredentialProxyDeps {
+  readonly db: Kysely<Database>;
+  readonly audit: AuditSink;
+  readonly clock: Clock;
+  readonly backends: BackendService;
+  readonly logger?: FastifyBaseLogger;
+}
+
+/** Before the backend is known (no or unknown token): OpenAI's shape, which Stripe's SDK also reads. */
+const DEFAULT_FORMAT: ErrorFormat = 'openai';
+
+/** Dot segments, empty segments, backslashes and encoded separators: paths the scope check and the upstream could read differently. */
+const NON_CANONICAL_PATH = /(?:^|\/)\.{1,2}(?:\/|$)|\/\/|\\|%2[ef]|%5c/i;
+
+/** What is known about a call so far; the audit details. */
+interface Call {
+  readonly method: string;
+  readonly path: string;
+  readonly started: number;
+  lease?: ProxiedLease;
+  format: ErrorFormat;
+}
+
+class ProxyRefusal extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class CredentialProxy {
+  readonly #server: Server;
+  readonly #audit: GroupCommitAudit;
+
+  constructor(private readonly deps: CredentialProxyDeps) {
+    this.#audit = new GroupCommitAudit(deps.db, deps.audit);
+    this.#server = createServer({ keepAlive: true, noDelay: true }, (request, response) => void this.#handle(request, response));
+  }
+
+  listen(address: { host: string; port: number }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(address.port, address.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting, ends idle keep-alive connections and waits for pending audit writes. */
+  async close(): Promise<void> {
+    if (this.#server.listening) {
+      const closed = new Promise((resolve) => this.#server.close(resolve));
+      this.#server.closeIdleConnections();
+      await closed;
+    }
+    await this.#audit.drained();
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = request.url ?? '/';
+    const query = url.indexOf('?');
+    const call: Call = { method: request.method ?? 'GET', path: query === -1 ? url : url.slice(0, query), started: performance.now(), format: DEFAULT_FORMAT };
+    try {
+      const backend = await this.#authorize(request, call);
+      const body = await this.#inspect(request, call, backend);
+      await this.#audit.append(this.#event(call, 'proxy.request', 'success')).catch((error: unknown) => {
+        this.deps.logger?.error({ err: error }, 'credential proxy: audit write failed; call not forwarded');
+        throw new ProxyRefusal('internal', 'The broker could not record this call, so it was not forwarded.');
+      });
+      await this.#forward(request, response, call, backend, body);
+    } catch (error) {
+      await this.#refuse(response, call, error);
+    }
+  }
+
+  /** Steps 1 and 2 without the body: the lease behind the token and the route in its scope. */
+  async #authorize(request: IncomingMessage, call: Call): Promise<ProxyBackend> {
+    const token = leaseToken(request.headers);
+    const lease = token === undefined ? undefined : await leaseByToken(this.deps.db, token);
+    if (!lease) throw new ProxyRefusal('lease_token_invalid', token === undefined ? 'No lease token: send it as the API key (Authorization: Bearer).' : undefined);
+    call.lease = lease;
+    const backend = await this.deps.backends.instance(lease.backend).catch(() => {
+      throw new ProxyRefusal('backend_unavailable', `Backend ${lease.backend} cannot be opened.`);
+    });
+    if (!(backend instanceof ProxyBackend)) throw new ProxyRefusal('lease_token_invalid');
+    call.format = backend.errorFormat;
+    if (lease.state !== 'active') throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} is ${lease.state}.`);
+    if (lease.expires_at <= this.deps.clock.now()) throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} has expired.`);
+    if (lease.identity_status !== 'active') throw new ProxyRefusal('identity_revoked', 'The identity holding this lease has been revoked.');
+    if (NON_CANONICAL_PATH.test(call.path) || !call.path.startsWith('/')) throw new ProxyRefusal('invalid_request', 'The request path is not in canonical form.');
+    return backend;
+  }
+
+  /** The rest of step 2: the body, read only if the scope must look into it. */
+  async #inspect(request: IncomingMessage, call: Call, backend: ProxyBackend): Promise<Buffer | IncomingMessage | null> {
+    const verdict = backend.scope(call.lease!.role, call.lease!.constraints).check(call.method, call.path);
+    if (isRefusal(verdict)) throw refusalOf(verdict);
+    if (verdict === null) return hasBody(request) ? request : null;
+    const body = await readBody(request);
+    if (body === undefined) throw new ProxyRefusal('payload_too_large', 'The request body is too large for the scope check.');
+    const refusal = verdict(body);
+    if (refusal) throw refusalOf(refusal);
+    return body;
+  }
+
+  async #forward(request: IncomingMessage, response: ServerResponse, call: Call, backend: ProxyBackend, body: Buffer | IncomingMessage | null): Promise<void> {
+    let status: number;
+    try {
+      status = await forward(backend.target, { method: call.method, url: request.url!, headers: upstreamHeaders(request.headers, backend.secretHeader), body }, response);
+    } catch (error) {
+      if (!response.headersSent) throw new ProxyRefusal('backend_unavailable', `The upstream could not be reached (${(error as { code?: string }).code ?? 'error'}).`);
+      response.destroy();
+      status = response.statusCode;
+    }
+    this.#audit.append(this.#event(call, 'proxy.response', status < 500 ? 'success' : 'failure', { status })).catch((error: unknown) => {
+      this.deps.logger?.error({ err: error }, 'credential proxy: recording a call outcome failed');
+    });
+  }
+
+  async #refuse(response: ServerResponse, call: Call, error: unknown): Promise<void> {
+    const refusal = error instanceof ProxyRefusal ? error : new ProxyRefusal('internal');
+    if (!(error instanceof ProxyRefusal)) this.deps.logger?.error({ err: error }, 'credential proxy: request failed');
+    const reply = errorReply(call.format, refusal.code, refusal.message || undefined);
+    // Refused calls were never forwarded; their record must not hold up the answer if the audit is down.
+    await this.#audit
+      .append(this.#event(call, 'proxy.refused', 'denied', { status: reply.status }, refusal.code))
+      .catch((auditError: unknown) => this.deps.logger?.error({ err: auditError }, 'credential proxy: recording a refusal failed'));
+    if (response.headersSent) return void response.destroy();
+    response.writeHead(reply.status, reply.headers).end(reply.body);
+  }
+
+  #event(call: Call, action: string, outcome: AuditEvent['outcome'], extra: Record<string, unknown> = {}, reason?: string): AuditEvent {
+    const lease = call.lease;
+    return {
+      actor: lease?.identity_id ?? null,
+      action,
+      outcome,
+      identityId: lease?.identity_id ?? null,
+      ...(reason && { reason }),
+      details: {
+        ...(lease && { lease_id: lease.id, backend: lease.backend, role: lease.role }),
+        method: call.method,
+        // The path only: a query string may carry data the audit log should not keep.
+        path: call.path,
+        duration_ms: Math.round((performance.now() - call.started) * 100) / 100,
+        ...extra,
+      },
+      proof: null,
+    };
+  }
+}
+
+const refusalOf = (refusal: Refusal) => new ProxyRefusal(refusal.code, refusal.message);

@@ -1,0 +1,42 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Kysely } from 'kysely';
+import { sha256Base64url } from '../crypto/encoding.js';
+import type { Database, IdentityTable, LeaseState } from '../store/schema.js';
+
+/** Headers that may carry the lease token; the proxy strips both before forwarding. */
+export const TOKEN_HEADERS = ['authorization', 'x-api-key'] as const;
+
+/**
+ * The lease token, as the official SDKs send their API key: `Authorization: Bearer <token>`
+ * (Stripe, OpenAI), or `x-api-key: <token>` for clients of APIs keyed that way.
+ */
+export function leaseToken(headers: IncomingHttpHeaders): string | undefined {
+  const authorization = headers.authorization;
+  if (authorization !== undefined) return /^Bearer +(\S+)$/i.exec(authorization)?.[1];
+  const apiKey = headers['x-api-key'];
+  return typeof apiKey === 'string' && apiKey !== '' ? apiKey : undefined;
+}
+
+export interface ProxiedLease {
+  readonly id: string;
+  readonly identity_id: string;
+  readonly backend: string;
+  readonly role: string;
+  readonly constraints: string;
+  readonly state: LeaseState;
+  readonly expires_at: number;
+  readonly identity_status: IdentityTable['status'];
+}
+
+/**
+ * The lease (and its identity's status) behind a token: one indexed lookup per proxied request,
+ * so a revocation or expiry bites on the very next request, keep-alive connection or not.
+ */
+export function leaseByToken(db: Kysely<Database>, token: string): Promise<ProxiedLease | undefined> {
+  return db
+    .selectFrom('leases')
+    .innerJoin('identities', 'identities.id', 'leases.identity_id')
+    .select(['leases.id', 'leases.identity_id', 'leases.backend', 'leases.role', 'leases.constraints', 'leases.state', 'leases.expires_at', 'identities.status as identity_status'])
+    .where('leases.token_hash', '=', sha256Base64url(token))
+    .executeTakeFirst();
+}
