@@ -1,0 +1,255 @@
+/**
+ * Identity section: what authenticating a request through the broker costs next to verifying its
+ * Ed25519 proof signature alone.
+ *
+ *  1. bare:   verifyEd25519 (our strict verifier) in this process, single thread, over a real proof
+ *             signed in the SoftHSM2 token -> verifications/s.
+ *  2. broker: `tessera serve` (one process, embedded defaults: SQLite + SoftHSM2 token in a temp
+ *             data dir made by `tessera init`) on a loopback port; a separate load-generator process
+ *             provisions + enrolls agents (keys inside the token), pre-signs proofs through the token
+ *             and drives GET /v1/whoami, one fresh proof per request, at 32 concurrent connections.
+ *             With taskset and 2+ CPUs the broker is pinned to CPU 0 and the load generator to CPU 1.
+ *  3. ratio:  broker requests/s / bare verifications/s.
+ *
+ * Knobs (bounded): BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_BARE_S (3), BENCH_CONCURRENCY (32),
+ * BENCH_AGENTS (4), BENCH_MAX_PROOFS (200000), BENCH_NO_PIN=1, BENCH_CPU_PROF=<dir> (--cpu-prof the broker).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { base64url } from '../src/crypto/encoding.js';
+import { verifyEd25519 } from '../src/crypto/ed25519.js';
+import type { PhaseReport, WorkerGo, WorkerMessage, WorkerReady, WorkerResult, WorkerSetup } from './load-worker.js';
+import {
+  type BenchSection,
+  Cleanup,
+  cpuPlan,
+  envNumber,
+  exited,
+  fmtInt,
+  fmtMb,
+  fmtMs,
+  fmtPct,
+  log,
+  readCpuMs,
+  readPeakRss,
+  type ResultRow,
+  round,
+  sampleRss,
+  type SectionResult,
+  startBenchBroker,
+  stopChild,
+  timedLoop,
+  verdict,
+} from './support.js';
+
+const TARGET_RATIO = 0.6;
+const TARGET_P99_MS = 10;
+const TARGET_RSS_BYTES = 200 * 1024 * 1024;
+
+const WORKER = fileURLToPath(new URL('./load-worker.js', import.meta.url));
+
+export const identitySection: BenchSection = {
+  name: 'identity',
+  description: 'authenticated GET /v1/whoami through the broker vs bare Ed25519 verification',
+  run: runIdentityBench,
+};
+
+/** The load-generator child and a typed, time-bounded way to wait for its messages. */
+class Worker {
+  readonly #queue: WorkerMessage[] = [];
+  #wake: (() => void) | undefined;
+  #exitInfo: string | undefined;
+
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (message: WorkerMessage) => {
+      this.#queue.push(message);
+      this.#wake?.();
+    });
+    child.on('exit', (code, signal) => {
+      this.#exitInfo = `exit ${code ?? signal}`;
+      this.#wake?.();
+    });
+  }
+
+  send(message: WorkerSetup | WorkerGo): void {
+    this.child.send(message);
+  }
+
+  /** The next message of `type` (earlier ones of other types are dropped); throws on error/exit/timeout. */
+  async expect<T extends WorkerMessage>(type: T['type'], timeoutMs: number): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const message = this.#queue.shift();
+      if (message?.type === 'error') throw new Error(`load generator failed: ${message.message}`);
+      if (message?.type === type) return message as T;
+      if (message) continue;
+      if (this.#exitInfo !== undefined) throw new Error(`load generator ended (${this.#exitInfo}) before "${type}"`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for "${type}" from the load generator`);
+      await new Promise<void>((resolveWait) => {
+        const timer = setTimeout(resolveWait, left);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolveWait();
+        };
+      });
+      this.#wake = undefined;
+    }
+  }
+}
+
+async function runIdentityBench(): Promise<SectionResult> {
+  const settings = {
+    durationMs: envNumber('BENCH_DURATION_S', 10, 1, 60) * 1000,
+    warmupMs: envNumber('BENCH_WARMUP_S', 2, 0.5, 30) * 1000,
+    bareMs: envNumber('BENCH_BARE_S', 3, 0.5, 30) * 1000,
+    concurrency: Math.round(envNumber('BENCH_CONCURRENCY', 32, 1, 256)),
+    agents: Math.round(envNumber('BENCH_AGENTS', 4, 1, 64)),
+    maxProofs: Math.round(envNumber('BENCH_MAX_PROOFS', 200_000, 1_000, 400_000)),
+  };
+  const profileDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
+  const cpus = cpuPlan();
+  const cleanup = new Cleanup();
+  try {
+    // --- the broker ------------------------------------------------------------------------
+    if (profileDir) mkdirSync(profileDir, { recursive: true });
+    log(`identity: starting the broker (tessera init + serve${cpus.pinned ? `, pinned to CPU ${cpus.brokerCpu}` : ''})`);
+    const broker = await startBenchBroker(cleanup, {
+      prefix: cpus.prefix('broker'),
+      nodeFlags: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+    });
+
+    // --- the load generator: provisions and enrolls the agents, then waits -------------------
+    const [command, ...prefixArgs] = [...cpus.prefix('load'), process.execPath];
+    const child = spawn(command!, [...prefixArgs, WORKER], { env: broker.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    cleanup.add('stop load generator', () => stopChild(child));
+    const worker = new Worker(child);
+    worker.send({ type: 'setup', agents: settings.agents });
+    log(`identity: provisioning + enrolling ${settings.agents} agent(s) with keys in the SoftHSM2 token`);
+    const ready = await worker.expect<WorkerReady>('ready', 120_000);
+
+    // --- 1. bare verification rate (broker and load generator idle) --------------------------
+    const signingInput = base64url.decode(ready.sample.signingInput);
+    const signature = base64url.decode(ready.sample.signature);
+    const publicKey = base64url.decode(ready.sample.publicKey);
+    if (!verifyEd25519(signature, signingInput, publicKey)) throw new Error('the sample proof does not verify');
+    log(`identity: bare verifyEd25519 over a ${signingInput.length}-byte proof signing input for ${settings.bareMs / 1000} s`);
+    timedLoop(() => verifyEd25519(signature, signingInput, publicKey), 300); // JIT warm-up
+    let failedBareChecks = 0;
+    const bare = timedLoop(() => {
+      if (!verifyEd25519(signature, signingInput, publicKey)) failedBareChecks += 1;
+    }, settings.bareMs);
+    if (failedBareChecks > 0) throw new Error(`${failedBareChecks} bare verifications failed`);
+
+    // --- 2. load through the broker ----------------------------------------------------------
+    const rss = sampleRss(broker.pid, 100);
+    log(`identity: load: ${settings.concurrency} concurrent clients, ${settings.warmupMs / 1000} s warm-up + ${settings.durationMs / 1000} s timed`);
+    worker.send({ type: 'go', concurrency: settings.concurrency, warmupMs: settings.warmupMs, durationMs: settings.durationMs, maxProofs: settings.maxProofs });
+    const phaseTimeout = settings.warmupMs + settings.durationMs + 120_000;
+    await expectPhase(worker, 'window-start', phaseTimeout);
+    const brokerCpuStart = readCpuMs(broker.pid);
+    const windowStartedAt = performance.now();
+    await expectPhase(worker, 'window-end', phaseTimeout);
+    const brokerCpuEnd = readCpuMs(broker.pid);
+    const windowWallMs = performance.now() - windowStartedAt;
+    const result = await worker.expect<WorkerResult>('result', 30_000);
+    const sampledRss = rss.stop();
+    if (exited(broker.child)) throw new Error(`the broker exited during the run:\n${broker.logTail()}`);
+    const peakRss = readPeakRss(broker.pid) ?? sampledRss;
+    const brokerCpuPercent =
+      brokerCpuStart !== undefined && brokerCpuEnd !== undefined ? ((brokerCpuEnd - brokerCpuStart) / windowWallMs) * 100 : Number.NaN;
+
+    return report(settings, cpus, ready, bare, result, { peakRss, sampledRss, brokerCpuPercent, profileDir });
+  } finally {
+    await cleanup.run();
+  }
+}
+
+async function expectPhase(worker: Worker, phase: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const message = await worker.expect<Extract<WorkerMessage, { type: 'phase' }>>('phase', Math.max(1, deadline - Date.now()));
+    if (message.phase === phase) return;
+  }
+}
+
+function report(
+  settings: { durationMs: number; warmupMs: number; concurrency: number; agents: number },
+  cpus: ReturnType<typeof cpuPlan>,
+  ready: WorkerReady,
+  bare: { iterations: number; elapsedMs: number; perSecond: number },
+  result: WorkerResult,
+  broker: { peakRss: number; sampledRss: number; brokerCpuPercent: number; profileDir: string | undefined },
+): SectionResult {
+  const window: PhaseReport = result.window;
+  const ratio = window.requestsPerSecond / bare.perSecond;
+  const non200 = Object.entries(result.statusCounts).filter(([status]) => status !== '200').reduce((sum, [, count]) => sum + count, 0);
+  const errors = result.warmup.failed + window.failed;
+
+  const failures: string[] = [];
+  if (errors > 0) {
+    failures.push(
+      `${errors} failed request(s): statuses ${JSON.stringify(result.statusCounts)}, transport errors ${result.transportErrors}, ` +
+        `wrong identity ${result.mismatchedIdentities}; e.g. ${result.errorSamples.join(' | ')}`,
+    );
+  }
+  if (window.requests === 0) failures.push('no requests completed in the timed window');
+
+  const rows: ResultRow[] = [
+    { metric: 'bare verifyEd25519 (1 thread)', value: `${fmtInt(bare.perSecond)} verif/s`, headline: true },
+    { metric: 'broker GET /v1/whoami', value: `${fmtInt(window.requestsPerSecond)} req/s`, headline: true },
+    { metric: 'ratio broker / bare', value: ratio.toFixed(3), target: `>= ${TARGET_RATIO}`, verdict: verdict(ratio >= TARGET_RATIO) },
+    { metric: `latency p50 @${settings.concurrency} clients`, value: fmtMs(window.latencyMs.p50), headline: true },
+    { metric: `latency p99 @${settings.concurrency} clients`, value: fmtMs(window.latencyMs.p99), target: `< ${TARGET_P99_MS} ms`, verdict: verdict(window.latencyMs.p99 < TARGET_P99_MS) },
+    { metric: 'broker peak RSS (VmHWM)', value: fmtMb(broker.peakRss), target: `< ${TARGET_RSS_BYTES / 1024 / 1024} MB`, verdict: verdict(broker.peakRss < TARGET_RSS_BYTES) },
+    { metric: 'requests in window / errors', value: `${fmtInt(window.requests)} / ${errors} (non-200: ${non200}; over warm-up + window)`, headline: true },
+    { metric: 'broker CPU in window', value: `${fmtPct(broker.brokerCpuPercent)} of a core${cpus.pinned ? ` (pinned to CPU ${cpus.brokerCpu})` : ''}` },
+    {
+      metric: 'load generator CPU in window',
+      value: `${fmtPct(result.cpuPercent)} of a core, event loop ${fmtPct(result.eventLoopUtilization * 100)} busy${cpus.pinned ? ` (pinned to CPU ${cpus.loadCpu})` : ''}`,
+    },
+    { metric: 'proofs pre-signed in SoftHSM2', value: `${fmtInt(result.proofsSigned)} at ${result.signMicrosPerProof.toFixed(0)} µs each; oldest used at ${result.maxProofAgeSeconds.toFixed(1)} s` },
+  ];
+  if (window.exhausted) rows.push({ metric: 'note', value: 'pre-signed proofs ran out before the window ended; rate is over the shorter window' });
+
+  const figures = {
+    bare: { verificationsPerSecond: round(bare.perSecond, 1), iterations: bare.iterations, elapsedMs: round(bare.elapsedMs, 1), messageBytes: base64url.decode(ready.sample.signingInput).length },
+    broker: {
+      requestsPerSecond: round(window.requestsPerSecond, 1),
+      requests: window.requests,
+      ok: window.ok,
+      errors,
+      non200,
+      statusCountsInclWarmup: result.statusCounts,
+      transportErrors: result.transportErrors,
+      mismatchedIdentities: result.mismatchedIdentities,
+      windowMs: round(window.elapsedMs, 1),
+      exhausted: window.exhausted,
+      latencyMs: Object.fromEntries(Object.entries(window.latencyMs).map(([key, value]) => [key, round(value, 3)])),
+      peakRssBytes: broker.peakRss,
+      peakRssMb: round(broker.peakRss / 1024 / 1024, 1),
+      sampledMaxRssBytes: broker.sampledRss,
+      cpuPercent: round(broker.brokerCpuPercent, 1),
+      profileDir: broker.profileDir ?? null,
+    },
+    warmup: { requestsPerSecond: round(result.warmup.requestsPerSecond, 1), requests: result.warmup.requests, failed: result.warmup.failed },
+    loadGenerator: {
+      cpuPercent: round(result.cpuPercent, 1),
+      eventLoopUtilization: round(result.eventLoopUtilization, 3),
+      proofsSigned: result.proofsSigned,
+      signMicrosPerProof: round(result.signMicrosPerProof, 1),
+      maxProofAgeSeconds: round(result.maxProofAgeSeconds, 1),
+      setupMs: round(ready.setupMs, 0),
+    },
+    ratio: round(ratio, 4),
+    targets: {
+      ratio: { target: TARGET_RATIO, pass: ratio >= TARGET_RATIO },
+      p99Ms: { target: TARGET_P99_MS, pass: window.latencyMs.p99 < TARGET_P99_MS },
+      rssMb: { target: TARGET_RSS_BYTES / 1024 / 1024, pass: broker.peakRss < TARGET_RSS_BYTES },
+    },
+    settings: { ...settings, pinned: cpus.pinned, brokerCpu: cpus.brokerCpu ?? null, loadCpu: cpus.loadCpu ?? null },
+  };
+  return { name: identitySection.name, rows, figures, failures };
+}

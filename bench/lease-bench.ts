@@ -1,0 +1,379 @@
+/**
+ * Lease section: what leasing a PostgreSQL login through the broker costs next to running the same
+ * SQL against the same server directly.
+ *
+ *  1. raw:    10 pg clients (the backend's own pool size) run the backend's readonly-role batch
+ *             (CREATE ROLE ... VALID UNTIL; advisory lock; GRANT CONNECT/USAGE/SELECT) back to back,
+ *             then its revocation steps (NOLOGIN; terminate sessions, REASSIGN/DROP OWNED, DROP ROLE).
+ *  2. broker: `tessera serve` (embedded defaults: SQLite + SoftHSM2 token from `tessera init`) with a
+ *             postgres backend on the same server; 10 provisioned + enrolled agents (keys inside the
+ *             token) each issue POST /v1/leases back to back, one fresh proof signed through the token
+ *             per request (~0.2 ms, inside the measured latency); then every lease is revoked by its
+ *             owner (DELETE /v1/leases/:id) until none is left pending upstream.
+ *  3. ratio:  per-lease cost (1 / rate at the same concurrency), ours ÷ raw, for issuance and for the
+ *             whole life cycle (issue + revoke).
+ *
+ * Raw runs first, on a fresh cluster, and the catalogs are vacuumed before the broker's turn, so
+ * neither side inherits the other's dead catalog rows. Raw sends the password in clear text (the
+ * server hashes it); the broker hashes it itself and sends the SCRAM verifier.
+ *
+ * Knobs (bounded): BENCH_LEASE_S (10), BENCH_LEASE_WARMUP_S (2), BENCH_LEASE_CONCURRENCY (10).
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import pg from 'pg';
+import { type Dispatcher, Pool } from 'undici';
+import { provisionAgent } from '../provisioner/provision.js';
+import { DEFAULT_ROLES } from '../src/backends/postgres-backend.js';
+import { BrokerClient, fetchDiscovery } from '../src/client/broker-client.js';
+import { loadConfig } from '../src/config/config.js';
+import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
+import type { Signer } from '../src/keys/key-store.js';
+import { KeyStores } from '../src/keys/registry.js';
+import type { LeaseRecord, LeaseResponse, RevokeResponse } from '../src/sdk/wire.js';
+import { startPostgres } from '../test/support/postgres.js';
+import {
+  type BenchSection,
+  Cleanup,
+  envNumber,
+  fmtInt,
+  fmtMs,
+  type LatencySummary,
+  log,
+  readCpuMs,
+  type ResultRow,
+  round,
+  runLoad,
+  type SectionResult,
+  startBenchBroker,
+  summarizeLatencies,
+  verdict,
+} from './support.js';
+
+const TARGET_RATE = 250;
+const TARGET_P99_MS = 50;
+const TARGET_COST_RATIO = 1.5;
+
+const BACKEND = 'bench';
+const ROLE = 'readonly';
+const ROLE_CONFIG = DEFAULT_ROLES.readonly;
+/** Tables for `GRANT SELECT ON ALL TABLES` to cover, as in a real schema. */
+const TABLES = 10;
+const MAX_OPS = 200_000;
+const REVOKE_DRAIN_TIMEOUT_MS = 120_000;
+
+export const leaseSection: BenchSection = {
+  name: 'lease',
+  description: 'POST /v1/leases (PostgreSQL roles) through the broker vs the same SQL run directly',
+  run: runLeaseBench,
+};
+
+interface Phase {
+  readonly ok: number;
+  readonly failed: number;
+  readonly elapsedMs: number;
+  readonly perSecond: number;
+  readonly latencyMs: LatencySummary;
+}
+
+/** Closed-loop phase over `count` indexed operations (or until the deadline); errors are sampled into `errors`. */
+async function phase(concurrency: number, durationMs: number, count: number, op: (index: number) => Promise<void>, errors: string[]): Promise<Phase> {
+  let next = 0;
+  const result = await runLoad({
+    concurrency,
+    durationMs,
+    maxRequests: count,
+    next: () => (next < count ? next++ : undefined),
+    send: async (index) => {
+      try {
+        await op(index);
+        return true;
+      } catch (error) {
+        if (errors.length < 5) errors.push((error as Error).message.slice(0, 300));
+        return false;
+      }
+    },
+  });
+  return {
+    ok: result.ok,
+    failed: result.failed,
+    elapsedMs: result.elapsedMs,
+    perSecond: (result.ok / result.elapsedMs) * 1000,
+    latencyMs: summarizeLatencies(result.latenciesMs),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw: the backend's statements, rendered the way it renders them
+// ---------------------------------------------------------------------------------------------
+
+const LOCK = `SELECT pg_advisory_xact_lock(${BigInt.asIntN(64, BigInt(`0x${randomBytes(8).toString('hex')}`))})`;
+
+/** {{name}}/{{database}} as quoted identifiers, anything else as a quoted literal (as the backend does). */
+function render(template: string, values: Record<string, string>): string {
+  return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, key: string) =>
+    key === 'name' || key === 'database' ? pg.escapeIdentifier(values[key]!) : pg.escapeLiteral(values[key]!),
+  );
+}
+
+/** One simple-protocol batch per step (one implicit transaction), the lock after a leading CREATE ROLE. */
+function rawStatements(name: string): { create: string; drop: string[] } {
+  const values = { name, database: 'postgres', password: randomBytes(32).toString('base64url'), expiration: new Date(Date.now() + 3_600_000).toISOString() };
+  const [createRole, ...grants] = ROLE_CONFIG.creationStatements.map((statement) => render(statement, values));
+  return {
+    create: [createRole, LOCK, ...grants].join(';\n'),
+    drop: [
+      [LOCK, render('ALTER ROLE {{name}} NOLOGIN', values)].join(';\n'),
+      [
+        LOCK,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${pg.escapeLiteral(name)}`,
+        render('REASSIGN OWNED BY {{name}} TO CURRENT_USER', values),
+        render('DROP OWNED BY {{name}}', values),
+        render('DROP ROLE IF EXISTS {{name}}', values),
+      ].join(';\n'),
+    ],
+  };
+}
+
+async function runRaw(upstreamUrl: string, settings: Settings, errors: string[]): Promise<{ create: Phase; drop: Phase }> {
+  // Like the backend: a pool as large as the concurrency, each step on whichever client is free.
+  const pool = new pg.Pool({ connectionString: upstreamUrl, max: settings.concurrency });
+  try {
+    const drops: string[][] = [];
+    let created = 0;
+    const create = async () => {
+      const { create: sql, drop } = rawStatements(`bench_raw_${created++}`);
+      await pool.query(sql);
+      drops.push(drop);
+    };
+    log(`lease: raw: ${settings.concurrency} pg clients, ${settings.warmupMs / 1000} s warm-up + ${settings.durationMs / 1000} s`);
+    await phase(settings.concurrency, settings.warmupMs, MAX_OPS, create, errors);
+    const createPhase = await phase(settings.concurrency, settings.durationMs, MAX_OPS, create, errors);
+    const dropPhase = await phase(settings.concurrency, Number.POSITIVE_INFINITY, drops.length, async (index) => {
+      for (const step of drops[index]!) await pool.query(step);
+    }, errors);
+    return { create: createPhase, drop: dropPhase };
+  } finally {
+    await pool.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broker: agents signing through the token, requests over a keep-alive pool
+// ---------------------------------------------------------------------------------------------
+
+interface Agent {
+  readonly id: string;
+  readonly signer: Signer;
+}
+
+class SignedSender {
+  readonly #pool: Pool;
+
+  constructor(
+    readonly issuer: string,
+    private readonly audience: string,
+    connections: number,
+  ) {
+    this.#pool = new Pool(issuer, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  }
+
+  /** Sends one request with a fresh proof; throws unless the status is `expected`. */
+  async send<T>(agent: Agent, method: string, path: string, expected: number, body?: unknown): Promise<T> {
+    const payload = body === undefined ? '' : JSON.stringify(body);
+    const proof = await createProof(agent.signer, agent.id, this.audience, { method, url: this.issuer + path, body: payload });
+    const headers: Record<string, string> = { authorization: `${PROOF_SCHEME} ${proof}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await this.#pool.request({ path, method: method as Dispatcher.HttpMethod, headers, body: body === undefined ? undefined : payload });
+    const text = await response.body.text();
+    if (response.statusCode !== expected) throw new Error(`${method} ${path}: HTTP ${response.statusCode} (expected ${expected}): ${text}`);
+    return JSON.parse(text) as T;
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}
+
+interface BrokerRun {
+  readonly issue: Phase;
+  readonly revoke: Phase;
+  readonly pending: number;
+  /** Broker process CPU (user + system) per issued lease in the timed window. */
+  readonly brokerCpuMsPerLease: number;
+  readonly leftoverRoles: number;
+}
+
+async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Cleanup, errors: string[]): Promise<BrokerRun> {
+  log('lease: starting the broker (tessera init + serve)');
+  const profileDir = process.env.BENCH_CPU_PROF;
+  const broker = await startBenchBroker(cleanup, { nodeFlags: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] });
+  // This process signs as the agents through the broker's token. SoftHSM2 reads SOFTHSM2_CONF once,
+  // at the first C_Initialize of the process: no other section opens a token in this process.
+  const previousConf = process.env.SOFTHSM2_CONF;
+  process.env.SOFTHSM2_CONF = join(broker.dataDir, 'softhsm', 'softhsm2.conf');
+  cleanup.add('restore SOFTHSM2_CONF', async () => {
+    if (previousConf === undefined) delete process.env.SOFTHSM2_CONF;
+    else process.env.SOFTHSM2_CONF = previousConf;
+  });
+  const config = loadConfig({}, broker.env);
+  const keyStores = new KeyStores(config);
+  cleanup.add('close key stores', () => keyStores.close());
+  const admin = await BrokerClient.connect(broker.url, await keyStores.signer(config.adminKeyUri!));
+  await admin.request('POST', '/v1/admin/backends', {
+    name: BACKEND,
+    type: 'postgres',
+    connection_url: upstreamUrl,
+    roles: { [ROLE]: { creation_statements: ROLE_CONFIG.creationStatements } },
+  });
+
+  log(`lease: provisioning + enrolling ${settings.concurrency} agents with keys in the SoftHSM2 token`);
+  const keyStore = await keyStores.get('pkcs11');
+  const agents: Agent[] = [];
+  for (let i = 0; i < settings.concurrency; i += 1) {
+    const address = `lease-bench-${i}@bench.local`;
+    const provisioned = await provisionAgent(admin, keyStore, { address, attributes: { purpose: 'bench' } });
+    const signer = await keyStores.signer(provisioned.key_uri);
+    await (await BrokerClient.connect(broker.url, signer)).request('POST', '/v1/enroll', { ticket: provisioned.ticket });
+    await admin.request('POST', '/v1/admin/grants', { subject: address, backend: BACKEND, role: ROLE, max_ttl_seconds: 86_400 });
+    agents.push({ id: provisioned.identity_id, signer });
+  }
+
+  const discovery = await fetchDiscovery(broker.url);
+  const sender = new SignedSender(discovery.issuer, discovery.proof_audience, settings.concurrency);
+  cleanup.add('close HTTP pool', () => sender.close());
+  const leases: { agent: Agent; id: string }[] = [];
+  const issue = async (index: number) => {
+    const agent = agents[index % agents.length]!;
+    const lease = await sender.send<LeaseResponse>(agent, 'POST', '/v1/leases', 201, { backend: BACKEND, role: ROLE, ttl_seconds: 3_600 });
+    leases.push({ agent, id: lease.lease_id });
+  };
+  log(`lease: broker: ${settings.concurrency} agents, ${settings.warmupMs / 1000} s warm-up + ${settings.durationMs / 1000} s`);
+  await phase(settings.concurrency, settings.warmupMs, MAX_OPS, issue, errors);
+  const cpuBefore = readCpuMs(broker.pid) ?? Number.NaN;
+  const issuePhase = await phase(settings.concurrency, settings.durationMs, MAX_OPS, issue, errors);
+  const brokerCpuMsPerLease = ((readCpuMs(broker.pid) ?? Number.NaN) - cpuBefore) / issuePhase.ok;
+
+  log(`lease: revoking ${leases.length} leases through the broker`);
+  let pending = 0;
+  const drainStart = performance.now();
+  const revokePhase = await phase(settings.concurrency, Number.POSITIVE_INFINITY, leases.length, async (index) => {
+    const { agent, id } = leases[index]!;
+    const revoked = await sender.send<RevokeResponse>(agent, 'DELETE', `/v1/leases/${encodeURIComponent(id)}`, 200);
+    if (revoked.state === 'revocation-pending') pending += 1;
+    else if (revoked.state !== 'revoked') throw new Error(`lease ${id} is ${revoked.state} after DELETE`);
+  }, errors);
+  // Pending revocations finish in the background: the phase lasts until the upstream is clean.
+  const drain = await waitForRevocations(admin);
+  const elapsedMs = performance.now() - drainStart;
+  const revoke = { ...revokePhase, elapsedMs, perSecond: (revokePhase.ok / elapsedMs) * 1000 };
+  if (drain > 0) errors.push(`${drain} lease(s) still revocation-pending after ${REVOKE_DRAIN_TIMEOUT_MS / 1000} s`);
+  return { issue: issuePhase, revoke, pending, brokerCpuMsPerLease, leftoverRoles: await countRoles(upstreamUrl, 'tessera_%') };
+}
+
+/** Polls until no lease on the bench backend is revocation-pending; returns how many still are. */
+async function waitForRevocations(admin: BrokerClient): Promise<number> {
+  const deadline = Date.now() + REVOKE_DRAIN_TIMEOUT_MS;
+  for (;;) {
+    const { leases } = await admin.request<{ leases: LeaseRecord[] }>('GET', `/v1/admin/leases?backend=${BACKEND}&state=revocation-pending`);
+    if (leases.length === 0 || Date.now() > deadline) return leases.length;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function withUpstream<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const countRoles = (url: string, pattern: string) =>
+  withUpstream(url, async (client) => (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_roles WHERE rolname LIKE $1', [pattern])).rows[0]!.n);
+
+// ---------------------------------------------------------------------------------------------
+
+interface Settings {
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly concurrency: number;
+}
+
+async function runLeaseBench(): Promise<SectionResult> {
+  const settings: Settings = {
+    durationMs: envNumber('BENCH_LEASE_S', 10, 1, 120) * 1000,
+    warmupMs: envNumber('BENCH_LEASE_WARMUP_S', 2, 0, 30) * 1000,
+    concurrency: Math.round(envNumber('BENCH_LEASE_CONCURRENCY', 10, 1, 64)),
+  };
+  const cleanup = new Cleanup();
+  try {
+    log('lease: starting a PostgreSQL cluster for the upstream');
+    const upstream = await startPostgres();
+    cleanup.add('destroy PostgreSQL cluster', () => upstream.destroy());
+    await withUpstream(upstream.url, (client) =>
+      client.query(Array.from({ length: TABLES }, (_, i) => `CREATE TABLE bench_${i} (id int PRIMARY KEY, body text)`).join(';')),
+    );
+
+    const rawErrors: string[] = [];
+    const raw = await runRaw(upstream.url, settings, rawErrors);
+    const leftoverRaw = await countRoles(upstream.url, 'bench_raw_%');
+    await withUpstream(upstream.url, (client) => client.query('VACUUM'));
+
+    const brokerErrors: string[] = [];
+    const ours = await runBroker(upstream.url, settings, cleanup, brokerErrors);
+    return report(settings, raw, ours, { rawErrors, brokerErrors, leftoverRaw });
+  } finally {
+    await cleanup.run();
+  }
+}
+
+function report(
+  settings: Settings,
+  raw: { create: Phase; drop: Phase },
+  ours: BrokerRun,
+  checks: { rawErrors: string[]; brokerErrors: string[]; leftoverRaw: number },
+): SectionResult {
+  const perLease = (...phases: Phase[]) => phases.reduce((sum, p) => sum + 1000 / p.perSecond, 0); // ms of wall time per lease
+  const issueRatio = perLease(ours.issue) / perLease(raw.create);
+  const lifecycleRatio = perLease(ours.issue, ours.revoke) / perLease(raw.create, raw.drop);
+
+  const failures: string[] = [];
+  const failed = (what: string, phases: Phase[], samples: string[]) => {
+    const count = phases.reduce((sum, p) => sum + p.failed, 0);
+    if (count > 0 || samples.length > 0) failures.push(`${what}: ${count} failed operation(s); e.g. ${samples.join(' | ')}`);
+  };
+  failed('broker (non-201 issue / non-200 revoke)', [ours.issue, ours.revoke], checks.brokerErrors);
+  failed('raw SQL', [raw.create, raw.drop], checks.rawErrors);
+  if (ours.issue.ok === 0) failures.push('no lease issued in the timed window');
+  if (ours.leftoverRoles > 0) failures.push(`${ours.leftoverRoles} leased role(s) still exist upstream after revocation`);
+  if (checks.leftoverRaw > 0) failures.push(`${checks.leftoverRaw} raw role(s) left after the drop phase`);
+
+  const latency = (p: Phase) => `${fmtMs(p.latencyMs.p50)} / ${fmtMs(p.latencyMs.p99)}`;
+  const rows: ResultRow[] = [
+    { metric: `lease issue, ${settings.concurrency} agents`, value: `${fmtInt(ours.issue.perSecond)} leases/s`, target: `>= ${TARGET_RATE}/s`, verdict: verdict(ours.issue.perSecond >= TARGET_RATE), headline: true },
+    { metric: 'lease issue p50', value: fmtMs(ours.issue.latencyMs.p50) },
+    { metric: 'lease issue p99', value: fmtMs(ours.issue.latencyMs.p99), target: `< ${TARGET_P99_MS} ms`, verdict: verdict(ours.issue.latencyMs.p99 < TARGET_P99_MS), headline: true },
+    { metric: 'broker CPU per issued lease', value: fmtMs(ours.brokerCpuMsPerLease) },
+    { metric: 'lease revoke (owner DELETE)', value: `${fmtInt(ours.revoke.perSecond)} leases/s, p50/p99 ${latency(ours.revoke)}` },
+    { metric: `raw CREATE ROLE+GRANT, ${settings.concurrency} pg clients`, value: `${fmtInt(raw.create.perSecond)} roles/s, p50/p99 ${latency(raw.create)}` },
+    { metric: 'raw NOLOGIN+DROP ROLE', value: `${fmtInt(raw.drop.perSecond)} roles/s, p50/p99 ${latency(raw.drop)}` },
+    { metric: 'cost ratio, issue (ours ÷ raw)', value: `${round(issueRatio)}x` },
+    { metric: 'cost ratio, issue + revoke', value: `${round(lifecycleRatio)}x`, target: `<= ${TARGET_COST_RATIO}x`, verdict: verdict(lifecycleRatio <= TARGET_COST_RATIO), headline: true },
+  ];
+  const figures = (p: Phase) => ({ ok: p.ok, failed: p.failed, elapsedMs: round(p.elapsedMs), perSecond: round(p.perSecond), latencyMs: p.latencyMs });
+  return {
+    name: leaseSection.name,
+    rows,
+    figures: {
+      settings,
+      broker: { issue: figures(ours.issue), revoke: figures(ours.revoke), pendingRevocations: ours.pending, cpuMsPerLease: round(ours.brokerCpuMsPerLease) },
+      raw: { create: figures(raw.create), drop: figures(raw.drop) },
+      issueCostRatio: round(issueRatio, 3),
+      lifecycleCostRatio: round(lifecycleRatio, 3),
+    },
+    failures,
+  };
+}
