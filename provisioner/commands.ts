@@ -1,8 +1,8 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { adminClient, collect, commandConfig, output, withKeyStores } from '../src/cli/context.js';
 import { parseDuration } from '../src/config/duration.js';
 import { TesseraError } from '../src/errors.js';
-import { issueTicket, provisionAgent, type TicketResponse } from './provision.js';
+import { issueTicket, PROVISION_ROLES, provisionAgent, type ProvisionRole, type TicketResponse } from './provision.js';
 
 function parseAttributes(pairs: string[]): Record<string, string> {
   return Object.fromEntries(
@@ -28,14 +28,15 @@ const ticketLines = (ticket: TicketResponse) =>
 export function registerProvisionerCommands(program: Command): void {
   program
     .command('provision <address>')
-    .description("generate an agent's signing key in KMS/HSM, register it and issue a one-time enrollment ticket")
+    .description("generate an agent's (or reviewer's) signing key in KMS/HSM, register it and issue a one-time enrollment ticket")
     .option('--keystore <kind>', 'pkcs11 | kms (default: TESSERA_KEYSTORE or the one chosen at init)')
     .option('--attr <key=value>', 'identity attribute (repeatable)', collect, [])
     .option('--ticket-ttl <duration>', 'ticket lifetime, e.g. 10m (default TESSERA_TICKET_TTL)')
+    .addOption(new Option('--role <role>', 'agent, or reviewer: reads the review page and audit log, changes nothing').choices(PROVISION_ROLES).default('agent'))
     .option('--json', 'print JSON')
-    .action(async (address: string, options: { keystore?: string; attr: string[]; ticketTtl?: string; json?: boolean }, command: Command) => {
+    .action(async (address: string, options: { keystore?: string; attr: string[]; ticketTtl?: string; role: ProvisionRole; json?: boolean }, command: Command) => {
       const config = commandConfig(command, { keystore: options.keystore });
-      const request = { address, attributes: parseAttributes(options.attr), ticketTtlSeconds: ttlSeconds(options.ticketTtl, '--ticket-ttl') };
+      const request = { address, attributes: parseAttributes(options.attr), ticketTtlSeconds: ttlSeconds(options.ticketTtl, '--ticket-ttl'), role: options.role };
       const result = await withKeyStores(config, async (keyStores) =>
         provisionAgent(await adminClient(command, config, keyStores), await keyStores.get(config.keystore), request),
       );

@@ -9,7 +9,12 @@ export interface ProvisionRequest {
   readonly address: string;
   readonly attributes: Readonly<Record<string, string>>;
   readonly ticketTtlSeconds?: number;
+  /** `reviewer`: may read everything (review page, audit) and change nothing; default `agent` */
+  readonly role?: ProvisionRole;
 }
+
+export const PROVISION_ROLES = ['agent', 'reviewer'] as const;
+export type ProvisionRole = (typeof PROVISION_ROLES)[number];
 
 export interface TicketResponse {
   readonly identity_id: string;
@@ -39,7 +44,7 @@ export async function provisionAgent(admin: BrokerClient, keyStore: KeyStore, re
   }
 
   const signer = await keyStore.createSigningKey({
-    label: `tessera-agent-${request.address}-${randomBytes(3).toString('hex')}`,
+    label: `tessera-${request.role ?? 'agent'}-${request.address}-${randomBytes(3).toString('hex')}`,
     tags: { 'tessera:address': request.address },
   });
   const publicKey = base64url.encode(signer.publicKey);
@@ -48,6 +53,7 @@ export async function provisionAgent(admin: BrokerClient, keyStore: KeyStore, re
     public_key: publicKey,
     key_uri: signer.uri,
     attributes: request.attributes,
+    role: request.role ?? 'agent',
   });
   const ticket = await issueTicket(admin, request.address, request.ticketTtlSeconds);
   return { ...ticket, key_uri: signer.uri, public_key: publicKey };

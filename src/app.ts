@@ -1,13 +1,25 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AuditSink } from './audit/audit-log.js';
+import type { Clock } from './clock.js';
 import type { ProofAuthenticator } from './identity/authenticator.js';
 import type { Authority } from './identity/authority.js';
 import type { IdentityService } from './identity/identities.js';
 import { errorHandler } from './http/plugins/error-handler.js';
 import { proofAuth } from './http/plugins/proof-auth.js';
+import { reviewAuth } from './http/plugins/review-auth.js';
+import { adminBackendRoutes } from './http/routes/admin-backends.js';
+import { adminGrantRoutes } from './http/routes/admin-grants.js';
+import { adminLeaseRoutes } from './http/routes/admin-leases.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { agentRoutes } from './http/routes/agent.js';
 import { discoveryRoutes } from './http/routes/discovery.js';
+import { leaseRoutes } from './http/routes/leases.js';
+import { reviewRoutes } from './http/routes/review.js';
+import { uiRoutes } from './http/routes/ui.js';
+import { SessionCookie } from './http/session-cookie.js';
+import type { LeaseSystem } from './leases/lease-system.js';
+import { ReviewReader } from './review/reader.js';
+import { ReviewSessions } from './review/sessions.js';
 import type { Store } from './store/database.js';
 
 export interface AppDeps {
@@ -16,6 +28,8 @@ export interface AppDeps {
   readonly authority: Authority;
   readonly identities: IdentityService;
   readonly authenticator: ProofAuthenticator;
+  readonly leases: LeaseSystem;
+  readonly clock: Clock;
   readonly publicUrl: string;
   /** pino logger; none in tests. */
   readonly logger?: FastifyBaseLogger;
@@ -43,6 +57,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(proofAuth, { authenticator: deps.authenticator, audit: deps.audit, publicUrl: deps.publicUrl });
   await app.register(discoveryRoutes, { authority: deps.authority, publicUrl: deps.publicUrl });
   await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });
-  await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store });
+  await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl });
+  await app.register(leaseRoutes, { issuer: deps.leases.issuer, leases: deps.leases.leases });
+  await app.register(adminBackendRoutes, { backends: deps.leases.backends });
+  await app.register(adminGrantRoutes, { grants: deps.leases.grants });
+  await app.register(adminLeaseRoutes, { leases: deps.leases.leases, identities: deps.identities });
+
+  // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.
+  const sessions = new ReviewSessions(deps.store.db, deps.audit, deps.clock);
+  const cookie = new SessionCookie(deps.publicUrl);
+  const reader = new ReviewReader({ store: deps.store, identities: deps.identities, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl, clock: deps.clock });
+  await app.register(reviewAuth, { sessions, cookie });
+  await app.register(reviewRoutes, { reader, sessions, publicUrl: deps.publicUrl });
+  await app.register(uiRoutes, { reader, sessions, cookie });
   return app;
 }

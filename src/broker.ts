@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { DatabaseAuditLog } from './audit/audit-log.js';
+import { AuditCheckpointer } from './audit/checkpoints.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/config.js';
 import { TesseraError } from './errors.js';
@@ -8,12 +9,19 @@ import { ProofAuthenticator } from './identity/authenticator.js';
 import { Authority } from './identity/authority.js';
 import { IdentityService } from './identity/identities.js';
 import { KeyStores } from './keys/registry.js';
+import { DEFAULT_LEASE_SETTINGS, type LeaseSettings, LeaseSystem } from './leases/lease-system.js';
+import { CredentialProxy } from './proxy/credential-proxy.js';
+import { KeyStoreWrappingKeys } from './secrets/wrapping-keys.js';
 import { openStore } from './store/database.js';
 import { readSetting } from './store/settings.js';
 
 export interface Broker {
   readonly app: FastifyInstance;
   readonly identities: IdentityService;
+  readonly auditCheckpoints: AuditCheckpointer;
+  readonly leases: LeaseSystem;
+  /** The credential proxy for proxied leases; serve (or a test) listens on config.proxyListen. */
+  readonly proxy: CredentialProxy;
   close(): Promise<void>;
 }
 
@@ -22,36 +30,57 @@ const REPLAY_PRUNE_INTERVAL_MS = 60_000;
 /** Wires config to store, key stores and services, and builds the HTTP app (not yet listening). */
 export async function createBroker(
   config: Config,
-  options: { logger?: FastifyBaseLogger; clock?: Clock } = {},
+  options: { logger?: FastifyBaseLogger; clock?: Clock; leases?: Partial<LeaseSettings> } = {},
 ): Promise<Broker> {
   const clock = options.clock ?? systemClock;
   const store = await openStore(config.databaseUrl, { create: false });
   const keyStores = new KeyStores(config);
+  let leases: LeaseSystem | undefined;
   try {
     const authorityKeyUri = await readSetting(store.db, 'authority_key_uri');
     if (!authorityKeyUri) throw new TesseraError('config_invalid', `No authority key in ${config.databaseUrl}: run "tessera init" first.`);
-    const authority = await Authority.create(await keyStores.signer(authorityKeyUri), config.publicUrl, clock, config.credentialTtlMs / 1000);
+    const authoritySigner = await keyStores.signer(authorityKeyUri);
+    const authority = await Authority.create(authoritySigner, config.publicUrl, clock, config.credentialTtlMs / 1000);
     const audit = new DatabaseAuditLog(store.db, clock);
     const identities = new IdentityService(store.db, audit, clock, { defaultTtlMs: config.ticketTtlMs, maxTtlMs: config.ticketMaxTtlMs });
-    const authenticator = new ProofAuthenticator(store.db, audit, clock, config.publicUrl);
-    const app = await buildApp({ store, audit, authority, identities, authenticator, publicUrl: config.publicUrl, logger: options.logger });
+    const authenticator = new ProofAuthenticator(store.db, store.reader, audit, clock, config.publicUrl);
+    leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.db), { ...DEFAULT_LEASE_SETTINGS, ...options.leases }, {
+      proxyUrl: config.proxyPublicUrl,
+    });
+    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, clock, publicUrl: config.publicUrl, logger: options.logger });
+    // Before listening: on an embedded store every pending lease is an orphan of a previous process.
+    await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'));
 
+    const started = leases;
     const pruneTimer = setInterval(() => {
       authenticator.pruneReplayCache().catch((error: unknown) => app.log.warn({ err: error }, 'pruning the proof replay cache failed'));
     }, REPLAY_PRUNE_INTERVAL_MS);
     pruneTimer.unref();
+    const auditCheckpoints = new AuditCheckpointer(store.db, authoritySigner, authority.kid, clock, {
+      everyEvents: config.auditCheckpointEvery,
+      intervalMs: config.auditCheckpointIntervalMs,
+    });
+    const stopCheckpoints = auditCheckpoints.start((error) => app.log.error({ err: error }, 'signing an audit checkpoint failed'));
+    const proxy = new CredentialProxy({ db: store.db, reader: store.reader, audit, clock, backends: started.backends, logger: app.log });
 
     return {
       app,
       identities,
+      auditCheckpoints,
+      leases: started,
+      proxy,
       async close() {
         clearInterval(pruneTimer);
+        await proxy.close();
         await app.close();
+        await started.close();
+        await stopCheckpoints();
         await keyStores.close();
         await store.close();
       },
     };
   } catch (error) {
+    await leases?.close();
     await keyStores.close();
     await store.close();
     throw error;

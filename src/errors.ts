@@ -22,6 +22,9 @@ export const ERROR_CODES = {
   proof_wrong_body: { status: 401, message: 'The proof bh does not match the SHA-256 of the request body.' },
   proof_replayed: { status: 401, message: 'The proof jti has already been used.' },
 
+  // Review sessions (the read-only review page, docs/PROTOCOL.md §9)
+  session_invalid: { status: 401, message: 'The review session or login code is missing, unknown, expired or already used.' },
+
   // Identity state (403: who you are is known, but you may not)
   identity_not_enrolled: { status: 403, message: 'The identity has not redeemed its enrollment ticket.' },
   identity_revoked: { status: 403, message: 'The identity has been revoked.' },
@@ -31,6 +34,20 @@ export const ERROR_CODES = {
   ticket_invalid: { status: 403, message: 'The enrollment ticket is unknown or bound to another identity.' },
   ticket_expired: { status: 403, message: 'The enrollment ticket has expired.' },
   ticket_used: { status: 403, message: 'The enrollment ticket has already been redeemed.' },
+
+  // Leases and credential backends
+  no_grant: { status: 403, message: 'No grant allows this identity to lease this role of this backend.' },
+  ttl_exceeds_max: { status: 400, message: 'The requested TTL exceeds the maximum the grant allows.' },
+  lease_inactive: { status: 409, message: 'The lease is no longer active (revoked or expired).' },
+  backend_unreachable: { status: 400, message: 'The broker could not connect to the backend with the given settings.' },
+  backend_unavailable: { status: 503, message: 'The upstream backend is unavailable; try again later.' },
+  backend_error: { status: 502, message: 'The upstream backend rejected the operation.' },
+
+  // Credential proxy (answered in the upstream API's own error format, docs/PROTOCOL.md §6)
+  lease_token_invalid: { status: 401, message: 'The proxied request carries no lease token, or one the broker does not know.' },
+  lease_token_inactive: { status: 401, message: 'The lease behind this token has been revoked or has expired.' },
+  scope_violation: { status: 403, message: 'The request is outside the scope the lease was granted.' },
+  constraint_violation: { status: 403, message: 'The request breaks a constraint of the lease\'s grant.' },
 
   // Key stores and configuration
   key_store_error: { status: 502, message: 'The key store (KMS/HSM) failed to complete the operation.' },

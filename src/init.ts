@@ -32,6 +32,8 @@ export interface InitReport {
 export async function initialize(config: Config): Promise<InitReport> {
   const created: string[] = [];
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // mkdir's mode only applies to a directory it creates; tighten one that already existed.
+  chmodSync(config.dataDir, 0o700);
   const state: InitState = { ...readInitState(config.dataDir), keystore: config.keystore };
   let settings = config;
 
@@ -54,6 +56,13 @@ export async function initialize(config: Config): Promise<InitReport> {
       authorityKeyUri = signer.uri;
       await writeSetting(store.db, 'authority_key_uri', authorityKeyUri);
       created.push('authority key');
+    }
+
+    // Wraps the data keys that seal upstream root secrets (src/secrets/envelope.ts).
+    if (!(await readSetting(store.db, 'wrapping_key_uri'))) {
+      const wrappingKey = await keyStore.createWrappingKey({ label: `tessera-wrapping-${suffix()}`, tags: { 'tessera:purpose': 'wrapping' } });
+      await writeSetting(store.db, 'wrapping_key_uri', wrappingKey.uri);
+      created.push('wrapping key');
     }
 
     const identities = new IdentityService(store.db, new DatabaseAuditLog(store.db, systemClock), systemClock, {

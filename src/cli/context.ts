@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { BrokerClient } from '../client/broker-client.js';
-import { type Config, loadConfig } from '../config/config.js';
+import { type Config, type ConfigOverrides, loadConfig } from '../config/config.js';
 import { TesseraError } from '../errors.js';
 import { KeyStores } from '../keys/registry.js';
 
@@ -10,7 +10,7 @@ export interface GlobalOptions {
 }
 
 /** Configuration for a command, from the global flags (`--data-dir`) plus environment and tessera.json. */
-export function commandConfig(command: Command, overrides: { listen?: string; keystore?: string } = {}): Config {
+export function commandConfig(command: Command, overrides: Omit<ConfigOverrides, 'dataDir'> = {}): Config {
   const globals = command.optsWithGlobals<GlobalOptions>();
   return loadConfig({ dataDir: globals.dataDir, ...overrides });
 }

@@ -8,12 +8,14 @@ import { registerProvisionerCommands } from '../../provisioner/commands.js';
 import { BrokerRequestError } from '../client/broker-client.js';
 import { TesseraError } from '../errors.js';
 import { registerBackendCommands } from './commands/backend.js';
+import { registerAuditCommands } from './commands/audit.js';
 import { registerDevCommands } from './commands/dev-kms.js';
 import { registerAgentCommands } from './commands/enroll.js';
 import { registerGrantCommands } from './commands/grant.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerInit } from './commands/init.js';
 import { registerLeaseCommands } from './commands/lease.js';
+import { registerReviewCommands } from './commands/review.js';
 import { registerServe } from './commands/serve.js';
 
 const program = new Command('tessera')
@@ -30,6 +32,8 @@ registerIdentityCommands(program);
 registerBackendCommands(program);
 registerGrantCommands(program);
 registerLeaseCommands(program);
+registerAuditCommands(program);
+registerReviewCommands(program);
 registerDevCommands(program);
 
 program.parseAsync().catch((error: unknown) => {

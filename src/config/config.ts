@@ -28,6 +28,9 @@ const schema = z.object({
   databaseUrl: z.string().regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'must start with sqlite: or postgres://'),
   listen: hostPort,
   publicUrl: z.url().transform((url) => url.replace(/\/+$/, '')),
+  /** the credential proxy's listener and the base URL agents' SDKs use for it (src/proxy/) */
+  proxyListen: hostPort,
+  proxyPublicUrl: z.url().transform((url) => url.replace(/\/+$/, '')),
   keystore: z.enum(['pkcs11', 'kms']),
   pkcs11: z.object({
     module: z.string().optional(),
@@ -38,6 +41,9 @@ const schema = z.object({
   ticketTtlMs: duration,
   ticketMaxTtlMs: duration,
   credentialTtlMs: duration,
+  /** sign an audit checkpoint after this many events, or after auditCheckpointIntervalMs (src/audit/checkpoints.ts) */
+  auditCheckpointEvery: z.coerce.number().int().min(1),
+  auditCheckpointIntervalMs: duration,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   adminKeyUri: z.string().optional(),
 });
@@ -50,6 +56,8 @@ const ENV_NAMES: Record<string, string> = {
   databaseUrl: 'TESSERA_DATABASE_URL',
   listen: 'TESSERA_LISTEN (--listen)',
   publicUrl: 'TESSERA_PUBLIC_URL',
+  proxyListen: 'TESSERA_PROXY_LISTEN',
+  proxyPublicUrl: 'TESSERA_PROXY_PUBLIC_URL',
   keystore: 'TESSERA_KEYSTORE (--keystore)',
   'pkcs11.module': 'TESSERA_PKCS11_MODULE',
   'pkcs11.token': 'TESSERA_PKCS11_TOKEN',
@@ -58,6 +66,8 @@ const ENV_NAMES: Record<string, string> = {
   ticketTtlMs: 'TESSERA_TICKET_TTL',
   ticketMaxTtlMs: 'TESSERA_TICKET_MAX_TTL',
   credentialTtlMs: 'TESSERA_CREDENTIAL_TTL',
+  auditCheckpointEvery: 'TESSERA_AUDIT_CHECKPOINT_EVERY',
+  auditCheckpointIntervalMs: 'TESSERA_AUDIT_CHECKPOINT_INTERVAL',
   logLevel: 'TESSERA_LOG_LEVEL',
   adminKeyUri: 'TESSERA_ADMIN_KEY',
 };
@@ -84,18 +94,29 @@ export function readInitState(dataDir: string): InitState {
 export interface ConfigOverrides {
   dataDir?: string;
   listen?: string;
+  proxyListen?: string;
   keystore?: string;
+}
+
+/** The proxy's default address: the API's host, next port up (8700 -> 8701). */
+function nextPort(listen: string): string {
+  const separator = listen.lastIndexOf(':');
+  const port = Number(listen.slice(separator + 1));
+  return Number.isInteger(port) && port > 0 && port < 65535 ? `${listen.slice(0, separator)}:${port + 1}` : listen;
 }
 
 export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const dataDir = resolve(overrides.dataDir ?? env.TESSERA_DATA_DIR ?? '.tessera');
   const state = readInitState(dataDir);
   const listen = overrides.listen ?? env.TESSERA_LISTEN ?? '127.0.0.1:8700';
+  const proxyListen = overrides.proxyListen ?? env.TESSERA_PROXY_LISTEN ?? nextPort(listen);
   const raw = {
     dataDir,
     databaseUrl: env.TESSERA_DATABASE_URL ?? `sqlite:${join(dataDir, 'tessera.db')}`,
     listen,
     publicUrl: env.TESSERA_PUBLIC_URL ?? `http://${listen}`,
+    proxyListen,
+    proxyPublicUrl: env.TESSERA_PROXY_PUBLIC_URL ?? `http://${proxyListen}`,
     keystore: overrides.keystore ?? env.TESSERA_KEYSTORE ?? state.keystore ?? 'pkcs11',
     pkcs11: {
       module: env.TESSERA_PKCS11_MODULE ?? state.pkcs11?.module,
@@ -106,6 +127,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     ticketTtlMs: env.TESSERA_TICKET_TTL ?? '10m',
     ticketMaxTtlMs: env.TESSERA_TICKET_MAX_TTL ?? '24h',
     credentialTtlMs: env.TESSERA_CREDENTIAL_TTL ?? '24h',
+    auditCheckpointEvery: env.TESSERA_AUDIT_CHECKPOINT_EVERY ?? '1000',
+    auditCheckpointIntervalMs: env.TESSERA_AUDIT_CHECKPOINT_INTERVAL ?? '60s',
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
     adminKeyUri: env.TESSERA_ADMIN_KEY ?? state.adminKeyUri,
   };
@@ -119,4 +142,10 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     throw new TesseraError('config_invalid', 'Invalid setting TESSERA_TICKET_TTL: must not exceed TESSERA_TICKET_MAX_TTL');
   }
   return parsed.data;
+}
+
+/** `host:port` or `[v6]:port` (validated by the schema) as listen() options. */
+export function parseHostPort(address: string): { host: string; port: number } {
+  const separator = address.lastIndexOf(':');
+  return { host: address.slice(0, separator).replace(/^\[|\]$/g, ''), port: Number(address.slice(separator + 1)) };
 }

@@ -24,6 +24,8 @@ const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proo
 export class ProofAuthenticator {
   constructor(
     private readonly db: Kysely<Database>,
+    /** Store.reader: the identity lookup must not queue behind other requests' transactions. */
+    private readonly reader: Kysely<Database>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly audience: string,
@@ -34,7 +36,7 @@ export class ProofAuthenticator {
     try {
       const proof = parseProofHeader(request.authorization);
       claimedKid = proof.kid;
-      const row = await this.db.selectFrom('identities').selectAll().where('id', '=', proof.kid).executeTakeFirst();
+      const row = await this.reader.selectFrom('identities').selectAll().where('id', '=', proof.kid).executeTakeFirst();
       if (!row) throw new TesseraError('proof_unknown_key');
       const identity = identityFromRow(row);
       const now = this.clock.now();

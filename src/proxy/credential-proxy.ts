@@ -28,6 +28,8 @@ import { hasBody, readBody } from './request-body.js';
 
 export interface CredentialProxyDeps {
   readonly db: Kysely<Database>;
+  /** Store.reader: the per-call lease lookup. */
+  readonly reader: Kysely<Database>;
   readonly audit: AuditSink;
   readonly clock: Clock;
   readonly backends: BackendService;
@@ -107,7 +109,7 @@ export class CredentialProxy {
   /** Steps 1 and 2 without the body: the lease behind the token and the route in its scope. */
   async #authorize(request: IncomingMessage, call: Call): Promise<ProxyBackend> {
     const token = leaseToken(request.headers);
-    const lease = token === undefined ? undefined : await leaseByToken(this.deps.db, token);
+    const lease = token === undefined ? undefined : await leaseByToken(this.deps.reader, token);
     if (!lease) throw new ProxyRefusal('lease_token_invalid', token === undefined ? 'No lease token: send it as the API key (Authorization: Bearer).' : undefined);
     call.lease = lease;
     const backend = await this.deps.backends.instance(lease.backend).catch(() => {

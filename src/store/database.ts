@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase as SqliteConnection } from 'kysely';
 import pg from 'pg';
 import { TesseraError } from '../errors.js';
 import { migrateToLatest } from './migrations/index.js';
@@ -11,6 +11,12 @@ export type SqlDialect = 'sqlite' | 'postgres';
 
 export interface Store {
   readonly db: Kysely<Database>;
+  /**
+   * For per-request reads on hot paths (proof and lease-token lookups). On SQLite a second,
+   * read-only connection: WAL lets it read committed state while the single writer connection is
+   * inside a transaction, instead of queueing behind it. On PostgreSQL the same pool as `db`.
+   */
+  readonly reader: Kysely<Database>;
   readonly dialect: SqlDialect;
   close(): Promise<void>;
 }
@@ -45,7 +51,16 @@ function openSqlite(url: string, create: boolean): Store {
   database.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   sqliteConnections.set(db, database);
-  return { db, dialect: 'sqlite', close: () => db.destroy() };
+  const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: async () => withStatementCache(openReader(path)) }) });
+  return {
+    db,
+    reader,
+    dialect: 'sqlite',
+    close: async () => {
+      await reader.destroy();
+      await db.destroy();
+    },
+  };
 }
 
 const sqliteConnections = new WeakMap<Kysely<Database>, SqliteDatabase.Database>();
@@ -59,6 +74,13 @@ export function sqliteConnection(db: Kysely<Database>): SqliteDatabase.Database 
   return sqliteConnections.get(db);
 }
 
+/** Opened on first use, after the writer has created and migrated the file. */
+function openReader(path: string): SqliteDatabase.Database {
+  const reader = new SqliteDatabase(path, { readonly: true, fileMustExist: true });
+  reader.pragma('busy_timeout = 5000');
+  return reader;
+}
+
 const STATEMENT_CACHE_LIMIT = 500;
 
 /**
@@ -66,7 +88,7 @@ const STATEMENT_CACHE_LIMIT = 500;
  * statements costs more than running them. A statement still being iterated (a streamed read) is
  * busy, so a second user of the same SQL gets a fresh one.
  */
-function withStatementCache(database: SqliteDatabase.Database): SqliteDialectConfig['database'] {
+function withStatementCache(database: SqliteDatabase.Database): SqliteConnection {
   const cache = new Map<string, SqliteDatabase.Statement>();
   return {
     close: () => database.close(),
@@ -88,5 +110,5 @@ function openPostgres(url: string): Store {
     types: { getTypeParser: (oid: number, format?: any) => (oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format)) },
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', close: () => db.destroy() };
+  return { db, reader: db, dialect: 'postgres', close: () => db.destroy() };
 }

@@ -39,7 +39,8 @@ export interface ProofReplayTable {
 }
 
 export interface AuditEventTable {
-  seq: Generated<number>;
+  /** 1, 2, 3, ... without gaps: assigned from audit_chain_head, not by the database */
+  seq: number;
   at: number;
   /** identity id of whoever caused the event; null for anonymous requests */
   actor: string | null;
@@ -50,6 +51,27 @@ export interface AuditEventTable {
   reason: string | null;
   /** JSON object: never holds a secret, only hashes */
   details: string;
+  /** compact JWS the actor signed for the request that caused the event (src/audit/request-proof.ts) */
+  proof: string | null;
+  /** hash of the event seq - 1; GENESIS_HASH for seq 1 (src/audit/chain.ts) */
+  prev_hash: string;
+  /** hex SHA-256 of the event's canonical encoding (docs/PROTOCOL.md §7) */
+  hash: string;
+}
+
+/** One row (id 1): the last appended event. Appenders update it first, which serialises them. */
+export interface AuditChainHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+/** The chain head {seq, hash, at} signed by the authority key, as a compact JWS. */
+export interface AuditCheckpointTable {
+  seq: number;
+  hash: string;
+  at: number;
+  jws: string;
 }
 
 export interface SettingTable {
@@ -57,10 +79,84 @@ export interface SettingTable {
   value: string;
 }
 
+export interface BackendTable {
+  name: string;
+  type: string;
+  /** JSON object of type-specific settings; never holds the root secret. */
+  config: string;
+  /** AES-256-GCM ciphertext of the root secret under its own data key (src/secrets/envelope.ts). */
+  sealed_secret: string;
+  /** That data key, wrapped by the key store key named in wrapping_key_uri. */
+  wrapped_key: string;
+  wrapping_key_uri: string;
+  created_at: number;
+  created_by: string | null;
+}
+
+export interface GrantTable {
+  id: string;
+  /** An identity address, or `attr:<key>=<value>` for every identity carrying that attribute. */
+  subject: string;
+  backend: string;
+  role: string;
+  max_ttl_ms: number;
+  default_ttl_ms: number;
+  /** JSON object of scope constraints (e.g. {"max_amount":"5000"}), checked by the credential proxy. */
+  constraints: Generated<string>;
+  created_at: number;
+  created_by: string | null;
+}
+
+export type LeaseState = 'pending' | 'active' | 'expired' | 'revoked' | 'revocation-pending';
+
+export interface LeaseTable {
+  id: string;
+  identity_id: string;
+  backend: string;
+  role: string;
+  grant_id: string;
+  state: LeaseState;
+  /** JSON RevocationHandle from the backend's plan(): what revoke() needs, never a secret. */
+  revocation: string;
+  issued_at: number;
+  expires_at: number;
+  max_expires_at: number;
+  revoked_at: number | null;
+  revoked_by: string | null;
+  revocation_reason: string | null;
+  attempts: Generated<number>;
+  /** When the next revocation attempt is due; also how long a claimed revocation is reserved. */
+  next_attempt_at: number | null;
+  last_error: string | null;
+  /** Proxied leases: SHA-256 (base64url) of the lease token; the token itself is never stored. */
+  token_hash: Generated<string | null>;
+  /** The grant's constraints when the lease was issued (JSON object): a lease keeps its scope. */
+  constraints: Generated<string>;
+}
+
+/** A one-time review login code and, once redeemed, the browser session it became (src/review/sessions.ts). */
+export interface ReviewSessionTable {
+  /** SHA-256 (base64url) of the login code */
+  code_hash: string;
+  /** the reviewer or admin it was issued to */
+  identity_id: string;
+  created_at: number;
+  code_expires_at: number;
+  /** SHA-256 (base64url) of the session cookie's token; null until the code is redeemed */
+  token_hash: string | null;
+  expires_at: number | null;
+}
+
 export interface Database {
   identities: IdentityTable;
   enrollment_tickets: EnrollmentTicketTable;
   proof_replays: ProofReplayTable;
   audit_events: AuditEventTable;
+  audit_chain_head: AuditChainHeadTable;
+  audit_checkpoints: AuditCheckpointTable;
   settings: SettingTable;
+  backends: BackendTable;
+  grants: GrantTable;
+  leases: LeaseTable;
+  review_sessions: ReviewSessionTable;
 }

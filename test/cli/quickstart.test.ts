@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type BackgroundCli,
-  buildCli,
   type CliOptions,
   cliFails,
   cliJson,
@@ -81,8 +80,7 @@ const isFuture = (iso: string) => Number.isFinite(Date.parse(iso)) && Date.parse
 let root: string;
 
 beforeAll(async () => {
-  // Always test what the package's `bin` runs: the compiled CLI, built from the current tree.
-  await buildCli();
+  // dist/ (what the package's `bin` runs) was compiled from the current tree by the global setup.
   root = await mkdtemp(join(tmpdir(), 'tessera-cli-'));
 }, 120_000);
 
@@ -127,7 +125,7 @@ describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', () => {
       databaseUrl: `sqlite:${join(dataDir, 'tessera.db')}`,
       keystore: 'pkcs11',
       adminAddress: 'admin@tessera.local',
-      created: ['authority key', 'admin identity'],
+      created: ['authority key', 'wrapping key', 'admin identity'],
     });
     expect(first.authorityKeyUri).toMatch(/^pkcs11:/);
     expect(first.adminKeyUri).toMatch(/^pkcs11:/);
@@ -165,7 +163,7 @@ describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', () => {
     brokerUrl = `http://127.0.0.1:${port}`;
     server = startCli(['serve', '--listen', `127.0.0.1:${port}`], { cwd: root, env });
     await waitForHttp(`${brokerUrl}/healthz`, server);
-    await server.waitForOutput((stdout) => stdout.includes('tessera broker ready'));
+    await server.waitForOutput((stdout) => stdout.includes('tessera broker listening on'));
     clientEnv = { ...env, TESSERA_URL: brokerUrl };
   });
 
@@ -336,7 +334,7 @@ describe('tessera CLI with the dev KMS endpoint', () => {
 
   it('init --keystore kms puts the authority and admin keys in KMS', async () => {
     const report = await cliJson<InitJson>(['init', '--keystore', 'kms', '--json'], { cwd: root, env, timeoutMs: 30_000 });
-    expect(report).toMatchObject({ keystore: 'kms', created: ['authority key', 'admin identity'] });
+    expect(report).toMatchObject({ keystore: 'kms', created: ['authority key', 'wrapping key', 'admin identity'] });
     expect(report.authorityKeyUri).toMatch(/^aws-kms:arn:aws:kms:us-east-1:/);
     expect(report.adminKeyUri).toMatch(/^aws-kms:arn:aws:kms:us-east-1:/);
     // No SoftHSM2 token is needed for KMS keys.

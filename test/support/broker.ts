@@ -9,6 +9,7 @@ import { BrokerClient } from '../../src/client/broker-client.js';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import { initialize } from '../../src/init.js';
 import type { KeyStore, KeyStoreKind } from '../../src/keys/key-store.js';
+import type { LeaseSettings } from '../../src/leases/lease-system.js';
 import { KeyStores } from '../../src/keys/registry.js';
 import { TestClock } from './clock.js';
 import { startLocalKms } from './kms.js';
@@ -21,6 +22,17 @@ export interface TestBrokerOptions {
   readonly keystore?: KeyStoreKind;
   readonly dialect?: TestDialect;
   readonly env?: Readonly<Record<string, string>>;
+  /** Reaper interval and friends; tests use short ones. */
+  readonly leases?: Partial<LeaseSettings>;
+}
+
+/** An initialised data directory (as after `tessera init`) and the environment that runs a broker on it. */
+export interface PreparedBroker {
+  readonly env: Readonly<Record<string, string>>;
+  readonly config: Config;
+  readonly port: number;
+  /** Removes what prepareBroker() created, newest first. */
+  cleanup(): Promise<void>;
 }
 
 export interface TestBroker {
@@ -50,14 +62,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/**
- * A real broker on a loopback port: a SoftHSM2 token or the local KMS endpoint for keys, SQLite or
- * the shared PostgreSQL server for storage, initialised as `tessera init` would.
- */
-export async function startTestBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
+/** A data directory with its key store and database, initialised as `tessera init` would. */
+export async function prepareBroker(options: Omit<TestBrokerOptions, 'leases'> = {}): Promise<PreparedBroker> {
   const keystore = options.keystore ?? 'pkcs11';
   const dialect = options.dialect ?? 'sqlite';
   const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse()) await step();
+  };
   const dataDir = await mkdtemp(join(tmpdir(), 'tessera-broker-'));
   cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
 
@@ -87,12 +99,24 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   }
   const port = await freePort();
   env.TESSERA_LISTEN = `127.0.0.1:${port}`;
+  // The credential proxy's own listener: a free port too, so brokers in parallel tests do not collide.
+  env.TESSERA_PROXY_LISTEN ??= `127.0.0.1:${await freePort()}`;
 
-  const config = loadConfig({}, env);
-  await initialize(config);
-  const initialised = loadConfig({}, env); // now with the admin key recorded by init
+  await initialize(loadConfig({}, env));
+  return { env, config: loadConfig({}, env), port, cleanup }; // config now with the admin key recorded by init
+}
+
+/**
+ * A real broker on a loopback port: a SoftHSM2 token or the local KMS endpoint for keys, SQLite or
+ * the shared PostgreSQL server for storage, initialised as `tessera init` would.
+ */
+export async function startTestBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
+  const keystore = options.keystore ?? 'pkcs11';
+  const prepared = await prepareBroker(options);
+  const { env, port, config: initialised } = prepared;
+  const cleanups: (() => Promise<void>)[] = [() => prepared.cleanup()];
   const clock = new TestClock();
-  const broker = await createBroker(initialised, { clock });
+  const broker = await createBroker(initialised, { clock, ...(options.leases && { leases: options.leases }) });
   cleanups.push(() => broker.close());
   await broker.app.listen({ host: '127.0.0.1', port });
 

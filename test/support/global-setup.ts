@@ -1,5 +1,9 @@
-/** Vitest globalSetup: one PostgreSQL cluster shared by the whole run; see test/support/postgres.ts. */
+/**
+ * Vitest globalSetup, run once per run: compiles dist/ for the suites that spawn the real CLI
+ * (building per file would race), and starts one PostgreSQL cluster shared by the whole run.
+ */
 import type { TestProject } from 'vitest/node';
+import { buildCli } from './cli.js';
 import { startPostgres } from './postgres.js';
 
 declare module 'vitest' {
@@ -10,7 +14,7 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const cluster = await startPostgres();
+  const [cluster] = await Promise.all([startPostgres(), buildCli()]);
   project.provide('postgresUrl', cluster.url);
   return () => cluster.destroy();
 }

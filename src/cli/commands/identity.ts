@@ -1,9 +1,24 @@
 import type { Command } from 'commander';
 import type { IdentityView } from '../../identity/identity.js';
+import type { IdentityTimeline } from '../../review/reader.js';
+import { eventTable } from '../audit-table.js';
 import { adminClient, commandConfig, output, withKeyStores } from '../context.js';
+import { REVIEWER_KEY_FLAGS, REVIEWER_KEY_HELP, reviewerRequest } from '../review-client.js';
+import { table } from '../table.js';
 
 const line = (identity: IdentityView) =>
   `${identity.address.padEnd(32)} ${identity.status.padEnd(8)} ${identity.role.padEnd(8)} ${identity.identity_id}`;
+
+const timelineLines = ({ identity, leases, events, truncated }: IdentityTimeline) =>
+  [
+    details(identity),
+    '',
+    'leases:',
+    table(['lease', 'backend', 'role', 'state', 'issued', 'revoked', 'reason'], leases.map((l) => [l.lease_id, l.backend, l.role, l.state, l.issued_at ?? '', l.revoked_at ?? '', l.revocation_reason ?? '']), '(no leases)'),
+    '',
+    `timeline${truncated ? ' (newest events only)' : ''}:`,
+    eventTable(events),
+  ].join('\n');
 
 const details = (identity: IdentityView) =>
   Object.entries(identity)
@@ -28,27 +43,33 @@ export function registerIdentityCommands(program: Command): void {
 
   identity
     .command('show <address>')
+    .description("an identity and its timeline: provisioned, tickets, enrollment, leases, denials, revocation")
+    .option(REVIEWER_KEY_FLAGS, REVIEWER_KEY_HELP)
     .option('--json', 'print JSON')
-    .action(async (address: string, options: { json?: boolean }, command: Command) => {
-      const config = commandConfig(command);
-      const shown = await withKeyStores(config, async (keyStores) =>
-        (await adminClient(command, config, keyStores)).request<IdentityView>('GET', `/v1/admin/identities/${encodeURIComponent(address)}`),
-      );
-      output(options.json, shown, () => details(shown));
+    .action(async (address: string, options: { key?: string; json?: boolean }, command: Command) => {
+      const shown = await reviewerRequest<IdentityTimeline>(command, options.key, 'GET', `/v1/review/identities/${encodeURIComponent(address)}/timeline`);
+      // JSON stays the identity (as before) plus its leases and timeline.
+      output(options.json, { ...shown.identity, leases: shown.leases, timeline: shown.events, truncated: shown.truncated }, () => timelineLines(shown));
     });
 
   identity
     .command('revoke <address>')
-    .description('revoke an identity: its next request fails')
+    .description('revoke an identity and every lease it holds: its next request fails')
     .requiredOption('--reason <text>', 'why (recorded in the audit trail)')
     .option('--json', 'print JSON')
     .action(async (address: string, options: { reason: string; json?: boolean }, command: Command) => {
       const config = commandConfig(command);
       const revoked = await withKeyStores(config, async (keyStores) =>
-        (await adminClient(command, config, keyStores)).request<IdentityView>('POST', `/v1/admin/identities/${encodeURIComponent(address)}/revoke`, {
-          reason: options.reason,
-        }),
+        (await adminClient(command, config, keyStores)).request<{ identity: IdentityView; leases: { revoked: number; pending: number } }>(
+          'POST',
+          `/v1/admin/identities/${encodeURIComponent(address)}/revoke`,
+          { reason: options.reason },
+        ),
       );
-      output(options.json, revoked, () => `revoked ${revoked.address} at ${revoked.revoked_at}`);
+      const { identity: shown, leases } = revoked;
+      // JSON stays the identity (as before) plus the lease counts.
+      output(options.json, { ...shown, leases }, () =>
+        [`revoked ${shown.address} at ${shown.revoked_at}`, `leases revoked: ${leases.revoked}, still revoking (retried): ${leases.pending}`].join('\n'),
+      );
     });
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { createBroker } from '../../broker.js';
+import { parseHostPort } from '../../config/config.js';
 import { commandConfig } from '../context.js';
 
 export function registerServe(program: Command): void {
@@ -8,14 +9,11 @@ export function registerServe(program: Command): void {
     .command('serve')
     .description('run the broker')
     .option('--listen <host:port>', 'address to listen on (TESSERA_LISTEN; default 127.0.0.1:8700)')
-    .action(async (options: { listen?: string }, command: Command) => {
-      const config = commandConfig(command, { listen: options.listen });
+    .option('--proxy-listen <host:port>', 'address of the credential proxy (TESSERA_PROXY_LISTEN; default: the next port up)')
+    .action(async (options: { listen?: string; proxyListen?: string }, command: Command) => {
+      const config = commandConfig(command, { listen: options.listen, proxyListen: options.proxyListen });
       const logger = pino({ level: config.logLevel });
       const broker = await createBroker(config, { logger });
-      const separator = config.listen.lastIndexOf(':');
-      const host = config.listen.slice(0, separator).replace(/^\[|\]$/g, '');
-      await broker.app.listen({ host, port: Number(config.listen.slice(separator + 1)) });
-      logger.info({ publicUrl: config.publicUrl, database: config.databaseUrl.split(':')[0] }, `tessera broker listening on ${config.publicUrl}`);
 
       let stopping = false;
       const stop = (signal: string) => {
@@ -32,5 +30,17 @@ export function registerServe(program: Command): void {
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
+
+      try {
+        await broker.app.listen(parseHostPort(config.listen));
+        await broker.proxy.listen(parseHostPort(config.proxyListen));
+      } catch (error) {
+        // A listener that is up would keep the process alive after the error is reported.
+        await broker.close();
+        throw error;
+      }
+      // Logged once both listeners accept: scripts and tests wait for this line.
+      logger.info({ proxyUrl: config.proxyPublicUrl }, `tessera credential proxy listening on ${config.proxyPublicUrl}`);
+      logger.info({ publicUrl: config.publicUrl, database: config.databaseUrl.split(':')[0] }, `tessera broker listening on ${config.publicUrl}`);
     });
 }

@@ -1,9 +1,17 @@
-import type { FastifyInstance, FastifyRequest, preValidationAsyncHookHandler } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AuditSink } from '../../audit/audit-log.js';
+import { runWithRequestProof } from '../../audit/request-proof.js';
 import { TesseraError } from '../../errors.js';
 import type { ProofAuthenticator } from '../../identity/authenticator.js';
 import type { Identity, IdentityRole } from '../../identity/identity.js';
+import { PROOF_SCHEME } from '../../identity/proof.js';
+
+/**
+ * Callback-style on purpose: the rest of the request (later hooks, the handler) runs inside done(),
+ * which is called within the proof's async scope, so audit events the caller causes keep its proof.
+ */
+export type ProofAuthHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -15,11 +23,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     proofAuth: {
       /** Any enrolled, unrevoked identity. */
-      readonly identity: preValidationAsyncHookHandler;
+      readonly identity: ProofAuthHook;
       /** Also identities that have not enrolled yet: only for redeeming a ticket. */
-      readonly pendingIdentity: preValidationAsyncHookHandler;
+      readonly pendingIdentity: ProofAuthHook;
       /** Identities holding one of the roles. */
-      requireRole(...roles: IdentityRole[]): preValidationAsyncHookHandler;
+      requireRole(...roles: IdentityRole[]): ProofAuthHook;
     };
   }
 }
@@ -46,15 +54,23 @@ export const proofAuth = fp(async (app: FastifyInstance, options: ProofAuthOptio
       { allowPending },
     );
 
+  const withIdentity =
+    (check: (request: FastifyRequest) => Promise<Identity>): ProofAuthHook =>
+    (request, _reply, done) => {
+      check(request).then(
+        (identity) => {
+          request.identity = identity;
+          runWithRequestProof({ identityId: identity.id, proof: proofOf(request) }, () => done());
+        },
+        (error: FastifyError) => done(error),
+      );
+    };
+
   app.decorate('proofAuth', {
-    identity: async (request: FastifyRequest) => {
-      request.identity = await authenticate(request, false);
-    },
-    pendingIdentity: async (request: FastifyRequest) => {
-      request.identity = await authenticate(request, true);
-    },
+    identity: withIdentity((request) => authenticate(request, false)),
+    pendingIdentity: withIdentity((request) => authenticate(request, true)),
     requireRole: (...roles: IdentityRole[]) =>
-      async (request: FastifyRequest) => {
+      withIdentity(async (request) => {
         const identity = await authenticate(request, false);
         if (!roles.includes(identity.role)) {
           await options.audit.append({
@@ -64,13 +80,19 @@ export const proofAuth = fp(async (app: FastifyInstance, options: ProofAuthOptio
             identityId: identity.id,
             reason: 'forbidden',
             details: { method: request.method, route: request.routeOptions.url ?? request.url, required_roles: roles },
+            proof: proofOf(request),
           });
           throw new TesseraError('forbidden', `This operation requires the ${roles.join(' or ')} role.`);
         }
-        request.identity = identity;
-      },
+        return identity;
+      }),
   });
 });
+
+/** The compact JWS of a request whose proof was verified (so the header is exactly `Proof <jws>`). */
+function proofOf(request: FastifyRequest): string {
+  return request.headers.authorization!.slice(PROOF_SCHEME.length + 1);
+}
 
 /** The authenticated identity of a request that passed a proof-auth hook. */
 export function callerOf(request: FastifyRequest): Identity {

@@ -19,7 +19,7 @@ const backendView = (backend: BackendInfo) => ({ name: backend.name, type: backe
 
 /** Credential backends and their sealed root secrets (admin). */
 export async function adminBackendRoutes(app: FastifyInstance, { backends }: { backends: BackendService }): Promise<void> {
-  app.addHook('preHandler', app.proofAuth.requireRole('admin'));
+  app.addHook('preValidation', app.proofAuth.requireRole('admin'));
 
   app.post<{ Body: { name: string; type: BackendType } & Record<string, unknown> }>(
     '/v1/admin/backends',

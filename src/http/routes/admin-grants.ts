@@ -48,7 +48,7 @@ const grantView = (grant: Grant) => ({
 
 /** Who may lease what (admin). Deny by default: without a grant, no lease. */
 export async function adminGrantRoutes(app: FastifyInstance, { grants }: { grants: GrantService }): Promise<void> {
-  app.addHook('preHandler', app.proofAuth.requireRole('admin'));
+  app.addHook('preValidation', app.proofAuth.requireRole('admin'));
 
   app.post<{ Body: { subject: string; backend: string; role: string; max_ttl_seconds: number; default_ttl_seconds?: number; constraints?: Record<string, string> } }>(
     '/v1/admin/grants',

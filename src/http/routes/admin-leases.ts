@@ -15,7 +15,7 @@ export interface AdminLeaseRouteOptions {
 
 /** Every lease, and revocation in bulk (admin). */
 export async function adminLeaseRoutes(app: FastifyInstance, { leases, identities }: AdminLeaseRouteOptions): Promise<void> {
-  app.addHook('preHandler', app.proofAuth.requireRole('admin'));
+  app.addHook('preValidation', app.proofAuth.requireRole('admin'));
 
   app.get<{ Querystring: { identity?: string; backend?: string; state?: LeaseState } }>(
     '/v1/admin/leases',

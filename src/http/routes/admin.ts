@@ -1,16 +1,29 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { AuditSink } from '../../audit/audit-log.js';
+import { exportRecords } from '../../audit/export.js';
+import { toJsonLines } from '../../audit/jsonl.js';
+import { listAuditEvents } from '../../audit/query.js';
 import { base64url } from '../../crypto/encoding.js';
+import type { Authority } from '../../identity/authority.js';
 import type { IdentityService } from '../../identity/identities.js';
 import { identityView, type IdentityRole, type IdentityStatus } from '../../identity/identity.js';
+import type { LeaseService } from '../../leases/lease-service.js';
+import { type AuditQuery, toAuditFilter } from '../../review/audit-filter.js';
 import type { Store } from '../../store/database.js';
 import { callerOf } from '../plugins/proof-auth.js';
 import { addressSchema, attributesSchema, errorResponses, identitySchema } from '../schemas.js';
+import { revocationCountsSchema, upstreamErrorResponses } from './lease-schemas.js';
+import { auditEventsSchema, auditQuerySchema, identityListQuerySchema, identityListSchema } from './review-schemas.js';
 
 export interface AdminRouteOptions {
   readonly identities: IdentityService;
   readonly audit: AuditSink;
   readonly store: Store;
+  /** its JWKS and the issuer head audit exports, so that they verify offline */
+  readonly authority: Authority;
+  readonly publicUrl: string;
+  readonly leases: LeaseService;
 }
 
 type AddressParams = { Params: { address: string } };
@@ -18,7 +31,7 @@ type AddressParams = { Params: { address: string } };
 const addressParams = { type: 'object', required: ['address'], properties: { address: addressSchema } } as const;
 
 /** Platform-team operations. Every route requires an admin proof; every call is audited. */
-export async function adminRoutes(app: FastifyInstance, { identities, audit, store }: AdminRouteOptions): Promise<void> {
+export async function adminRoutes(app: FastifyInstance, { identities, audit, store, leases, authority, publicUrl }: AdminRouteOptions): Promise<void> {
   app.addHook('preValidation', app.proofAuth.requireRole('admin'));
 
   app.post<{ Body: { address: string; public_key: string; key_uri: string; attributes?: Record<string, string>; role?: IdentityRole } }>(
@@ -54,12 +67,8 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
     '/v1/admin/identities',
     {
       schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { status: { type: 'string', enum: ['pending', 'active', 'revoked'] }, role: { type: 'string', enum: ['agent', 'admin', 'reviewer'] } },
-        },
-        response: { 200: { type: 'object', required: ['identities'], properties: { identities: { type: 'array', items: identitySchema } } }, ...errorResponses },
+        querystring: identityListQuerySchema,
+        response: { 200: identityListSchema, ...errorResponses },
       },
     },
     async (request) => {
@@ -110,66 +119,45 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
       schema: {
         params: addressParams,
         body: { type: 'object', required: ['reason'], additionalProperties: false, properties: { reason: { type: 'string', minLength: 1, maxLength: 1000 } } },
-        response: { 200: identitySchema, ...errorResponses },
+        response: {
+          200: { type: 'object', required: ['identity', 'leases'], properties: { identity: identitySchema, leases: revocationCountsSchema } },
+          ...upstreamErrorResponses,
+        },
       },
     },
-    async (request) => identityView(await identities.revoke(request.params.address, request.body.reason, callerOf(request).id)),
+    // The identity is revoked first, so it can start no new lease while its live ones are revoked.
+    async (request) => {
+      const actor = callerOf(request).id;
+      const identity = await identities.revoke(request.params.address, request.body.reason, actor);
+      const leaseCounts = await leases.revokeWhere({ identityId: identity.id }, { actor, reason: 'identity_revoked' });
+      return { identity: identityView(identity), leases: leaseCounts };
+    },
   );
 
-  app.get<{ Querystring: { identity?: string; action?: string; after?: number; limit?: number } }>(
+  app.get<{ Querystring: AuditQuery }>(
     '/v1/admin/audit',
+    { schema: { querystring: auditQuerySchema, response: { 200: auditEventsSchema, ...errorResponses } } },
+    async (request) => ({ events: await listAuditEvents(store, await toAuditFilter(request.query, identities)) }),
+  );
+
+  // JSON Lines (docs/PROTOCOL.md §7.4), streamed: `tessera audit verify --file` checks it offline.
+  app.get<{ Querystring: { from?: number; to?: number } }>(
+    '/v1/admin/audit/export',
     {
       schema: {
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: {
-            identity: { type: 'string' },
-            action: { type: 'string' },
-            after: { type: 'integer', minimum: 0 },
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-          },
+          properties: { from: { type: 'integer', minimum: 1 }, to: { type: 'integer', minimum: 1 } },
         },
-        response: {
-          200: {
-            type: 'object',
-            required: ['events'],
-            properties: {
-              events: {
-                type: 'array',
-                items: {
-                  type: 'object',
-                  properties: {
-                    seq: { type: 'integer' },
-                    at: { type: 'string' },
-                    actor: { type: ['string', 'null'] },
-                    action: { type: 'string' },
-                    outcome: { type: 'string' },
-                    identity_id: { type: ['string', 'null'] },
-                    reason: { type: ['string', 'null'] },
-                    details: { type: 'object', additionalProperties: true },
-                  },
-                },
-              },
-            },
-          },
-          ...errorResponses,
-        },
+        response: errorResponses,
       },
     },
-    async (request) => {
-      const { identity, action, after, limit } = request.query;
-      let query = store.db.selectFrom('audit_events').selectAll().orderBy('seq').limit(limit ?? 100);
-      if (identity) {
-        const byAddress = await identities.findByAddress(identity);
-        query = query.where('identity_id', '=', byAddress?.id ?? identity);
-      }
-      if (action) query = query.where('action', '=', action);
-      if (after !== undefined) query = query.where('seq', '>', after);
-      const rows = await query.execute();
-      return {
-        events: rows.map((row) => ({ ...row, seq: Number(row.seq), at: new Date(row.at).toISOString(), details: JSON.parse(row.details) as object })),
-      };
+    async (request, reply) => {
+      const { from, to } = request.query;
+      await audit.append({ actor: callerOf(request).id, action: 'audit.exported', outcome: 'success', details: { from: from ?? null, to: to ?? null } });
+      const records = exportRecords(store.db, { issuer: publicUrl, jwks: authority.jwks(), from, to, exportedAt: Date.now() });
+      return reply.type('application/x-ndjson').send(Readable.from(toJsonLines(records)));
     },
   );
 }

@@ -15,7 +15,7 @@ const secondsToMs = (seconds: number | undefined) => (seconds === undefined ? un
 
 /** An identity's own leases: request one, look at it, renew it, release it. */
 export async function leaseRoutes(app: FastifyInstance, { issuer, leases }: LeaseRouteOptions): Promise<void> {
-  app.addHook('preHandler', app.proofAuth.identity);
+  app.addHook('preValidation', app.proofAuth.identity);
 
   app.post<{ Body: { backend: string; role: string; ttl_seconds?: number } }>(
     '/v1/leases',

@@ -1,6 +1,10 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
 import type { SqlDialect } from '../database.js';
 import { identities } from './0001-identities.js';
+import { leases } from './0002-leases.js';
+import { auditChain } from './0003-audit-chain.js';
+import { proxyLeases } from './0004-proxy-leases.js';
+import { reviewSessions } from './0005-review-sessions.js';
 
 /**
  * Migrations are code, bundled with the broker, one file each; every one must run unchanged on
@@ -9,6 +13,10 @@ import { identities } from './0001-identities.js';
 function migrations(dialect: SqlDialect): Record<string, Migration> {
   return {
     '0001-identities': identities(dialect),
+    '0002-leases': leases(),
+    '0003-audit-chain': auditChain(),
+    '0004-proxy-leases': proxyLeases(),
+    '0005-review-sessions': reviewSessions(),
   };
 }
 
