@@ -1,5 +1,4 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
@@ -15,6 +14,7 @@ import { TestClock } from './clock.js';
 import { startLocalKms } from './kms.js';
 import { createTestDatabase } from './postgres.js';
 import { createTestToken } from './softhsm.js';
+import { freePort } from './ports.js';
 
 export type TestDialect = 'sqlite' | 'postgres';
 
@@ -49,17 +49,6 @@ export interface TestBroker {
   /** Everything needed to run the CLI against this broker in a child process. */
   readonly cliEnv: Readonly<Record<string, string>>;
   close(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A data directory with its key store and database, initialised as `tessera init` would. */

@@ -5,7 +5,6 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -66,16 +65,22 @@ function describeRun(args: readonly string[], result: CliResult): string {
   return `tessera ${args.join(' ')} -> exit ${result.code ?? result.signal}\n--- stdout\n${result.stdout}--- stderr\n${result.stderr}`;
 }
 
+/** Starts `node dist/src/cli/main.js <args>`, tracked so that a dying worker takes it along. */
+function spawnCli(args: readonly string[], options: CliOptions) {
+  const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: cleanEnv(options.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  return child;
+}
+
 /** Runs `tessera <args>` to completion. Never rejects for a non-zero exit: callers check `code`. */
 export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
   const timeoutMs = options.timeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
-      cwd: options.cwd ?? REPO_ROOT,
-      env: cleanEnv(options.env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    running.add(child);
+    const child = spawnCli(args, options);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -126,12 +131,7 @@ export interface BackgroundCli {
 }
 
 export function startCli(args: readonly string[], options: CliOptions = {}): BackgroundCli {
-  const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
-    cwd: options.cwd ?? REPO_ROOT,
-    env: cleanEnv(options.env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
+  const child = spawnCli(args, options);
   let stdout = '';
   let stderr = '';
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -227,17 +227,6 @@ export async function stopAllCli(): Promise<void> {
     ),
   );
   running.clear();
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Every regular file under `dir`, recursively. */

@@ -9,11 +9,11 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort } from './ports.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -54,18 +54,6 @@ async function run(bin: string, args: string[]): Promise<void> {
     const { stderr, stdout } = error as { stderr?: string; stdout?: string };
     throw new Error(`${[command, ...commandArgs].join(' ')} failed:\n${stderr ?? ''}${stdout ?? ''}`, { cause: error });
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /**

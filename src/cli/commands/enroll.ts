@@ -1,9 +1,9 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { BrokerClient } from '../../client/broker-client.js';
 import type { IdentityView } from '../../identity/identity.js';
-import { brokerUrl, commandConfig, output, withKeyStores } from '../context.js';
+import { commandConfig, output } from '../context.js';
+import { asIdentity } from '../signed-request.js';
 
 interface EnrollResponse {
   identity: IdentityView;
@@ -22,10 +22,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (options: { ticket: string; key: string; credentialFile?: string; json?: boolean }, command: Command) => {
       const config = commandConfig(command);
-      const enrolled = await withKeyStores(config, async (keyStores) => {
-        const client = await BrokerClient.connect(brokerUrl(command, config), await keyStores.signer(options.key));
-        return client.request<EnrollResponse>('POST', '/v1/enroll', { ticket: options.ticket });
-      });
+      const enrolled = await asIdentity(command, options.key, (client) => client.request<EnrollResponse>('POST', '/v1/enroll', { ticket: options.ticket }));
       const file = options.credentialFile ?? join(config.dataDir, 'credentials', `${enrolled.identity.address}.jwt`);
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
       writeFileSync(file, `${enrolled.credential}\n`, { mode: 0o600 });
@@ -43,11 +40,7 @@ export function registerAgentCommands(program: Command): void {
     .requiredOption('--key <uri>', 'the identity key: pkcs11:... or aws-kms:...')
     .option('--json', 'print JSON')
     .action(async (options: { key: string; json?: boolean }, command: Command) => {
-      const config = commandConfig(command);
-      const me = await withKeyStores(config, async (keyStores) => {
-        const client = await BrokerClient.connect(brokerUrl(command, config), await keyStores.signer(options.key));
-        return client.request<IdentityView>('GET', '/v1/whoami');
-      });
+      const me = await asIdentity(command, options.key, (client) => client.request<IdentityView>('GET', '/v1/whoami'));
       output(options.json, me, () => `${me.address} (${me.identity_id}) role=${me.role} status=${me.status}`);
     });
 }

@@ -2,8 +2,9 @@ import type { Command } from 'commander';
 import type { IdentityView } from '../../identity/identity.js';
 import type { IdentityTimeline } from '../../review/reader.js';
 import { eventTable } from '../audit-table.js';
-import { adminClient, commandConfig, output, withKeyStores } from '../context.js';
+import { output } from '../context.js';
 import { REVIEWER_KEY_FLAGS, REVIEWER_KEY_HELP, reviewerRequest } from '../review-client.js';
+import { adminRequest, queryString } from '../signed-request.js';
 import { table } from '../table.js';
 
 const line = (identity: IdentityView) =>
@@ -33,11 +34,7 @@ export function registerIdentityCommands(program: Command): void {
     .option('--status <status>', 'pending | active | revoked')
     .option('--json', 'print JSON')
     .action(async (options: { status?: string; json?: boolean }, command: Command) => {
-      const config = commandConfig(command);
-      const query = options.status ? `?status=${encodeURIComponent(options.status)}` : '';
-      const { identities } = await withKeyStores(config, async (keyStores) =>
-        (await adminClient(command, config, keyStores)).request<{ identities: IdentityView[] }>('GET', `/v1/admin/identities${query}`),
-      );
+      const { identities } = await adminRequest<{ identities: IdentityView[] }>(command, 'GET', `/v1/admin/identities${queryString({ status: options.status })}`);
       output(options.json, identities, () => identities.map(line).join('\n') || '(no identities)');
     });
 
@@ -58,13 +55,11 @@ export function registerIdentityCommands(program: Command): void {
     .requiredOption('--reason <text>', 'why (recorded in the audit trail)')
     .option('--json', 'print JSON')
     .action(async (address: string, options: { reason: string; json?: boolean }, command: Command) => {
-      const config = commandConfig(command);
-      const revoked = await withKeyStores(config, async (keyStores) =>
-        (await adminClient(command, config, keyStores)).request<{ identity: IdentityView; leases: { revoked: number; pending: number } }>(
-          'POST',
-          `/v1/admin/identities/${encodeURIComponent(address)}/revoke`,
-          { reason: options.reason },
-        ),
+      const revoked = await adminRequest<{ identity: IdentityView; leases: { revoked: number; pending: number } }>(
+        command,
+        'POST',
+        `/v1/admin/identities/${encodeURIComponent(address)}/revoke`,
+        { reason: options.reason },
       );
       const { identity: shown, leases } = revoked;
       // JSON stays the identity (as before) plus the lease counts.
