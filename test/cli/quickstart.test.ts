@@ -14,7 +14,6 @@ import {
   cliFails,
   cliJson,
   filesWithPemPrivateKey,
-  freePort,
   modeOf,
   PEM_PRIVATE_KEY,
   runCli,
@@ -22,6 +21,7 @@ import {
   stopAllCli,
   waitForHttp,
 } from '../support/cli.js';
+import { freePort } from '../support/ports.js';
 
 interface InitJson {
   dataDir: string;
