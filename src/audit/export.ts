@@ -4,7 +4,8 @@ import { sqliteConnection } from '../store/database.js';
 import type { AuditEventTable, Database } from '../store/schema.js';
 import type { AuditOutcome } from './audit-log.js';
 import { STORED_DETAILS, type WithStoredDetails } from './chain.js';
-import { type CheckpointRecord, EXPORT_FORMAT, type EventRecord, type ExportRecord, type IdentityRecord } from './records.js';
+import { type CheckpointRecord, EXPORT_FORMAT, type EventRecord, type ExportRecord, type HeaderRecord, type IdentityRecord } from './records.js';
+import { type PagedRecords, RECORD_PAGES } from './verify.js';
 
 export interface ExportOptions {
   readonly issuer: string;
@@ -19,8 +20,16 @@ const BATCH = 2000;
 /**
  * The audit log as export records, read in keyset-paginated batches so memory stays flat however
  * long the log is. The range is fixed when it starts: events appended meanwhile are left out.
+ * The verifier takes the same records a page at a time (RECORD_PAGES).
  */
-export async function* exportRecords(db: Kysely<Database>, options: ExportOptions): AsyncGenerator<ExportRecord> {
+export function exportRecords(db: Kysely<Database>, options: ExportOptions): AsyncGenerator<ExportRecord> & PagedRecords {
+  const records = (async function* () {
+    for await (const page of exportPages(db, options)) yield* page;
+  })();
+  return Object.assign(records, { [RECORD_PAGES]: () => exportPages(db, options) });
+}
+
+async function* exportPages(db: Kysely<Database>, options: ExportOptions): AsyncGenerator<readonly ExportRecord[]> {
   // One statement, one snapshot: the head row and the highest stored seq (they differ only after tampering).
   const snapshot = await db
     .selectFrom('audit_chain_head')
@@ -32,7 +41,7 @@ export async function* exportRecords(db: Kysely<Database>, options: ExportOption
   const to = Math.min(end, options.to ?? end);
   // Checkpoints past the last stored event still count when the export runs to the end: they expose a cut tail.
   const checkpointsTo = to === end ? Number.MAX_SAFE_INTEGER : to;
-  yield {
+  const header: HeaderRecord = {
     type: 'header',
     format: EXPORT_FORMAT,
     issuer: options.issuer,
@@ -42,13 +51,14 @@ export async function* exportRecords(db: Kysely<Database>, options: ExportOption
     head: { seq: snapshot.seq, hash: snapshot.hash },
     jwks: options.jwks,
   };
+  yield [header];
 
-  const identities = batches(
-    '',
-    (after) => db.selectFrom('identities').select(['id', 'public_key']).where('id', '>', after).orderBy('id').limit(BATCH).execute(),
-    (row) => row.id,
-  );
-  for await (const row of identities) yield { type: 'identity', identity_id: row.id, public_key: row.public_key } satisfies IdentityRecord;
+  for (let after = ''; ; ) {
+    const rows = await db.selectFrom('identities').select(['id', 'public_key']).where('id', '>', after).orderBy('id').limit(BATCH).execute();
+    if (rows.length > 0) yield rows.map((row): IdentityRecord => ({ type: 'identity', identity_id: row.id, public_key: row.public_key }));
+    if (rows.length < BATCH) break;
+    after = rows[rows.length - 1]!.id;
+  }
 
   const checkpoints = batches(
     from - 1,
@@ -59,18 +69,22 @@ export async function* exportRecords(db: Kysely<Database>, options: ExportOption
     (record) => record.seq,
   );
   let checkpoint = await checkpoints.next();
-  // Checkpoints are sparse (one per N events): only the next one's seq is compared per event.
-  let nextCheckpointSeq = checkpoint.done ? Number.POSITIVE_INFINITY : checkpoint.value.seq;
-  for await (const page of eventPages(db, from, to)) {
-    for (const event of page) {
-      if (nextCheckpointSeq < event.seq) {
-        for (; !checkpoint.done && checkpoint.value.seq < event.seq; checkpoint = await checkpoints.next()) yield checkpoint.value;
-        nextCheckpointSeq = checkpoint.done ? Number.POSITIVE_INFINITY : checkpoint.value.seq;
-      }
-      yield event;
+  for await (const events of eventPages(db, from, to)) {
+    // Checkpoints are sparse (one per N events): a page without one goes out as it is.
+    if (checkpoint.done || checkpoint.value.seq >= events[events.length - 1]!.seq) {
+      yield events;
+      continue;
     }
+    const page: ExportRecord[] = [];
+    for (const event of events) {
+      for (; !checkpoint.done && checkpoint.value.seq < event.seq; checkpoint = await checkpoints.next()) page.push(checkpoint.value);
+      page.push(event);
+    }
+    yield page;
   }
-  for (; !checkpoint.done; checkpoint = await checkpoints.next()) yield checkpoint.value;
+  const rest: ExportRecord[] = [];
+  for (; !checkpoint.done; checkpoint = await checkpoints.next()) rest.push(checkpoint.value);
+  if (rest.length > 0) yield rest;
 }
 
 /**
@@ -106,7 +120,7 @@ async function* eventPages(db: Kysely<Database>, from: number, to: number): Asyn
   }
 }
 
-const EVENT_PAGE = 4096;
+const EVENT_PAGE = 1024;
 
 type RawEventRow = [number, number, string | null, string, AuditOutcome, string | null, string | null, string, string | null, string, string];
 

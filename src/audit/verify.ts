@@ -43,10 +43,23 @@ export interface VerifyReport {
   readonly problem: VerifyProblem | null;
 }
 
+/**
+ * A record source may also offer its records a page at a time under this key (exportRecords() does):
+ * the verifier then takes whole pages, with no promise per record. It must be the same records in
+ * the same order, and a source is read one way or the other, not both.
+ */
+export const RECORD_PAGES: unique symbol = Symbol('tessera.audit.recordPages');
+
+export interface PagedRecords {
+  [RECORD_PAGES](): AsyncIterable<readonly ExportRecord[]>;
+}
+
 export interface VerifyOptions {
   /** Keys to check checkpoints against; default the export's own copy (only as trustworthy as the file). */
   readonly jwks?: JSONWebKeySet;
 }
+
+const VERIFIED_PROOFS_KEPT = 256;
 
 /** A proof is taken at most this long before its event: the broker's skew window plus a slow operation. */
 const PROOF_TO_EVENT_MS = (PROOF_MAX_SKEW_SECONDS + 300) * 1000;
@@ -67,10 +80,20 @@ const fail = (seq: number, code: ProblemCode, message: string) => new Failure({ 
 export async function verifyAuditLog(records: AsyncIterable<ExportRecord>, options: VerifyOptions = {}): Promise<VerifyReport> {
   const state = new ChainVerifier(options);
   try {
-    for await (const record of records) {
-      // Events (nearly every record) are checked synchronously: no promise per event.
-      const pending = state.accept(record);
-      if (pending) await pending;
+    const pages = (records as Partial<PagedRecords>)[RECORD_PAGES];
+    if (pages) {
+      for await (const page of pages.call(records)) {
+        for (const record of page) {
+          const pending = state.accept(record);
+          if (pending) await pending;
+        }
+      }
+    } else {
+      for await (const record of records) {
+        // Events (nearly every record) are checked synchronously: no promise per event.
+        const pending = state.accept(record);
+        if (pending) await pending;
+      }
     }
     state.finish();
   } catch (error) {
@@ -84,6 +107,8 @@ class ChainVerifier {
   private header: HeaderRecord | undefined;
   private jwks: ReturnType<typeof createLocalJWKSet> | undefined;
   private readonly identityKeys = new Map<string, Uint8Array>();
+  /** recently verified stored proofs (bounded) */
+  private readonly verifiedProofs = new Set<string>();
   private last: HashedEvent | undefined;
   private events = 0;
   private checkpoints = 0;
@@ -200,8 +225,14 @@ class ChainVerifier {
     if (parsed.kid !== event.actor) throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by ${parsed.kid}, not by the actor.`);
     const key = this.identityKeys.get(parsed.kid);
     if (!key) throw fail(event.seq, 'proof_unknown_identity', `seq ${event.seq}: no public key for identity ${parsed.kid}.`);
-    if (!verifyEd25519(parsed.signature, parsed.signingInput, key)) {
-      throw fail(event.seq, 'proof_bad_signature', `seq ${event.seq}: the stored proof's signature does not verify under ${parsed.kid}'s key.`);
+    // A request that causes several events stores its proof on each: one signature check does for all.
+    if (!this.verifiedProofs.has(proof)) {
+      if (!verifyEd25519(parsed.signature, parsed.signingInput, key)) {
+        throw fail(event.seq, 'proof_bad_signature', `seq ${event.seq}: the stored proof's signature does not verify under ${parsed.kid}'s key.`);
+      }
+      // An identity's key is fixed by its id (a thumbprint), so a proof that verified once always does.
+      if (this.verifiedProofs.size >= VERIFIED_PROOFS_KEPT) this.verifiedProofs.clear();
+      this.verifiedProofs.add(proof);
     }
     const lagMs = event.at - parsed.claims.iat * 1000;
     if (lagMs < -PROOF_MAX_SKEW_SECONDS * 1000 || lagMs > PROOF_TO_EVENT_MS) {

@@ -1,0 +1,43 @@
+/**
+ * Bench-only broker process: `tessera serve`, unchanged, except that the audit sink's append() can
+ * be swapped for a no-op at run time, to measure what the audit (hash chain + stored proof) adds to
+ * an operation, side by side in one process. Never part of the product: the broker itself has no
+ * switch that turns auditing off (every grant is audited).
+ *
+ * SIGUSR2 toggles between the real sink and the no-op one (it starts real). `{ toggles, noop,
+ * appends, appendMs }` goes to $BENCH_AUDIT_STATS on every toggle and every 100 ms: real appends so
+ * far and the wall time spent in them (under concurrency that includes other requests' turns).
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import { DatabaseAuditLog } from '../src/audit/audit-log.js';
+
+const statsPath = process.env.BENCH_AUDIT_STATS;
+if (!statsPath) throw new Error('BENCH_AUDIT_STATS must name the stats file');
+
+const realAppend = DatabaseAuditLog.prototype.append;
+const stats = { toggles: 0, noop: false, appends: 0, appendMs: 0 };
+DatabaseAuditLog.prototype.append = async function append(this: DatabaseAuditLog, ...args: Parameters<DatabaseAuditLog['append']>): Promise<void> {
+  if (stats.noop) return;
+  const start = performance.now();
+  try {
+    await realAppend.apply(this, args);
+  } finally {
+    stats.appends += 1;
+    stats.appendMs += performance.now() - start;
+  }
+};
+// Written aside and renamed into place: the bench never reads a half-written file.
+const writeStats = () => {
+  writeFileSync(`${statsPath}.tmp`, JSON.stringify(stats));
+  renameSync(`${statsPath}.tmp`, statsPath);
+};
+writeStats();
+setInterval(writeStats, 100).unref();
+process.on('SIGUSR2', () => {
+  stats.noop = !stats.noop;
+  stats.toggles += 1;
+  writeStats();
+});
+
+process.argv = [process.argv[0]!, process.argv[1]!, 'serve'];
+await import('../src/cli/main.js');
