@@ -38,20 +38,22 @@ export interface PostgresBackendConfig {
   readonly roles: Readonly<Record<string, PostgresRoleConfig>>;
 }
 
+/**
+ * No per-role GRANT CONNECT ON DATABASE / USAGE ON SCHEMA public: PUBLIC holds both by default, and
+ * pg_database and pg_namespace rows have no TOAST, so one ACL entry per live lease fails with "row
+ * is too big" at about a thousand leases. Where an operator revoked them from PUBLIC, a custom role
+ * grants them (or membership in a group role that has them).
+ */
 export const DEFAULT_ROLES = {
   readonly: {
     creationStatements: [
       'CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}',
-      'GRANT CONNECT ON DATABASE {{database}} TO {{name}}',
-      'GRANT USAGE ON SCHEMA public TO {{name}}',
       'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{name}}',
     ],
   },
   readwrite: {
     creationStatements: [
       'CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}',
-      'GRANT CONNECT ON DATABASE {{database}} TO {{name}}',
-      'GRANT USAGE ON SCHEMA public TO {{name}}',
       'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {{name}}',
       'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {{name}}',
     ],
