@@ -3,7 +3,7 @@
  * SQL against the same server directly.
  *
  *  1. raw:    10 pg clients (the backend's own pool size) run the backend's readonly-role batch
- *             (CREATE ROLE ... VALID UNTIL; advisory lock; GRANT CONNECT/USAGE/SELECT) back to back,
+ *             (CREATE ROLE ... VALID UNTIL; advisory lock; GRANT SELECT) back to back,
  *             then its revocation steps (NOLOGIN; terminate sessions, REASSIGN/DROP OWNED, DROP ROLE).
  *  2. broker: `tessera serve` (embedded defaults: SQLite + SoftHSM2 token from `tessera init`) with a
  *             postgres backend on the same server; 10 provisioned + enrolled agents (keys inside the
@@ -17,10 +17,19 @@
  * neither side inherits the other's dead catalog rows. Raw sends the password in clear text (the
  * server hashes it); the broker hashes it itself and sends the SCRAM verifier.
  *
- * Knobs (bounded): BENCH_LEASE_S (10), BENCH_LEASE_WARMUP_S (2), BENCH_LEASE_CONCURRENCY (10).
+ *  4. audit: the same broker issues in alternating rounds with its real audit sink and with the sink
+ *             swapped for a no-op (a bench-only wrapper around `tessera serve`, audit-toggle-serve.ts;
+ *             the product has no such switch): (per-lease time with − without) ÷ without.
+ *
+ * Knobs (bounded): BENCH_LEASE_S (10), BENCH_LEASE_WARMUP_S (2), BENCH_LEASE_CONCURRENCY (10),
+ * BENCH_LEASE_AUDIT_ROUNDS (6, 0 skips step 4), BENCH_LEASE_AUDIT_ROUND_S (3).
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { type Dispatcher, Pool } from 'undici';
 import { provisionAgent } from '../provisioner/provision.js';
@@ -53,6 +62,9 @@ import {
 const TARGET_RATE = 250;
 const TARGET_P99_MS = 50;
 const TARGET_COST_RATIO = 1.5;
+/** issue 5: the audit (chain + stored proof) adds at most 15 % to lease issuance */
+const TARGET_AUDIT_COST = 0.15;
+const TOGGLE_SERVE = fileURLToPath(new URL('./audit-toggle-serve.js', import.meta.url));
 
 const BACKEND = 'bench';
 const ROLE = 'readonly';
@@ -195,7 +207,22 @@ class SignedSender {
   }
 }
 
+/** Issuance with the real audit sink vs a no-op one, in alternating rounds on the same broker. */
+interface AuditCost {
+  readonly rounds: number;
+  readonly withAudit: Phase;
+  readonly withoutAudit: Phase;
+  /** (per-lease wall time with − without) / without, at the same concurrency */
+  readonly ratio: number;
+  readonly cpuMsPerLeaseWith: number;
+  readonly cpuMsPerLeaseWithout: number;
+  /** mean wall time inside the real sink's append() during the audited rounds (includes lock waits) */
+  readonly appendMsMean: number;
+  readonly appendsPerLease: number;
+}
+
 interface BrokerRun {
+  readonly auditCost: AuditCost;
   readonly issue: Phase;
   readonly revoke: Phase;
   readonly pending: number;
@@ -206,8 +233,14 @@ interface BrokerRun {
 
 async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Cleanup, errors: string[]): Promise<BrokerRun> {
   log('lease: starting the broker (tessera init + serve)');
-  const profileDir = process.env.BENCH_CPU_PROF;
-  const broker = await startBenchBroker(cleanup, { nodeFlags: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] });
+  // The broker runs `tessera serve` through a bench-only wrapper whose audit sink can be swapped for a no-op (audit-toggle-serve.ts).
+  const statsDir = await mkdtemp(join(tmpdir(), 'tessera-audit-stats-'));
+  cleanup.add('remove audit stats', () => rm(statsDir, { recursive: true, force: true }));
+  const statsPath = join(statsDir, 'stats.json');
+  const broker = await startBenchBroker(cleanup, {
+    serveScript: TOGGLE_SERVE,
+    serveEnv: { BENCH_AUDIT_STATS: statsPath },
+  });
   // This process signs as the agents through the broker's token. SoftHSM2 reads SOFTHSM2_CONF once,
   // at the first C_Initialize of the process: no other section opens a token in this process.
   const previousConf = process.env.SOFTHSM2_CONF;
@@ -268,7 +301,108 @@ async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Clean
   const elapsedMs = performance.now() - drainStart;
   const revoke = { ...revokePhase, elapsedMs, perSecond: (revokePhase.ok / elapsedMs) * 1000 };
   if (drain > 0) errors.push(`${drain} lease(s) still revocation-pending after ${REVOKE_DRAIN_TIMEOUT_MS / 1000} s`);
-  return { issue: issuePhase, revoke, pending, brokerCpuMsPerLease, leftoverRoles: await countRoles(upstreamUrl, 'tessera_%') };
+
+  // Every live role's grants grow the tables' ACLs, so the audit rounds start from a clean upstream
+  // and revoke their leases (untimed) after each round.
+  leases.length = 0;
+  const revokeIssued = async () => {
+    const issued = leases.splice(0);
+    await phase(settings.concurrency, Number.POSITIVE_INFINITY, issued.length, async (index) => {
+      const { agent, id } = issued[index]!;
+      await sender.send<RevokeResponse>(agent, 'DELETE', `/v1/leases/${encodeURIComponent(id)}`, 200);
+    }, errors);
+    const left = await waitForRevocations(admin);
+    if (left > 0) errors.push(`${left} lease(s) still revocation-pending after an audit round`);
+  };
+  const auditCost = await measureAuditCost(settings, broker.pid, statsPath, issue, revokeIssued, errors);
+  return { auditCost, issue: issuePhase, revoke, pending, brokerCpuMsPerLease, leftoverRoles: await countRoles(upstreamUrl, 'tessera_%') };
+}
+
+interface SinkStats {
+  readonly toggles: number;
+  readonly noop: boolean;
+  readonly appends: number;
+  readonly appendMs: number;
+}
+
+const readStats = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as SinkStats;
+
+/** Lets the broker write its sink stats (every 100 ms) after the last request of a phase. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 250));
+
+/** Swaps the broker's audit sink (real <-> no-op) and waits until it has. */
+async function toggleSink(pid: number, statsPath: string, noop: boolean): Promise<SinkStats> {
+  const before = readStats(statsPath);
+  if (before.noop === noop) return before;
+  process.kill(pid, 'SIGUSR2');
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const stats = readStats(statsPath);
+    if (stats.toggles > before.toggles) return stats;
+    if (Date.now() > deadline) throw new Error('the broker did not switch its audit sink');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * The audit's share of lease issuance: rounds of issuing with the real sink and with a no-op one,
+ * alternating which goes first (ABBA), since upstream roles accumulate and later rounds run slower.
+ */
+async function measureAuditCost(
+  settings: Settings,
+  pid: number,
+  statsPath: string,
+  issue: (index: number) => Promise<void>,
+  revokeIssued: () => Promise<void>,
+  errors: string[],
+): Promise<AuditCost> {
+  log(`lease: audit cost: ${settings.auditRounds} x (with, without audit) rounds of ${settings.auditRoundMs / 1000} s`);
+  const sums = { with: { ok: 0, failed: 0, ms: 0, cpu: 0, lat: [] as number[] }, without: { ok: 0, failed: 0, ms: 0, cpu: 0, lat: [] as number[] } };
+  let appends = 0;
+  let appendMs = 0;
+  for (let round = 0; round < settings.auditRounds; round++) {
+    for (const noop of round % 2 === 0 ? [false, true] : [true, false]) {
+      await toggleSink(pid, statsPath, noop);
+      await settle();
+      const before = readStats(statsPath);
+      const cpuBefore = readCpuMs(pid) ?? Number.NaN;
+      const result = await phase(settings.concurrency, settings.auditRoundMs, MAX_OPS, issue, errors);
+      const cpu = (readCpuMs(pid) ?? Number.NaN) - cpuBefore;
+      const sum = noop ? sums.without : sums.with;
+      sum.ok += result.ok;
+      sum.failed += result.failed;
+      sum.ms += result.elapsedMs;
+      sum.cpu += cpu;
+      sum.lat.push(result.latencyMs.p50);
+      if (!noop) {
+        await settle();
+        const after = readStats(statsPath);
+        appends += after.appends - before.appends;
+        appendMs += after.appendMs - before.appendMs;
+      }
+    }
+    await revokeIssued();
+  }
+  await toggleSink(pid, statsPath, false);
+  const asPhase = (sum: typeof sums.with): Phase => ({
+    ok: sum.ok,
+    failed: sum.failed,
+    elapsedMs: sum.ms,
+    perSecond: (sum.ok / sum.ms) * 1000,
+    latencyMs: { count: sum.ok, p50: Number.NaN, p90: Number.NaN, p99: Number.NaN, max: Number.NaN, mean: (settings.concurrency * sum.ms) / Math.max(1, sum.ok) },
+  });
+  const withAudit = asPhase(sums.with);
+  const withoutAudit = asPhase(sums.without);
+  return {
+    rounds: settings.auditRounds,
+    withAudit,
+    withoutAudit,
+    ratio: withoutAudit.perSecond / withAudit.perSecond - 1,
+    cpuMsPerLeaseWith: sums.with.cpu / sums.with.ok,
+    cpuMsPerLeaseWithout: sums.without.cpu / sums.without.ok,
+    appendMsMean: appendMs / Math.max(1, appends),
+    appendsPerLease: appends / Math.max(1, sums.with.ok),
+  };
 }
 
 /** Polls until no lease on the bench backend is revocation-pending; returns how many still are. */
@@ -300,6 +434,8 @@ interface Settings {
   readonly durationMs: number;
   readonly warmupMs: number;
   readonly concurrency: number;
+  readonly auditRounds: number;
+  readonly auditRoundMs: number;
 }
 
 async function runLeaseBench(): Promise<SectionResult> {
@@ -307,6 +443,8 @@ async function runLeaseBench(): Promise<SectionResult> {
     durationMs: envNumber('BENCH_LEASE_S', 10, 1, 120) * 1000,
     warmupMs: envNumber('BENCH_LEASE_WARMUP_S', 2, 0, 30) * 1000,
     concurrency: Math.round(envNumber('BENCH_LEASE_CONCURRENCY', 10, 1, 64)),
+    auditRounds: Math.round(envNumber('BENCH_LEASE_AUDIT_ROUNDS', 6, 0, 20)),
+    auditRoundMs: envNumber('BENCH_LEASE_AUDIT_ROUND_S', 3, 1, 60) * 1000,
   };
   const cleanup = new Cleanup();
   try {
@@ -363,6 +501,28 @@ function report(
     { metric: 'cost ratio, issue (ours ÷ raw)', value: `${round(issueRatio)}x` },
     { metric: 'cost ratio, issue + revoke', value: `${round(lifecycleRatio)}x`, target: `<= ${TARGET_COST_RATIO}x`, verdict: verdict(lifecycleRatio <= TARGET_COST_RATIO), headline: true },
   ];
+  const cost = ours.auditCost;
+  if (cost.rounds > 0) {
+    rows.push(
+      {
+        metric: 'audit cost on issuance ((with − without) ÷ without)',
+        value: `${(cost.ratio * 100).toFixed(1)} % (${fmtInt(cost.withAudit.perSecond)} vs ${fmtInt(cost.withoutAudit.perSecond)} leases/s, ${cost.rounds} ABBA rounds)`,
+        target: `<= ${TARGET_AUDIT_COST * 100} %`,
+        verdict: verdict(cost.ratio <= TARGET_AUDIT_COST),
+        headline: true,
+      },
+      {
+        metric: '  broker CPU per lease with / without audit',
+        value: `${fmtMs(cost.cpuMsPerLeaseWith)} / ${fmtMs(cost.cpuMsPerLeaseWithout)} (+${((cost.cpuMsPerLeaseWith / cost.cpuMsPerLeaseWithout - 1) * 100).toFixed(1)} %)`,
+      },
+      {
+        metric: '  time inside audit appends per lease',
+        value:
+          `${fmtMs(cost.appendMsMean * cost.appendsPerLease)} (${cost.appendsPerLease.toFixed(2)} appends) = ` +
+          `${((cost.appendMsMean * cost.appendsPerLease * 100) / cost.withAudit.latencyMs.mean).toFixed(1)} % of the ${fmtMs(cost.withAudit.latencyMs.mean)} mean issuance latency (upper bound: includes other requests' turns)`,
+      },
+    );
+  }
   const figures = (p: Phase) => ({ ok: p.ok, failed: p.failed, elapsedMs: round(p.elapsedMs), perSecond: round(p.perSecond), latencyMs: p.latencyMs });
   return {
     name: leaseSection.name,
@@ -372,6 +532,16 @@ function report(
       broker: { issue: figures(ours.issue), revoke: figures(ours.revoke), pendingRevocations: ours.pending, cpuMsPerLease: round(ours.brokerCpuMsPerLease) },
       raw: { create: figures(raw.create), drop: figures(raw.drop) },
       issueCostRatio: round(issueRatio, 3),
+      auditCost: {
+        rounds: cost.rounds,
+        ratio: round(cost.ratio, 4),
+        withPerSecond: round(cost.withAudit.perSecond),
+        withoutPerSecond: round(cost.withoutAudit.perSecond),
+        cpuMsPerLeaseWith: round(cost.cpuMsPerLeaseWith, 3),
+        cpuMsPerLeaseWithout: round(cost.cpuMsPerLeaseWithout, 3),
+        appendMsMean: round(cost.appendMsMean, 3),
+        appendsPerLease: round(cost.appendsPerLease, 3),
+      },
       lifecycleCostRatio: round(lifecycleRatio, 3),
     },
     failures,

@@ -15,7 +15,7 @@ import { base64url } from '../src/crypto/encoding.js';
 import { createProof, parseProofHeader, PROOF_SCHEME } from '../src/identity/proof.js';
 import type { Signer } from '../src/keys/key-store.js';
 import { KeyStores } from '../src/keys/registry.js';
-import { runLoad, summarizeLatencies, type LatencySummary } from './support.js';
+import { runLoad, runPaced, summarizeLatencies, type LatencySummary } from './support.js';
 
 // ---------------------------------------------------------------------------------------------
 // Messages (shared with identity-bench.ts)
@@ -33,6 +33,9 @@ export interface WorkerGo {
   readonly durationMs: number;
   /** Hard cap on proofs signed for the timed window (and so on its requests). */
   readonly maxProofs: number;
+  /** Paced (open-loop) phase after the window: this share of the window's rate, for pacedMs; 0 skips it. */
+  readonly pacedFraction: number;
+  readonly pacedMs: number;
 }
 
 export interface WorkerReady {
@@ -54,10 +57,18 @@ export interface PhaseReport {
   readonly latencyMs: LatencySummary;
 }
 
+export interface PacedReport extends PhaseReport {
+  /** the offered arrival rate, requests/s over all clients */
+  readonly offeredPerSecond: number;
+  /** how late requests went out against the schedule */
+  readonly sendLagMs: LatencySummary;
+}
+
 export interface WorkerResult {
   readonly type: 'result';
   readonly warmup: PhaseReport;
   readonly window: PhaseReport;
+  readonly paced: PacedReport | null;
   readonly proofsSigned: number;
   readonly signMicrosPerProof: number;
   readonly presignMs: number;
@@ -75,7 +86,7 @@ export interface WorkerResult {
 export type WorkerMessage =
   | WorkerReady
   | WorkerResult
-  | { readonly type: 'phase'; readonly phase: 'presign-warmup' | 'warmup' | 'presign-window' | 'window-start' | 'window-end' }
+  | { readonly type: 'phase'; readonly phase: 'presign-warmup' | 'warmup' | 'presign-window' | 'window-start' | 'window-end' | 'paced-start' | 'paced-end' }
   | { readonly type: 'error'; readonly message: string };
 
 // ---------------------------------------------------------------------------------------------
@@ -243,15 +254,46 @@ async function main(): Promise<void> {
     const cpu = process.cpuUsage(cpuBefore);
     const elu = performance.eventLoopUtilization(eluBefore);
     await send({ type: 'phase', phase: 'window-end' });
+    const maxProofAgeSeconds = (Date.now() - windowBatch.signedAt) / 1000;
+
+    // Paced: the same clients at a fixed arrival rate below saturation (open loop).
+    let paced: PacedReport | null = null;
+    if (go.pacedFraction > 0 && window.requestsPerSecond > 0) {
+      const offered = window.requestsPerSecond * go.pacedFraction;
+      const pacedBatch = await presign(Math.min(go.maxProofs, Math.ceil(offered * (go.pacedMs / 1000)) + go.concurrency));
+      await send({ type: 'phase', phase: 'paced-start' });
+      let next = 0;
+      const result = await runPaced({
+        concurrency: go.concurrency,
+        durationMs: go.pacedMs,
+        ratePerSecond: offered,
+        maxRequests: pacedBatch.proofs.length,
+        next: () => pacedBatch.proofs[next++],
+        send: request,
+      });
+      await send({ type: 'phase', phase: 'paced-end' });
+      paced = {
+        requests: result.sent,
+        ok: result.ok,
+        failed: result.failed,
+        elapsedMs: result.elapsedMs,
+        requestsPerSecond: (result.sent / result.elapsedMs) * 1000,
+        exhausted: result.exhausted,
+        latencyMs: summarizeLatencies(result.latenciesMs),
+        offeredPerSecond: offered,
+        sendLagMs: summarizeLatencies(result.sendLagMs),
+      };
+    }
 
     await send({
       type: 'result',
       warmup,
       window,
+      paced,
       proofsSigned: signed,
       signMicrosPerProof: (signMs / signed) * 1000,
       presignMs: signMs,
-      maxProofAgeSeconds: (Date.now() - windowBatch.signedAt) / 1000,
+      maxProofAgeSeconds,
       cpuPercent: ((cpu.user + cpu.system) / 1000 / window.elapsedMs) * 100,
       eventLoopUtilization: elu.utilization,
       statusCounts,

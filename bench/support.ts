@@ -3,7 +3,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Shared helpers for the benchmark sections: statistics, a bounded load loop, /proc sampling, tables. */
@@ -149,6 +149,59 @@ export async function runLoad<T>(options: LoadOptions<T>): Promise<LoadResult> {
   await Promise.all(Array.from({ length: options.concurrency }, loop));
   const elapsedMs = performance.now() - start;
   return { sent, ok, failed, elapsedMs, exhausted, latenciesMs: latencies.subarray(0, sent) };
+}
+
+export interface PacedOptions<T> extends LoadOptions<T> {
+  /** Total arrival rate over all clients, requests/s. */
+  readonly ratePerSecond: number;
+}
+
+export interface PacedResult extends LoadResult {
+  /** How late each request went out against its schedule, ms (timer slack, or every client busy). */
+  readonly sendLagMs: Float64Array;
+}
+
+/**
+ * Open-loop load: arrivals on a fixed schedule (`ratePerSecond` in total), each sent by whichever of
+ * `concurrency` clients is free. Unlike runLoad, the offered load does not depend on how fast the
+ * server answers, so latency is what a client sees at that load, not the length of a queue that the
+ * closed loop keeps full. Latency is measured from the actual send; lag behind the schedule separately.
+ */
+export async function runPaced<T>(options: PacedOptions<T>): Promise<PacedResult> {
+  const total = Math.min(options.maxRequests, Math.floor((options.durationMs / 1000) * options.ratePerSecond));
+  const intervalMs = 1000 / options.ratePerSecond;
+  const latencies = new Float64Array(total);
+  const lags = new Float64Array(total);
+  let claimed = 0;
+  let sent = 0;
+  let ok = 0;
+  let failed = 0;
+  let exhausted = false;
+  const start = performance.now();
+
+  const loop = async () => {
+    while (claimed < total) {
+      const index = claimed++;
+      const item = options.next();
+      if (item === undefined) {
+        exhausted = true;
+        return;
+      }
+      const due = start + index * intervalMs;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const t0 = performance.now();
+      lags[sent] = Math.max(0, t0 - due);
+      const slot = sent++;
+      const good = await options.send(item);
+      latencies[slot] = performance.now() - t0;
+      if (good) ok += 1;
+      else failed += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, loop));
+  const elapsedMs = performance.now() - start;
+  return { sent, ok, failed, elapsedMs, exhausted, latenciesMs: latencies.subarray(0, sent), sendLagMs: lags.subarray(0, sent) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -368,9 +421,10 @@ export interface BenchBroker {
 export interface BenchBrokerOptions {
   /** Command prefix, e.g. taskset pinning. */
   readonly prefix?: readonly string[];
-  /** Extra node flags for the broker, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/x']. */
-  readonly nodeFlags?: readonly string[];
   readonly readyTimeoutMs?: number;
+  /** A bench-only script to run instead of `tessera serve` (e.g. audit-toggle-serve.js), with extra environment. */
+  readonly serveScript?: string;
+  readonly serveEnv?: Record<string, string>;
 }
 
 /**
@@ -394,7 +448,13 @@ export async function startBenchBroker(cleanup: Cleanup, options: BenchBrokerOpt
   const logPath = join(dataDir, 'broker.log');
   const logFd = openSync(logPath, 'a');
   const [command, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
-  const child = spawn(command!, [...prefixArgs, ...(options.nodeFlags ?? []), CLI, 'serve'], { env, stdio: ['ignore', logFd, logFd] });
+  // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the broker, whichever section starts it.
+  const profileDir = process.env.BENCH_CPU_PROF;
+  const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`] : [];
+  const child = spawn(command!, [...prefixArgs, ...nodeFlags, options.serveScript ?? CLI, 'serve'], {
+    env: { ...env, ...options.serveEnv },
+    stdio: ['ignore', logFd, logFd],
+  });
   closeSync(logFd);
   cleanup.add('stop broker', () => stopChild(child, 10_000));
   if (child.pid === undefined) throw new Error('could not start the broker process');
