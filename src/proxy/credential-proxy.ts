@@ -145,7 +145,7 @@ export class CredentialProxy {
       response.destroy();
       status = response.statusCode;
     }
-    this.#audit.append(this.#event(call, 'proxy.response', status < 500 ? 'success' : 'failure', { status })).catch((error: unknown) => {
+    this.#audit.append(this.#event(call, 'proxy.response', status < 500 ? 'success' : 'failure', status)).catch((error: unknown) => {
       this.deps.logger?.error({ err: error }, 'credential proxy: recording a call outcome failed');
     });
   }
@@ -156,28 +156,28 @@ export class CredentialProxy {
     const reply = errorReply(call.format, refusal.code, refusal.message || undefined);
     // Refused calls were never forwarded; their record must not hold up the answer if the audit is down.
     await this.#audit
-      .append(this.#event(call, 'proxy.refused', 'denied', { status: reply.status }, refusal.code))
+      .append(this.#event(call, 'proxy.refused', 'denied', reply.status, refusal.code))
       .catch((auditError: unknown) => this.deps.logger?.error({ err: auditError }, 'credential proxy: recording a refusal failed'));
     if (response.headersSent) return void response.destroy();
     response.writeHead(reply.status, reply.headers).end(reply.body);
   }
 
-  #event(call: Call, action: string, outcome: AuditEvent['outcome'], extra: Record<string, unknown> = {}, reason?: string): AuditEvent {
+  #event(call: Call, action: string, outcome: AuditEvent['outcome'], status?: number, reason?: string): AuditEvent {
     const lease = call.lease;
+    const duration_ms = Math.round((performance.now() - call.started) * 100) / 100;
+    // Members in canonical (sorted) order, so the audit log's encoder need not sort them. The path
+    // only: a query string may carry data the audit log should not keep.
+    const details: Record<string, unknown> = lease
+      ? { backend: lease.backend, duration_ms, lease_id: lease.id, method: call.method, path: call.path, role: lease.role }
+      : { duration_ms, method: call.method, path: call.path };
+    if (status !== undefined) details.status = status;
     return {
       actor: lease?.identity_id ?? null,
       action,
       outcome,
       identityId: lease?.identity_id ?? null,
       ...(reason && { reason }),
-      details: {
-        ...(lease && { lease_id: lease.id, backend: lease.backend, role: lease.role }),
-        method: call.method,
-        // The path only: a query string may carry data the audit log should not keep.
-        path: call.path,
-        duration_ms: Math.round((performance.now() - call.started) * 100) / 100,
-        ...extra,
-      },
+      details,
       proof: null,
     };
   }

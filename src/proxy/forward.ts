@@ -12,18 +12,28 @@ const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection'
 
 /** The agent's headers minus hop-by-hop ones and its lease token, plus the real secret. */
 export function upstreamHeaders(incoming: IncomingHttpHeaders, secret: SecretHeader): Record<string, string | string[]> {
-  const named = new Set((incoming.connection ?? '').split(',').map((name) => name.trim().toLowerCase()));
+  const named = connectionNamed(incoming.connection);
   const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value !== undefined && !REQUEST_DROPPED.has(name) && !named.has(name)) headers[name] = value;
+  for (const name of Object.keys(incoming)) {
+    const value = incoming[name];
+    if (value !== undefined && !REQUEST_DROPPED.has(name) && !named?.has(name)) headers[name] = value;
   }
   headers[secret.name] = secret.value;
   return headers;
 }
 
+/** Header names the Connection header lists (hop-by-hop); no set for none or the usual `keep-alive` (dropped anyway). */
+function connectionNamed(connection: string | undefined): Set<string> | undefined {
+  if (connection === undefined || connection === 'keep-alive') return undefined;
+  return new Set(connection.split(',').map((name) => name.trim().toLowerCase()));
+}
+
 function responseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(upstream)) if (value !== undefined && !RESPONSE_DROPPED.has(name)) headers[name] = value;
+  for (const name of Object.keys(upstream)) {
+    const value = upstream[name];
+    if (value !== undefined && !RESPONSE_DROPPED.has(name)) headers[name] = value;
+  }
   return headers;
 }
 

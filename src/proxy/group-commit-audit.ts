@@ -47,7 +47,9 @@ export class GroupCommitAudit {
     const batch = this.#waiting.splice(0, MAX_BATCH);
     try {
       await this.db.transaction().execute(async (trx) => {
-        for (const { event } of batch) await this.audit.append(event, trx);
+        // One multi-event append where the sink has it (a few statements per batch), else one per event.
+        if (this.audit.appendMany) await this.audit.appendMany(batch.map((waiting) => waiting.event), trx);
+        else for (const { event } of batch) await this.audit.append(event, trx);
       });
       for (const waiting of batch) waiting.resolve();
     } catch (error) {

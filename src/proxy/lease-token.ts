@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Kysely } from 'kysely';
 import { sha256Base64url } from '../crypto/encoding.js';
+import { precompiled } from '../store/precompiled.js';
 import type { Database, IdentityTable, LeaseState } from '../store/schema.js';
 
 /** Headers that may carry the lease token; the proxy strips both before forwarding. */
@@ -28,15 +29,21 @@ export interface ProxiedLease {
   readonly identity_status: IdentityTable['status'];
 }
 
+const leaseQuery = precompiled<ProxiedLease>(
+  (db, tokenHash: string) =>
+    db
+      .selectFrom('leases')
+      .innerJoin('identities', 'identities.id', 'leases.identity_id')
+      .select(['leases.id', 'leases.identity_id', 'leases.backend', 'leases.role', 'leases.constraints', 'leases.state', 'leases.expires_at', 'identities.status as identity_status'])
+      .where('leases.token_hash', '=', tokenHash),
+  ['token hash'],
+);
+
 /**
  * The lease (and its identity's status) behind a token: one indexed lookup per proxied request,
- * so a revocation or expiry bites on the very next request, keep-alive connection or not.
+ * so a revocation or expiry bites on the very next request, keep-alive connection or not. The
+ * query is compiled once (precompiled.ts), not rebuilt through kysely per request.
  */
-export function leaseByToken(db: Kysely<Database>, token: string): Promise<ProxiedLease | undefined> {
-  return db
-    .selectFrom('leases')
-    .innerJoin('identities', 'identities.id', 'leases.identity_id')
-    .select(['leases.id', 'leases.identity_id', 'leases.backend', 'leases.role', 'leases.constraints', 'leases.state', 'leases.expires_at', 'identities.status as identity_status'])
-    .where('leases.token_hash', '=', sha256Base64url(token))
-    .executeTakeFirst();
+export async function leaseByToken(db: Kysely<Database>, token: string): Promise<ProxiedLease | undefined> {
+  return (await leaseQuery(db, [sha256Base64url(token)])).rows[0];
 }
