@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../test/support/ports.js';
 
 /** Shared helpers for the benchmark sections: statistics, a bounded load loop, /proc sampling, tables. */
 
@@ -284,18 +284,6 @@ export function cpuPlan(): CpuPlan {
   };
 }
 
-/** A free TCP port on 127.0.0.1 (released before returning; the caller binds it right away). */
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Environment knobs (bounded) and formatting
 // ---------------------------------------------------------------------------------------------
@@ -435,10 +423,10 @@ export interface BenchBrokerOptions {
 export async function startBenchBroker(cleanup: Cleanup, options: BenchBrokerOptions = {}): Promise<BenchBroker> {
   const dataDir = await mkdtemp(join(tmpdir(), 'tessera-bench-'));
   cleanup.add('remove data dir', () => rm(dataDir, { recursive: true, force: true }));
-  const port = await freeLoopbackPort();
+  const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   // The credential proxy gets its own free port too (its default, 8701, may be taken).
-  const proxyPort = await freeLoopbackPort();
+  const proxyPort = await freePort();
   const env = cliEnvironment({ TESSERA_DATA_DIR: dataDir, TESSERA_LISTEN: `127.0.0.1:${port}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}` });
 
   const init = spawnSync(process.execPath, [CLI, 'init', '--json'], { env, encoding: 'utf8', timeout: 60_000 });
