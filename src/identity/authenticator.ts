@@ -1,8 +1,9 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
-import type { Database } from '../store/schema.js';
+import { precompiled } from '../store/precompiled.js';
+import type { Database, IdentityTable } from '../store/schema.js';
 import { identityFromRow, type Identity } from './identity.js';
 import { bodyHash, checkProof, parseProofHeader, PROOF_MAX_SKEW_SECONDS } from './proof.js';
 
@@ -13,6 +14,13 @@ export interface IncomingRequest {
   readonly url: string;
   readonly body: Uint8Array | string;
 }
+
+// The two queries every authenticated request runs, compiled once rather than rebuilt per request.
+const identityById = precompiled<Selectable<IdentityTable>>((db, id: string) => db.selectFrom('identities').selectAll().where('id', '=', id), ['kid']);
+const insertJti = precompiled((db, jti: string, identityId: string, expiresAt: number) =>
+  db.insertInto('proof_replays').values({ jti, identity_id: identityId, expires_at: expiresAt }).onConflict((conflict) => conflict.column('jti').doNothing()),
+  ['jti', 'identity', 1],
+);
 
 /** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
 const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'proof_bad_signature']);
@@ -36,7 +44,7 @@ export class ProofAuthenticator {
     try {
       const proof = parseProofHeader(request.authorization);
       claimedKid = proof.kid;
-      const row = await this.reader.selectFrom('identities').selectAll().where('id', '=', proof.kid).executeTakeFirst();
+      const [row] = (await identityById(this.reader, [proof.kid])).rows;
       if (!row) throw new TesseraError('proof_unknown_key');
       const identity = identityFromRow(row);
       const now = this.clock.now();
@@ -59,12 +67,8 @@ export class ProofAuthenticator {
 
   /** A jti is kept as long as a proof carrying it could still pass the iat window. */
   private async rememberJti(jti: string, identityId: string, now: number): Promise<void> {
-    const result = await this.db
-      .insertInto('proof_replays')
-      .values({ jti: `${identityId}:${jti}`, identity_id: identityId, expires_at: now + 2 * PROOF_MAX_SKEW_SECONDS * 1000 })
-      .onConflict((conflict) => conflict.column('jti').doNothing())
-      .executeTakeFirst();
-    if (result.numInsertedOrUpdatedRows === 0n) throw new TesseraError('proof_replayed');
+    const result = await insertJti(this.db, [`${identityId}:${jti}`, identityId, now + 2 * PROOF_MAX_SKEW_SECONDS * 1000]);
+    if (result.numAffectedRows === 0n) throw new TesseraError('proof_replayed');
   }
 
   async pruneReplayCache(): Promise<void> {
