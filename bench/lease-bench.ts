@@ -40,7 +40,7 @@ import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
 import type { Signer } from '../src/keys/key-store.js';
 import { KeyStores } from '../src/keys/registry.js';
 import type { LeaseRecord, LeaseResponse, RevokeResponse } from '../src/sdk/wire.js';
-import { startPostgres } from '../test/support/postgres.js';
+import { startPostgres, withClient } from '../test/support/postgres.js';
 import {
   type BenchSection,
   Cleanup,
@@ -415,18 +415,8 @@ async function waitForRevocations(admin: BrokerClient): Promise<number> {
   }
 }
 
-async function withUpstream<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 const countRoles = (url: string, pattern: string) =>
-  withUpstream(url, async (client) => (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_roles WHERE rolname LIKE $1', [pattern])).rows[0]!.n);
+  withClient(url, async (client) => (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_roles WHERE rolname LIKE $1', [pattern])).rows[0]!.n);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -451,14 +441,14 @@ async function runLeaseBench(): Promise<SectionResult> {
     log('lease: starting a PostgreSQL cluster for the upstream');
     const upstream = await startPostgres();
     cleanup.add('destroy PostgreSQL cluster', () => upstream.destroy());
-    await withUpstream(upstream.url, (client) =>
+    await withClient(upstream.url, (client) =>
       client.query(Array.from({ length: TABLES }, (_, i) => `CREATE TABLE bench_${i} (id int PRIMARY KEY, body text)`).join(';')),
     );
 
     const rawErrors: string[] = [];
     const raw = await runRaw(upstream.url, settings, rawErrors);
     const leftoverRaw = await countRoles(upstream.url, 'bench_raw_%');
-    await withUpstream(upstream.url, (client) => client.query('VACUUM'));
+    await withClient(upstream.url, (client) => client.query('VACUUM'));
 
     const brokerErrors: string[] = [];
     const ours = await runBroker(upstream.url, settings, cleanup, brokerErrors);

@@ -9,20 +9,18 @@ import type { Clock } from '../../src/clock.js';
 import { createProof, PROOF_SCHEME } from '../../src/identity/proof.js';
 import { keyThumbprint } from '../../src/keys/jws.js';
 import type { Signer } from '../../src/keys/key-store.js';
+import type { PostgresCredential } from '../../src/sdk/wire.js';
 import type { TestBroker } from './broker.js';
+import { withClient } from './postgres.js';
+
+export { withClient };
 
 export interface Reply<T = Record<string, unknown>> {
   readonly status: number;
   readonly body: T;
 }
 
-export interface PostgresCredential {
-  readonly host: string;
-  readonly port: number;
-  readonly database: string;
-  readonly username: string;
-  readonly password: string;
-}
+export type { PostgresCredential };
 
 export interface IssuedLease {
   readonly lease_id: string;
@@ -115,15 +113,6 @@ export async function sessionIsGone(session: pg.Client): Promise<boolean> {
   );
 }
 
-export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** Leased roles (`tessera_%`) that exist in the cluster at `url`. */
 export async function tesseraRoles(url: string): Promise<string[]> {
