@@ -18,6 +18,7 @@ export interface RegisterIdentity {
 }
 
 export interface IssuedTicket {
+  readonly identityId: string;
   readonly ticket: string;
   readonly expiresAt: number;
 }
@@ -116,7 +117,7 @@ export class IdentityService {
         trx,
       );
     });
-    return { ticket, expiresAt };
+    return { identityId: identity.id, ticket, expiresAt };
   }
 
   /**

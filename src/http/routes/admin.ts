@@ -108,8 +108,7 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
       const { address } = request.params;
       const ttl = request.body?.ttl_seconds;
       const issued = await identities.issueTicket(address, ttl === undefined ? undefined : ttl * 1000, callerOf(request).id);
-      const identity = await identities.getByAddress(address);
-      return reply.status(201).send({ identity_id: identity.id, address, ticket: issued.ticket, ticket_expires_at: new Date(issued.expiresAt).toISOString() });
+      return reply.status(201).send({ identity_id: issued.identityId, address, ticket: issued.ticket, ticket_expires_at: new Date(issued.expiresAt).toISOString() });
     },
   );
 
