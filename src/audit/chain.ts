@@ -65,6 +65,3 @@ const nullableStr = (value: string | null): string => (value === null ? 'null' :
 // them into the old generation; at a million events that is ~100 MB of garbage before a full GC.
 const num = (value: number): string => (Number.isSafeInteger(value) ? JSON.stringify(value) : canonicalJson(value));
 
-export function chainEvent(event: ChainedEvent): HashedEvent {
-  return { ...event, hash: eventHash(event) };
-}
