@@ -3,10 +3,9 @@
  * preset is one more entry here: its rules (method + anchored path) and the constraints it takes.
  */
 import type { BodyCheck, ConstraintSpec, Refusal, ScopePreset } from './scopes.js';
-import { routes } from './scopes.js';
+import { formField, jsonMember, routes } from './scopes.js';
 
 const violation = (message: string): Refusal => ({ code: 'constraint_violation', message });
-const malformed = (message: string): Refusal => ({ code: 'invalid_request', message });
 
 const positiveInteger: ConstraintSpec = {
   description: 'a positive integer',
@@ -20,28 +19,15 @@ const nameList: ConstraintSpec = {
 
 const listOf = (value: string) => value.split(',').map((item) => item.trim()).filter(Boolean);
 
-/** Stripe bodies are form-encoded; a repeated field is refused, so we and Stripe cannot read different values. */
-function formField(body: Buffer, name: string): string | Refusal {
-  const values = new URLSearchParams(body.toString('utf8')).getAll(name);
-  return values.length === 1 ? values[0]! : malformed(`the request needs exactly one "${name}" field`);
-}
-
-/** OpenAI bodies are JSON; only the one top-level field is looked at. */
-function jsonField(body: Buffer, name: string): { value: unknown } | Refusal {
-  try {
-    const parsed: unknown = JSON.parse(body.toString('utf8'));
-    return { value: parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>)[name] : undefined };
-  } catch {
-    return malformed('the request body is not valid JSON');
-  }
-}
-
 function maxAmountCheck(constraints: Readonly<Record<string, string>>): BodyCheck | undefined {
   if (constraints.max_amount === undefined) return undefined;
   const max = Number(constraints.max_amount);
   return (body) => {
-    const amount = formField(body, 'amount');
-    if (typeof amount !== 'string') return violation(`refunds need an explicit amount (max_amount is ${max})`);
+    // Stripe bodies are form-encoded; a missing amount would refund the whole charge.
+    const field = formField(body, 'amount');
+    if (field === undefined) return violation(`refunds need an explicit amount (max_amount is ${max})`);
+    if ('code' in field) return field;
+    const amount = field.value;
     if (!/^\d+$/.test(amount) || Number(amount) > max) return violation(`refund amount ${amount} exceeds max_amount ${max}`);
     return undefined;
   };
@@ -51,7 +37,8 @@ function modelCheck(constraints: Readonly<Record<string, string>>): BodyCheck | 
   if (constraints.models === undefined) return undefined;
   const allowed = new Set(listOf(constraints.models));
   return (body) => {
-    const field = jsonField(body, 'model');
+    // OpenAI bodies are JSON; only the one top-level member is looked at.
+    const field = jsonMember(body, 'model');
     if ('code' in field) return field;
     const model = field.value;
     if (typeof model !== 'string' || !allowed.has(model)) return violation(`model ${JSON.stringify(model ?? null)} is not allowed (allowed: ${[...allowed].join(', ')})`);

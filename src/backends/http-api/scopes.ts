@@ -3,7 +3,7 @@
  * constraints a grant may add (e.g. `max_amount`). A grant names the preset (as its role) and its
  * constraints; the credential proxy compiles the pair once and checks every request against it
  * before anything reaches the upstream. Request bodies are read only when a rule's constraint needs
- * them, and only the one field it checks.
+ * them, and only the one field it checks; that field must be unambiguous (formField, jsonMember).
  */
 import { TesseraError } from '../../errors.js';
 
@@ -82,3 +82,98 @@ export function pathPrefix(prefix: string): RegExp {
 /** Every method of `methods` on a path pattern. */
 export const routes = (methods: readonly string[], path: RegExp, body?: ScopeRule['body']): ScopeRule[] =>
   methods.map((method) => ({ method, path, ...(body && { body }) }));
+
+const ambiguous = (message: string): Refusal => ({ code: 'invalid_request', message: `the request is ambiguous: ${message}` });
+
+/** `+` and %-escapes of ASCII characters decoded; escapes of other bytes stay as they are. */
+const decodeAscii = (text: string) => text.replace(/\+/g, ' ').replace(/%([0-7][0-9A-Fa-f])/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+/** The word a form parser may take a key for: Rack drops leading brackets (and, in Rack 2, spaces after a separator) and reads `k[]`, `k[0]`, `k]` as `k`. */
+const FIRST_WORD = /^[^A-Za-z0-9_]*([A-Za-z0-9_]*)/;
+
+/**
+ * The value of form field `name`, undefined if there is none, or a refusal when parsers could read
+ * the body differently: first or last of a repeated field, or a key Rack-style parsers (Stripe's)
+ * also take for `name` (`name[]`, `[name]`, `name]`, `%6Eame`, a field after `;` or `& `). Every key
+ * whose first word is `name` counts; there must be exactly one, and it must be `name` itself.
+ */
+export function formField(body: Buffer, name: string): { value: string } | Refusal | undefined {
+  let found: { value: string } | undefined;
+  // `;` separates fields for some parsers (Rack 2); treating it as a separator over-counts, never under-counts.
+  for (const field of body.toString('utf8').split(/[&;]/)) {
+    const equals = field.indexOf('=');
+    const key = decodeAscii(equals === -1 ? field : field.slice(0, equals));
+    if (FIRST_WORD.exec(key)![1] !== name) continue;
+    if (found || key !== name) return ambiguous(`"${name}" must appear exactly once, as a plain ${name}=<value> field`);
+    try {
+      found = { value: equals === -1 ? '' : decodeURIComponent(field.slice(equals + 1).replace(/\+/g, ' ')) };
+    } catch {
+      return { code: 'invalid_request', message: `the "${name}" field is not valid percent-encoding` };
+    }
+  }
+  return found;
+}
+
+/**
+ * The top-level member `name` of a JSON body, or a refusal if the body is not JSON or names the
+ * member twice (JSON.parse keeps the last, other parsers the first). `name` must be a plain word:
+ * then, with no `\u` escape in the body, `"name"` is its only spelling, and a body holding that
+ * string once at most (the common case) needs no scan.
+ */
+export function jsonMember(body: Buffer, name: string): { value: unknown } | Refusal {
+  const text = body.toString('utf8');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { code: 'invalid_request', message: 'the request body is not valid JSON' };
+  }
+  const quoted = `"${name}"`;
+  const first = text.indexOf(quoted);
+  const plainOnce = first === -1 || text.indexOf(quoted, first + 1) === -1;
+  if (!(plainOnce && !text.includes('\\u')) && topLevelCount(text, name) > 1) return ambiguous(`"${name}" appears more than once at the top level`);
+  const isObject = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed);
+  return { value: isObject && Object.hasOwn(parsed as object, name) ? (parsed as Record<string, unknown>)[name] : undefined };
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+
+/** How many members of the top-level object of valid JSON `text` are named `name` (escaped spellings too). */
+function topLevelCount(text: string, name: string): number {
+  let depth = 0;
+  let count = 0;
+  for (let index = 0; index < text.length; index += 1) {
+    const char = text.charCodeAt(index);
+    if (char === QUOTE) {
+      const end = stringEnd(text, index);
+      if (depth === 1 && nextIsColon(text, end + 1)) {
+        const key = text.slice(index, end + 1);
+        if (key === `"${name}"` || (key.includes('\\') && JSON.parse(key) === name)) count += 1;
+      }
+      index = end;
+    } else if (char === 0x7b || char === 0x5b) depth += 1; // { [
+    else if (char === 0x7d || char === 0x5d) depth -= 1; // } ]
+  }
+  return count;
+}
+
+/** The index of the quote closing the string that opens at `open` (one not escaped by an odd run of backslashes). */
+function stringEnd(text: string, open: number): number {
+  let close = text.indexOf('"', open + 1);
+  while (close !== -1) {
+    let backslashes = 0;
+    while (text.charCodeAt(close - 1 - backslashes) === BACKSLASH) backslashes += 1;
+    if (backslashes % 2 === 0) return close;
+    close = text.indexOf('"', close + 1);
+  }
+  return text.length;
+}
+
+function nextIsColon(text: string, from: number): boolean {
+  for (let index = from; index < text.length; index += 1) {
+    const char = text.charCodeAt(index);
+    if (char !== 0x20 && char !== 0x09 && char !== 0x0a && char !== 0x0d) return char === COLON;
+  }
+  return false;
+}

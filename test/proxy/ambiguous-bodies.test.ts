@@ -1,0 +1,132 @@
+/**
+ * Parser differentials in the scope checks: a body a constraint reads must mean one thing, to the
+ * broker and to any upstream parser. A constrained field that appears twice, or in a spelling some
+ * parser reads as the same field (bracketed, percent-encoded, after `;` or a space), is refused
+ * before the upstream; fields of the same name elsewhere (nested, inside values) are not.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OPENAI_PRESETS, STRIPE_PRESETS } from '../../src/backends/http-api/presets.js';
+import { type BodyCheck, compileScope, type Constraints, isRefusal, type ScopePreset } from '../../src/backends/http-api/scopes.js';
+import { enrolledAgent, type TestAgent } from '../support/lease-env.js';
+import { type ApiCredential, auditEvents, openaiFor, rawProxyCall, type StripeOpenAIEnv, startStripeOpenAIEnv, stripeFor } from './support.js';
+
+/** The body check a preset's rule runs for this request under these constraints. */
+function bodyCheck(preset: ScopePreset | undefined, constraints: Constraints, method: string, path: string): BodyCheck {
+  const verdict = compileScope(preset!, constraints).check(method, path);
+  if (verdict === null || isRefusal(verdict)) throw new Error(`${method} ${path}: no body check`);
+  return verdict;
+}
+
+const refund = bodyCheck(STRIPE_PRESETS['refunds:write'], { max_amount: '5000' }, 'POST', '/v1/refunds');
+const chat = bodyCheck(OPENAI_PRESETS.chat, { models: 'gpt-4o-mini' }, 'POST', '/v1/chat/completions');
+const check = (body: BodyCheck, text: string) => body(Buffer.from(text, 'utf8'));
+const AMBIGUOUS = { code: 'invalid_request', message: expect.stringContaining('ambiguous') };
+
+describe('scope body checks: ambiguous bodies', () => {
+  it('Stripe max_amount: one plain amount is checked as before', () => {
+    expect(check(refund, 'charge=ch_1&amount=4000')).toBeUndefined();
+    expect(check(refund, 'charge=ch_1&amount=%34%30%30%30&metadata%5Bnote%5D=x')).toBeUndefined();
+    expect(check(refund, 'charge=ch_1&amount=6000')).toMatchObject({ code: 'constraint_violation', message: 'refund amount 6000 exceeds max_amount 5000' });
+    expect(check(refund, 'charge=ch_1')).toMatchObject({ code: 'constraint_violation', message: expect.stringContaining('explicit amount') });
+  });
+
+  it.each([
+    ['a repeated field (last wins in Rack)', 'charge=ch_1&amount=100&amount=999999'],
+    ['a repeated field (first wins elsewhere)', 'charge=ch_1&amount=999999&amount=100'],
+    ['a percent-encoded name', 'charge=ch_1&amount=100&%61mount=999999'],
+    ['an array after the field', 'charge=ch_1&amount=100&amount[]=999999'],
+    ['an array before the field', 'charge=ch_1&amount%5B%5D=999999&amount=100'],
+    ['an indexed array', 'charge=ch_1&amount=100&amount%5B0%5D=999999'],
+    ['leading brackets (Rack strips them)', 'charge=ch_1&amount=100&[amount]=999999'],
+    ['a trailing bracket', 'charge=ch_1&amount=100&amount]=999999'],
+    ['a ";" separator (Rack 2)', 'amount=100&charge=ch_1;amount=999999'],
+    ['a space after "&" (Rack 2 drops it)', 'charge=ch_1&amount=100& amount=999999'],
+    ['the array form alone', 'charge=ch_1&amount[]=100'],
+  ])('Stripe max_amount: %s is refused', (_, body) => {
+    expect(check(refund, body)).toEqual(AMBIGUOUS);
+  });
+
+  it('Stripe max_amount: "amount" nested or inside a value is another field', () => {
+    expect(check(refund, 'charge=ch_1&amount=4000&metadata%5Bamount%5D=999999&reason=requested_by_customer')).toBeUndefined();
+    expect(check(refund, 'charge=ch_1&amount=4000&metadata[amount]=999999&metadata[note]=amount%3D999999%26amount%3D1')).toBeUndefined();
+    expect(check(refund, 'amount_details=x&charge=ch_1&amount=4000')).toBeUndefined();
+  });
+
+  it.each([
+    ['a duplicated "model" (last wins in JSON.parse)', '{"model":"gpt-4.1","model":"gpt-4o-mini","messages":[]}'],
+    ['a duplicated "model" (first wins elsewhere)', '{"model":"gpt-4o-mini","messages":[],"model":"gpt-4.1"}'],
+    ['an escaped spelling of "model"', '{"model":"gpt-4.1","mod\\u0065l":"gpt-4o-mini"}'],
+    ['an escaped first "model" and whitespace before the colon', '{"\\u006dodel":"gpt-4o-mini","messages":[] ,\n "model"\n :\t"gpt-4o-mini"}'],
+  ])('OpenAI models: %s is refused', (_, body) => {
+    expect(check(chat, body)).toEqual(AMBIGUOUS);
+  });
+
+  it('OpenAI models: "model" nested, as a value or inside a string is another member', () => {
+    const bodies = [
+      '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"model"}]}',
+      '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"say \\"model\\": 1","model":"gpt-4.1"}],"metadata":{"model":"gpt-4.1"}}',
+      '{"messages":[{"role":"user","content":"a backslash \\\\"},{"role":"user","content":"\\\\\\"model\\\\\\""}],"model":"gpt-4o-mini","user":"model"}',
+      '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"caf\\u00e9 \\u006dodel"}],"tools":[{"model":"x"}]}',
+    ];
+    for (const body of bodies) expect(check(chat, body), body).toBeUndefined();
+    expect(check(chat, '{"model":"gpt-4.1","messages":[{"model":"gpt-4o-mini"}]}')).toMatchObject({ code: 'constraint_violation' });
+  });
+});
+
+describe('credential proxy: ambiguous bodies never reach the upstream', () => {
+  let proxy: StripeOpenAIEnv;
+  let agent: TestAgent;
+  const lease = async (backend: string, role: string) => ((await agent.lease(backend, role)) as unknown as { credential: ApiCredential }).credential;
+
+  beforeAll(async () => {
+    proxy = await startStripeOpenAIEnv();
+    agent = await enrolledAgent(proxy.env, 'parser-bot@acme.local');
+    const grant = (backend: string, role: string, constraints: Record<string, string>) =>
+      proxy.admin.expect(201, 'POST', '/v1/admin/grants', { subject: agent.address, backend, role, max_ttl_seconds: 600, constraints });
+    await grant('stripe', 'refunds:write', { max_amount: '5000' });
+    await grant('openai', 'chat', { models: 'gpt-4o-mini' });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+  });
+
+  it('Stripe: a second, bracketed amount is refused in Stripe\'s format; the official client still refunds', async () => {
+    const credential = await lease('stripe', 'refunds:write');
+    const before = proxy.stripeUpstream.seen.length;
+    for (const body of ['charge=ch_1&amount=100&amount=999999', 'charge=ch_1&amount=100&[amount]=999999']) {
+      const refused = await rawProxyCall(credential, { method: 'POST', path: '/v1/refunds', body, contentType: 'application/x-www-form-urlencoded' });
+      expect(refused).toEqual({
+        status: 400,
+        body: { error: { type: 'invalid_request_error', code: 'invalid_request', message: expect.stringMatching(/^Tessera: .*ambiguous/) } },
+      });
+    }
+    expect(proxy.stripeUpstream.seen.length).toBe(before);
+
+    const refund = await stripeFor(credential).refunds.create({ charge: 'ch_1', amount: 4000, metadata: { amount: '999999' } });
+    expect(refund).toMatchObject({ object: 'refund', amount: 4000 });
+    expect(proxy.stripeUpstream.seen.length).toBe(before + 1);
+  });
+
+  it('OpenAI: a duplicated model is refused in OpenAI\'s format; "model" in a message still passes', async () => {
+    const credential = await lease('openai', 'chat');
+    const before = proxy.openaiUpstream.seen.length;
+    const refused = await rawProxyCall(credential, {
+      method: 'POST',
+      path: '/v1/chat/completions',
+      body: '{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}],"model":"gpt-4o-mini"}',
+      contentType: 'application/json',
+    });
+    expect(refused).toEqual({
+      status: 400,
+      body: { error: { type: 'invalid_request_error', code: 'invalid_request', param: null, message: expect.stringMatching(/^Tessera: .*ambiguous/) } },
+    });
+    expect(proxy.openaiUpstream.seen.length).toBe(before);
+
+    const completion = await openaiFor(credential).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: '{"model":"gpt-4.1"}' }] });
+    expect(completion.model).toBe('gpt-4o-mini');
+    expect(proxy.openaiUpstream.seen.length).toBe(before + 1);
+
+    const refusals = (await auditEvents(proxy.admin, 'proxy.refused')).filter((event) => event.reason === 'invalid_request');
+    expect(refusals.map((event) => event.details.path)).toEqual(['/v1/refunds', '/v1/refunds', '/v1/chat/completions']);
+  });
+});
