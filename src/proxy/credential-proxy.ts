@@ -42,10 +42,12 @@ const DEFAULT_FORMAT: ErrorFormat = 'openai';
 /** Dot segments, empty segments, backslashes and encoded separators: paths the scope check and the upstream could read differently. */
 const NON_CANONICAL_PATH = /(?:^|\/)\.{1,2}(?:\/|$)|\/\/|\\|%2[ef]|%5c/i;
 
-/** What is known about a call so far; the audit details. */
+/** What is known about a call so far; the audit details (the query string is not audited). */
 interface Call {
   readonly method: string;
   readonly path: string;
+  /** Without its `?`; '' for none. */
+  readonly query: string;
   readonly started: number;
   lease?: ProxiedLease;
   format: ErrorFormat;
@@ -92,7 +94,13 @@ export class CredentialProxy {
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = request.url ?? '/';
     const query = url.indexOf('?');
-    const call: Call = { method: request.method ?? 'GET', path: query === -1 ? url : url.slice(0, query), started: performance.now(), format: DEFAULT_FORMAT };
+    const call: Call = {
+      method: request.method ?? 'GET',
+      path: query === -1 ? url : url.slice(0, query),
+      query: query === -1 ? '' : url.slice(query + 1),
+      started: performance.now(),
+      format: DEFAULT_FORMAT,
+    };
     try {
       const backend = await this.#authorize(request, call);
       const body = await this.#inspect(request, call, backend);
@@ -126,7 +134,7 @@ export class CredentialProxy {
 
   /** The rest of step 2: the body, read only if the scope must look into it. */
   async #inspect(request: IncomingMessage, call: Call, backend: ProxyBackend): Promise<Buffer | IncomingMessage | null> {
-    const verdict = backend.scope(call.lease!.role, call.lease!.constraints).check(call.method, call.path);
+    const verdict = backend.scope(call.lease!.role, call.lease!.constraints).check(call.method, call.path, call.query, request.headers['content-type']);
     if (isRefusal(verdict)) throw refusalOf(verdict);
     if (verdict === null) return hasBody(request) ? request : null;
     const body = await readBody(request);

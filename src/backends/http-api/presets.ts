@@ -2,7 +2,7 @@
  * Built-in scope presets of the `stripe` and `openai` backend types (docs/PROTOCOL.md §9.3). A new
  * preset is one more entry here: its rules (method + anchored path) and the constraints it takes.
  */
-import type { BodyCheck, ConstraintSpec, Refusal, ScopePreset } from './scopes.js';
+import type { BodyCheck, BodyConstraint, ConstraintSpec, Refusal, ScopePreset } from './scopes.js';
 import { formField, jsonMember, routes } from './scopes.js';
 
 const violation = (message: string): Refusal => ({ code: 'constraint_violation', message });
@@ -46,6 +46,10 @@ function modelCheck(constraints: Readonly<Record<string, string>>): BodyCheck | 
   };
 }
 
+/** What the checks parse the body as; the request must declare the same Content-Type. */
+const maxAmount: BodyConstraint = { mediaType: 'application/x-www-form-urlencoded', compile: maxAmountCheck };
+const allowedModels: BodyConstraint = { mediaType: 'application/json', compile: modelCheck };
+
 const READ = ['GET'];
 /** A collection and its items, e.g. /v1/charges and /v1/charges/ch_123. */
 const collection = (...names: string[]) => new RegExp(`^/v1/(?:${names.join('|')})(?:/[A-Za-z0-9_]+)?$`);
@@ -55,7 +59,7 @@ export const STRIPE_PRESETS: Readonly<Record<string, ScopePreset>> = {
     description: 'create and read refunds; read charges and payment intents',
     constraints: { max_amount: { ...positiveInteger, description: 'largest refund, in the smallest currency unit' } },
     rules: [
-      ...routes(['POST'], /^\/v1\/refunds$/, maxAmountCheck),
+      ...routes(['POST'], /^\/v1\/refunds$/, maxAmount),
       ...routes(READ, collection('refunds', 'charges', 'payment_intents')),
     ],
   },
@@ -70,7 +74,7 @@ export const STRIPE_PRESETS: Readonly<Record<string, ScopePreset>> = {
 const openaiPreset = (description: string, endpoints: RegExp): ScopePreset => ({
   description,
   constraints: { models: { ...nameList, description: 'models the lease may use, comma-separated' } },
-  rules: [...routes(['POST'], endpoints, modelCheck), ...routes(READ, /^\/v1\/models(?:\/[A-Za-z0-9_.:-]+)?$/)],
+  rules: [...routes(['POST'], endpoints, allowedModels), ...routes(READ, /^\/v1\/models(?:\/[A-Za-z0-9_.:-]+)?$/)],
 });
 
 export const OPENAI_PRESETS: Readonly<Record<string, ScopePreset>> = {

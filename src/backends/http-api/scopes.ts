@@ -3,7 +3,9 @@
  * constraints a grant may add (e.g. `max_amount`). A grant names the preset (as its role) and its
  * constraints; the credential proxy compiles the pair once and checks every request against it
  * before anything reaches the upstream. Request bodies are read only when a rule's constraint needs
- * them, and only the one field it checks; that field must be unambiguous (formField, jsonMember).
+ * them, and only the one field it checks; that field must be unambiguous (formField, jsonMember),
+ * the body declared as the media type the check parses it as, and the query string empty (an
+ * upstream may read parameters from either).
  */
 import { TesseraError } from '../../errors.js';
 
@@ -18,12 +20,22 @@ export interface Refusal {
 /** Checks a buffered request body; returns why it is refused, or undefined. */
 export type BodyCheck = (body: Buffer) => Refusal | undefined;
 
+/** The media types body checks parse: Stripe's form bodies, OpenAI's JSON. */
+export type BodyMediaType = 'application/x-www-form-urlencoded' | 'application/json';
+
+/** A constraint that reads the request body, parsed as one media type. */
+export interface BodyConstraint {
+  /** The request must declare it (Content-Type), so that the upstream parses the body as the check did. */
+  readonly mediaType: BodyMediaType;
+  /** The check a grant's constraints call for; undefined: the body streams through unread. */
+  compile(constraints: Constraints): BodyCheck | undefined;
+}
+
 export interface ScopeRule {
   readonly method: string;
   /** Anchored pattern over the path without its query string. */
   readonly path: RegExp;
-  /** The body check these constraints call for on this route; undefined: the body streams through unread. */
-  readonly body?: (constraints: Constraints) => BodyCheck | undefined;
+  readonly body?: BodyConstraint;
 }
 
 export interface ConstraintSpec {
@@ -40,23 +52,63 @@ export interface ScopePreset {
 
 /** A preset compiled with one grant's constraints: what the proxy asks per request. */
 export interface Scope {
-  /** A Refusal, a BodyCheck the (buffered) body must pass, or null: allowed as is. */
-  check(method: string, path: string): Refusal | BodyCheck | null;
+  /**
+   * A Refusal, a BodyCheck the (buffered) body must pass, or null: allowed as is. `query` is the
+   * query string without its `?` ('' for none) and `contentType` the Content-Type header; they
+   * count only where a BodyCheck would be returned, which they may turn into a refusal.
+   */
+  check(method: string, path: string, query: string, contentType: string | undefined): Refusal | BodyCheck | null;
 }
 
 export function isRefusal(verdict: Refusal | BodyCheck | null): verdict is Refusal {
   return verdict !== null && typeof verdict === 'object';
 }
 
+interface CompiledRule {
+  readonly method: string;
+  readonly path: RegExp;
+  readonly body: { readonly check: BodyCheck; readonly mediaType: BodyMediaType } | undefined;
+}
+
 export function compileScope(preset: ScopePreset, constraints: Constraints): Scope {
-  const rules = preset.rules.map((rule) => ({ rule, body: rule.body?.(constraints) }));
+  const rules = preset.rules.map((rule): CompiledRule => {
+    const check = rule.body?.compile(constraints);
+    return { method: rule.method, path: rule.path, body: check && { check, mediaType: rule.body!.mediaType } };
+  });
   return {
-    check(method, path) {
-      const match = rules.find(({ rule }) => rule.method === method && rule.path.test(path));
-      if (!match) return { code: 'scope_violation', message: `${method} ${path} is outside the lease's scope.` };
-      return match.body ?? null;
+    check(method, path, query, contentType) {
+      // A plain loop: no closure per request.
+      for (let index = 0; index < rules.length; index += 1) {
+        const { method: ruleMethod, path: rulePath, body } = rules[index]!;
+        if (ruleMethod !== method || !rulePath.test(path)) continue;
+        if (body === undefined) return null;
+        // Stripe reads parameters from the query string of a POST too: the checked field could be sent there instead.
+        if (query !== '') return ambiguous(`${method} ${path} takes no query string while a constraint checks its body`);
+        if (!declaresMediaType(contentType, body.mediaType)) {
+          return { code: 'invalid_request', message: `a constraint reads the body of ${method} ${path} as ${body.mediaType}: send it with that Content-Type` };
+        }
+        return body.check;
+      }
+      return { code: 'scope_violation', message: `${method} ${path} is outside the lease's scope.` };
     },
   };
+}
+
+/** Optional white space (RFC 9110 §5.6.3) around a Content-Type's parts. */
+const OWS = /^[ \t]+|[ \t]+$/g;
+const CHARSET = /^[ \t]*charset[ \t]*=/i;
+const UTF8_CHARSET = /^[ \t]*charset[ \t]*=[ \t]*(?:utf-8|"utf-8")[ \t]*$/i;
+
+/**
+ * Whether a Content-Type header declares `mediaType`: compared case-insensitively, parameters
+ * allowed, except a charset other than UTF-8 (the checks decode UTF-8; an upstream honouring another
+ * charset would read other characters).
+ */
+export function declaresMediaType(contentType: string | undefined, mediaType: BodyMediaType): boolean {
+  if (contentType === undefined) return false;
+  const [type, ...parameters] = contentType.split(';');
+  if (type!.replace(OWS, '').toLowerCase() !== mediaType) return false;
+  return parameters.every((parameter) => !CHARSET.test(parameter) || UTF8_CHARSET.test(parameter));
 }
 
 /** Validates a grant's constraints against the preset; unknown names and bad values are refused. */
@@ -80,7 +132,7 @@ export function pathPrefix(prefix: string): RegExp {
 }
 
 /** Every method of `methods` on a path pattern. */
-export const routes = (methods: readonly string[], path: RegExp, body?: ScopeRule['body']): ScopeRule[] =>
+export const routes = (methods: readonly string[], path: RegExp, body?: BodyConstraint): ScopeRule[] =>
   methods.map((method) => ({ method, path, ...(body && { body }) }));
 
 const ambiguous = (message: string): Refusal => ({ code: 'invalid_request', message: `the request is ambiguous: ${message}` });
