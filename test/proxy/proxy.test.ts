@@ -1,25 +1,16 @@
 import OpenAI from 'openai';
 import Stripe from 'stripe';
 import { Client } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { TestBroker } from '../support/broker.js';
-import { type FakeOpenAI, type FakeUpstream, sendJson, STREAM_CHUNKS, STREAM_GAP_MS, startFakeOpenAI, startFakeStripe, startFakeUpstream } from '../support/fake-upstream.js';
-import { adminAgent, enrolledAgent, type TestAgent } from '../support/lease-env.js';
-import { type ApiCredential, startProxyBroker, stripeOptions } from './support.js';
+import { type FakeOpenAI, type FakeUpstream, sendJson, STREAM_CHUNKS, STREAM_GAP_MS, startFakeUpstream } from '../support/fake-upstream.js';
+import { enrolledAgent, type TestAgent } from '../support/lease-env.js';
+import { type ApiCredential, auditEvents, OPENAI_SECRET, openaiFor, STRIPE_SECRET, type StripeOpenAIEnv, startStripeOpenAIEnv, stripeFor } from './support.js';
 
-const STRIPE_SECRET = 'sk_test_real_stripe_secret_0123456789';
-const OPENAI_SECRET = 'sk-real-openai-secret-0123456789';
 const HTTP_SECRET = 'real-http-secret-0123456789';
 
-interface AuditEvent {
-  action: string;
-  outcome: string;
-  reason: string | null;
-  actor: string | null;
-  details: Record<string, unknown>;
-}
-
 describe('credential proxy: official Stripe and OpenAI clients against fake upstreams', () => {
+  let proxy: StripeOpenAIEnv;
   let env: TestBroker;
   let admin: TestAgent;
   let agent: TestAgent;
@@ -28,18 +19,11 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
   let httpUpstream: FakeUpstream;
 
   beforeAll(async () => {
-    [stripeUpstream, openaiUpstream, httpUpstream] = await Promise.all([
-      startFakeStripe(STRIPE_SECRET),
-      startFakeOpenAI({ apiKey: OPENAI_SECRET, adminKey: 'unused', projectId: 'proj_1' }),
-      startFakeUpstream((request, response) =>
-        request.headers['x-api-key'] === HTTP_SECRET ? sendJson(response, 200, { path: request.path }) : sendJson(response, 401, { error: 'bad key' }),
-      ),
-    ]);
-    env = await startProxyBroker({ leases: { reaperIntervalMs: 100 } });
-    admin = await adminAgent(env);
-    agent = await enrolledAgent(env, 'payments-bot@acme.local');
-    await admin.expect(201, 'POST', '/v1/admin/backends', { name: 'stripe', type: 'stripe', secret_key: STRIPE_SECRET, upstream_url: stripeUpstream.url });
-    await admin.expect(201, 'POST', '/v1/admin/backends', { name: 'openai', type: 'openai', api_key: OPENAI_SECRET, upstream_url: openaiUpstream.url });
+    httpUpstream = await startFakeUpstream((request, response) =>
+      request.headers['x-api-key'] === HTTP_SECRET ? sendJson(response, 200, { path: request.path }) : sendJson(response, 401, { error: 'bad key' }),
+    );
+    proxy = await startStripeOpenAIEnv({ leases: { reaperIntervalMs: 100 } });
+    ({ env, admin, stripeUpstream, openaiUpstream } = proxy);
     await admin.expect(201, 'POST', '/v1/admin/backends', {
       name: 'items',
       type: 'http',
@@ -57,14 +41,12 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
     await grant('items', 'reader');
   });
   afterAll(async () => {
-    await env?.close();
-    await Promise.all([stripeUpstream?.close(), openaiUpstream?.close(), httpUpstream?.close()]);
+    await proxy?.close();
+    await httpUpstream?.close();
   });
 
   const lease = async (backend: string, role: string, who = agent) => (await who.lease(backend, role)) as unknown as { lease_id: string; credential: ApiCredential };
-  const stripeFor = (credential: ApiCredential) => new Stripe(credential.api_key, stripeOptions(credential));
-  const openaiFor = (credential: ApiCredential) => new OpenAI({ apiKey: credential.api_key, baseURL: `${credential.base_url}/v1`, maxRetries: 0 });
-  const audit = async (action: string) => (await admin.expect<{ events: AuditEvent[] }>(200, 'GET', `/v1/admin/audit?action=${action}&limit=1000`)).events;
+  const audit = (action: string) => auditEvents(admin, action);
 
   it('validates scopes and constraints when granting', async () => {
     const refused = (body: Record<string, unknown>) =>
@@ -212,8 +194,13 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
   it('audits every call (identity, lease, method, path, status, duration) and never a secret', async () => {
     const { lease_id, credential } = await lease('openai', 'chat');
     await openaiFor(credential).models.list();
-    const responses = await audit('proxy.response');
-    expect(responses.find((event) => event.details.lease_id === lease_id)).toMatchObject({
+    // proxy.response is written after the response, with a later batch: poll for it.
+    const response = await vi.waitFor(async () => {
+      const found = (await audit('proxy.response')).find((event) => event.details.lease_id === lease_id);
+      if (!found) throw new Error('no proxy.response event yet');
+      return found;
+    });
+    expect(response).toMatchObject({
       actor: agent.identityId,
       outcome: 'success',
       details: { lease_id, backend: 'openai', role: 'chat', method: 'GET', path: '/v1/models', status: 200, duration_ms: expect.any(Number) },
