@@ -18,12 +18,13 @@ import { errorReply, type ErrorFormat } from '../backends/http-api/error-format.
 import { ProxyBackend } from '../backends/http-api/proxy-backend.js';
 import { isRefusal, type Refusal } from '../backends/http-api/scopes.js';
 import type { Clock } from '../clock.js';
+import { sha256Base64url } from '../crypto/encoding.js';
 import type { ErrorCode } from '../errors.js';
 import type { BackendService } from '../leases/backend-service.js';
 import type { Database } from '../store/schema.js';
 import { forward, upstreamHeaders } from './forward.js';
 import { GroupCommitAudit } from './group-commit-audit.js';
-import { leaseByToken, leaseToken, type ProxiedLease } from './lease-token.js';
+import { leaseByTokenHash, leaseToken, type ProxiedLease } from './lease-token.js';
 import { hasBody, readBody } from './request-body.js';
 
 export interface CredentialProxyDeps {
@@ -49,6 +50,8 @@ interface Call {
   /** Without its `?`; '' for none. */
   readonly query: string;
   readonly started: number;
+  /** sha256 (base64url) of the lease token presented, as leases.token_hash stores it: refusals name it. */
+  tokenHash: string | undefined;
   lease?: ProxiedLease;
   format: ErrorFormat;
 }
@@ -99,6 +102,7 @@ export class CredentialProxy {
       path: query === -1 ? url : url.slice(0, query),
       query: query === -1 ? '' : url.slice(query + 1),
       started: performance.now(),
+      tokenHash: undefined,
       format: DEFAULT_FORMAT,
     };
     try {
@@ -117,8 +121,10 @@ export class CredentialProxy {
   /** Steps 1 and 2 without the body: the lease behind the token and the route in its scope. */
   async #authorize(request: IncomingMessage, call: Call): Promise<ProxyBackend> {
     const token = leaseToken(request.headers);
-    const lease = token === undefined ? undefined : await leaseByToken(this.deps.reader, token);
-    if (!lease) throw new ProxyRefusal('lease_token_invalid', token === undefined ? 'No lease token: send it as the API key (Authorization: Bearer).' : undefined);
+    if (token === undefined) throw new ProxyRefusal('lease_token_invalid', 'No lease token: send it as the API key (Authorization: Bearer).');
+    call.tokenHash = sha256Base64url(token);
+    const lease = await leaseByTokenHash(this.deps.reader, call.tokenHash);
+    if (!lease) throw new ProxyRefusal('lease_token_invalid');
     call.lease = lease;
     const backend = await this.deps.backends.instance(lease.backend).catch(() => {
       throw new ProxyRefusal('backend_unavailable', `Backend ${lease.backend} cannot be opened.`);
@@ -179,6 +185,9 @@ export class CredentialProxy {
       ? { backend: lease.backend, duration_ms, lease_id: lease.id, method: call.method, path: call.path, role: lease.role }
       : { duration_ms, method: call.method, path: call.path };
     if (status !== undefined) details.status = status;
+    // Refusals (the events with a reason) name the presented token by its hash, never the token
+    // itself, so a reviewer can tie refusals of an unknown token together, or to its lease.
+    if (reason !== undefined && call.tokenHash !== undefined) details.token_sha256 = call.tokenHash;
     return {
       actor: lease?.identity_id ?? null,
       action,

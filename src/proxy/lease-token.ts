@@ -1,6 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Kysely } from 'kysely';
-import { sha256Base64url } from '../crypto/encoding.js';
 import { precompiled } from '../store/precompiled.js';
 import type { Database, IdentityTable, LeaseState } from '../store/schema.js';
 
@@ -40,10 +39,11 @@ const leaseQuery = precompiled<ProxiedLease>(
 );
 
 /**
- * The lease (and its identity's status) behind a token: one indexed lookup per proxied request,
- * so a revocation or expiry bites on the very next request, keep-alive connection or not. The
- * query is compiled once (precompiled.ts), not rebuilt through kysely per request.
+ * The lease (and its identity's status) behind a token, by the token's sha256Base64url (as
+ * leases.token_hash stores it): one indexed lookup per proxied request, so a revocation or expiry
+ * bites on the very next request, keep-alive connection or not. The query is compiled once
+ * (precompiled.ts), not rebuilt through kysely per request.
  */
-export async function leaseByToken(db: Kysely<Database>, token: string): Promise<ProxiedLease | undefined> {
-  return (await leaseQuery(db, [sha256Base64url(token)])).rows[0];
+export async function leaseByTokenHash(db: Kysely<Database>, tokenHash: string): Promise<ProxiedLease | undefined> {
+  return (await leaseQuery(db, [tokenHash])).rows[0];
 }

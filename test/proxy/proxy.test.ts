@@ -2,6 +2,7 @@ import OpenAI from 'openai';
 import Stripe from 'stripe';
 import { Client } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { sha256Base64url } from '../../src/crypto/encoding.js';
 import type { TestBroker } from '../support/broker.js';
 import { type FakeOpenAI, type FakeUpstream, sendJson, STREAM_CHUNKS, STREAM_GAP_MS, startFakeUpstream } from '../support/fake-upstream.js';
 import { enrolledAgent, type TestAgent } from '../support/lease-env.js';
@@ -138,9 +139,27 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
     }
   });
 
-  it('unknown and missing tokens are refused', async () => {
-    const bogus = openaiFor({ base_url: `http://${env.config.proxyListen}`, api_key: 'tsk_not-a-lease' });
+  it('unknown and missing tokens are refused; the audit names an unknown token by its SHA-256 only', async () => {
+    const token = 'tsk_not-a-lease';
+    const bogus = openaiFor({ base_url: `http://${env.config.proxyListen}`, api_key: token });
     expect(await bogus.models.list().catch((error: unknown) => error)).toMatchObject({ status: 401, code: 'lease_token_invalid' });
+    const client = new Client(`http://${env.config.proxyListen}`);
+    try {
+      const reply = await client.request({ method: 'GET', path: '/v1/no-token' });
+      expect(reply.statusCode).toBe(401);
+      await reply.body.dump();
+    } finally {
+      await client.close();
+    }
+
+    const refusals = (await audit('proxy.refused')).filter((event) => event.reason === 'lease_token_invalid');
+    expect(refusals.find((event) => event.details.path === '/v1/models')).toMatchObject({
+      actor: null,
+      outcome: 'denied',
+      details: { method: 'GET', path: '/v1/models', status: 401, token_sha256: sha256Base64url(token) },
+    });
+    expect(refusals.find((event) => event.details.path === '/v1/no-token')?.details).not.toHaveProperty('token_sha256');
+    expect(JSON.stringify(refusals)).not.toContain(token);
   });
 
   it('revoking a lease bites on the next request, on the same keep-alive connection', async () => {
@@ -158,6 +177,8 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
       const refused = await charge();
       expect(refused).toMatchObject({ status: 401, body: { error: { code: 'lease_token_inactive', message: expect.stringMatching(/^Tessera: Lease .* is revoked/) } } });
       expect(connections).toBe(1);
+      // The refusal names the token by the hash the lease stores, so it ties to the lease either way.
+      expect((await audit('proxy.refused')).find((event) => event.details.lease_id === lease_id)?.details).toMatchObject({ token_sha256: sha256Base64url(credential.api_key) });
     } finally {
       await client.close();
     }
