@@ -1,8 +1,8 @@
 /**
  * `tessera grant --scope --constraint` on an HTTP API backend, through the compiled CLI in child
  * processes: the granted constraint is what the credential proxy enforces on the official Stripe
- * client, and a grant naming an unknown scope or constraint, or a bad value, fails with a clear
- * error, exit code 1 and nothing stored.
+ * client, and a grant naming an unknown scope or constraint, a bad value or one constraint twice,
+ * fails with a clear error, exit code 1 and nothing stored.
  */
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -74,6 +74,11 @@ describe('tessera grant --scope --constraint (HTTP API backends)', () => {
     ['a negative max_amount', ['--scope', 'refunds:write', '--constraint', 'max_amount=-5'], /^tessera: invalid_request: Constraint max_amount: must be a positive integer/m],
     ['an empty max_amount', ['--scope', 'refunds:write', '--constraint', 'max_amount='], /^tessera: invalid_request: Constraint max_amount: must be a positive integer/m],
     ['a constraint without a value', ['--scope', 'refunds:write', '--constraint', 'max_amount'], /^tessera: invalid_request: --constraint expects <name>=<value> \(got "max_amount"\)/m],
+    [
+      'a constraint given twice',
+      ['--scope', 'refunds:write', '--constraint', 'max_amount=5000', '--constraint', 'max_amount=999999'],
+      /^tessera: invalid_request: --constraint max_amount is given more than once; give each constraint once\./m,
+    ],
   ])('%s fails with a clear error, exit code 1, and stores no grant', async (_, args, message) => {
     const [grantsBefore, createdBefore] = [await grants(), await grantsCreated()];
     const result = await cliFails(['grant', ADDRESS, 'payments', ...args, '--max-ttl', '1h'], run);

@@ -23,14 +23,16 @@ function checkSubject(subject: string): string {
   return subject;
 }
 
-/** `--constraint k=v` (repeatable) -> {k: v}. */
+/** `--constraint k=v` (repeatable, each name once) -> {k: v}. */
 function parseConstraints(specs: string[] = []): Record<string, string> | undefined {
   if (specs.length === 0) return undefined;
   const constraints: Record<string, string> = {};
   for (const spec of specs) {
     const separator = spec.indexOf('=');
     if (separator <= 0) throw new TesseraError('invalid_request', `--constraint expects <name>=<value> (got "${spec}").`);
-    constraints[spec.slice(0, separator).trim()] = spec.slice(separator + 1).trim();
+    const name = spec.slice(0, separator).trim();
+    if (Object.hasOwn(constraints, name)) throw new TesseraError('invalid_request', `--constraint ${name} is given more than once; give each constraint once.`);
+    constraints[name] = spec.slice(separator + 1).trim();
   }
   return constraints;
 }
