@@ -88,7 +88,9 @@ export class BackendService {
     const row = await this.row(name);
     const factory = backendFactory(row.type);
     const settings = JSON.parse(row.config) as BackendSettings;
-    if (!factory.roles(settings).includes(role)) throw new TesseraError('invalid_request', `Backend ${name} has no role "${role}".`);
+    const roles = factory.roles(settings);
+    // Proxied HTTP API types (those with presets) call their roles scopes, as `grant --scope` does.
+    if (!roles.includes(role)) throw new TesseraError('invalid_request', `Backend ${name} has no ${factory.preset ? 'scope' : 'role'} "${role}" (known: ${roles.join(', ')}).`);
     checkConstraints(factory.preset?.(settings, role), role, constraints);
   }
 

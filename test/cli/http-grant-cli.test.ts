@@ -67,7 +67,7 @@ describe('tessera grant --scope --constraint (HTTP API backends)', () => {
   });
 
   it.each([
-    ['an unknown scope', ['--scope', 'charges:write', '--constraint', 'max_amount=5000'], /^tessera: invalid_request: Backend payments has no role "charges:write"/m],
+    ['an unknown scope', ['--scope', 'charges:write', '--constraint', 'max_amount=5000'], /^tessera: invalid_request: Backend payments has no scope "charges:write" \(known: refunds:write, billing:read\)/m],
     ['an unknown constraint', ['--scope', 'refunds:write', '--constraint', 'max_refund=5000'], /^tessera: invalid_request: Scope "refunds:write" has no constraint "max_refund" \(known: max_amount\)/m],
     ['a constraint the scope does not take', ['--scope', 'billing:read', '--constraint', 'max_amount=5000'], /^tessera: invalid_request: Scope "billing:read" has no constraint "max_amount"/m],
     ['a non-numeric max_amount', ['--scope', 'refunds:write', '--constraint', 'max_amount=lots'], /^tessera: invalid_request: Constraint max_amount: must be a positive integer/m],
