@@ -109,6 +109,9 @@ function openPostgres(url: string): Store {
     // Times are epoch ms in bigint columns; they fit a JS number exactly.
     types: { getTypeParser: (oid: number, format?: any) => (oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format)) },
   });
+  // An idle connection the server drops (restart, failover, pg_terminate_backend) errors outside
+  // any query; pg discards it and the next query connects afresh. Unhandled, it would end the process.
+  pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { db, reader: db, dialect: 'postgres', close: () => db.destroy() };
 }
