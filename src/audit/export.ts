@@ -1,6 +1,6 @@
 import type { JSONWebKeySet } from 'jose';
 import type { Kysely } from 'kysely';
-import { sqliteConnection } from '../store/database.js';
+import { sqliteIfIdle } from '../store/database.js';
 import type { AuditEventTable, Database } from '../store/schema.js';
 import type { AuditOutcome } from './audit-log.js';
 import { STORED_DETAILS, type WithStoredDetails } from './chain.js';
@@ -93,7 +93,7 @@ async function* exportPages(db: Kysely<Database>, options: ExportOptions): Async
  * synchronous statement run, so the connection is free again before anything else uses it.
  */
 async function* eventPages(db: Kysely<Database>, from: number, to: number): AsyncGenerator<EventRecord[]> {
-  const sqlite = sqliteConnection(db);
+  const sqlite = sqliteIfIdle(db);
   if (sqlite) {
     const page = sqlite
       .prepare(

@@ -49,57 +49,99 @@ function openSqlite(url: string, create: boolean): Store {
   database.pragma('synchronous = NORMAL');
   database.pragma('busy_timeout = 5000');
   database.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
-  sqliteConnections.set(db, database);
-  const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: async () => withStatementCache(openReader(path)) }) });
+  const writer = new SyncSqlite(database);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: writer }) });
+  sqliteConnections.set(db, writer);
+  const reader = path === ':memory:' ? db : openReader(path);
   return {
     db,
     reader,
     dialect: 'sqlite',
     close: async () => {
-      await reader.destroy();
+      if (reader !== db) await reader.destroy();
       await db.destroy();
     },
   };
 }
 
-const sqliteConnections = new WeakMap<Kysely<Database>, SqliteDatabase.Database>();
-
-/**
- * The better-sqlite3 connection behind a Kysely that openStore() opened on SQLite (undefined on
- * PostgreSQL and for transactions), for bulk reads that would spend most of their time in the query
- * builder (the audit export). Such reads must finish synchronously: kysely shares the connection.
- */
-export function sqliteConnection(db: Kysely<Database>): SqliteDatabase.Database | undefined {
-  return sqliteConnections.get(db);
-}
-
-/** Opened on first use, after the writer has created and migrated the file. */
-function openReader(path: string): SqliteDatabase.Database {
-  const reader = new SqliteDatabase(path, { readonly: true, fileMustExist: true });
-  reader.pragma('busy_timeout = 5000');
+/** The writer has created the file and switched it to WAL; later schema changes SQLite notices itself. */
+function openReader(path: string): Kysely<Database> {
+  const database = new SqliteDatabase(path, { readonly: true, fileMustExist: true });
+  database.pragma('busy_timeout = 5000');
+  const connection = new SyncSqlite(database);
+  const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: connection }) });
+  sqliteConnections.set(reader, connection);
   return reader;
 }
 
 const STATEMENT_CACHE_LIMIT = 500;
 
 /**
- * Kysely prepares every query anew; on the proof and lease hot paths re-preparing the same few
- * statements costs more than running them. A statement still being iterated (a streamed read) is
- * busy, so a second user of the same SQL gets a fresh one.
+ * A better-sqlite3 connection as kysely's SqliteDialect uses it, plus synchronous statement runs
+ * for hot paths, where kysely's promise chain per query would cost more than the query.
+ *
+ * Kysely prepares every query anew; re-preparing the same few hot statements costs more than
+ * running them, so statements are cached by SQL text. A statement still being iterated (a streamed
+ * read) is busy, so a second user of the same SQL gets a fresh one.
  */
-function withStatementCache(database: SqliteDatabase.Database): SqliteConnection {
-  const cache = new Map<string, SqliteDatabase.Statement>();
-  return {
-    close: () => database.close(),
-    prepare(sql: string) {
-      const cached = cache.get(sql);
-      if (cached && !cached.busy) return cached;
-      const statement = database.prepare(sql);
-      if (!cached && cache.size < STATEMENT_CACHE_LIMIT) cache.set(sql, statement);
-      return statement;
-    },
-  };
+export class SyncSqlite implements SqliteConnection {
+  readonly #cache = new Map<string, SqliteDatabase.Statement>();
+
+  constructor(readonly database: SqliteDatabase.Database) {}
+
+  prepare(sql: string): SqliteDatabase.Statement {
+    const cached = this.#cache.get(sql);
+    if (cached && !cached.busy) return cached;
+    const statement = this.database.prepare(sql);
+    if (!cached && this.#cache.size < STATEMENT_CACHE_LIMIT) this.#cache.set(sql, statement);
+    return statement;
+  }
+
+  close(): void {
+    this.database.close();
+  }
+
+  all<R>(sql: string, parameters: readonly unknown[]): R[] {
+    return this.prepare(sql).all(parameters) as R[];
+  }
+
+  run(sql: string, parameters: readonly unknown[]): void {
+    this.prepare(sql).run(parameters);
+  }
+
+  /** `work` inside BEGIN IMMEDIATE ... COMMIT, rolled back if it throws; `work` must not yield. */
+  transaction<T>(work: () => T): T {
+    this.run('begin immediate', []);
+    try {
+      const result = work();
+      this.run('commit', []);
+      return result;
+    } catch (error) {
+      if (this.database.inTransaction) this.run('rollback', []);
+      throw error;
+    }
+  }
+}
+
+const sqliteConnections = new WeakMap<Kysely<Database>, SyncSqlite>();
+
+/**
+ * The SQLite connection behind a Kysely that openStore() opened (undefined on PostgreSQL and for
+ * transactions), to run statements synchronously outside kysely. Such work must finish
+ * synchronously, since kysely shares the connection, and should go through sqliteIfIdle().
+ */
+export function sqliteConnection(db: Kysely<Database>): SyncSqlite | undefined {
+  return sqliteConnections.get(db);
+}
+
+/**
+ * sqliteConnection() if a statement run on it now stands alone: Store.reader's read-only
+ * connection always; the writer's only while no transaction is open on it, since a transaction
+ * kysely holds open across an await would take in whatever runs meanwhile.
+ */
+export function sqliteIfIdle(db: Kysely<Database>): SyncSqlite | undefined {
+  const connection = sqliteConnections.get(db);
+  return connection && (connection.database.readonly || !connection.database.inTransaction) ? connection : undefined;
 }
 
 function openPostgres(url: string): Store {

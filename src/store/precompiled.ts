@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { type Compilable, CompiledQuery, type Kysely, type QueryResult } from 'kysely';
+import { sqliteIfIdle } from './database.js';
 import type { Database } from './schema.js';
 
 /**
@@ -11,10 +12,16 @@ import type { Database } from './schema.js';
  * parameters are exactly `sample`, in that order (constants go in as literals), so a call's
  * parameters are known to land where the builder put them.
  */
-export function precompiled<R>(build: (db: Kysely<Database>, ...parameters: any[]) => Compilable<R>, sample: readonly unknown[]) {
+export interface Precompiled<R> {
+  (db: Kysely<Database>, parameters: unknown[]): Promise<QueryResult<R>>;
+  /** The SQL text for `db`'s dialect, for running the query synchronously (database.ts SyncSqlite). */
+  sql(db: Kysely<Database>): string;
+}
+
+export function precompiled<R>(build: (db: Kysely<Database>, ...parameters: any[]) => Compilable<R>, sample: readonly unknown[]): Precompiled<R> {
   // Keyed by the dialect adapter, which a Kysely instance shares with its transactions.
   const compiled = new WeakMap<object, string>();
-  return (db: Kysely<Database>, parameters: unknown[]): Promise<QueryResult<R>> => {
+  const sqlFor = (db: Kysely<Database>): string => {
     const adapter = db.getExecutor().adapter;
     let sql = compiled.get(adapter);
     if (sql === undefined) {
@@ -23,6 +30,14 @@ export function precompiled<R>(build: (db: Kysely<Database>, ...parameters: any[
       sql = query.sql;
       compiled.set(adapter, sql);
     }
+    return sql;
+  };
+  const run = (db: Kysely<Database>, parameters: unknown[]): Promise<QueryResult<R>> => {
+    const sql = sqlFor(db);
+    // A read on an idle SQLite connection runs at once: one cached statement, no promise chain.
+    const statement = sqliteIfIdle(db)?.prepare(sql);
+    if (statement?.reader) return Promise.resolve({ rows: statement.all(parameters) as R[] });
     return db.executeQuery<R>(CompiledQuery.raw(sql, parameters));
   };
+  return Object.assign(run, { sql: sqlFor });
 }
