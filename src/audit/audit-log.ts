@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { CompiledQuery, type Insertable, type Kysely, sql } from 'kysely';
 import type { Clock } from '../clock.js';
+import { type SyncSqlite, sqliteIfIdle } from '../store/database.js';
 import { precompiled } from '../store/precompiled.js';
 import type { AuditEventTable, Database } from '../store/schema.js';
 import { canonicalJson } from './canonical.js';
@@ -63,6 +64,9 @@ export class DatabaseAuditLog implements AuditSink {
     if (events.length === 0) return;
     const drafts = events.map((event) => this.#draft(event));
     if (executor.isTransaction) return appendManyToChain(executor, drafts);
+    // On SQLite, with nothing else in a transaction, the whole batch runs synchronously in its own.
+    const sqlite = sqliteIfIdle(executor);
+    if (sqlite) return sqlite.transaction(() => appendManyToChainSync(executor, sqlite, drafts));
     await executor.transaction().execute((trx) => appendManyToChain(trx, drafts));
   }
 
@@ -162,28 +166,30 @@ const setHeadHash = precompiled((db, hash: string) => db.updateTable('audit_chai
 /** INSERT SQL by row count, per dialect adapter (see precompiled.ts). */
 const insertSql = new WeakMap<object, Map<number, string>>();
 
-async function insertEvents(trx: Kysely<Database>, rows: readonly EventRow[]): Promise<void> {
-  const parameters: unknown[] = [];
-  for (const row of rows) for (const column of EVENT_COLUMNS) parameters.push(row[column]);
-  const adapter = trx.getExecutor().adapter;
+/** The multi-row INSERTs for `rows`, in chunks, with the SQL text cached per dialect and row count. */
+function insertQueries(db: Kysely<Database>, rows: readonly EventRow[]): CompiledQuery[] {
+  const adapter = db.getExecutor().adapter;
   let byCount = insertSql.get(adapter);
   if (!byCount) insertSql.set(adapter, (byCount = new Map()));
-  let text = byCount.get(rows.length);
-  if (text === undefined) {
-    const query = trx.insertInto('audit_events').values(rows as EventRow[]).compile();
-    // The parameters must be bound row by row in EVENT_COLUMNS order for the cached text to fit.
-    if (!isDeepStrictEqual(query.parameters, parameters)) throw new Error('audit: unexpected INSERT parameter order');
-    byCount.set(rows.length, (text = query.sql));
+  const queries: CompiledQuery[] = [];
+  for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
+    const chunk = rows.slice(start, start + INSERT_CHUNK);
+    const parameters: unknown[] = [];
+    for (const row of chunk) for (const column of EVENT_COLUMNS) parameters.push(row[column]);
+    let text = byCount.get(chunk.length);
+    if (text === undefined) {
+      const query = db.insertInto('audit_events').values(chunk as EventRow[]).compile();
+      // The parameters must be bound row by row in EVENT_COLUMNS order for the cached text to fit.
+      if (!isDeepStrictEqual(query.parameters, parameters)) throw new Error('audit: unexpected INSERT parameter order');
+      byCount.set(chunk.length, (text = query.sql));
+    }
+    queries.push(CompiledQuery.raw(text, parameters));
   }
-  await trx.executeQuery(CompiledQuery.raw(text, parameters));
+  return queries;
 }
 
-/**
- * appendToChain() for several events: claims all their seqs with one head update (the same lock),
- * chains the hashes in memory in order, inserts the rows in chunks and sets the head hash once.
- */
-async function appendManyToChain(trx: Kysely<Database>, drafts: readonly Draft[]): Promise<void> {
-  const head = (await claimSeqs(trx, [drafts.length])).rows[0];
+/** The rows for `drafts` after the chain head `head` had before claiming their seqs, hashes chained in order. */
+function chainRows(head: { seq: number; hash: string } | undefined, drafts: readonly Draft[]): { rows: EventRow[]; hash: string } {
   if (!head) throw new Error('audit: the chain head row is missing');
   let seq = head.seq - drafts.length;
   let prev = head.hash;
@@ -193,6 +199,22 @@ async function appendManyToChain(trx: Kysely<Database>, drafts: readonly Draft[]
     prev = eventHashWithDetails(event, details);
     rows.push({ seq: event.seq, at: event.at, actor: event.actor, action: event.action, outcome: event.outcome, identity_id: event.identity_id, reason: event.reason, details, proof: event.proof, prev_hash: event.prev_hash, hash: prev });
   }
-  for (let start = 0; start < rows.length; start += INSERT_CHUNK) await insertEvents(trx, rows.slice(start, start + INSERT_CHUNK));
-  await setHeadHash(trx, [prev]);
+  return { rows, hash: prev };
+}
+
+/**
+ * appendToChain() for several events: claims all their seqs with one head update (the same lock),
+ * chains the hashes in memory in order, inserts the rows in chunks and sets the head hash once.
+ */
+async function appendManyToChain(trx: Kysely<Database>, drafts: readonly Draft[]): Promise<void> {
+  const { rows, hash } = chainRows((await claimSeqs(trx, [drafts.length])).rows[0], drafts);
+  for (const query of insertQueries(trx, rows)) await trx.executeQuery(query);
+  await setHeadHash(trx, [hash]);
+}
+
+/** appendManyToChain() as synchronous statements on SQLite, inside `sqlite`'s open transaction. */
+function appendManyToChainSync(db: Kysely<Database>, sqlite: SyncSqlite, drafts: readonly Draft[]): void {
+  const { rows, hash } = chainRows(sqlite.all<{ seq: number; hash: string }>(claimSeqs.sql(db), [drafts.length])[0], drafts);
+  for (const query of insertQueries(db, rows)) sqlite.run(query.sql, query.parameters);
+  sqlite.run(setHeadHash.sql(db), [hash]);
 }
