@@ -8,7 +8,8 @@
  *  3. `proxy.request` audited and committed (group commit): if it cannot be written, nothing is
  *     forwarded;
  *  4. the real secret swapped in, forwarded over the backend's keep-alive pool, the response
- *     streamed back unbuffered; then `proxy.response` (status, duration) is audited.
+ *     streamed back unbuffered; then `proxy.response` (status, duration) is audited with the next
+ *     batch (GroupCommitAudit.defer): nothing waits for it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
@@ -159,7 +160,7 @@ export class CredentialProxy {
       response.destroy();
       status = response.statusCode;
     }
-    this.#audit.append(this.#event(call, 'proxy.response', status < 500 ? 'success' : 'failure', status)).catch((error: unknown) => {
+    this.#audit.defer(this.#event(call, 'proxy.response', status < 500 ? 'success' : 'failure', status)).catch((error: unknown) => {
       this.deps.logger?.error({ err: error }, 'credential proxy: recording a call outcome failed');
     });
   }
