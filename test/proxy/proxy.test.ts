@@ -117,6 +117,14 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
     for (let index = 1; index < arrivals.length; index += 1) expect(arrivals[index]! - arrivals[index - 1]!).toBeGreaterThan(STREAM_GAP_MS / 2);
   });
 
+  it('OpenAI: an agent abandoning a stream cancels it upstream', async () => {
+    const openai = openaiFor((await lease('openai', 'chat')).credential);
+    const before = openaiUpstream.abandonedStreams();
+    const stream = await openai.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    for await (const _chunk of stream) break; // leaving the loop aborts the agent's request
+    await vi.waitFor(() => expect(openaiUpstream.abandonedStreams()).toBe(before + 1), { timeout: STREAM_GAP_MS * STREAM_CHUNKS.length * 2 });
+  });
+
   it('generic http: method and path-prefix rules, the secret in the configured header, canonical paths only', async () => {
     const { credential } = await lease('items', 'reader');
     const client = new Client(credential.base_url);

@@ -73,6 +73,8 @@ export function startFakeStripe(secretKey: string): Promise<FakeUpstream> {
 export interface FakeOpenAI extends FakeUpstream {
   /** Service accounts by id, with their API keys: what the Admin API created and not yet deleted. */
   readonly serviceAccounts: Map<string, { name: string; key: string }>;
+  /** Streamed completions whose client hung up before the last chunk. */
+  readonly abandonedStreams: () => number;
 }
 
 /** Chunks of a streamed chat completion, sent this far apart. */
@@ -86,6 +88,7 @@ export const STREAM_GAP_MS = 120;
 export async function startFakeOpenAI(options: { apiKey: string; adminKey: string; projectId: string }): Promise<FakeOpenAI> {
   const serviceAccounts = new Map<string, { name: string; key: string }>();
   let nextId = 1;
+  let abandonedStreams = 0;
   const accounts = `/v1/organization/projects/${options.projectId}/service_accounts`;
   const unauthorized = (response: ServerResponse) =>
     sendJson(response, 401, { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
@@ -141,6 +144,7 @@ export async function startFakeOpenAI(options: { apiKey: string; adminKey: strin
       response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       for (const [index, content] of STREAM_CHUNKS.entries()) {
         if (index > 0) await new Promise((resolve) => setTimeout(resolve, STREAM_GAP_MS));
+        if (response.destroyed) return void abandonedStreams++;
         const chunk = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta: { content }, finish_reason: null }] };
         response.write(`data: ${JSON.stringify(chunk)}\n\n`);
       }
@@ -149,5 +153,5 @@ export async function startFakeOpenAI(options: { apiKey: string; adminKey: strin
     }
     return sendJson(response, 404, { error: { message: 'unknown route', type: 'invalid_request_error', param: null, code: null } });
   });
-  return { ...upstream, serviceAccounts };
+  return { ...upstream, serviceAccounts, abandonedStreams: () => abandonedStreams };
 }
