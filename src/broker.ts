@@ -33,7 +33,7 @@ export async function createBroker(
   options: { logger?: FastifyBaseLogger; clock?: Clock; leases?: Partial<LeaseSettings> } = {},
 ): Promise<Broker> {
   const clock = options.clock ?? systemClock;
-  const store = await openStore(config.databaseUrl, { create: false });
+  const store = await openStore(config.databaseUrl, { create: false, backgroundCheckpoints: true });
   const keyStores = new KeyStores(config);
   let leases: LeaseSystem | undefined;
   try {

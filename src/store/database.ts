@@ -6,6 +6,7 @@ import pg from 'pg';
 import { TesseraError } from '../errors.js';
 import { migrateToLatest } from './migrations/index.js';
 import type { Database } from './schema.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 
 export type SqlDialect = 'sqlite' | 'postgres';
 
@@ -27,13 +28,20 @@ const INT8_OID = 20;
  * Opens (and migrates) the broker's database. `url` is `sqlite:<path>` for the embedded default or
  * `postgres://...` for deployments that scale out.
  */
-export async function openStore(url: string, options: { create?: boolean } = {}): Promise<Store> {
-  const store = url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url) : openSqlite(url, options.create ?? true);
+export interface StoreOptions {
+  /** Create the SQLite file if missing (default true). */
+  readonly create?: boolean;
+  /** SQLite: checkpoint the WAL from a background thread (a long-running broker; see WalCheckpointer). */
+  readonly backgroundCheckpoints?: boolean;
+}
+
+export async function openStore(url: string, options: StoreOptions = {}): Promise<Store> {
+  const store = url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url) : openSqlite(url, options);
   await migrateToLatest(store.db as Kysely<unknown>, store.dialect);
   return store;
 }
 
-function openSqlite(url: string, create: boolean): Store {
+function openSqlite(url: string, { create = true, backgroundCheckpoints = false }: StoreOptions): Store {
   if (!url.startsWith('sqlite:')) {
     throw new TesseraError('config_invalid', 'TESSERA_DATABASE_URL must start with sqlite: or postgres://');
   }
@@ -53,11 +61,13 @@ function openSqlite(url: string, create: boolean): Store {
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: writer }) });
   sqliteConnections.set(db, writer);
   const reader = path === ':memory:' ? db : openReader(path);
+  const checkpointer = backgroundCheckpoints && reader !== db ? new WalCheckpointer(database, path) : undefined;
   return {
     db,
     reader,
     dialect: 'sqlite',
     close: async () => {
+      await checkpointer?.close();
       if (reader !== db) await reader.destroy();
       await db.destroy();
     },

@@ -1,0 +1,53 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type SqliteDatabase from 'better-sqlite3';
+
+/** How often the background thread copies the WAL back into the database file. */
+export const WAL_CHECKPOINT_INTERVAL_MS = 500;
+
+/** SQLite's own default, for when the background thread is gone. */
+const AUTOCHECKPOINT_PAGES = 1000;
+
+// A script rather than a module file: it runs the same from src/ under vitest and from dist/.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.betterSqlite3);
+const db = new Database(workerData.path, { fileMustExist: true });
+db.pragma('busy_timeout = 5000');
+const timer = setInterval(() => db.pragma('wal_checkpoint(PASSIVE)'), workerData.intervalMs);
+parentPort.once('message', () => {
+  clearInterval(timer);
+  db.close();
+  parentPort.close();
+});
+`;
+
+/**
+ * Moves SQLite's WAL checkpoints off the event loop. By default the connection that commits
+ * copies the WAL into the database file whenever it has grown past 1000 pages, fsyncs included,
+ * which stalls every request in flight for milliseconds. Here a worker thread with its own
+ * connection runs PASSIVE checkpoints (they never block readers or the writer) on a timer, and
+ * the writer's automatic ones are off. Should the thread fail, the writer takes them over again.
+ */
+export class WalCheckpointer {
+  readonly #worker: Worker;
+  readonly #exited: Promise<void>;
+
+  constructor(writer: SqliteDatabase.Database, path: string, options: { intervalMs?: number } = {}) {
+    writer.pragma('wal_autocheckpoint = 0');
+    const betterSqlite3 = createRequire(import.meta.url).resolve('better-sqlite3');
+    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path, betterSqlite3, intervalMs: options.intervalMs ?? WAL_CHECKPOINT_INTERVAL_MS } });
+    this.#worker.unref();
+    this.#worker.once('error', (error) => {
+      if (writer.open) writer.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+      process.emitWarning(`WAL checkpoints are back on the writer: the checkpoint thread failed (${error.message})`);
+    });
+    this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
+  }
+
+  /** Stops the thread and waits until its connection is closed. */
+  async close(): Promise<void> {
+    this.#worker.postMessage('close');
+    await this.#exited;
+  }
+}
