@@ -145,6 +145,36 @@ describe.each(['sqlite', 'postgres'] as const)('batched audit appends (%s)', (di
     expect(await batched.verify()).toMatchObject({ ok: true, events: 10 });
   });
 
+  it('a batch appended while another transaction is open waits for it instead of joining it', async () => {
+    const events = sampleEvents(agentId, proof, 18).filter((event) => event.proof !== undefined); // 6 events
+    let appended: Promise<void> | undefined;
+    await expect(
+      batched.store.db.transaction().execute(async (trx) => {
+        await batchLog.append(events[0]!, trx);
+        appended = batchLog.appendMany(events.slice(1)); // no executor: its own transaction
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        throw new Error('operation failed');
+      }),
+    ).rejects.toThrow('operation failed');
+    await appended;
+    expect((await rows(batched.store)).map((row) => row.action)).toEqual(events.slice(1).map((event) => event.action));
+    expect(await batched.verify()).toMatchObject({ ok: true, events: events.length - 1 });
+  });
+
+  it('deferred events ride along with the next commit, or are written when drained', async () => {
+    const events = sampleEvents(agentId, proof, 18).filter((event) => event.proof !== undefined); // 6 events
+    const group = new GroupCommitAudit(batched.store.db, batchLog);
+    const deferred = group.defer(events[0]!);
+    await group.append(events[1]!);
+    expect(await rows(batched.store)).toHaveLength(2);
+    await deferred;
+    void group.defer(events[2]!);
+    expect(await rows(batched.store)).toHaveLength(2); // lingers, waiting for company
+    await group.drained();
+    expect(await rows(batched.store)).toHaveLength(3);
+    expect(await batched.verify()).toMatchObject({ ok: true, events: 3 });
+  });
+
   it('the proxy group commit writes through appendMany, and still works with a sink that only appends', async () => {
     const events = sampleEvents(agentId, proof, 40).filter((event) => event.proof !== undefined); // the proxy always sets proof
     const group = new GroupCommitAudit(batched.store.db, batchLog);
