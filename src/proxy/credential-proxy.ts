@@ -141,7 +141,7 @@ export class CredentialProxy {
 
   /** The rest of step 2: the body, read only if the scope must look into it. */
   async #inspect(request: IncomingMessage, call: Call, backend: ProxyBackend): Promise<Buffer | IncomingMessage | null> {
-    const verdict = backend.scope(call.lease!.role, call.lease!.constraints).check(call.method, call.path, call.query, request.headers['content-type']);
+    const verdict = backend.scope(call.lease!.role, call.lease!.constraints).check(call.method, call.path, call.query, request.headers);
     if (isRefusal(verdict)) throw refusalOf(verdict);
     if (verdict === null) return hasBody(request) ? request : null;
     const body = await readBody(request);

@@ -17,7 +17,7 @@ const JSON_TYPE: BodyMediaType = 'application/json';
 
 /** The body check a preset's rule runs for this request (no query string, the body declared as `contentType`) under these constraints. */
 function bodyCheck(preset: ScopePreset | undefined, constraints: Constraints, method: string, path: string, contentType: string): BodyCheck {
-  const verdict = compileScope(preset!, constraints).check(method, path, '', contentType);
+  const verdict = compileScope(preset!, constraints).check(method, path, '', { 'content-type': contentType });
   if (verdict === null || isRefusal(verdict)) throw new Error(`${method} ${path}: no body check`);
   return verdict;
 }
@@ -79,13 +79,13 @@ describe('scope checks: the query string and Content-Type of a checked body', ()
   const WRONG_TYPE = { code: 'invalid_request', message: expect.stringMatching(/reads the body of POST \/v1\/\S+ as application\/\S+: send it with that Content-Type/) };
 
   it('a route whose body a constraint checks takes no query string', () => {
-    expect(refunds.check('POST', '/v1/refunds', 'amount=999999', FORM)).toEqual(AMBIGUOUS);
-    expect(refunds.check('POST', '/v1/refunds', 'expand[]=charge', FORM)).toEqual(AMBIGUOUS);
-    expect(models.check('POST', '/v1/chat/completions', 'model=gpt-4.1', JSON_TYPE)).toEqual(AMBIGUOUS);
-    expect(typeof refunds.check('POST', '/v1/refunds', '', FORM)).toBe('function');
+    expect(refunds.check('POST', '/v1/refunds', 'amount=999999', { 'content-type': FORM })).toEqual(AMBIGUOUS);
+    expect(refunds.check('POST', '/v1/refunds', 'expand[]=charge', { 'content-type': FORM })).toEqual(AMBIGUOUS);
+    expect(models.check('POST', '/v1/chat/completions', 'model=gpt-4.1', { 'content-type': JSON_TYPE })).toEqual(AMBIGUOUS);
+    expect(typeof refunds.check('POST', '/v1/refunds', '', { 'content-type': FORM })).toBe('function');
     // Where no body is checked, the query string is the upstream's business.
-    expect(refunds.check('GET', '/v1/charges', 'limit=3', undefined)).toBeNull();
-    expect(compileScope(STRIPE_PRESETS['refunds:write']!, {}).check('POST', '/v1/refunds', 'amount=999999', FORM)).toBeNull();
+    expect(refunds.check('GET', '/v1/charges', 'limit=3', {})).toBeNull();
+    expect(compileScope(STRIPE_PRESETS['refunds:write']!, {}).check('POST', '/v1/refunds', 'amount=999999', { 'content-type': FORM })).toBeNull();
   });
 
   it.each([
@@ -107,9 +107,22 @@ describe('scope checks: the query string and Content-Type of a checked body', ()
     [JSON_TYPE, 'refuses', 'application/jsonx'],
     [JSON_TYPE, 'refuses', 'application/json; charset=utf-8; charset=utf-16le'],
   ] as const)('a %s check %s Content-Type %j', (mediaType, outcome, contentType) => {
-    const verdict = mediaType === FORM ? refunds.check('POST', '/v1/refunds', '', contentType) : models.check('POST', '/v1/chat/completions', '', contentType);
+    const verdict = mediaType === FORM ? refunds.check('POST', '/v1/refunds', '', { 'content-type': contentType }) : models.check('POST', '/v1/chat/completions', '', { 'content-type': contentType });
     if (outcome === 'accepts') expect(typeof verdict).toBe('function');
     else expect(verdict).toEqual(WRONG_TYPE);
+  });
+
+  it.each([
+    ['accepts', undefined],
+    ['accepts', 'identity'],
+    ['accepts', ' Identity '],
+    ['refuses', 'gzip'],
+    ['refuses', 'br'],
+    ['refuses', 'identity, gzip'],
+  ] as const)('a body check %s Content-Encoding %j', (outcome, contentEncoding) => {
+    const verdict = refunds.check('POST', '/v1/refunds', '', { 'content-type': FORM, ...(contentEncoding && { 'content-encoding': contentEncoding }) });
+    if (outcome === 'accepts') expect(typeof verdict).toBe('function');
+    else expect(verdict).toEqual({ code: 'invalid_request', message: expect.stringContaining('without Content-Encoding') });
   });
 });
 

@@ -54,10 +54,16 @@ export interface ScopePreset {
 export interface Scope {
   /**
    * A Refusal, a BodyCheck the (buffered) body must pass, or null: allowed as is. `query` is the
-   * query string without its `?` ('' for none) and `contentType` the Content-Type header; they
-   * count only where a BodyCheck would be returned, which they may turn into a refusal.
+   * query string without its `?` ('' for none); it and the body's headers count only where a
+   * BodyCheck would be returned, which they may turn into a refusal.
    */
-  check(method: string, path: string, query: string, contentType: string | undefined): Refusal | BodyCheck | null;
+  check(method: string, path: string, query: string, headers: BodyHeaders): Refusal | BodyCheck | null;
+}
+
+/** The request headers that say how to read its body. */
+export interface BodyHeaders {
+  readonly 'content-type'?: string;
+  readonly 'content-encoding'?: string;
 }
 
 export function isRefusal(verdict: Refusal | BodyCheck | null): verdict is Refusal {
@@ -76,7 +82,7 @@ export function compileScope(preset: ScopePreset, constraints: Constraints): Sco
     return { method: rule.method, path: rule.path, body: check && { check, mediaType: rule.body!.mediaType } };
   });
   return {
-    check(method, path, query, contentType) {
+    check(method, path, query, headers) {
       // A plain loop: no closure per request.
       for (let index = 0; index < rules.length; index += 1) {
         const { method: ruleMethod, path: rulePath, body } = rules[index]!;
@@ -84,8 +90,12 @@ export function compileScope(preset: ScopePreset, constraints: Constraints): Sco
         if (body === undefined) return null;
         // Stripe reads parameters from the query string of a POST too: the checked field could be sent there instead.
         if (query !== '') return ambiguous(`${method} ${path} takes no query string while a constraint checks its body`);
-        if (!declaresMediaType(contentType, body.mediaType)) {
+        if (!declaresMediaType(headers['content-type'], body.mediaType)) {
           return { code: 'invalid_request', message: `a constraint reads the body of ${method} ${path} as ${body.mediaType}: send it with that Content-Type` };
+        }
+        // The check reads the bytes as sent; a compressed body would only fail it with a misleading reason.
+        if (!isIdentityEncoding(headers['content-encoding'])) {
+          return { code: 'invalid_request', message: `a constraint reads the body of ${method} ${path}: send it without Content-Encoding` };
         }
         return body.check;
       }
@@ -93,6 +103,8 @@ export function compileScope(preset: ScopePreset, constraints: Constraints): Sco
     },
   };
 }
+
+const isIdentityEncoding = (contentEncoding: string | undefined) => contentEncoding === undefined || contentEncoding.replace(OWS, '').toLowerCase() === 'identity';
 
 /** Optional white space (RFC 9110 §5.6.3) around a Content-Type's parts. */
 const OWS = /^[ \t]+|[ \t]+$/g;
