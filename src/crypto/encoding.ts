@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 
 export const base64url = {
   encode: (bytes: Uint8Array | string): string => Buffer.from(bytes).toString('base64url'),
@@ -7,7 +7,7 @@ export const base64url = {
 
 /** SHA-256, base64url-encoded: how tickets, tokens and bodies are referred to without revealing them. */
 export function sha256Base64url(data: Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('base64url');
+  return hash('sha256', data, 'base64url');
 }
 
 /** `bytes` of CSPRNG output, base64url-encoded. */

@@ -57,43 +57,57 @@ export interface ForwardRequest {
  */
 export function forward(target: UpstreamTarget, request: ForwardRequest, response: ServerResponse): Promise<number> {
   return new Promise((resolve, reject) => {
-    let upstream: Dispatcher.DispatchController | undefined;
-    let status = 0;
-    // The agent hanging up cancels the upstream request (an abandoned stream costs nothing upstream).
-    const onClose = () => {
-      if (!response.writableFinished) upstream?.abort(new Error('the agent closed the connection'));
-    };
-    response.once('close', onClose);
-    const settle = (error?: Error) => {
-      response.off('close', onClose);
-      if (error) reject(error);
-      else resolve(status);
-    };
     target.pool.dispatch(
       { method: request.method as Dispatcher.HttpMethod, path: upstreamPath(target, request.url), headers: request.headers, body: request.body },
-      {
-        onRequestStart(controller) {
-          upstream = controller;
-          if (response.destroyed) controller.abort(new Error('the agent closed the connection'));
-        },
-        onResponseStart(_controller, statusCode, headers) {
-          if (statusCode < 200) return; // informational (103 Early Hints): the final response follows
-          status = statusCode;
-          response.writeHead(statusCode, responseHeaders(headers));
-        },
-        onResponseData(controller, chunk) {
-          if (response.write(chunk)) return;
-          controller.pause();
-          response.once('drain', () => controller.resume());
-        },
-        onResponseEnd() {
-          response.end();
-          settle();
-        },
-        onResponseError(_controller, error) {
-          settle(error);
-        },
-      },
+      new ForwardHandler(response, resolve, reject),
     );
   });
+}
+
+/** One forwarded call: the upstream response into the agent's; methods, not closures, per call. */
+class ForwardHandler implements Dispatcher.DispatchHandler {
+  #upstream: Dispatcher.DispatchController | undefined;
+  #status = 0;
+  readonly #onClose = () => this.#agentClosed();
+
+  constructor(
+    private readonly response: ServerResponse,
+    private readonly resolve: (status: number) => void,
+    private readonly reject: (error: Error) => void,
+  ) {
+    response.once('close', this.#onClose);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#upstream = controller;
+    if (this.response.destroyed) this.#agentClosed();
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // informational (103 Early Hints): the final response follows
+    this.#status = statusCode;
+    this.response.writeHead(statusCode, responseHeaders(headers));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.response.write(chunk)) return;
+    controller.pause();
+    this.response.once('drain', () => controller.resume());
+  }
+
+  onResponseEnd(): void {
+    this.response.end();
+    this.response.off('close', this.#onClose);
+    this.resolve(this.#status);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.response.off('close', this.#onClose);
+    this.reject(error);
+  }
+
+  /** The agent hanging up cancels the upstream request (an abandoned stream costs nothing upstream). */
+  #agentClosed(): void {
+    if (!this.response.writableFinished) this.#upstream?.abort(new Error('the agent closed the connection'));
+  }
 }
