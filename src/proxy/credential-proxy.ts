@@ -8,8 +8,8 @@
  *  3. `proxy.request` audited and committed (group commit): if it cannot be written, nothing is
  *     forwarded;
  *  4. the real secret swapped in, forwarded over the backend's keep-alive pool, the response
- *     streamed back unbuffered; then `proxy.response` (status, duration) is audited with the next
- *     batch (GroupCommitAudit.defer): nothing waits for it.
+ *     streamed back unbuffered; then `proxy.response` (status, duration) is audited with other
+ *     outcomes within 100 ms (GroupCommitAudit.defer): nothing waits for it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';

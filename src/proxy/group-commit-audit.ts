@@ -11,11 +11,12 @@ interface Waiting {
 const MAX_BATCH = 512;
 
 /**
- * How long an event nobody waits for (a call's outcome, recorded after its response went out) may
- * wait for the next batch before it is written on its own. Under load it rides along with the next
- * call's commit instead of costing a commit of its own.
+ * Events nobody waits for (a call's outcome, recorded after its response went out) are written
+ * together: within this long, or as soon as this many have gathered. Kept out of the batches calls
+ * wait for, they add neither rows nor pages to those commits.
  */
-const LINGER_MS = 20;
+const LINGER_MS = 100;
+const DEFERRED_BATCH = 256;
 
 /**
  * Group commit for the proxy's per-call audit events: events appended while a transaction is being
@@ -23,11 +24,14 @@ const LINGER_MS = 20;
  *
  * - append(): the caller waits until the event is committed (before forwarding a call), so a batch
  *   is written on the next turn of the event loop; it rejects if the batch fails.
- * - defer(): nobody waits (the call is over), so the event joins the next batch, or is written
- *   within LINGER_MS if none comes. drained() writes lingering events at once.
+ * - defer(): nobody waits (the call is over), so the event is written with other deferred ones
+ *   within LINGER_MS. drained() writes them at once.
  */
 export class GroupCommitAudit {
-  #waiting: Waiting[] = [];
+  readonly #urgent: Waiting[] = [];
+  readonly #deferred: Waiting[] = [];
+  /** The deferred events go into the next batch (their time is up, or there are enough of them). */
+  #deferredDue = false;
   /** A flush is queued or running. */
   #flushing = false;
   #linger: NodeJS.Timeout | undefined;
@@ -40,31 +44,38 @@ export class GroupCommitAudit {
   ) {}
 
   append(event: AuditEvent): Promise<void> {
-    const committed = this.#enqueue(event);
+    const committed = this.#enqueue(this.#urgent, event);
     this.#flushSoon();
     return committed;
   }
 
   defer(event: AuditEvent): Promise<void> {
-    const committed = this.#enqueue(event);
-    if (!this.#flushing && this.#linger === undefined) this.#linger = setTimeout(() => this.#flushSoon(), LINGER_MS);
+    const committed = this.#enqueue(this.#deferred, event);
+    if (this.#deferred.length >= DEFERRED_BATCH) this.#deferredNow();
+    else this.#linger ??= setTimeout(() => this.#deferredNow(), LINGER_MS);
     return committed;
   }
 
-  /** Writes what lingers now; resolves once everything appended so far is written (or has failed). */
+  /** Writes deferred events now; resolves once everything appended so far is written (or has failed). */
   drained(): Promise<void> {
-    if (this.#linger !== undefined) this.#flushSoon();
+    if (this.#deferred.length > 0) this.#deferredNow();
     return this.#idle;
   }
 
-  #enqueue(event: AuditEvent): Promise<void> {
-    if (this.#waiting.length === 0 && !this.#flushing) this.#idle = new Promise((done) => (this.#markIdle = done));
-    return new Promise((resolve, reject) => this.#waiting.push({ event, resolve, reject }));
+  #enqueue(queue: Waiting[], event: AuditEvent): Promise<void> {
+    if (this.#urgent.length === 0 && this.#deferred.length === 0 && !this.#flushing) this.#idle = new Promise((done) => (this.#markIdle = done));
+    return new Promise((resolve, reject) => queue.push({ event, resolve, reject }));
+  }
+
+  #deferredNow(): void {
+    clearTimeout(this.#linger);
+    this.#linger = undefined;
+    if (this.#deferred.length === 0) return; // an earlier batch took them
+    this.#deferredDue = true;
+    this.#flushSoon();
   }
 
   #flushSoon(): void {
-    clearTimeout(this.#linger);
-    this.#linger = undefined;
     if (this.#flushing) return;
     this.#flushing = true;
     // One turn of the event loop lets the calls arriving together join the first batch.
@@ -72,7 +83,11 @@ export class GroupCommitAudit {
   }
 
   async #flush(): Promise<void> {
-    const batch = this.#waiting.splice(0, MAX_BATCH);
+    const batch = this.#urgent.splice(0, MAX_BATCH);
+    if (this.#deferredDue) {
+      batch.push(...this.#deferred.splice(0, MAX_BATCH - batch.length));
+      this.#deferredDue = this.#deferred.length > 0;
+    }
     try {
       const events = batch.map((waiting) => waiting.event);
       // One multi-event append in its own transaction where the sink has it (a few statements per
@@ -87,7 +102,7 @@ export class GroupCommitAudit {
     }
     // Checked and cleared synchronously, so an append can never find the flag set with no flush coming.
     this.#flushing = false;
-    if (this.#waiting.length > 0) this.#flushSoon();
-    else this.#markIdle();
+    if (this.#urgent.length > 0 || this.#deferredDue) this.#flushSoon();
+    else if (this.#deferred.length === 0) this.#markIdle();
   }
 }

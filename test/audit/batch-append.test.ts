@@ -161,16 +161,18 @@ describe.each(['sqlite', 'postgres'] as const)('batched audit appends (%s)', (di
     expect(await batched.verify()).toMatchObject({ ok: true, events: events.length - 1 });
   });
 
-  it('deferred events ride along with the next commit, or are written when drained', async () => {
+  it('deferred events are written together, apart from the batches callers wait for', async () => {
     const events = sampleEvents(agentId, proof, 18).filter((event) => event.proof !== undefined); // 6 events
     const group = new GroupCommitAudit(batched.store.db, batchLog);
     const deferred = group.defer(events[0]!);
     await group.append(events[1]!);
-    expect(await rows(batched.store)).toHaveLength(2);
-    await deferred;
-    void group.defer(events[2]!);
-    expect(await rows(batched.store)).toHaveLength(2); // lingers, waiting for company
+    expect((await rows(batched.store)).map((row) => row.action)).toEqual([events[1]!.action]); // not held up, not joined
     await group.drained();
+    await deferred;
+    expect(await rows(batched.store)).toHaveLength(2);
+    const lingering = group.defer(events[2]!);
+    expect(await rows(batched.store)).toHaveLength(2);
+    await lingering; // written on its own within the linger time
     expect(await rows(batched.store)).toHaveLength(3);
     expect(await batched.verify()).toMatchObject({ ok: true, events: 3 });
   });
