@@ -137,17 +137,10 @@ const sqliteConnections = new WeakMap<Kysely<Database>, SyncSqlite>();
 
 /**
  * The SQLite connection behind a Kysely that openStore() opened (undefined on PostgreSQL and for
- * transactions), to run statements synchronously outside kysely. Such work must finish
- * synchronously, since kysely shares the connection, and should go through sqliteIfIdle().
- */
-export function sqliteConnection(db: Kysely<Database>): SyncSqlite | undefined {
-  return sqliteConnections.get(db);
-}
-
-/**
- * sqliteConnection() if a statement run on it now stands alone: Store.reader's read-only
- * connection always; the writer's only while no transaction is open on it, since a transaction
- * kysely holds open across an await would take in whatever runs meanwhile.
+ * transactions), to run statements synchronously outside kysely, if a statement run on it now
+ * stands alone: Store.reader's read-only connection always; the writer's only while no transaction
+ * is open on it, since a transaction kysely holds open across an await would take in whatever runs
+ * meanwhile. Such work must finish synchronously: kysely shares the connection.
  */
 export function sqliteIfIdle(db: Kysely<Database>): SyncSqlite | undefined {
   const connection = sqliteConnections.get(db);

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type SqliteDatabase from 'better-sqlite3';
 
 /** How often the background thread copies the WAL back into the database file. */
-export const WAL_CHECKPOINT_INTERVAL_MS = 500;
+const WAL_CHECKPOINT_INTERVAL_MS = 500;
 
 /** SQLite's own default, for when the background thread is gone. */
 const AUTOCHECKPOINT_PAGES = 1000;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { openStore, sqliteConnection } from '../../src/store/database.js';
+import { openStore, sqliteIfIdle } from '../../src/store/database.js';
 import { WalCheckpointer } from '../../src/store/wal-checkpointer.js';
 
 const PAGE = 4096;
@@ -68,7 +68,7 @@ describe('WAL checkpoints on a background thread', () => {
   it('a broker store has the writer hand checkpoints to the thread, and closes every connection', async () => {
     const brokerDb = join(dir, 'broker.db');
     const store = await openStore(`sqlite:${brokerDb}`, { backgroundCheckpoints: true });
-    expect(sqliteConnection(store.db)!.database.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+    expect(sqliteIfIdle(store.db)!.database.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
     await store.close();
     // SQLite removes the WAL when its last connection closes: the thread's included.
     await expect(stat(`${brokerDb}-wal`)).rejects.toMatchObject({ code: 'ENOENT' });

@@ -104,12 +104,13 @@ export function compileScope(preset: ScopePreset, constraints: Constraints): Sco
   };
 }
 
-const isIdentityEncoding = (contentEncoding: string | undefined) => contentEncoding === undefined || contentEncoding.replace(OWS, '').toLowerCase() === 'identity';
-
 /** Optional white space (RFC 9110 §5.6.3) around a Content-Type's parts. */
 const OWS = /^[ \t]+|[ \t]+$/g;
 const CHARSET = /^[ \t]*charset[ \t]*=/i;
 const UTF8_CHARSET = /^[ \t]*charset[ \t]*=[ \t]*(?:utf-8|"utf-8")[ \t]*$/i;
+
+/** No Content-Encoding, or `identity`: the body's bytes are the content. */
+const isIdentityEncoding = (contentEncoding: string | undefined) => contentEncoding === undefined || contentEncoding.replace(OWS, '').toLowerCase() === 'identity';
 
 /**
  * Whether a Content-Type header declares `mediaType`: compared case-insensitively, parameters
