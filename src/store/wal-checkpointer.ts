@@ -47,6 +47,10 @@ export class WalCheckpointer {
 
   /** Stops the thread and waits until its connection is closed. */
   async close(): Promise<void> {
+    // Referenced while we wait: with the servers already closed, an unref'd worker is the only
+    // handle left, and the process would exit (status 0) before `close` resolves, skipping the
+    // caller's error report. That is how `serve` on a taken port exited silently.
+    this.#worker.ref();
     this.#worker.postMessage('close');
     await this.#exited;
   }

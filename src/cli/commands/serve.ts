@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { createBroker } from '../../broker.js';
 import { parseHostPort } from '../../config/config.js';
+import { TesseraError } from '../../errors.js';
 import { commandConfig } from '../context.js';
 
 export function registerServe(program: Command): void {
@@ -32,8 +33,8 @@ export function registerServe(program: Command): void {
       process.once('SIGTERM', () => stop('SIGTERM'));
 
       try {
-        await broker.app.listen(parseHostPort(config.listen));
-        await broker.proxy.listen(parseHostPort(config.proxyListen));
+        await listenOn('broker', config.listen, 'TESSERA_LISTEN', (address) => broker.app.listen(address));
+        await listenOn('credential proxy', config.proxyListen, 'TESSERA_PROXY_LISTEN', (address) => broker.proxy.listen(address));
       } catch (error) {
         // A listener that is up would keep the process alive after the error is reported.
         await broker.close();
@@ -43,4 +44,14 @@ export function registerServe(program: Command): void {
       logger.info({ proxyUrl: config.proxyPublicUrl }, `tessera credential proxy listening on ${config.proxyPublicUrl}`);
       logger.info({ publicUrl: config.publicUrl, database: config.databaseUrl.split(':')[0] }, `tessera broker listening on ${config.publicUrl}`);
     });
+}
+
+/** Starts one listener; a failure (a port in use) names the listener, its address and its setting. */
+async function listenOn(name: string, address: string, setting: string, listen: (hostPort: { host: string; port: number }) => Promise<unknown>): Promise<void> {
+  try {
+    await listen(parseHostPort(address));
+  } catch (error) {
+    const reason = (error as { code?: string }).code ?? (error instanceof Error ? error.message : String(error));
+    throw new TesseraError('config_invalid', `The ${name} cannot listen on ${address} (${setting}): ${reason}`, { cause: error });
+  }
 }
