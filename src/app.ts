@@ -7,6 +7,7 @@ import type { IdentityService } from './identity/identities.js';
 import { errorHandler } from './http/plugins/error-handler.js';
 import { proofAuth } from './http/plugins/proof-auth.js';
 import { reviewAuth } from './http/plugins/review-auth.js';
+import { loggedRequest } from './http/request-log.js';
 import { adminBackendRoutes } from './http/routes/admin-backends.js';
 import { adminGrantRoutes } from './http/routes/admin-grants.js';
 import { adminLeaseRoutes } from './http/routes/admin-leases.js';
@@ -39,7 +40,8 @@ const MAX_BODY_BYTES = 64 * 1024;
 
 /** Builds the broker's HTTP app without listening: main() listens, tests inject(). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: MAX_BODY_BYTES, ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }) });
+  const logger = deps.logger?.child({}, { serializers: { req: loggedRequest } });
+  const app = Fastify({ bodyLimit: MAX_BODY_BYTES, ...(logger ? { loggerInstance: logger } : { logger: false }) });
 
   // Keep the exact body bytes: the proof's `bh` claim is a hash over them, not over re-serialised JSON.
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body: Buffer, done) => {
