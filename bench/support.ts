@@ -427,7 +427,13 @@ export async function startBenchBroker(cleanup: Cleanup, options: BenchBrokerOpt
   const url = `http://127.0.0.1:${port}`;
   // The credential proxy gets its own free port too (its default, 8701, may be taken).
   const proxyPort = await freePort();
-  const env = cliEnvironment({ TESSERA_DATA_DIR: dataDir, TESSERA_LISTEN: `127.0.0.1:${port}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}` });
+  // Every load loop connects from 127.0.0.1: no per-address connection limit.
+  const env = cliEnvironment({
+    TESSERA_DATA_DIR: dataDir,
+    TESSERA_LISTEN: `127.0.0.1:${port}`,
+    TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
+    TESSERA_MAX_CONNECTIONS_PER_ADDRESS: '0',
+  });
 
   const init = spawnSync(process.execPath, [CLI, 'init', '--json'], { env, encoding: 'utf8', timeout: 60_000 });
   if (init.status !== 0) throw new Error(`tessera init failed (${init.status ?? init.signal}): ${init.stderr || init.stdout}`);

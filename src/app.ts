@@ -17,6 +17,7 @@ import { discoveryRoutes } from './http/routes/discovery.js';
 import { leaseRoutes } from './http/routes/leases.js';
 import { reviewRoutes } from './http/routes/review.js';
 import { uiRoutes } from './http/routes/ui.js';
+import { createLimitedServer, type ServerLimits } from './http/server-limits.js';
 import { SessionCookie } from './http/session-cookie.js';
 import type { LeaseSystem } from './leases/lease-system.js';
 import { ReviewReader } from './review/reader.js';
@@ -32,6 +33,7 @@ export interface AppDeps {
   readonly leases: LeaseSystem;
   readonly clock: Clock;
   readonly publicUrl: string;
+  readonly limits: ServerLimits;
   /** pino logger; none in tests. */
   readonly logger?: FastifyBaseLogger;
 }
@@ -41,7 +43,12 @@ const MAX_BODY_BYTES = 64 * 1024;
 /** Builds the broker's HTTP app without listening: main() listens, tests inject(). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const logger = deps.logger?.child({}, { serializers: { req: loggedRequest } });
-  const app = Fastify({ bodyLimit: MAX_BODY_BYTES, ...(logger ? { loggerInstance: logger } : { logger: false }) });
+  const app = Fastify({
+    bodyLimit: MAX_BODY_BYTES,
+    // The same node server as the credential proxy's, so both cut slow clients alike.
+    serverFactory: (handler) => createLimitedServer(deps.limits, handler),
+    ...(logger ? { loggerInstance: logger } : { logger: false }),
+  });
 
   // Keep the exact body bytes: the proof's `bh` claim is a hash over them, not over re-serialised JSON.
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body: Buffer, done) => {

@@ -47,7 +47,7 @@ export async function createBroker(
     leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.db), { ...DEFAULT_LEASE_SETTINGS, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
     });
-    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, clock, publicUrl: config.publicUrl, logger: options.logger });
+    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, clock, publicUrl: config.publicUrl, limits: config.limits, logger: options.logger });
     // Before listening: on an embedded store every pending lease is an orphan of a previous process.
     await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'));
 
@@ -61,7 +61,7 @@ export async function createBroker(
       intervalMs: config.auditCheckpointIntervalMs,
     });
     const stopCheckpoints = auditCheckpoints.start((error) => app.log.error({ err: error }, 'signing an audit checkpoint failed'));
-    const proxy = new CredentialProxy({ db: store.db, reader: store.reader, audit, clock, backends: started.backends, logger: app.log });
+    const proxy = new CredentialProxy({ db: store.db, reader: store.reader, audit, clock, backends: started.backends, limits: config.limits, logger: app.log });
 
     return {
       app,

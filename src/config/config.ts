@@ -44,6 +44,14 @@ const schema = z.object({
   /** sign an audit checkpoint after this many events, or after auditCheckpointIntervalMs (src/audit/checkpoints.ts) */
   auditCheckpointEvery: z.coerce.number().int().min(1),
   auditCheckpointIntervalMs: duration,
+  /** what both listeners allow a client: slow requests and connections (src/http/server-limits.ts) */
+  limits: z.object({
+    headersTimeoutMs: duration,
+    bodyTimeoutMs: duration,
+    keepAliveTimeoutMs: duration,
+    maxConnections: z.coerce.number().int().min(1),
+    maxConnectionsPerAddress: z.coerce.number().int().min(0),
+  }),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   adminKeyUri: z.string().optional(),
 });
@@ -68,6 +76,11 @@ const ENV_NAMES: Record<string, string> = {
   credentialTtlMs: 'TESSERA_CREDENTIAL_TTL',
   auditCheckpointEvery: 'TESSERA_AUDIT_CHECKPOINT_EVERY',
   auditCheckpointIntervalMs: 'TESSERA_AUDIT_CHECKPOINT_INTERVAL',
+  'limits.headersTimeoutMs': 'TESSERA_HEADERS_TIMEOUT',
+  'limits.bodyTimeoutMs': 'TESSERA_BODY_TIMEOUT',
+  'limits.keepAliveTimeoutMs': 'TESSERA_KEEP_ALIVE_TIMEOUT',
+  'limits.maxConnections': 'TESSERA_MAX_CONNECTIONS',
+  'limits.maxConnectionsPerAddress': 'TESSERA_MAX_CONNECTIONS_PER_ADDRESS',
   logLevel: 'TESSERA_LOG_LEVEL',
   adminKeyUri: 'TESSERA_ADMIN_KEY',
 };
@@ -129,6 +142,13 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     credentialTtlMs: env.TESSERA_CREDENTIAL_TTL ?? '24h',
     auditCheckpointEvery: env.TESSERA_AUDIT_CHECKPOINT_EVERY ?? '1000',
     auditCheckpointIntervalMs: env.TESSERA_AUDIT_CHECKPOINT_INTERVAL ?? '60s',
+    limits: {
+      headersTimeoutMs: env.TESSERA_HEADERS_TIMEOUT ?? '10s',
+      bodyTimeoutMs: env.TESSERA_BODY_TIMEOUT ?? '30s',
+      keepAliveTimeoutMs: env.TESSERA_KEEP_ALIVE_TIMEOUT ?? '5s',
+      maxConnections: env.TESSERA_MAX_CONNECTIONS ?? '1024',
+      maxConnectionsPerAddress: env.TESSERA_MAX_CONNECTIONS_PER_ADDRESS ?? '64',
+    },
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
     adminKeyUri: env.TESSERA_ADMIN_KEY ?? state.adminKeyUri,
   };
@@ -140,6 +160,10 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   }
   if (parsed.data.ticketTtlMs > parsed.data.ticketMaxTtlMs) {
     throw new TesseraError('config_invalid', 'Invalid setting TESSERA_TICKET_TTL: must not exceed TESSERA_TICKET_MAX_TTL');
+  }
+  // The body timeout counts from the request's first byte, so it covers the headers too.
+  if (parsed.data.limits.headersTimeoutMs > parsed.data.limits.bodyTimeoutMs) {
+    throw new TesseraError('config_invalid', 'Invalid setting TESSERA_HEADERS_TIMEOUT: must not exceed TESSERA_BODY_TIMEOUT');
   }
   return parsed.data;
 }

@@ -11,7 +11,7 @@
  *     streamed back unbuffered; then `proxy.response` (status, duration) is audited with other
  *     outcomes within 100 ms (GroupCommitAudit.defer): nothing waits for it.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
@@ -21,6 +21,7 @@ import { isRefusal, type Refusal } from '../backends/http-api/scopes.js';
 import type { Clock } from '../clock.js';
 import { sha256Base64url } from '../crypto/encoding.js';
 import type { ErrorCode } from '../errors.js';
+import { createLimitedServer, type ServerLimits } from '../http/server-limits.js';
 import type { BackendService } from '../leases/backend-service.js';
 import type { Database } from '../store/schema.js';
 import { forward, upstreamHeaders } from './forward.js';
@@ -35,6 +36,7 @@ export interface CredentialProxyDeps {
   readonly audit: AuditSink;
   readonly clock: Clock;
   readonly backends: BackendService;
+  readonly limits: ServerLimits;
   readonly logger?: FastifyBaseLogger;
 }
 
@@ -72,7 +74,7 @@ export class CredentialProxy {
 
   constructor(private readonly deps: CredentialProxyDeps) {
     this.#audit = new GroupCommitAudit(deps.db, deps.audit);
-    this.#server = createServer({ keepAlive: true, noDelay: true }, (request, response) => void this.#handle(request, response));
+    this.#server = createLimitedServer(deps.limits, (request, response) => void this.#handle(request, response), { keepAlive: true, noDelay: true });
   }
 
   listen(address: { host: string; port: number }): Promise<void> {
