@@ -40,6 +40,6 @@ describe('tessera serve: a port already in use', () => {
         expect(result.stderr).toContain(heldAddress);
         expect(result.stderr).toContain(setting);
       }
-    });
+    }, 30_000 * RUNS); // each run starts a broker process
   }
 });
