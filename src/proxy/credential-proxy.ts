@@ -27,6 +27,7 @@ import { forward, upstreamHeaders } from './forward.js';
 import { GroupCommitAudit } from './group-commit-audit.js';
 import { leaseByTokenHash, leaseToken, type ProxiedLease } from './lease-token.js';
 import { hasBody, readBody } from './request-body.js';
+import { requestFormProblem, tokenHeaderProblem } from './request-shape.js';
 
 export interface CredentialProxyDeps {
   readonly db: Kysely<Database>;
@@ -121,6 +122,7 @@ export class CredentialProxy {
 
   /** Steps 1 and 2 without the body: the lease behind the token and the route in its scope. */
   async #authorize(request: IncomingMessage, call: Call): Promise<ProxyBackend> {
+    invalidIf(tokenHeaderProblem(request.headers));
     const token = leaseToken(request.headers);
     if (token === undefined) throw new ProxyRefusal('lease_token_invalid', 'No lease token: send it as the API key (Authorization: Bearer).');
     call.tokenHash = sha256Base64url(token);
@@ -136,6 +138,7 @@ export class CredentialProxy {
     if (lease.expires_at <= this.deps.clock.now()) throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} has expired.`);
     if (lease.identity_status !== 'active') throw new ProxyRefusal('identity_revoked', 'The identity holding this lease has been revoked.');
     if (NON_CANONICAL_PATH.test(call.path) || !call.path.startsWith('/')) throw new ProxyRefusal('invalid_request', 'The request path is not in canonical form.');
+    invalidIf(requestFormProblem(request.headers));
     return backend;
   }
 
@@ -202,3 +205,7 @@ export class CredentialProxy {
 }
 
 const refusalOf = (refusal: Refusal) => new ProxyRefusal(refusal.code, refusal.message);
+
+function invalidIf(problem: string | undefined): void {
+  if (problem !== undefined) throw new ProxyRefusal('invalid_request', problem);
+}
