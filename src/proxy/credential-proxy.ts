@@ -42,9 +42,6 @@ export interface CredentialProxyDeps {
 /** Before the backend is known (no or unknown token): OpenAI's shape, which Stripe's SDK also reads. */
 const DEFAULT_FORMAT: ErrorFormat = 'openai';
 
-/** Dot segments, empty segments, backslashes and encoded separators: paths the scope check and the upstream could read differently. */
-const NON_CANONICAL_PATH = /(?:^|\/)\.{1,2}(?:\/|$)|\/\/|\\|%2[ef]|%5c/i;
-
 /** What is known about a call so far; the audit details (the query string is not audited). */
 interface Call {
   readonly method: string;
@@ -137,8 +134,7 @@ export class CredentialProxy {
     if (lease.state !== 'active') throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} is ${lease.state}.`);
     if (lease.expires_at <= this.deps.clock.now()) throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} has expired.`);
     if (lease.identity_status !== 'active') throw new ProxyRefusal('identity_revoked', 'The identity holding this lease has been revoked.');
-    if (NON_CANONICAL_PATH.test(call.path) || !call.path.startsWith('/')) throw new ProxyRefusal('invalid_request', 'The request path is not in canonical form.');
-    invalidIf(requestFormProblem(request.headers));
+    invalidIf(requestFormProblem(call.path, request.headers));
     return backend;
   }
 

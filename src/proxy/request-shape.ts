@@ -18,8 +18,9 @@ const PARSED_HEADERS = ['content-type', 'content-encoding'] as const;
 /** Before the token is read. */
 export const tokenHeaderProblem = (headers: IncomingHttpHeaders): string | undefined => overlongHeader(headers, TOKEN_HEADERS);
 
-/** Before the scope check: headers short enough to parse. */
-export const requestFormProblem = (headers: IncomingHttpHeaders): string | undefined => overlongHeader(headers, PARSED_HEADERS);
+/** Before the scope check: a canonical path, and headers short enough to parse. */
+export const requestFormProblem = (path: string, headers: IncomingHttpHeaders): string | undefined =>
+  pathProblem(path) ?? overlongHeader(headers, PARSED_HEADERS);
 
 function overlongHeader(headers: IncomingHttpHeaders, names: readonly string[]): string | undefined {
   for (const name of names) {
@@ -27,4 +28,62 @@ function overlongHeader(headers: IncomingHttpHeaders, names: readonly string[]):
     if (typeof value === 'string' && value.length > MAX_PARSED_HEADER_LENGTH) return `The ${name} header is longer than ${MAX_PARSED_HEADER_LENGTH} characters.`;
   }
   return undefined;
+}
+
+const charTable = (chars: string): Uint8Array => {
+  const table = new Uint8Array(128);
+  for (let index = 0; index < chars.length; index += 1) table[chars.charCodeAt(index)] = 1;
+  return table;
+};
+
+/** RFC 3986's pchar without `;` (matrix parameters) and `%` (read as an escape): what a canonical segment holds as is. */
+const SEGMENT_CHARS = charTable("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@");
+/** Escaped, these could become a separator or a dot segment for an upstream that decodes the path (twice, for `%`). */
+const REFUSED_ESCAPES = charTable('./\\;%');
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
+const PERCENT = 0x25;
+
+const notCanonical = (why: string) => `The request path is not in canonical form (${why}).`;
+
+/**
+ * Why a request path (without its query) is not canonical, or undefined. The scope check matches
+ * the path as sent, while the upstream, or a server in front of it, may normalise it first, so
+ * anything that could be read as another path is refused: a segment of dots only (`.`, `..`), an
+ * empty segment (`//`; a trailing `/` is fine), `;` (matrix parameters, `..;`), a backslash or any
+ * other character outside RFC 3986's pchar, a %-escape of `.`, `/`, `\`, `;` or `%` (so no double
+ * encoding: `%252e`), and a malformed escape. One pass over the path.
+ */
+export function pathProblem(path: string): string | undefined {
+  if (path.charCodeAt(0) !== SLASH) return notCanonical('it must start with "/"');
+  let segmentStart = 1;
+  let dotsOnly = true;
+  for (let index = 1; index < path.length; index += 1) {
+    const char = path.charCodeAt(index);
+    if (char === SLASH) {
+      if (index === segmentStart) return notCanonical('an empty segment');
+      if (dotsOnly) return notCanonical('a dot segment');
+      segmentStart = index + 1;
+      dotsOnly = true;
+      continue;
+    }
+    if (char !== DOT) dotsOnly = false;
+    if (char === PERCENT) {
+      const byte = hexDigit(path.charCodeAt(index + 1)) * 16 + hexDigit(path.charCodeAt(index + 2));
+      if (!(byte >= 0)) return notCanonical('a malformed %-escape');
+      if (REFUSED_ESCAPES[byte]) return notCanonical('an encoded ".", "/", "\\", ";" or "%"');
+      index += 2;
+    } else if (!SEGMENT_CHARS[char]) {
+      return notCanonical(char === 0x3b ? 'a ";" parameter' : `the character ${JSON.stringify(path[index])}`);
+    }
+  }
+  return dotsOnly && path.length > segmentStart ? notCanonical('a dot segment') : undefined;
+}
+
+/** The value of a hex digit's character code; NaN for anything else (so a sum with it is NaN). */
+function hexDigit(char: number): number {
+  if (char >= 0x30 && char <= 0x39) return char - 0x30;
+  const lower = char | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : Number.NaN;
 }

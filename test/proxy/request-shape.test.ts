@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STRIPE_PRESETS } from '../../src/backends/http-api/presets.js';
 import { compileScope, declaresMediaType } from '../../src/backends/http-api/scopes.js';
-import { MAX_PARSED_HEADER_LENGTH } from '../../src/proxy/request-shape.js';
+import { MAX_PARSED_HEADER_LENGTH, pathProblem } from '../../src/proxy/request-shape.js';
 import { type FakeUpstream, sendJson, startFakeUpstream } from '../support/fake-upstream.js';
 import { enrolledAgent } from '../support/lease-env.js';
 import { type ApiCredential, type StripeOpenAIEnv, startStripeOpenAIEnv } from './support.js';
@@ -28,6 +28,63 @@ describe('scope checks: Content-Type and Content-Encoding are parsed in linear t
     const verdict = refunds.check('POST', '/v1/refunds', '', { 'content-type': FORM, 'content-encoding': `identity${BLANKS}x` });
     expect(verdict).toEqual({ code: 'invalid_request', message: expect.stringContaining('without Content-Encoding') });
     expect(typeof refunds.check('POST', '/v1/refunds', '', { 'content-type': FORM, 'content-encoding': `${BLANKS}identity${BLANKS}` })).toBe('function');
+  });
+});
+
+describe('pathProblem: only canonical paths reach the scope check', () => {
+  it.each([
+    '/',
+    '/v1/refunds',
+    '/v1/refunds/',
+    '/v1/models/gpt-4.1',
+    '/v1/models/ft:gpt-4o-mini:acme::B1x2',
+    '/api/items/a..b/..c/c../.x',
+    "/api/items/a%20b%41%7e/-._~!$&'()*+,=:@",
+  ])('accepts %j', (path) => {
+    expect(pathProblem(path)).toBeUndefined();
+  });
+
+  it.each([
+    ['v1/refunds', 'must start with "/"'],
+    ['', 'must start with "/"'],
+    ['*', 'must start with "/"'],
+    ['http://upstream/v1/refunds', 'must start with "/"'],
+    ['/v1/../admin', 'a dot segment'],
+    ['/v1/./refunds', 'a dot segment'],
+    ['/v1/refunds/..', 'a dot segment'],
+    ['/v1/refunds/.', 'a dot segment'],
+    ['/v1/.../refunds', 'a dot segment'],
+    ['/..', 'a dot segment'],
+    ['/v1//refunds', 'an empty segment'],
+    ['//v1/refunds', 'an empty segment'],
+    ['/v1/items/..;/admin', 'a ";" parameter'],
+    ['/v1/items;jsessionid=1/x', 'a ";" parameter'],
+    ['/v1/items/%2e%2e/admin', 'an encoded'],
+    ['/v1/items/%2E%2e/admin', 'an encoded'],
+    ['/v1/items/.%2e/admin', 'an encoded'],
+    ['/v1/items/%2e/admin', 'an encoded'],
+    ['/v1/items/%252e%252e/admin', 'an encoded'],
+    ['/v1/items%2fadmin', 'an encoded'],
+    ['/v1/items%2Fadmin', 'an encoded'],
+    ['/v1/items%5cadmin', 'an encoded'],
+    ['/v1/items%5C..%5Cadmin', 'an encoded'],
+    ['/v1/items%252fadmin', 'an encoded'],
+    ['/v1/items/%3b/admin', 'an encoded'],
+    ['/v1/items\\..\\admin', 'the character "\\\\"'],
+    ['/v1/items/x#/../admin', 'the character "#"'],
+    ['/v1/items/a b', 'the character " "'],
+    ['/v1/items/caf\u00e9', 'the character'],
+    ['/v1/items/%zz', 'a malformed %-escape'],
+    ['/v1/items/%2', 'a malformed %-escape'],
+    ['/v1/items/%', 'a malformed %-escape'],
+  ])('refuses %j (%s)', (path, why) => {
+    expect(pathProblem(path)).toEqual(expect.stringContaining(why));
+    expect(pathProblem(path)).toMatch(/^The request path is not in canonical form \(/);
+  });
+
+  it('is one pass: a 1 MiB path is answered at once', () => {
+    expect(pathProblem(`/v1/${'a/'.repeat(512 * 1024)}`)).toBeUndefined();
+    expect(pathProblem(`/v1/${'./'.repeat(512 * 1024)}`)).toEqual(expect.stringContaining('a dot segment'));
   });
 });
 
@@ -106,5 +163,15 @@ describe('credential proxy: the form of a request is checked before its scope', 
     const atTheLimit = `${FORM}; a=`.padEnd(MAX_PARSED_HEADER_LENGTH, 'b');
     expect(await rawRequest(stripe, { ...refund, headers: { 'content-type': atTheLimit } })).toMatchObject({ status: 200, body: { object: 'refund', amount: 100 } });
     expect(proxy.stripeUpstream.seen.at(-1)?.headers['content-type']).toBe(atTheLimit);
+  });
+
+  it('non-canonical paths are refused before the scope check, in the upstream\'s format, and never forwarded', async () => {
+    const before = items.seen.length;
+    const paths = ['/api/x/../admin', '/api/x/%2e%2e/admin', '/api/x/.%2E/admin', '/api/x/%252e%252e/admin', '/api/x/..;/admin', '/api;v=1/x', '/api/x%2fadmin', '/api/x%252Fadmin', '/api/x%5cadmin', '/api/x\\..\\admin', '/api//x', '/api/x/%3B', '/admin/../api/x'];
+    for (const path of paths) {
+      expect(await rawRequest(api, { path }), path).toEqual(httpRefusal(expect.stringMatching(/^Tessera: The request path is not in canonical form/)));
+    }
+    expect(items.seen.length).toBe(before);
+    expect(await rawRequest(api, { path: '/api/x/a..b/%41?q=../%2e' })).toEqual({ status: 200, body: { path: '/base/api/x/a..b/%41?q=../%2e' } });
   });
 });
