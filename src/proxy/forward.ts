@@ -7,8 +7,38 @@ import type { Dispatcher } from 'undici';
 import { upstreamPath, type SecretHeader, type UpstreamTarget } from '../backends/http-api/upstream-client.js';
 import { TOKEN_HEADERS } from './lease-token.js';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and what undici sets itself; plus the lease token. */
-const REQUEST_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'expect', ...TOKEN_HEADERS]);
+/**
+ * Headers with which frameworks let a request name another method or URL than its request line
+ * (Express's method-override, Symfony, IIS URL Rewrite, ...): the upstream must act on the method
+ * and path the scope check saw.
+ */
+const ROUTE_OVERRIDE_HEADERS = [
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-original-method',
+  'x-original-url',
+  'x-original-uri',
+  'x-rewrite-url',
+  'x-forwarded-uri',
+  'x-forwarded-path',
+  'x-forwarded-prefix',
+];
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and what undici sets itself; plus the lease token and route overrides. */
+const REQUEST_DROPPED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'host',
+  'expect',
+  ...TOKEN_HEADERS,
+  ...ROUTE_OVERRIDE_HEADERS,
+]);
 const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
 
 /** The agent's headers minus hop-by-hop ones and its lease token, plus the real secret. */

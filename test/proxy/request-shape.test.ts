@@ -174,4 +174,24 @@ describe('credential proxy: the form of a request is checked before its scope', 
     expect(items.seen.length).toBe(before);
     expect(await rawRequest(api, { path: '/api/x/a..b/%41?q=../%2e' })).toEqual({ status: 200, body: { path: '/base/api/x/a..b/%41?q=../%2e' } });
   });
+
+  it('method and URL override headers never reach the upstream; other headers do', async () => {
+    const overrides = {
+      'x-http-method-override': 'DELETE',
+      'X-HTTP-Method': 'DELETE',
+      'x-method-override': 'DELETE',
+      'x-original-method': 'DELETE',
+      'x-original-url': '/admin',
+      'x-original-uri': '/admin',
+      'x-rewrite-url': '/admin',
+      'x-forwarded-uri': '/admin',
+      'x-forwarded-path': '/admin',
+      'x-forwarded-prefix': '/admin',
+    };
+    expect(await rawRequest(api, { path: '/api/x', headers: { ...overrides, 'x-request-id': 'req_1' } })).toEqual({ status: 200, body: { path: '/base/api/x' } });
+    const seen = items.seen.at(-1)!;
+    expect(seen).toMatchObject({ method: 'GET', path: '/base/api/x', authorization: 'Bearer real-items-secret-0123456789' });
+    expect(seen.headers['x-request-id']).toBe('req_1');
+    for (const name of Object.keys(overrides)) expect(seen.headers, name).not.toHaveProperty(name.toLowerCase());
+  });
 });
