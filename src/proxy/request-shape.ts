@@ -4,6 +4,7 @@
  * returns the message of the `invalid_request` refusal, or undefined; none runs a regex.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { HOP_BY_HOP } from './forward.js';
 import { TOKEN_HEADERS } from './lease-token.js';
 
 /**
@@ -12,20 +13,37 @@ import { TOKEN_HEADERS } from './lease-token.js';
  */
 export const MAX_PARSED_HEADER_LENGTH = 1024;
 
-/** The headers the scope check parses, besides the token's. */
-const PARSED_HEADERS = ['content-type', 'content-encoding'] as const;
+/** The headers the proxy parses besides the token's: the scope check's, and Connection. */
+const PARSED_HEADERS = ['content-type', 'content-encoding', 'connection'] as const;
 
 /** Before the token is read. */
 export const tokenHeaderProblem = (headers: IncomingHttpHeaders): string | undefined => overlongHeader(headers, TOKEN_HEADERS);
 
-/** Before the scope check: a canonical path, and headers short enough to parse. */
+/** Before the scope check: a canonical path, headers short enough to parse, Connection naming only hop-by-hop headers. */
 export const requestFormProblem = (path: string, headers: IncomingHttpHeaders): string | undefined =>
-  pathProblem(path) ?? overlongHeader(headers, PARSED_HEADERS);
+  pathProblem(path) ?? overlongHeader(headers, PARSED_HEADERS) ?? connectionProblem(headers.connection);
 
 function overlongHeader(headers: IncomingHttpHeaders, names: readonly string[]): string | undefined {
   for (const name of names) {
     const value = headers[name];
     if (typeof value === 'string' && value.length > MAX_PARSED_HEADER_LENGTH) return `The ${name} header is longer than ${MAX_PARSED_HEADER_LENGTH} characters.`;
+  }
+  return undefined;
+}
+
+/**
+ * What a Connection header may name: `close`, and the hop-by-hop headers, all dropped before
+ * forwarding anyway, but Transfer-Encoding (which frames the body). An end-to-end header named there
+ * (Content-Type, Content-Length, Host, Authorization, ...) would be removed by every hop honouring
+ * Connection, so the upstream would not receive what the scope check read.
+ */
+const CONNECTION_OPTIONS = new Set<string>(['close', ...HOP_BY_HOP.filter((name) => name !== 'transfer-encoding')]);
+
+function connectionProblem(connection: string | undefined): string | undefined {
+  if (connection === undefined || connection === 'keep-alive' || connection === 'close') return undefined; // what clients send: no split
+  for (const option of connection.split(',')) {
+    const name = option.trim().toLowerCase();
+    if (name !== '' && !CONNECTION_OPTIONS.has(name)) return `Connection may name only hop-by-hop headers, not "${name}".`;
   }
   return undefined;
 }

@@ -194,4 +194,23 @@ describe('credential proxy: the form of a request is checked before its scope', 
     expect(seen.headers['x-request-id']).toBe('req_1');
     for (const name of Object.keys(overrides)) expect(seen.headers, name).not.toHaveProperty(name.toLowerCase());
   });
+
+  it('a Connection header naming anything but a hop-by-hop header is refused; the upstream gets the Content-Type the check parsed', async () => {
+    const before = proxy.stripeUpstream.seen.length;
+    const named = ['content-type', 'Content-Length', 'content-encoding', 'transfer-encoding', 'authorization', 'x-api-key', 'host', 'Keep-Alive, Content-Type', 'x-custom'];
+    for (const connection of named) {
+      expect(await rawRequest(stripe, { ...refund, headers: { 'content-type': FORM, connection } }), connection).toEqual(
+        stripeRefusal(expect.stringMatching(/^Tessera: Connection may name only hop-by-hop headers, not "[a-z-]+"\.$/)),
+      );
+    }
+    expect(proxy.stripeUpstream.seen.length).toBe(before);
+
+    const contentType = 'Application/X-WWW-Form-URLEncoded ;charset="UTF-8"';
+    const reply = await rawRequest(stripe, { ...refund, headers: { 'content-type': contentType, connection: 'Keep-Alive, TE', te: 'trailers' } });
+    expect(reply).toMatchObject({ status: 200, body: { object: 'refund', amount: 100 } });
+    const seen = proxy.stripeUpstream.seen.at(-1)!.headers;
+    expect(seen['content-type']).toBe(contentType);
+    expect(seen).not.toHaveProperty('te');
+  });
 });
+
