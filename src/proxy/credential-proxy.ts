@@ -3,8 +3,9 @@
  * has no base path), routing each request by its lease token. Per request, in order:
  *
  *  1. the token's lease, by one indexed lookup: active, unexpired, identity not revoked;
- *  2. the request inside the lease's scope (preset + constraints), the body read only if a
- *     constraint needs it; refusals answer in the upstream's own error format;
+ *  2. the request's form (request-shape.ts: canonical path, parsable headers), then the request
+ *     inside the lease's scope (preset + constraints), the body read only if a constraint needs
+ *     it; refusals answer in the upstream's own error format;
  *  3. `proxy.request` audited and committed (group commit): if it cannot be written, nothing is
  *     forwarded;
  *  4. the real secret swapped in, forwarded over the backend's keep-alive pool, the response

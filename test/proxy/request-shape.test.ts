@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STRIPE_PRESETS } from '../../src/backends/http-api/presets.js';
 import { compileScope, declaresMediaType } from '../../src/backends/http-api/scopes.js';
-import { MAX_PARSED_HEADER_LENGTH, pathProblem } from '../../src/proxy/request-shape.js';
+import { MAX_PARSED_HEADER_LENGTH, pathProblem, requestFormProblem, tokenHeaderProblem } from '../../src/proxy/request-shape.js';
 import { type FakeUpstream, sendJson, startFakeUpstream } from '../support/fake-upstream.js';
 import { enrolledAgent } from '../support/lease-env.js';
 import { type ApiCredential, type StripeOpenAIEnv, startStripeOpenAIEnv } from './support.js';
@@ -28,6 +28,18 @@ describe('scope checks: Content-Type and Content-Encoding are parsed in linear t
     const verdict = refunds.check('POST', '/v1/refunds', '', { 'content-type': FORM, 'content-encoding': `identity${BLANKS}x` });
     expect(verdict).toEqual({ code: 'invalid_request', message: expect.stringContaining('without Content-Encoding') });
     expect(typeof refunds.check('POST', '/v1/refunds', '', { 'content-type': FORM, 'content-encoding': `${BLANKS}identity${BLANKS}` })).toBe('function');
+  });
+});
+
+describe('request form: headers the proxy parses are length-checked first', () => {
+  it('a 1 MiB Content-Type, Content-Encoding, Connection or token header is refused before it is parsed', () => {
+    const huge = `${FORM}${BLANKS}x`;
+    for (const name of ['content-type', 'content-encoding', 'connection']) {
+      expect(requestFormProblem('/v1/refunds', { [name]: huge })).toBe(`The ${name} header is longer than ${MAX_PARSED_HEADER_LENGTH} characters.`);
+    }
+    expect(tokenHeaderProblem({ authorization: `Bearer ${huge}` })).toBe(`The authorization header is longer than ${MAX_PARSED_HEADER_LENGTH} characters.`);
+    expect(tokenHeaderProblem({ 'x-api-key': huge })).toBe(`The x-api-key header is longer than ${MAX_PARSED_HEADER_LENGTH} characters.`);
+    expect(requestFormProblem('/v1/refunds', { 'content-type': FORM.padEnd(MAX_PARSED_HEADER_LENGTH, ' '), connection: 'keep-alive' })).toBeUndefined();
   });
 });
 
