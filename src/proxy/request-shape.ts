@@ -71,7 +71,7 @@ const notCanonical = (why: string) => `The request path is not in canonical form
  * anything that could be read as another path is refused: a segment of dots only (`.`, `..`), an
  * empty segment (`//`; a trailing `/` is fine), `;` (matrix parameters, `..;`), a backslash or any
  * other character outside RFC 3986's pchar, a %-escape of `.`, `/`, `\`, `;` or `%` (so no double
- * encoding: `%252e`), and a malformed escape. One pass over the path.
+ * encoding: `%252e`), an overlong UTF-8 sequence, and a malformed escape. One pass over the path.
  */
 export function pathProblem(path: string): string | undefined {
   if (path.charCodeAt(0) !== SLASH) return notCanonical('it must start with "/"');
@@ -88,9 +88,10 @@ export function pathProblem(path: string): string | undefined {
     }
     if (char !== DOT) dotsOnly = false;
     if (char === PERCENT) {
-      const byte = hexDigit(path.charCodeAt(index + 1)) * 16 + hexDigit(path.charCodeAt(index + 2));
+      const byte = escapedByte(path, index);
       if (!(byte >= 0)) return notCanonical('a malformed %-escape');
       if (REFUSED_ESCAPES[byte]) return notCanonical('an encoded ".", "/", "\\", ";" or "%"');
+      if (isOverlongLead(byte, escapedByte(path, index + 3))) return notCanonical('an overlong UTF-8 escape');
       index += 2;
     } else if (!SEGMENT_CHARS[char]) {
       return notCanonical(char === 0x3b ? 'a ";" parameter' : `the character ${JSON.stringify(path[index])}`);
@@ -98,6 +99,16 @@ export function pathProblem(path: string): string | undefined {
   }
   return dotsOnly && path.length > segmentStart ? notCanonical('a dot segment') : undefined;
 }
+
+/** The byte a %-escape at `index` stands for; NaN if there is no well-formed escape there. */
+const escapedByte = (path: string, index: number): number =>
+  path.charCodeAt(index) === PERCENT ? hexDigit(path.charCodeAt(index + 1)) * 16 + hexDigit(path.charCodeAt(index + 2)) : Number.NaN;
+
+/**
+ * Whether an escaped UTF-8 lead byte, followed by the escaped byte `next` (NaN for none), starts an
+ * overlong encoding: `%c0%ae` or `%e0%80%ae` is a "." to a lax decoder (Tomcat's CVE-2008-2938).
+ */
+const isOverlongLead = (lead: number, next: number): boolean => lead === 0xc0 || lead === 0xc1 || (lead === 0xe0 && next < 0xa0) || (lead === 0xf0 && next < 0x90);
 
 /** The value of a hex digit's character code; NaN for anything else (so a sum with it is NaN). */
 function hexDigit(char: number): number {

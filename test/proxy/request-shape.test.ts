@@ -52,6 +52,7 @@ describe('pathProblem: only canonical paths reach the scope check', () => {
     '/v1/models/ft:gpt-4o-mini:acme::B1x2',
     '/api/items/a..b/..c/c../.x',
     "/api/items/a%20b%41%7e/-._~!$&'()*+,=:@",
+    '/api/items/caf%C3%A9/%e0%a4%85/%F0%9F%94%91',
   ])('accepts %j', (path) => {
     expect(pathProblem(path)).toBeUndefined();
   });
@@ -86,6 +87,10 @@ describe('pathProblem: only canonical paths reach the scope check', () => {
     ['/v1/items/x#/../admin', 'the character "#"'],
     ['/v1/items/a b', 'the character " "'],
     ['/v1/items/caf\u00e9', 'the character'],
+    ['/v1/items/%c0%ae%c0%ae/admin', 'an overlong UTF-8 escape'],
+    ['/v1/items/%C1%9C', 'an overlong UTF-8 escape'],
+    ['/v1/items/%e0%80%ae', 'an overlong UTF-8 escape'],
+    ['/v1/items/%f0%80%80%ae', 'an overlong UTF-8 escape'],
     ['/v1/items/%zz', 'a malformed %-escape'],
     ['/v1/items/%2', 'a malformed %-escape'],
     ['/v1/items/%', 'a malformed %-escape'],
@@ -179,7 +184,7 @@ describe('credential proxy: the form of a request is checked before its scope', 
 
   it('non-canonical paths are refused before the scope check, in the upstream\'s format, and never forwarded', async () => {
     const before = items.seen.length;
-    const paths = ['/api/x/../admin', '/api/x/%2e%2e/admin', '/api/x/.%2E/admin', '/api/x/%252e%252e/admin', '/api/x/..;/admin', '/api;v=1/x', '/api/x%2fadmin', '/api/x%252Fadmin', '/api/x%5cadmin', '/api/x\\..\\admin', '/api//x', '/api/x/%3B', '/admin/../api/x'];
+    const paths = ['/api/x/../admin', '/api/x/%2e%2e/admin', '/api/x/.%2E/admin', '/api/x/%252e%252e/admin', '/api/x/..;/admin', '/api;v=1/x', '/api/x%2fadmin', '/api/x%252Fadmin', '/api/x%5cadmin', '/api/x\\..\\admin', '/api//x', '/api/x/%3B', '/api/x/%c0%ae%c0%ae/admin', '/admin/../api/x'];
     for (const path of paths) {
       expect(await rawRequest(api, { path }), path).toEqual(httpRefusal(expect.stringMatching(/^Tessera: The request path is not in canonical form/)));
     }
