@@ -3,8 +3,9 @@
  * has no base path), routing each request by its lease token. Per request, in order:
  *
  *  1. the token's lease, by one indexed lookup: active, unexpired, identity not revoked;
- *  2. the request inside the lease's scope (preset + constraints), the body read only if a
- *     constraint needs it; refusals answer in the upstream's own error format;
+ *  2. the request's form (request-shape.ts: canonical path, parsable headers), then the request
+ *     inside the lease's scope (preset + constraints), the body read only if a constraint needs
+ *     it; refusals answer in the upstream's own error format;
  *  3. `proxy.request` audited and committed (group commit): if it cannot be written, nothing is
  *     forwarded;
  *  4. the real secret swapped in, forwarded over the backend's keep-alive pool, the response
@@ -28,6 +29,7 @@ import { forward, upstreamHeaders } from './forward.js';
 import { GroupCommitAudit } from './group-commit-audit.js';
 import { leaseByTokenHash, leaseToken, type ProxiedLease } from './lease-token.js';
 import { hasBody, readBody } from './request-body.js';
+import { requestFormProblem, tokenHeaderProblem } from './request-shape.js';
 
 export interface CredentialProxyDeps {
   readonly db: Kysely<Database>;
@@ -42,9 +44,6 @@ export interface CredentialProxyDeps {
 
 /** Before the backend is known (no or unknown token): OpenAI's shape, which Stripe's SDK also reads. */
 const DEFAULT_FORMAT: ErrorFormat = 'openai';
-
-/** Dot segments, empty segments, backslashes and encoded separators: paths the scope check and the upstream could read differently. */
-const NON_CANONICAL_PATH = /(?:^|\/)\.{1,2}(?:\/|$)|\/\/|\\|%2[ef]|%5c/i;
 
 /** What is known about a call so far; the audit details (the query string is not audited). */
 interface Call {
@@ -123,6 +122,7 @@ export class CredentialProxy {
 
   /** Steps 1 and 2 without the body: the lease behind the token and the route in its scope. */
   async #authorize(request: IncomingMessage, call: Call): Promise<ProxyBackend> {
+    invalidIf(tokenHeaderProblem(request.headers));
     const token = leaseToken(request.headers);
     if (token === undefined) throw new ProxyRefusal('lease_token_invalid', 'No lease token: send it as the API key (Authorization: Bearer).');
     call.tokenHash = sha256Base64url(token);
@@ -137,7 +137,7 @@ export class CredentialProxy {
     if (lease.state !== 'active') throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} is ${lease.state}.`);
     if (lease.expires_at <= this.deps.clock.now()) throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} has expired.`);
     if (lease.identity_status !== 'active') throw new ProxyRefusal('identity_revoked', 'The identity holding this lease has been revoked.');
-    if (NON_CANONICAL_PATH.test(call.path) || !call.path.startsWith('/')) throw new ProxyRefusal('invalid_request', 'The request path is not in canonical form.');
+    invalidIf(requestFormProblem(call.path, request.headers));
     return backend;
   }
 
@@ -204,3 +204,7 @@ export class CredentialProxy {
 }
 
 const refusalOf = (refusal: Refusal) => new ProxyRefusal(refusal.code, refusal.message);
+
+function invalidIf(problem: string | undefined): void {
+  if (problem !== undefined) throw new ProxyRefusal('invalid_request', problem);
+}

@@ -7,26 +7,44 @@ import type { Dispatcher } from 'undici';
 import { upstreamPath, type SecretHeader, type UpstreamTarget } from '../backends/http-api/upstream-client.js';
 import { TOKEN_HEADERS } from './lease-token.js';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and what undici sets itself; plus the lease token. */
-const REQUEST_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'expect', ...TOKEN_HEADERS]);
-const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+/**
+ * Headers with which frameworks let a request name another method or URL than its request line
+ * (Express's method-override, Symfony, IIS URL Rewrite, ...): the upstream must act on the method
+ * and path the scope check saw.
+ */
+const ROUTE_OVERRIDE_HEADERS = [
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-original-method',
+  'x-original-url',
+  'x-original-uri',
+  'x-rewrite-url',
+  'x-forwarded-uri',
+  'x-forwarded-path',
+  'x-forwarded-prefix',
+];
 
-/** The agent's headers minus hop-by-hop ones and its lease token, plus the real secret. */
+/** Hop-by-hop headers (RFC 9110 §7.6.1; h2c's HTTP2-Settings): never forwarded, either way. */
+export const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings'] as const;
+
+/** Plus what undici sets itself, the lease token and route overrides. */
+const REQUEST_DROPPED = new Set<string>([...HOP_BY_HOP, 'host', 'expect', ...TOKEN_HEADERS, ...ROUTE_OVERRIDE_HEADERS]);
+const RESPONSE_DROPPED = new Set<string>(HOP_BY_HOP);
+
+/**
+ * The agent's headers minus the dropped ones, plus the real secret. A Connection header names
+ * nothing else to drop: the proxy refuses one naming any header but a hop-by-hop one
+ * (request-shape.ts), so everything the scope check read is forwarded as it read it.
+ */
 export function upstreamHeaders(incoming: IncomingHttpHeaders, secret: SecretHeader): Record<string, string | string[]> {
-  const named = connectionNamed(incoming.connection);
   const headers: Record<string, string | string[]> = {};
   for (const name of Object.keys(incoming)) {
     const value = incoming[name];
-    if (value !== undefined && !REQUEST_DROPPED.has(name) && !named?.has(name)) headers[name] = value;
+    if (value !== undefined && !REQUEST_DROPPED.has(name)) headers[name] = value;
   }
   headers[secret.name] = secret.value;
   return headers;
-}
-
-/** Header names the Connection header lists (hop-by-hop); no set for none or the usual `keep-alive` (dropped anyway). */
-function connectionNamed(connection: string | undefined): Set<string> | undefined {
-  if (connection === undefined || connection === 'keep-alive') return undefined;
-  return new Set(connection.split(',').map((name) => name.trim().toLowerCase()));
 }
 
 function responseHeaders(upstream: IncomingHttpHeaders): OutgoingHttpHeaders {
