@@ -114,9 +114,9 @@ export async function sessionIsGone(session: pg.Client): Promise<boolean> {
 }
 
 
-/** Leased roles (`tessera_%`) that exist in the cluster at `url`. */
+/** Leased roles (`tessera_<role>_<16 hex>`; not the group roles) that exist in the cluster at `url`. */
 export async function tesseraRoles(url: string): Promise<string[]> {
-  return withClient(url, async (client) => (await client.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'tessera\\_%'")).rows.map((r) => r.rolname));
+  return withClient(url, async (client) => (await client.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname ~ '^tessera_.*_[0-9a-f]{16}$'")).rows.map((r) => r.rolname));
 }
 
 /** Seeds an upstream database: a public table the roles may read, a private schema they may not. */
