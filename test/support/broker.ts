@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
 import { inject } from 'vitest';
 import { provisionAgent, type ProvisionResult } from '../../provisioner/provision.js';
 import { type Broker, createBroker } from '../../src/broker.js';
@@ -24,6 +25,8 @@ export interface TestBrokerOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Reaper interval and friends; tests use short ones. */
   readonly leases?: Partial<LeaseSettings>;
+  /** The broker's pino logger (none by default). */
+  readonly logger?: FastifyBaseLogger;
 }
 
 /** An initialised data directory (as after `tessera init`) and the environment that runs a broker on it. */
@@ -52,7 +55,7 @@ export interface TestBroker {
 }
 
 /** A data directory with its key store and database, initialised as `tessera init` would. */
-export async function prepareBroker(options: Omit<TestBrokerOptions, 'leases'> = {}): Promise<PreparedBroker> {
+export async function prepareBroker(options: Omit<TestBrokerOptions, 'leases' | 'logger'> = {}): Promise<PreparedBroker> {
   const keystore = options.keystore ?? 'pkcs11';
   const dialect = options.dialect ?? 'sqlite';
   const cleanups: (() => Promise<void>)[] = [];
@@ -105,7 +108,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   const { env, port, config: initialised } = prepared;
   const cleanups: (() => Promise<void>)[] = [() => prepared.cleanup()];
   const clock = new TestClock();
-  const broker = await createBroker(initialised, { clock, ...(options.leases && { leases: options.leases }) });
+  const broker = await createBroker(initialised, { clock, ...(options.leases && { leases: options.leases }), ...(options.logger && { logger: options.logger }) });
   cleanups.push(() => broker.close());
   await broker.app.listen({ host: '127.0.0.1', port });
 

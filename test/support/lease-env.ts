@@ -81,10 +81,15 @@ export async function adminAgent(env: TestBroker): Promise<TestAgent> {
 
 /** Provisions and enrolls an agent identity. */
 export async function enrolledAgent(env: TestBroker, address: string, attributes: Record<string, string> = {}): Promise<TestAgent> {
+  return (await enrolledAgentWithKey(env, address, attributes)).agent;
+}
+
+/** enrolledAgent() and its key URI, for driving the CLI as that agent. */
+export async function enrolledAgentWithKey(env: TestBroker, address: string, attributes: Record<string, string> = {}): Promise<{ agent: TestAgent; keyUri: string }> {
   const provisioned = await env.provision(address, attributes);
   const agent = await TestAgent.create(env.url, await env.keyStores.signer(provisioned.key_uri), address, env.clock);
   await agent.expect(200, 'POST', '/v1/enroll', { ticket: provisioned.ticket });
-  return agent;
+  return { agent, keyUri: provisioned.key_uri };
 }
 
 /** Opens a session as a leased role; a terminated session must not crash the test worker. */
