@@ -80,7 +80,8 @@ describe('PostgreSQL leases with a CREATEROLE admin', () => {
     } finally {
       await superuser(`ALTER ROLE ${adminRole.name} CREATEROLE`);
     }
-    expect(await admin.expect<BulkRevokeResponse>(200, 'POST', '/v1/admin/leases/retry', { lease: lease.lease_id })).toEqual({ revoked: 1, pending: 0, failures: [] });
+    // The reaper may get there first (its backoff is seconds); either way nothing is left pending.
+    expect(await admin.expect<BulkRevokeResponse>(200, 'POST', '/v1/admin/leases/retry', { lease: lease.lease_id })).toMatchObject({ pending: 0, failures: [] });
     expect(await (await fetch(`${env.url}/healthz`)).json()).toEqual({ status: 'ok', revocations_pending: 0 });
     expect(await tesseraRoles(database.url)).toEqual([]);
   });
