@@ -81,7 +81,8 @@ describe('tessera backend / grant / lease / leases', () => {
     for (const output of [added.stdout, listed.stdout, JSON.stringify(shown)]) expect(output).not.toContain(dsnPassword);
   });
 
-  it('takes the connection URL from the environment, or from argv with a warning', async () => {
+  // Two `backend add` runs in child processes, each proving the privileges on probe roles: slow on busy cores.
+  it('takes the connection URL from the environment, or from argv with a warning', { timeout: 90_000 }, async () => {
     const fromEnv = await cliJson<BackendView>(['backend', 'add', 'postgres', 'from-env', '--json'], { ...run, env: { ...broker.cliEnv, TESSERA_BACKEND_CONNECTION_URL: database.url } });
     expect(fromEnv.name).toBe('from-env');
     const fromArgv = await runCli(['backend', 'add', 'postgres', 'from-argv', '--connection-url', database.url], run);
