@@ -33,7 +33,6 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { type Dispatcher, Pool } from 'undici';
 import { provisionAgent } from '../provisioner/provision.js';
-import { DEFAULT_ROLES } from '../src/backends/postgres-backend.js';
 import { BrokerClient, fetchDiscovery } from '../src/client/broker-client.js';
 import { loadConfig } from '../src/config/config.js';
 import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
@@ -68,7 +67,10 @@ const TOGGLE_SERVE = fileURLToPath(new URL('./audit-toggle-serve.js', import.met
 
 const BACKEND = 'bench';
 const ROLE = 'readonly';
-const ROLE_CONFIG = DEFAULT_ROLES.readonly;
+/** A per-lease GRANT template (a custom role), which the raw-SQL baseline replays statement by statement. */
+const ROLE_CONFIG = {
+  creationStatements: ['CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}', 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{name}}'],
+};
 /** Tables for `GRANT SELECT ON ALL TABLES` to cover, as in a real schema. */
 const TABLES = 10;
 const MAX_OPS = 200_000;

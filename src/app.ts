@@ -64,7 +64,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(errorHandler);
   await app.register(proofAuth, { authenticator: deps.authenticator, audit: deps.audit, publicUrl: deps.publicUrl });
-  await app.register(discoveryRoutes, { authority: deps.authority, publicUrl: deps.publicUrl });
+  await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, publicUrl: deps.publicUrl });
   await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });
   await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl });
   await app.register(leaseRoutes, { issuer: deps.leases.issuer, leases: deps.leases.leases });

@@ -46,7 +46,7 @@ export async function createBroker(
     const authenticator = new ProofAuthenticator(store.db, store.reader, audit, clock, config.publicUrl);
     leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.db), { ...DEFAULT_LEASE_SETTINGS, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
-    });
+    }, options.logger);
     const app = await buildApp({ store, audit, authority, identities, authenticator, leases, clock, publicUrl: config.publicUrl, limits: config.limits, logger: options.logger });
     // Before listening: on an embedded store every pending lease is an orphan of a previous process.
     await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'));

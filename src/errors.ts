@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   ttl_exceeds_max: { status: 400, message: 'The requested TTL exceeds the maximum the grant allows.' },
   lease_inactive: { status: 409, message: 'The lease is no longer active (revoked or expired).' },
   backend_unreachable: { status: 400, message: 'The broker could not connect to the backend with the given settings.' },
+  backend_privilege_missing: { status: 400, message: 'The backend\'s admin credentials lack a privilege leases need; the message names it and the GRANT that fixes it.' },
   backend_unavailable: { status: 503, message: 'The upstream backend is unavailable; try again later.' },
   backend_error: { status: 502, message: 'The upstream backend rejected the operation.' },
 

@@ -42,8 +42,11 @@ export interface CredentialBackend {
   renew(revocation: RevocationHandle, expiresAt: Date): Promise<void>;
   /** Destroys the credential upstream. Idempotent: an already-gone credential counts as revoked. */
   revoke(revocation: RevocationHandle): Promise<void>;
-  /** Throws BackendError when the upstream cannot be reached or the root secret is rejected. */
-  checkConnection(): Promise<void>;
+  /**
+   * Proves the root secret works: throws BackendError when the upstream cannot be reached or rejects
+   * it, TesseraError(backend_privilege_missing) when it lacks a privilege leases need.
+   */
+  check(): Promise<void>;
   close(): Promise<void>;
 }
 

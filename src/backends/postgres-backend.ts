@@ -20,10 +20,22 @@ import {
   type RevocationHandle,
 } from './credential-backend.js';
 
-export interface PostgresRoleConfig {
+export interface PostgresGroupConfig {
+  /** A NOLOGIN role holding the privileges; every lease of the role joins it. */
+  readonly name: string;
   /**
-   * Placeholders: {{name}}, {{password}}, {{expiration}}, {{database}}. {{password}} expands to the
-   * SCRAM-SHA-256 verifier of the generated password, which PostgreSQL stores as given.
+   * Run once, when the check creates the group (an existing group is adopted as it is).
+   * Placeholders: {{group}}, {{database}}.
+   */
+  readonly privilegeStatements: readonly string[];
+}
+
+export interface PostgresRoleConfig {
+  /** Set for group-based roles: a lease is then one CREATE ROLE ... IN ROLE and touches no table ACL. */
+  readonly group?: PostgresGroupConfig;
+  /**
+   * Placeholders: {{name}}, {{password}}, {{expiration}}, {{database}}, {{group}}. {{password}} expands
+   * to the SCRAM-SHA-256 verifier of the generated password, which PostgreSQL stores as given.
    */
   readonly creationStatements: readonly string[];
   /** Placeholders: {{name}}, {{database}}. Replaces the default lock-out/terminate/drop sequence. */
@@ -39,49 +51,59 @@ export interface PostgresBackendConfig {
 }
 
 /**
- * No per-role GRANT CONNECT ON DATABASE / USAGE ON SCHEMA public: PUBLIC holds both by default, and
- * pg_database and pg_namespace rows have no TOAST, so one ACL entry per live lease fails with "row
- * is too big" at about a thousand leases. Where an operator revoked them from PUBLIC, a custom role
- * grants them (or membership in a group role that has them).
+ * The default roles are group roles. GRANTing table privileges to every lease adds one ACL entry
+ * per live lease to every table (and to pg_database/pg_namespace, which have no TOAST): the row
+ * overflows ("row is too big") at a few thousand leases, and concurrent GRANTs on one table must
+ * serialise. A lease that only joins a group touches no ACL, so neither limit applies.
+ * No GRANT CONNECT / USAGE ON SCHEMA public: PUBLIC holds both by default; where an operator
+ * revoked them, the group needs them (grant them to the adopted group).
  */
-export const DEFAULT_ROLES = {
-  readonly: {
-    creationStatements: [
-      'CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}',
-      'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{name}}',
-    ],
-  },
-  readwrite: {
-    creationStatements: [
-      'CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}',
-      'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {{name}}',
-      'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {{name}}',
-    ],
-  },
-} as const satisfies Record<string, PostgresRoleConfig>;
+export function defaultRoles(backend: string): Record<string, PostgresRoleConfig> {
+  const group = (role: string, privilegeStatements: string[]): PostgresRoleConfig => ({
+    group: { name: groupNameFor(backend, role), privilegeStatements },
+    creationStatements: ['CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}} IN ROLE {{group}}'],
+  });
+  return {
+    readonly: group('readonly', [
+      'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{group}}',
+      'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {{group}}',
+    ]),
+    readwrite: group('readwrite', [
+      'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {{group}}',
+      'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {{group}}',
+      'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {{group}}',
+      'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {{group}}',
+    ]),
+  };
+}
+
+/** tessera_<backend>_<role>, within PostgreSQL's 63-byte identifier limit. */
+export function groupNameFor(backend: string, role: string): string {
+  return `tessera_${slug(backend, 40)}_${slug(role, 14)}`;
+}
 
 /**
  * Concurrent GRANTs/REVOKEs on one object (a table, the database) rewrite the same ACL row without
- * locking it and fail with "tuple concurrently updated". Every batch takes this advisory lock, so
- * batches queue instead; it is released at commit. A leading CREATE ROLE runs before the lock: it
- * only inserts its own row, and with a SCRAM password it costs milliseconds of server CPU (the
- * server checks the verifier against the empty password) that should not be serialised.
+ * locking it and fail with "tuple concurrently updated". Batches that may touch ACLs (per-lease
+ * GRANT templates, and revoking such leases) take this advisory lock, so they queue instead; it is
+ * released at commit. A leading CREATE ROLE runs before the lock: it only inserts its own row, and
+ * with a SCRAM password it costs milliseconds of server CPU that should not be serialised.
  */
 const CATALOG_LOCK = 'SELECT pg_advisory_xact_lock(7304419821736620081)';
 const CREATE_ROLE = /^\s*CREATE\s+(ROLE|USER)\b/i;
 
 const DEFAULT_RENEW = ['ALTER ROLE {{name}} VALID UNTIL {{expiration}}'];
 
-type Placeholder = 'name' | 'password' | 'expiration' | 'database';
+type Placeholder = 'name' | 'password' | 'expiration' | 'database' | 'group';
 type Values = Partial<Record<Placeholder, string>>;
 
 const PLACEHOLDER = /\{\{\s*(\w+)\s*\}\}/g;
 const ALLOWED: Record<'creationStatements' | 'revocationStatements' | 'renewStatements', readonly Placeholder[]> = {
-  creationStatements: ['name', 'password', 'expiration', 'database'],
+  creationStatements: ['name', 'password', 'expiration', 'database', 'group'],
   revocationStatements: ['name', 'database'],
   renewStatements: ['name', 'expiration', 'database'],
 };
-const IDENTIFIERS: ReadonlySet<Placeholder> = new Set(['name', 'database']);
+const IDENTIFIERS: ReadonlySet<Placeholder> = new Set(['name', 'database', 'group']);
 
 /** Substitutes every placeholder in one pass, so a value containing "{{...}}" is never expanded. */
 function render(statements: readonly string[], values: Values): string[] {
@@ -107,6 +129,42 @@ const RETRYABLE_MESSAGE =
   /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|tuple concurrently updated/i;
 const UNDEFINED_OBJECT = '42704';
 const DUPLICATE_OBJECT = '42710';
+const INSUFFICIENT_PRIVILEGE = '42501';
+const WARNING_PRIVILEGE_NOT_GRANTED = '01007';
+/** The probe login expires on its own should the broker die mid-check. */
+const PROBE_TTL_MS = 5 * 60_000;
+
+/** Group privileges are granted by the admin, so it must hold them grantably; or a DBA creates the group. */
+function grantOptionFix(admin: string, group: string): string {
+  return `make ${admin} the owner of the tables, or GRANT the privileges ON ALL TABLES (and SEQUENCES) IN SCHEMA public TO ${admin} WITH GRANT OPTION; or create ${group} (NOLOGIN, holding the privileges) for Tessera to adopt`;
+}
+
+interface HintContext {
+  readonly admin: string;
+  /** The role PostgreSQL's message names, quoted. */
+  readonly named: string;
+  /** The group being set up, if any. */
+  readonly group: string;
+}
+
+/** PostgreSQL's refusals during the check: the privilege each means and the statement that grants it. */
+const PRIVILEGE_HINTS: readonly [pattern: RegExp, hint: (c: HintContext) => [privilege: string, fix: string]][] = [
+  [/permission denied to create role/i, (c) => ['CREATEROLE', `ALTER ROLE ${c.admin} CREATEROLE`]],
+  [/pg_signal_backend|process is being terminated/i, (c) => ['pg_signal_backend', `GRANT pg_signal_backend TO ${c.admin}`]],
+  [
+    /admin option on role "([^"]+)"|permission denied to grant role "([^"]+)"/i,
+    (c) => [`ADMIN OPTION on the group role ${c.named}`, `GRANT ${c.named} TO ${c.admin} WITH ADMIN OPTION`],
+  ],
+  [/permission denied for (?:table|sequence|schema) (\S+)/i, (c) => [`the privileges to grant on ${c.named}`, grantOptionFix(c.admin, c.group)]],
+  [
+    /permission denied to (?:reassign|drop) objects/i,
+    (c) => ['the privileges of the roles it creates (Tessera grants itself each lease role; that needs INHERIT)', `ALTER ROLE ${c.admin} INHERIT`],
+  ],
+];
+
+function privilegeMissing(privilege: string, fix: string, detail?: string): TesseraError {
+  return new TesseraError('backend_privilege_missing', `postgres backend: the admin role lacks ${privilege}${detail ? ` (${detail})` : ''}. Fix: ${fix}`);
+}
 
 function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -135,11 +193,13 @@ async function scramVerifier(password: string): Promise<string> {
   return `SCRAM-SHA-256$${SCRAM_ITERATIONS}:${salt.toString('base64')}$${storedKey}:${serverKey}`;
 }
 
+function slug(text: string, length: number): string {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '').slice(0, length) || 'role';
+}
+
 /** Role names are limited to 63 bytes; slug + 16 hex chars of the lease id hash stays well below. */
 function usernameFor(role: string, leaseId: string): string {
-  const slug = role.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 24) || 'role';
-  const suffix = createHash('sha256').update(leaseId).digest('hex').slice(0, 16);
-  return `tessera_${slug}_${suffix}`;
+  return `tessera_${slug(role, 24)}_${createHash('sha256').update(leaseId).digest('hex').slice(0, 16)}`;
 }
 
 function handleString(revocation: RevocationHandle, key: string): string {
@@ -198,7 +258,7 @@ export class PostgresBackend implements CredentialBackend {
 
   plan(request: MintRequest): CredentialPlan {
     this.validateRole(request.role);
-    return { revocation: { username: usernameFor(request.role, request.leaseId), role: request.role } };
+    return this.#planFor(request.role, usernameFor(request.role, request.leaseId));
   }
 
   async mint(request: MintRequest, plan: CredentialPlan): Promise<IssuedCredential> {
@@ -206,14 +266,17 @@ export class PostgresBackend implements CredentialBackend {
     const username = handleString(plan.revocation, 'username');
     const password = randomBytes(32).toString('base64url');
     const verifier = await scramVerifier(password);
-    const statements = render(this.#roles[request.role]!.creationStatements, {
+    const role = this.#roles[request.role]!;
+    const statements = render(role.creationStatements, {
       name: username,
       password: verifier,
       expiration: request.expiresAt.toISOString(),
       database: this.#database,
+      ...(role.group && { group: role.group.name }),
     });
     try {
-      await this.#execute(statements);
+      // Only statements after the leading CREATE ROLE can touch an ACL (a per-lease GRANT template).
+      await this.#execute(statements, !statements.every((statement) => CREATE_ROLE.test(statement)));
     } catch (error) {
       if (errorCode(error) === DUPLICATE_OBJECT) {
         // Only a retried mint hits this (the name is unique per lease); the first attempt may have
@@ -229,7 +292,7 @@ export class PostgresBackend implements CredentialBackend {
     const username = handleString(revocation, 'username');
     const statements = this.#roleConfig(revocation)?.renewStatements ?? DEFAULT_RENEW;
     try {
-      await this.#execute(render(statements, { name: username, expiration: expiresAt.toISOString(), database: this.#database }));
+      await this.#execute(render(statements, { name: username, expiration: expiresAt.toISOString(), database: this.#database }), true);
     } catch (error) {
       if (errorCode(error) === UNDEFINED_OBJECT) {
         throw new BackendError(`postgres backend: role ${username} no longer exists`, false);
@@ -242,19 +305,27 @@ export class PostgresBackend implements CredentialBackend {
     const username = handleString(revocation, 'username');
     const values = { name: username, database: this.#database };
     const custom = this.#roleConfig(revocation)?.revocationStatements;
+    // The admin joins the role first: PostgreSQL lets a non-superuser terminate a role's sessions
+    // and reassign or drop what it owns only with the privileges of that role, and CREATEROLE may
+    // grant that membership (on 16+, through the ADMIN OPTION it holds on roles it created).
+    const join = render(['GRANT {{name}} TO CURRENT_USER'], values);
     // The default is two steps: NOLOGIN commits first so no new session can start while open ones
     // are terminated; then ownership moves to the admin, grants go and the role is dropped.
     const steps = custom
-      ? [render(custom, values)]
+      ? [[...join, ...render(custom, values)]]
       : [
           render(['ALTER ROLE {{name}} NOLOGIN'], values),
           [
+            ...join,
             `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${pg.escapeLiteral(username)}`,
             ...render(['REASSIGN OWNED BY {{name}} TO CURRENT_USER', 'DROP OWNED BY {{name}}', 'DROP ROLE IF EXISTS {{name}}'], values),
           ],
         ];
+    // A lease recorded without a group (per-lease GRANTs, or issued before group roles) may hold
+    // ACL entries that DROP OWNED rewrites: it queues on the catalog lock. A group lease holds none.
+    const serialise = typeof revocation.group !== 'string';
     try {
-      for (const step of steps) await this.#execute(step);
+      for (const step of steps) await this.#execute(step, serialise);
     } catch (error) {
       // A role that does not exist is revoked; retrying would loop forever on "does not exist".
       if (errorCode(error) === UNDEFINED_OBJECT) return;
@@ -262,12 +333,35 @@ export class PostgresBackend implements CredentialBackend {
     }
   }
 
-  async checkConnection(): Promise<void> {
-    try {
-      await this.#pool.query('SELECT 1');
-    } catch (error) {
+  /**
+   * Proves the admin DSN can do everything leases need, by doing it: creates (or adopts) the group
+   * roles, then for every role mints a probe login, opens a session as it, revokes it (which must
+   * terminate that session) and checks the role is gone. A missing privilege throws
+   * backend_privilege_missing naming it and the GRANT that fixes it.
+   */
+  async check(): Promise<void> {
+    const client = await this.#pool.connect().catch((error: unknown) => {
       throw this.#backendError('connection check', error);
+    });
+    let admin: string;
+    try {
+      const { rows } = await client
+        .query<{ name: string; rolsuper: boolean; rolcreaterole: boolean }>('SELECT rolname AS name, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user')
+        .catch((error: unknown) => {
+          throw this.#backendError('connection check', error);
+        });
+      admin = rows[0]!.name;
+      if (!rows[0]!.rolsuper && !rows[0]!.rolcreaterole) throw privilegeMissing('CREATEROLE', `ALTER ROLE ${pg.escapeIdentifier(admin)} CREATEROLE`);
+      for (const role of Object.values(this.#roles)) {
+        const group = role.group;
+        if (group) await this.#ensureGroup(client, group, admin).catch((error: unknown) => {
+          throw this.#checkError(error, admin, group.name);
+        });
+      }
+    } finally {
+      client.release();
     }
+    for (const role of Object.keys(this.#roles)) await this.#probe(role, admin);
   }
 
   async close(): Promise<void> {
@@ -276,12 +370,90 @@ export class PostgresBackend implements CredentialBackend {
 
   /**
    * Runs the statements as one simple-protocol query: PostgreSQL executes it as one implicit
-   * transaction, so a batch is all or nothing and costs one round-trip.
+   * transaction, so a batch is all or nothing and costs one round-trip. `serialise` takes the
+   * catalog lock after any leading CREATE ROLE.
    */
-  async #execute(statements: readonly string[]): Promise<void> {
+  async #execute(statements: readonly string[], serialise: boolean): Promise<void> {
     const lockAt = statements.findIndex((statement) => !CREATE_ROLE.test(statement));
-    const batch = lockAt === -1 ? [...statements] : [...statements.slice(0, lockAt), CATALOG_LOCK, ...statements.slice(lockAt)];
+    const batch = !serialise || lockAt === -1 ? [...statements] : [...statements.slice(0, lockAt), CATALOG_LOCK, ...statements.slice(lockAt)];
     await this.#pool.query(batch.join(';\n'));
+  }
+
+  #planFor(role: string, username: string): CredentialPlan {
+    const group = this.#roles[role]!.group;
+    return { revocation: { username, role, ...(group && { group: group.name }) } };
+  }
+
+  /**
+   * Adopts an existing group as it is (a DBA may have created it with exactly the privileges
+   * wanted), else creates it with its privileges in one transaction. GRANT on objects the admin
+   * neither owns nor holds WITH GRANT OPTION only warns (01007), so a warning rolls it back.
+   */
+  async #ensureGroup(client: pg.PoolClient, group: PostgresGroupConfig, admin: string): Promise<void> {
+    const { rows } = await client.query<{ rolcanlogin: boolean; rolsuper: boolean }>('SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = $1', [group.name]);
+    if (rows[0]) {
+      if (rows[0].rolcanlogin || rows[0].rolsuper) {
+        throw new TesseraError('invalid_request', `postgres backend: role ${group.name} exists but is not a NOLOGIN, non-superuser group role; it cannot be adopted.`);
+      }
+      return;
+    }
+    const refused: string[] = [];
+    const onNotice = (notice: { code?: string; message?: string }) => {
+      if (notice.code === WARNING_PRIVILEGE_NOT_GRANTED) refused.push(notice.message ?? '');
+    };
+    client.on('notice', onNotice);
+    try {
+      await client.query('BEGIN');
+      await client.query(`CREATE ROLE ${pg.escapeIdentifier(group.name)} NOLOGIN`);
+      for (const statement of render(group.privilegeStatements, { group: group.name, database: this.#database })) await client.query(statement);
+      if (refused.length > 0) {
+        throw privilegeMissing(`the privileges to grant to ${group.name} (${refused[0]})`, grantOptionFix(pg.escapeIdentifier(admin), pg.escapeIdentifier(group.name)));
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.off('notice', onNotice);
+    }
+  }
+
+  /** One lease's life on a probe role, with an open session that revoke must terminate. */
+  async #probe(role: string, admin: string): Promise<void> {
+    const plan = this.#planFor(role, `tessera_probe_${randomBytes(8).toString('hex')}`);
+    const request = { leaseId: handleString(plan.revocation, 'username'), role, expiresAt: new Date(Date.now() + PROBE_TTL_MS) };
+    let session: pg.Client | undefined;
+    try {
+      const credential = await this.mint(request, plan);
+      session = new pg.Client({ host: this.#host, port: this.#port, database: this.#database, user: String(credential.username), password: String(credential.password) });
+      session.on('error', () => undefined); // the termination below
+      await session.connect();
+      await session.query('SELECT 1');
+      await this.revoke(plan.revocation);
+      // Custom revocation statements decide for themselves whether sessions end.
+      const survived = this.#roles[role]!.revocationStatements === undefined && (await session.query('SELECT 1').then(() => true, () => false));
+      if (survived) throw privilegeMissing('pg_signal_backend (a revoked lease kept its open session)', `GRANT pg_signal_backend TO ${pg.escapeIdentifier(admin)}`);
+    } catch (error) {
+      // Best effort: the probe must not outlive a failed check.
+      await this.#pool.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(handleString(plan.revocation, 'username'))}`).catch(() => undefined);
+      throw this.#checkError(error, admin, this.#roles[role]!.group?.name ?? role);
+    } finally {
+      await session?.end().catch(() => undefined);
+    }
+  }
+
+  /** Maps a refused probe step to the privilege it lacked; anything else stays a BackendError. */
+  #checkError(error: unknown, admin: string, group: string): unknown {
+    if (error instanceof TesseraError) return error;
+    const cause = error instanceof BackendError ? error : this.#backendError('check', error);
+    if (!cause.message.includes(`(${INSUFFICIENT_PRIVILEGE})`)) return cause;
+    for (const [pattern, hint] of PRIVILEGE_HINTS) {
+      const match = pattern.exec(cause.message);
+      if (!match) continue;
+      const [privilege, fix] = hint({ admin: pg.escapeIdentifier(admin), named: pg.escapeIdentifier(match[1] ?? match[2] ?? ''), group: pg.escapeIdentifier(group) });
+      return privilegeMissing(privilege, fix, cause.message);
+    }
+    return privilegeMissing('a privilege PostgreSQL refused', 'see the message', cause.message);
   }
 
   /** The role's current config; a role since removed from the config falls back to the defaults. */

@@ -8,7 +8,7 @@ import { TesseraError } from '../errors.js';
 import type { CredentialBackend } from './credential-backend.js';
 import { HTTP_API_FACTORIES } from './http-api/factories.js';
 import type { ScopePreset } from './http-api/scopes.js';
-import { DEFAULT_ROLES, PostgresBackend, type PostgresRoleConfig } from './postgres-backend.js';
+import { defaultRoles, PostgresBackend, type PostgresRoleConfig } from './postgres-backend.js';
 
 export type BackendType = 'postgres' | keyof typeof HTTP_API_FACTORIES;
 
@@ -22,8 +22,8 @@ export interface BackendContext {
 export type BackendSettings = Readonly<Record<string, unknown>>;
 
 export interface BackendFactory {
-  /** Validates the admin's type-specific fields (snake_case, as on the wire). */
-  parse(input: Readonly<Record<string, unknown>>): { settings: BackendSettings; rootSecret: string };
+  /** Validates the admin's type-specific fields (snake_case, as on the wire) for the backend `name`. */
+  parse(input: Readonly<Record<string, unknown>>, name: string): { settings: BackendSettings; rootSecret: string };
   /** Role (or scope) names the settings define. */
   roles(settings: BackendSettings): string[];
   create(settings: BackendSettings, rootSecret: string, context: BackendContext): CredentialBackend;
@@ -46,12 +46,21 @@ const postgresInput = z
   })
   .strict();
 
+// Settings stored before group roles have no `group`: their roles keep their per-lease GRANTs.
 const postgresSettings = z.object({
-  roles: z.record(z.string(), z.object({ creationStatements: statements, revocationStatements: statements.optional(), renewStatements: statements.optional() })),
+  roles: z.record(
+    z.string(),
+    z.object({
+      group: z.object({ name: z.string(), privilegeStatements: statements }).optional(),
+      creationStatements: statements,
+      revocationStatements: statements.optional(),
+      renewStatements: statements.optional(),
+    }),
+  ),
 });
 
 const postgres: BackendFactory = {
-  parse(input) {
+  parse(input, name) {
     const parsed = postgresInput.parse(input);
     const roles: Record<string, PostgresRoleConfig> = parsed.roles
       ? Object.fromEntries(
@@ -64,7 +73,7 @@ const postgres: BackendFactory = {
             },
           ]),
         )
-      : DEFAULT_ROLES;
+      : defaultRoles(name);
     return { settings: { roles }, rootSecret: parsed.connection_url };
   },
   roles: (settings) => Object.keys(postgresSettings.parse(settings).roles),
@@ -87,9 +96,9 @@ export function backendFactory(type: string): BackendFactory {
 }
 
 /** Validation errors name the field but never echo its value: connection_url (or an API key) is a secret. */
-export function parseBackendInput(type: BackendType, input: Readonly<Record<string, unknown>>): ReturnType<BackendFactory['parse']> {
+export function parseBackendInput(type: BackendType, input: Readonly<Record<string, unknown>>, name: string): ReturnType<BackendFactory['parse']> {
   try {
-    return BACKEND_FACTORIES[type].parse(input);
+    return BACKEND_FACTORIES[type].parse(input, name);
   } catch (error) {
     if (error instanceof z.ZodError) {
       const issue = error.issues[0]!;

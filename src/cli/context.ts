@@ -46,3 +46,18 @@ export function output(json: boolean | undefined, data: unknown, human: () => st
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/**
+ * Exit status of a revoking command (`lease revoke`, `leases revoke`, `leases retry`, `identity
+ * revoke`) that left a lease revocation-pending: its credential may still work upstream. Errors
+ * exit 1. Documented in docs/PROTOCOL.md §5.3.
+ */
+export const EXIT_REVOCATION_PENDING = 3;
+
+/** Prints every lease still revocation-pending with the upstream's reason, and sets the exit status. */
+export function reportPending(pending: number, failures: readonly { lease_id: string; backend: string; error: string }[]): void {
+  if (pending === 0) return;
+  for (const failure of failures) process.stderr.write(`tessera: ${failure.lease_id} (${failure.backend}) is revocation-pending: ${failure.error}\n`);
+  if (pending > failures.length) process.stderr.write(`tessera: ... and ${pending - failures.length} more revocation-pending lease(s)\n`);
+  process.exitCode = EXIT_REVOCATION_PENDING;
+}

@@ -40,15 +40,15 @@ export class BackendService {
     private readonly context: BackendContext,
   ) {}
 
-  /** Checks the connection before anything is stored: a backend that is saved can mint. */
+  /** Checks the backend (connection and privileges) before anything is stored: a backend that is saved can mint and revoke. */
   async add(name: string, type: BackendType, input: Readonly<Record<string, unknown>>, actor: string): Promise<BackendInfo> {
-    const { settings, rootSecret } = parseBackendInput(type, input);
+    const { settings, rootSecret } = parseBackendInput(type, input, name);
     if (await this.db.selectFrom('backends').select('name').where('name', '=', name).executeTakeFirst()) {
       throw new TesseraError('conflict', `Backend ${name} already exists.`);
     }
     const backend = instantiate(type, settings, rootSecret, this.context);
     try {
-      await backend.checkConnection();
+      await prove(name, backend);
       const sealed = await seal(rootSecret, await this.wrappingKeys.current(), sealContext(name));
       const row: BackendRow = {
         name,
@@ -69,10 +69,22 @@ export class BackendService {
       return info;
     } catch (error) {
       await backend.close();
-      if (error instanceof BackendError) throw new TesseraError('backend_unreachable', `Backend ${name}: ${error.message}`);
       if (isDuplicateKey(error)) throw new TesseraError('conflict', `Backend ${name} already exists.`);
       throw error;
     }
+  }
+
+  /** Runs the same check as add() on a registered backend, e.g. after its privileges changed. */
+  async check(name: string, actor: string): Promise<BackendInfo> {
+    const info = await this.get(name);
+    try {
+      await prove(name, await this.instance(name));
+    } catch (error) {
+      await this.audit.append({ actor, action: 'backend.checked', outcome: 'failure', reason: isTesseraError(error) ? error.code : 'internal', details: { backend: name } });
+      throw error;
+    }
+    await this.audit.append({ actor, action: 'backend.checked', outcome: 'success', details: { backend: name } });
+    return info;
   }
 
   async list(): Promise<BackendInfo[]> {
@@ -145,6 +157,16 @@ export class BackendService {
     const row = await db.selectFrom('backends').selectAll().where('name', '=', name).executeTakeFirst();
     if (!row) throw new TesseraError('not_found', `No backend named ${name}.`);
     return row;
+  }
+}
+
+/** backend.check(), with an unreachable upstream reported as the admin's input error. */
+async function prove(name: string, backend: CredentialBackend): Promise<void> {
+  try {
+    await backend.check();
+  } catch (error) {
+    if (error instanceof BackendError) throw new TesseraError('backend_unreachable', `Backend ${name}: ${error.message}`);
+    throw error;
   }
 }
 

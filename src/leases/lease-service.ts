@@ -12,6 +12,16 @@ import { upstreamError } from './upstream-error.js';
 
 export type LeaseView = ReturnType<typeof leaseView>;
 
+type PendingScope = { readonly leaseId?: string; readonly identityId?: string; readonly backend?: string };
+
+/** At most this many pending leases are listed with their reason; `pending` counts them all. */
+const REPORTED_FAILURES = 100;
+
+/** The outcome of a bulk revocation: what is left revocation-pending, and why (never a secret). */
+export interface RevocationReport extends RevocationCounts {
+  readonly failures: { readonly lease_id: string; readonly backend: string; readonly error: string }[];
+}
+
 export interface LeaseFilter {
   readonly address?: string;
   readonly backend?: string;
@@ -106,15 +116,41 @@ export class LeaseService {
    * Revokes every live lease of an identity and/or backend. `pending` counts the leases left
    * revocation-pending (upstream failed, or another broker is revoking them): the reaper retries.
    */
-  async revokeWhere(scope: { identityId?: string; backend?: string }, cause: RevocationCause): Promise<RevocationCounts> {
+  async revokeWhere(scope: { identityId?: string; backend?: string }, cause: RevocationCause): Promise<RevocationReport> {
     const { revoked } = await this.revoker.drain({ kind: 'live', ...scope }, cause);
-    let pending = this.db
-      .selectFrom('leases')
-      .select((eb) => eb.fn.countAll<number>().as('count'))
-      .where('state', '=', 'revocation-pending');
-    if (scope.identityId !== undefined) pending = pending.where('identity_id', '=', scope.identityId);
-    if (scope.backend !== undefined) pending = pending.where('backend', '=', scope.backend);
-    return { revoked, pending: Number((await pending.executeTakeFirstOrThrow()).count) };
+    return this.report(revoked, scope);
+  }
+
+  /** Retries revocation-pending leases now, ignoring their backoff (`tessera leases retry`). */
+  async retry(scope: { leaseId?: string; backend?: string }): Promise<RevocationReport> {
+    const { revoked } = await this.revoker.drain({ kind: 'pending', ...scope });
+    return this.report(revoked, scope);
+  }
+
+  /** Leases whose credential may still exist upstream after a failed revocation (`/healthz`). */
+  async pendingRevocations(): Promise<number> {
+    return Number((await this.pendingIn({}).select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow()).count);
+  }
+
+  /** What is still revocation-pending in `scope` after a revocation, and why (the first few). */
+  private async report(revoked: number, scope: PendingScope): Promise<RevocationReport> {
+    const [count, failures] = await Promise.all([
+      this.pendingIn(scope).select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow(),
+      this.pendingIn(scope).select(['id', 'backend', 'last_error']).orderBy('id').limit(REPORTED_FAILURES).execute(),
+    ]);
+    return {
+      revoked,
+      pending: Number(count.count),
+      failures: failures.map((row) => ({ lease_id: row.id, backend: row.backend, error: row.last_error ?? 'revocation in progress' })),
+    };
+  }
+
+  private pendingIn(scope: PendingScope) {
+    let query = this.db.selectFrom('leases').where('state', '=', 'revocation-pending');
+    if (scope.leaseId !== undefined) query = query.where('id', '=', scope.leaseId);
+    if (scope.identityId !== undefined) query = query.where('identity_id', '=', scope.identityId);
+    if (scope.backend !== undefined) query = query.where('backend', '=', scope.backend);
+    return query;
   }
 
   private async visible(caller: Identity, leaseId: string, asAdmin: boolean): Promise<LeaseRow> {

@@ -9,7 +9,7 @@ import { LeaseIssuer } from './issuer.js';
 import { LeaseService } from './lease-service.js';
 import { LeaseReaper } from './reaper.js';
 import { reconcilePendingLeases, startupCutoff } from './reconcile.js';
-import { LeaseRevoker, type RevocationCounts } from './revoker.js';
+import { LeaseRevoker, type RevocationCounts, type RevocationLog } from './revoker.js';
 
 export interface LeaseSettings {
   /** How often the reaper looks for expired leases and due retries. */
@@ -45,6 +45,7 @@ export class LeaseSystem {
     wrappingKeys: WrappingKeys,
     private readonly settings: LeaseSettings,
     backendContext: BackendContext,
+    log?: RevocationLog,
   ) {
     const { db } = store;
     this.backends = new BackendService(db, audit, clock, wrappingKeys, backendContext);
@@ -53,7 +54,7 @@ export class LeaseSystem {
       concurrencyPerBackend: settings.revocationConcurrencyPerBackend,
       claimTimeoutMs: settings.revocationClaimTimeoutMs,
       batchSize: settings.revocationBatchSize,
-    });
+    }, log);
     this.issuer = new LeaseIssuer(db, audit, clock, this.backends, this.grants, this.revoker);
     this.leases = new LeaseService(db, audit, clock, this.backends, this.grants, this.revoker);
     this.reaper = new LeaseReaper(this.revoker, clock, { intervalMs: settings.reaperIntervalMs, pendingGraceMs: settings.pendingGraceMs });

@@ -6,7 +6,7 @@ import { TesseraError } from '../errors.js';
 import type { Database, LeaseState } from '../store/schema.js';
 import type { BackendService } from './backend-service.js';
 import { retryDelayMs } from './backoff.js';
-import { type LeaseRow, revocationHandleOf } from './lease.js';
+import { type LeaseRow, revocationHandleOf, toIso } from './lease.js';
 import { Semaphore } from './semaphore.js';
 
 /** Which leases a claim takes. Every scope only takes rows nobody is revoking right now. */
@@ -14,7 +14,14 @@ export type ClaimScope =
   | { readonly kind: 'expired' }
   | { readonly kind: 'retry' }
   | { readonly kind: 'stale-pending'; readonly issuedBefore: number }
-  | { readonly kind: 'live'; readonly leaseId?: string; readonly identityId?: string; readonly backend?: string };
+  | { readonly kind: 'live'; readonly leaseId?: string; readonly identityId?: string; readonly backend?: string }
+  /** An admin's "retry now": revocation-pending leases whatever their backoff says. */
+  | { readonly kind: 'pending'; readonly leaseId?: string; readonly backend?: string };
+
+/** Where failed revocation attempts are reported; the broker's pino logger fits. */
+export interface RevocationLog {
+  warn(fields: Record<string, unknown>, message: string): void;
+}
 
 export interface RevocationCause {
   /** Identity id of whoever asked; null when the broker itself decided (expiry, reconcile). */
@@ -65,6 +72,14 @@ function scopeFilter(scope: ClaimScope, now: number) {
         if (scope.backend !== undefined) conditions.push(eb('backend', '=', scope.backend));
         return eb.and(conditions);
       }
+      case 'pending': {
+        // A lease another sweep is revoking at this moment may be taken too: revoke() is idempotent
+        // and recordSuccess() audits only the first finish.
+        const conditions = [eb('state', '=', 'revocation-pending')];
+        if (scope.leaseId !== undefined) conditions.push(eb('id', '=', scope.leaseId));
+        if (scope.backend !== undefined) conditions.push(eb('backend', '=', scope.backend));
+        return eb.and(conditions);
+      }
     }
   };
 }
@@ -84,6 +99,7 @@ export class LeaseRevoker {
     private readonly clock: Clock,
     private readonly backends: BackendService,
     private readonly options: RevokerOptions,
+    private readonly log?: RevocationLog,
   ) {}
 
   /** Claims at most one batch of leases in `scope`; `cause` is kept if the lease already has one. */
@@ -194,7 +210,11 @@ export class LeaseRevoker {
     // BackendError and TesseraError messages are written to be shown; anything else may not be.
     const message = error instanceof BackendError || error instanceof TesseraError ? error.message : 'unexpected error during revocation';
     const attempts = row.attempts + 1;
-    const nextAttemptAt = this.clock.now() + retryDelayMs(attempts, retryable);
+    const nextAttemptAt = this.clock.now() + retryDelayMs(attempts);
+    this.log?.warn(
+      { lease_id: row.id, backend: row.backend, role: row.role, attempts, retryable, next_attempt_at: toIso(nextAttemptAt), reason: message },
+      'lease revocation failed; retrying',
+    );
     await this.db.transaction().execute(async (trx) => {
       await trx
         .updateTable('leases')

@@ -44,7 +44,10 @@ export interface RenewResponse {
 /** `DELETE /v1/leases/:id`. */
 export interface RevokeResponse {
   readonly lease_id: string;
+  readonly backend: string;
   readonly state: LeaseState;
+  /** Why the lease is still revocation-pending, if it is. */
+  readonly last_error: string | null;
 }
 
 /** A lease as the admin (and its owner, `GET /v1/leases/:id`) sees it: never the credential. */
@@ -84,8 +87,11 @@ export interface GrantView {
   readonly created_at: string;
 }
 
-/** `POST /v1/admin/leases/revoke`, and the `leases` part of an identity revocation. */
+/** `POST /v1/admin/leases/revoke` and `/retry`, and the `leases` part of an identity revocation. */
 export interface BulkRevokeResponse {
   readonly revoked: number;
+  /** Leases left revocation-pending; the broker keeps retrying them. */
   readonly pending: number;
+  /** The first 100 pending leases and the upstream's reason. */
+  readonly failures: readonly { readonly lease_id: string; readonly backend: string; readonly error: string }[];
 }

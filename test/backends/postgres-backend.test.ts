@@ -2,11 +2,16 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BackendError, type CredentialPlan, type IssuedCredential, type MintRequest } from '../../src/backends/credential-backend.js';
-import { DEFAULT_ROLES, PostgresBackend, type PostgresRoleConfig } from '../../src/backends/postgres-backend.js';
-import { isTesseraError } from '../../src/errors.js';
-import { createTestDatabase, startPostgres } from '../support/postgres.js';
+import { defaultRoles, PostgresBackend, type PostgresRoleConfig } from '../../src/backends/postgres-backend.js';
+import { isTesseraError, TesseraError } from '../../src/errors.js';
+import { createAdminRole, createTestDatabase, startPostgres, withClient } from '../support/postgres.js';
 
 const HOUR = 3_600_000;
+const DEFAULT_ROLES = defaultRoles('orders');
+/** A per-lease GRANT template, as every default role was before group roles. */
+const PER_LEASE_GRANTS: PostgresRoleConfig = {
+  creationStatements: ['CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}', 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{name}}'],
+};
 const INJECTION = `x"; DROP TABLE items; --'`;
 
 function lease(role: string, expiresAt = new Date(Date.now() + HOUR)): MintRequest {
@@ -46,14 +51,17 @@ function passwordOf(url: string): string {
   return decodeURIComponent(new URL(url).password);
 }
 
-describe('PostgresBackend', () => {
+describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
   let db: { url: string; drop(): Promise<void> };
+  /** Superuser session: only sets up the database and inspects the catalogs. */
   let admin: pg.Client;
+  let adminRole: { url: string; name: string };
   let backend: PostgresBackend;
   const roles: Record<string, PostgresRoleConfig> = {
     ...DEFAULT_ROLES,
-    [INJECTION]: DEFAULT_ROLES.readonly,
-    dropper: { ...DEFAULT_ROLES.readonly, revocationStatements: ['DROP OWNED BY {{name}}', 'DROP ROLE IF EXISTS {{name}}'] },
+    [INJECTION]: DEFAULT_ROLES.readonly!,
+    legacy: PER_LEASE_GRANTS,
+    dropper: { ...DEFAULT_ROLES.readonly!, revocationStatements: ['DROP OWNED BY {{name}}', 'DROP ROLE IF EXISTS {{name}}'] },
     atomic: {
       // The second statement is a syntax error that quotes the password back at us.
       creationStatements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}}', 'SELECT {{password}} {{password}}'],
@@ -70,6 +78,16 @@ describe('PostgresBackend', () => {
     return { plan, credential: await backend.mint(request, plan) };
   }
 
+  /** `backend add` with the default roles: creates (or adopts) the groups and probes a lease of each. */
+  async function checkDefaults(): Promise<void> {
+    const checked = new PostgresBackend({ connectionUrl: adminRole.url, roles: DEFAULT_ROLES });
+    try {
+      await checked.check();
+    } finally {
+      await checked.close();
+    }
+  }
+
   beforeAll(async () => {
     db = await createTestDatabase(inject('postgresUrl'));
     admin = new pg.Client({ connectionString: db.url });
@@ -81,7 +99,15 @@ describe('PostgresBackend', () => {
       CREATE TABLE private.secrets (value text);
       INSERT INTO private.secrets VALUES ('hidden');
     `);
-    backend = new PostgresBackend({ connectionUrl: db.url, roles });
+    // Granting to the group roles needs the table privileges WITH GRANT OPTION (or ownership).
+    adminRole = await createAdminRole(db.url);
+    await admin.query(`
+      GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${adminRole.name} WITH GRANT OPTION;
+      GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${adminRole.name} WITH GRANT OPTION;
+      GRANT CREATE ON SCHEMA public TO ${adminRole.name} WITH GRANT OPTION;
+    `);
+    await checkDefaults();
+    backend = new PostgresBackend({ connectionUrl: adminRole.url, roles });
   });
 
   afterAll(async () => {
@@ -93,7 +119,8 @@ describe('PostgresBackend', () => {
   it('plans a unique, secret-free username per lease', () => {
     const request = lease('readonly');
     const plan = backend.plan(request);
-    expect(plan.revocation).toEqual({ username: expect.stringMatching(/^tessera_readonly_[0-9a-f]{16}$/), role: 'readonly' });
+    expect(plan.revocation).toEqual({ username: expect.stringMatching(/^tessera_readonly_[0-9a-f]{16}$/), role: 'readonly', group: 'tessera_orders_readonly' });
+    expect(backend.plan(lease('legacy')).revocation).toEqual({ username: expect.any(String), role: 'legacy' });
     expect(backend.plan(request)).toEqual(plan);
     expect(backend.plan(lease('readonly')).revocation.username).not.toBe(plan.revocation.username);
   });
@@ -178,7 +205,8 @@ describe('PostgresBackend', () => {
 
   it('revokes objects the role created', async () => {
     const { plan, credential } = await mint('readwrite');
-    await admin.query(`GRANT CREATE ON SCHEMA public TO ${pg.escapeIdentifier(String(plan.revocation.username))}`);
+    // Granted by the Tessera admin, so its DROP OWNED may take it back.
+    await withClient(adminRole.url, (client) => client.query(`GRANT CREATE ON SCHEMA public TO ${pg.escapeIdentifier(String(plan.revocation.username))}`));
     const session = await login(credential);
     await session.query('CREATE TABLE created_by_lease (x int)');
     await session.end();
@@ -187,7 +215,7 @@ describe('PostgresBackend', () => {
     expect(await roleExists(String(plan.revocation.username))).toBe(false);
     // REASSIGN OWNED ran before DROP OWNED, so the table survives, owned by the admin.
     expect((await admin.query("SELECT tableowner FROM pg_tables WHERE tablename = 'created_by_lease'")).rows).toEqual([
-      { tableowner: 'postgres' },
+      { tableowner: adminRole.name },
     ]);
   });
 
@@ -224,6 +252,7 @@ describe('PostgresBackend', () => {
     url.pathname = `/${name}`; // pg decodes the path with decodeURI, so ";" must stay raw
     const weird = new PostgresBackend({ connectionUrl: url.toString(), roles: DEFAULT_ROLES });
     try {
+      await weird.check();
       const request = lease('readonly');
       const plan = weird.plan(request);
       const credential = await weird.mint(request, plan);
@@ -264,7 +293,7 @@ describe('PostgresBackend', () => {
     try {
       new PostgresBackend({
         connectionUrl: db.url,
-        roles: { bad: { ...DEFAULT_ROLES.readonly, revocationStatements: ['DROP ROLE {{name}} -- {{password}}'] } },
+        roles: { bad: { ...DEFAULT_ROLES.readonly!, revocationStatements: ['DROP ROLE {{name}} -- {{password}}'] } },
       });
     } catch (caught) {
       error = caught;
@@ -277,10 +306,70 @@ describe('PostgresBackend', () => {
     url.password = 'wrong-admin-secret';
     const wrong = new PostgresBackend({ connectionUrl: url.toString(), roles: DEFAULT_ROLES });
     try {
-      await expectBackendError(wrong.checkConnection(), false, ['wrong-admin-secret', passwordOf(db.url)]);
+      await expectBackendError(wrong.check(), false, ['wrong-admin-secret', passwordOf(db.url)]);
     } finally {
       await wrong.close();
     }
+  });
+
+  it('check created NOLOGIN group roles; a lease joins its group and adds no ACL entry', async () => {
+    const groups = await admin.query("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'tessera_orders_%' ORDER BY rolname");
+    expect(groups.rows).toEqual([
+      { rolname: 'tessera_orders_readonly', rolcanlogin: false },
+      { rolname: 'tessera_orders_readwrite', rolcanlogin: false },
+    ]);
+    const acl = async () => String((await admin.query("SELECT relacl FROM pg_class WHERE relname = 'items'")).rows[0].relacl);
+    const before = await acl();
+    const { plan } = await mint('readonly');
+    expect(await acl()).toBe(before);
+    const member = await admin.query('SELECT pg_has_role($1, $2, $3) AS member', [plan.revocation.username, 'tessera_orders_readonly', 'MEMBER']);
+    expect(member.rows).toEqual([{ member: true }]);
+    await backend.revoke(plan.revocation);
+    // A second check adopts the existing groups and proves the lease life cycle again.
+    await checkDefaults();
+    expect(await acl()).toBe(before);
+  });
+
+  it('revokes a per-lease GRANT lease (as issued before group roles) and its open session', async () => {
+    const { plan, credential } = await mint('legacy');
+    expect(await (async () => String((await admin.query("SELECT relacl FROM pg_class WHERE relname = 'items'")).rows[0].relacl))()).toContain(
+      String(plan.revocation.username),
+    );
+    const open = await login(credential);
+    await backend.revoke(plan.revocation);
+    await expect(open.query('SELECT 1')).rejects.toThrow();
+    await open.end().catch(() => undefined);
+    expect(await roleExists(String(plan.revocation.username))).toBe(false);
+  });
+
+  async function checkError(attributes: string, backendName: string): Promise<TesseraError> {
+    const role = await createAdminRole(db.url, attributes);
+    const probe = new PostgresBackend({ connectionUrl: role.url, roles: defaultRoles(backendName) });
+    try {
+      const error = await rejection(probe.check());
+      expect(isTesseraError(error, 'backend_privilege_missing')).toBe(true);
+      expect((error as Error).message).not.toContain(passwordOf(role.url));
+      return error as TesseraError;
+    } finally {
+      await probe.close();
+    }
+  }
+
+  it('check refuses an admin without CREATEROLE, naming it and the fix', async () => {
+    expect((await checkError('', 'orders')).message).toMatch(/lacks CREATEROLE\. Fix: ALTER ROLE "tessera_admin_[0-9a-f]+" CREATEROLE/);
+  });
+
+  it('check refuses an admin that cannot grant the table privileges, and leaves no group behind', async () => {
+    const error = await checkError('CREATEROLE', 'nogrant');
+    expect(error.message).toContain('WITH GRANT OPTION');
+    expect((await admin.query("SELECT 1 FROM pg_roles WHERE rolname LIKE 'tessera_nogrant_%'")).rowCount).toBe(0);
+  });
+
+  it('check refuses an admin that cannot terminate a lease session, naming pg_signal_backend', async () => {
+    // NOINHERIT: joining the lease role gives the admin none of its privileges.
+    const error = await checkError('CREATEROLE NOINHERIT', 'orders');
+    expect(error.message).toMatch(/Fix: GRANT pg_signal_backend TO "tessera_admin_[0-9a-f]+"/);
+    expect((await admin.query("SELECT 1 FROM pg_roles WHERE rolname LIKE 'tessera_probe_%'")).rowCount).toBe(0);
   });
 
   it('mints and revokes many leases concurrently', async () => {
@@ -298,13 +387,14 @@ describe('PostgresBackend when the server goes away', () => {
     const cluster = await startPostgres();
     const backend = new PostgresBackend({ connectionUrl: cluster.url, roles: DEFAULT_ROLES });
     try {
+      await backend.check();
       const request = lease('readonly');
       const plan = backend.plan(request);
       await backend.mint(request, plan);
 
       await cluster.stop();
       const secrets = [passwordOf(cluster.url), cluster.url];
-      await expectBackendError(backend.checkConnection(), true, secrets);
+      await expectBackendError(backend.check(), true, secrets);
       await expectBackendError(backend.mint(lease('readonly'), backend.plan(lease('readonly'))), true, secrets);
       await expectBackendError(backend.revoke(plan.revocation), true, secrets);
       await expectBackendError(backend.renew(plan.revocation, new Date(Date.now() + HOUR)), true, secrets);

@@ -133,10 +133,10 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('leased PostgreSQL credential
     await grant(agent.address, 'readonly', 600);
     const lease = await agent.lease(backend, 'readonly');
     const session = await open(lease.credential);
-    expect(await agent.expect(200, 'DELETE', `/v1/leases/${lease.lease_id}`)).toEqual({ lease_id: lease.lease_id, state: 'revoked' });
+    expect(await agent.expect(200, 'DELETE', `/v1/leases/${lease.lease_id}`)).toEqual({ lease_id: lease.lease_id, backend: lease.backend, state: 'revoked', last_error: null });
     expect(await sessionIsGone(session)).toBe(true);
     expect((await loginFails(lease.credential)).message).toMatch(/password authentication failed|does not exist|not permitted/);
-    expect(await agent.expect(200, 'DELETE', `/v1/leases/${lease.lease_id}`)).toEqual({ lease_id: lease.lease_id, state: 'revoked' });
+    expect(await agent.expect(200, 'DELETE', `/v1/leases/${lease.lease_id}`)).toEqual({ lease_id: lease.lease_id, backend: lease.backend, state: 'revoked', last_error: null });
     expect((await audit('lease.revoked')).find((e) => e.details.lease_id === lease.lease_id)).toMatchObject({
       actor: agent.identityId,
       reason: 'released by owner',

@@ -81,10 +81,15 @@ export async function adminAgent(env: TestBroker): Promise<TestAgent> {
 
 /** Provisions and enrolls an agent identity. */
 export async function enrolledAgent(env: TestBroker, address: string, attributes: Record<string, string> = {}): Promise<TestAgent> {
+  return (await enrolledAgentWithKey(env, address, attributes)).agent;
+}
+
+/** enrolledAgent() and its key URI, for driving the CLI as that agent. */
+export async function enrolledAgentWithKey(env: TestBroker, address: string, attributes: Record<string, string> = {}): Promise<{ agent: TestAgent; keyUri: string }> {
   const provisioned = await env.provision(address, attributes);
   const agent = await TestAgent.create(env.url, await env.keyStores.signer(provisioned.key_uri), address, env.clock);
   await agent.expect(200, 'POST', '/v1/enroll', { ticket: provisioned.ticket });
-  return agent;
+  return { agent, keyUri: provisioned.key_uri };
 }
 
 /** Opens a session as a leased role; a terminated session must not crash the test worker. */
@@ -114,9 +119,9 @@ export async function sessionIsGone(session: pg.Client): Promise<boolean> {
 }
 
 
-/** Leased roles (`tessera_%`) that exist in the cluster at `url`. */
+/** Leased roles (`tessera_<role>_<16 hex>`; not the group roles) that exist in the cluster at `url`. */
 export async function tesseraRoles(url: string): Promise<string[]> {
-  return withClient(url, async (client) => (await client.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname LIKE 'tessera\\_%'")).rows.map((r) => r.rolname));
+  return withClient(url, async (client) => (await client.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname ~ '^tessera_.*_[0-9a-f]{16}$'")).rows.map((r) => r.rolname));
 }
 
 /** Seeds an upstream database: a public table the roles may read, a private schema they may not. */

@@ -161,3 +161,17 @@ export async function withClient<T>(url: string, work: (client: pg.Client) => Pr
     await client.end();
   }
 }
+
+/**
+ * A LOGIN role with CREATEROLE and nothing else: the least privilege a backend's admin DSN needs
+ * (docs/PROTOCOL.md §5.1). `superuserUrl` names the database; returns the new role's DSN for it.
+ */
+export async function createAdminRole(superuserUrl: string, attributes = 'CREATEROLE'): Promise<{ url: string; name: string }> {
+  const name = `tessera_admin_${randomBytes(6).toString('hex')}`;
+  const password = randomBytes(18).toString('hex');
+  await withClient(superuserUrl, (client) => client.query(`CREATE ROLE ${name} LOGIN ${attributes} PASSWORD '${password}'`));
+  const url = new URL(superuserUrl);
+  url.username = name;
+  url.password = password;
+  return { url: url.toString(), name };
+}

@@ -103,7 +103,7 @@ export class OpenAIAdminBackend implements CredentialBackend {
     }
   }
 
-  async checkConnection(): Promise<void> {
+  async check(): Promise<void> {
     const operation = 'openai-admin backend: connection check';
     expectSuccess(operation, await callJson(this.#target, operation, { method: 'GET', path: `${this.#accountsPath(this.#projectId)}?limit=1`, auth: this.#auth }));
   }

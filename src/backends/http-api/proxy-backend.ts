@@ -72,7 +72,7 @@ export class ProxyBackend implements CredentialBackend {
   /** Nothing exists upstream: once the lease is no longer active, the proxy refuses its token. */
   async revoke(): Promise<void> {}
 
-  async checkConnection(): Promise<void> {
+  async check(): Promise<void> {
     if (this.#config.probePath === undefined) return;
     const operation = `${this.type} backend: connection check`;
     const reply = await callJson(this.target, operation, { method: 'GET', path: this.#config.probePath, auth: this.secretHeader });

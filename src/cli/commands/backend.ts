@@ -113,6 +113,15 @@ export function registerBackendCommands(program: Command): void {
     });
 
   backend
+    .command('check <name>')
+    .description('prove the stored admin credentials still hold every privilege leases need (postgres: a probe lease end to end)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, options: { json?: boolean }, command: Command) => {
+      const checked = await adminRequest<BackendView>(command, 'POST', `${backendPath(name)}/check`);
+      output(options.json, checked, () => `backend ${checked.name}: ok`);
+    });
+
+  backend
     .command('remove <name>')
     .description('remove a backend')
     .option('--json', 'print JSON')

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import type { IdentityView } from '../../identity/identity.js';
 import type { IdentityTimeline } from '../../review/reader.js';
+import type { BulkRevokeResponse } from '../../sdk/wire.js';
 import { eventTable } from '../audit-table.js';
-import { output } from '../context.js';
+import { output, reportPending } from '../context.js';
 import { REVIEWER_KEY_FLAGS, REVIEWER_KEY_HELP, reviewerRequest } from '../review-client.js';
 import { adminRequest, queryString } from '../signed-request.js';
 import { table } from '../table.js';
@@ -55,7 +56,7 @@ export function registerIdentityCommands(program: Command): void {
     .requiredOption('--reason <text>', 'why (recorded in the audit trail)')
     .option('--json', 'print JSON')
     .action(async (address: string, options: { reason: string; json?: boolean }, command: Command) => {
-      const revoked = await adminRequest<{ identity: IdentityView; leases: { revoked: number; pending: number } }>(
+      const revoked = await adminRequest<{ identity: IdentityView; leases: BulkRevokeResponse }>(
         command,
         'POST',
         `/v1/admin/identities/${encodeURIComponent(address)}/revoke`,
@@ -66,5 +67,6 @@ export function registerIdentityCommands(program: Command): void {
       output(options.json, { ...shown, leases }, () =>
         [`revoked ${shown.address} at ${shown.revoked_at}`, `leases revoked: ${leases.revoked}, still revoking (retried): ${leases.pending}`].join('\n'),
       );
+      reportPending(leases.pending, leases.failures);
     });
 }

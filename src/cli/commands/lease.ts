@@ -3,7 +3,7 @@ import { TesseraError } from '../../errors.js';
 import { getLease, issueLease, renewLease, revokeLease } from '../../sdk/lease-api.js';
 import { ttlSeconds } from '../../sdk/ttl.js';
 import { type BulkRevokeResponse, LEASE_STATES, type LeaseRecord, type LeaseResponse } from '../../sdk/wire.js';
-import { output } from '../context.js';
+import { output, reportPending } from '../context.js';
 import { adminRequest, asIdentity, queryString } from '../signed-request.js';
 import { details, table } from '../table.js';
 
@@ -63,6 +63,9 @@ function registerLease(program: Command): void {
     .action(async (leaseId: string, options: { key: string; json?: boolean }, command: Command) => {
       const revoked = await asIdentity(command, options.key, (client) => revokeLease(client, leaseId));
       output(options.json, revoked, () => `${revoked.lease_id}: ${revoked.state}`);
+      if (revoked.state === 'revocation-pending') {
+        reportPending(1, [{ lease_id: revoked.lease_id, backend: revoked.backend, error: revoked.last_error ?? 'revocation in progress' }]);
+      }
     });
 }
 
@@ -104,11 +107,25 @@ function registerLeases(program: Command): void {
         backend: options.backend,
         reason: options.reason,
       });
-      output(options.json, result, () =>
-        `revoked ${result.revoked} lease(s)${result.pending ? `; ${result.pending} pending (upstream unreachable; retried in the background)` : ''}`,
-      );
+      output(options.json, result, () => bulkLine(result));
+      reportPending(result.pending, result.failures);
+    });
+
+  leases
+    .command('retry')
+    .description('retry revocation-pending leases now, ignoring their backoff')
+    .option('--lease <lease_id>', 'only this lease')
+    .option('--backend <name>', 'only leases on this backend')
+    .option('--json', 'print JSON')
+    .action(async (options: { lease?: string; backend?: string; json?: boolean }, command: Command) => {
+      const result = await adminRequest<BulkRevokeResponse>(command, 'POST', '/v1/admin/leases/retry', { lease: options.lease, backend: options.backend });
+      output(options.json, result, () => bulkLine(result));
+      reportPending(result.pending, result.failures);
     });
 }
+
+const bulkLine = (result: BulkRevokeResponse) =>
+  `revoked ${result.revoked} lease(s)${result.pending ? `; ${result.pending} revocation-pending (retried in the background)` : ''}`;
 
 export function registerLeaseCommands(program: Command): void {
   registerLease(program);

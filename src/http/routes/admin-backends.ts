@@ -52,6 +52,13 @@ export async function adminBackendRoutes(app: FastifyInstance, { backends }: { b
     async (request) => backendView(await backends.get(request.params.name)),
   );
 
+  // Proves the stored root secret still has every privilege leases need (docs/PROTOCOL.md §5.1).
+  app.post<NameParams>(
+    '/v1/admin/backends/:name/check',
+    { schema: { params: nameParams, response: { 200: backendSchema, ...upstreamErrorResponses } } },
+    async (request) => backendView(await backends.check(request.params.name, callerOf(request).id)),
+  );
+
   app.delete<NameParams>(
     '/v1/admin/backends/:name',
     {

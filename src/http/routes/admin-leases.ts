@@ -6,7 +6,7 @@ import type { LeaseService } from '../../leases/lease-service.js';
 import type { LeaseState } from '../../store/schema.js';
 import { callerOf } from '../plugins/proof-auth.js';
 import { addressSchema } from '../schemas.js';
-import { backendNameSchema, leaseViewSchema, revocationCountsSchema, upstreamErrorResponses } from './lease-schemas.js';
+import { backendNameSchema, leaseIdParams, leaseViewSchema, revocationCountsSchema, upstreamErrorResponses } from './lease-schemas.js';
 
 export interface AdminLeaseRouteOptions {
   readonly leases: LeaseService;
@@ -54,5 +54,20 @@ export async function adminLeaseRoutes(app: FastifyInstance, { leases, identitie
       const identityId = identity === undefined ? undefined : (await identities.getByAddress(identity)).id;
       return leases.revokeWhere({ identityId, backend }, { actor: callerOf(request).id, reason });
     },
+  );
+
+  app.post<{ Body: { lease?: string; backend?: string } }>(
+    '/v1/admin/leases/retry',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { lease: leaseIdParams.properties.id, backend: backendNameSchema },
+        },
+        response: { 200: revocationCountsSchema, ...upstreamErrorResponses },
+      },
+    },
+    async (request) => leases.retry({ leaseId: request.body?.lease, backend: request.body?.backend }),
   );
 }

@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { Authority } from '../../identity/authority.js';
 import { PROOF_MAX_SKEW_SECONDS, PROOF_TYPE } from '../../identity/proof.js';
+import type { LeaseService } from '../../leases/lease-service.js';
 
 export interface DiscoveryOptions {
   readonly authority: Authority;
+  readonly leases: LeaseService;
   readonly publicUrl: string;
 }
 
@@ -14,7 +16,7 @@ const jwkSchema = {
 } as const;
 
 /** Public, unauthenticated documents: everything a client in any language needs from the broker URL alone. */
-export async function discoveryRoutes(app: FastifyInstance, { authority, publicUrl }: DiscoveryOptions): Promise<void> {
+export async function discoveryRoutes(app: FastifyInstance, { authority, leases, publicUrl }: DiscoveryOptions): Promise<void> {
   const configuration = {
     issuer: publicUrl,
     proof_audience: publicUrl,
@@ -30,7 +32,12 @@ export async function discoveryRoutes(app: FastifyInstance, { authority, publicU
     key_stores_supported: ['pkcs11', 'kms'],
   };
 
-  app.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));
+  // Leases whose revocation failed and is being retried: a credential may still work upstream.
+  app.get(
+    '/healthz',
+    { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' }, revocations_pending: { type: 'integer' } } } } } },
+    async () => ({ status: 'ok', revocations_pending: await leases.pendingRevocations() }),
+  );
 
   app.get(
     '/.well-known/jwks.json',

@@ -37,8 +37,20 @@ export const leaseViewSchema = {
 /** Only the fields each backend type declares for its credential are ever serialised. */
 export const credentialSchema = { anyOf: Object.values(BACKEND_FACTORIES).map((factory) => factory.credentialSchema) };
 
+/** `failures` lists (the first 100 of) the leases left revocation-pending, with the upstream's reason. */
 export const revocationCountsSchema = {
   type: 'object',
-  required: ['revoked', 'pending'],
-  properties: { revoked: { type: 'integer' }, pending: { type: 'integer' } },
+  required: ['revoked', 'pending', 'failures'],
+  properties: {
+    revoked: { type: 'integer' },
+    pending: { type: 'integer' },
+    failures: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['lease_id', 'backend', 'error'],
+        properties: { lease_id: { type: 'string' }, backend: { type: 'string' }, error: { type: 'string' } },
+      },
+    },
+  },
 } as const;

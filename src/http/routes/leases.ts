@@ -94,14 +94,19 @@ export async function leaseRoutes(app: FastifyInstance, { issuer, leases }: Leas
       schema: {
         params: leaseIdParams,
         response: {
-          200: { type: 'object', required: ['lease_id', 'state'], properties: { lease_id: { type: 'string' }, state: leaseViewSchema.properties.state } },
+          // last_error: why a lease is left revocation-pending (the broker keeps retrying it).
+          200: {
+            type: 'object',
+            required: ['lease_id', 'backend', 'state', 'last_error'],
+            properties: { lease_id: { type: 'string' }, backend: { type: 'string' }, state: leaseViewSchema.properties.state, last_error: leaseViewSchema.properties.last_error },
+          },
           ...upstreamErrorResponses,
         },
       },
     },
     async (request) => {
       const lease = await leases.revoke(callerOf(request), request.params.id);
-      return { lease_id: lease.id, state: lease.state };
+      return { lease_id: lease.id, backend: lease.backend, state: lease.state, last_error: lease.last_error };
     },
   );
 }
