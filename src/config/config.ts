@@ -44,6 +44,14 @@ const schema = z.object({
   /** sign an audit checkpoint after this many events, or after auditCheckpointIntervalMs (src/audit/checkpoints.ts) */
   auditCheckpointEvery: z.coerce.number().int().min(1),
   auditCheckpointIntervalMs: duration,
+  /** anonymous rejections are written as one summary event per window (src/audit/rejection-summary.ts) */
+  auditRejectionWindowMs: duration,
+  /** per client address: failed authentications (API 401s, unknown proxy tokens) per window before 429 (src/limits/) */
+  authFailureLimit: z.coerce.number().int().min(1),
+  authFailureWindowMs: duration,
+  /** per identity: failed ticket redemptions per window before 429 */
+  ticketFailureLimit: z.coerce.number().int().min(1),
+  ticketFailureWindowMs: duration,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   adminKeyUri: z.string().optional(),
 });
@@ -68,6 +76,11 @@ const ENV_NAMES: Record<string, string> = {
   credentialTtlMs: 'TESSERA_CREDENTIAL_TTL',
   auditCheckpointEvery: 'TESSERA_AUDIT_CHECKPOINT_EVERY',
   auditCheckpointIntervalMs: 'TESSERA_AUDIT_CHECKPOINT_INTERVAL',
+  auditRejectionWindowMs: 'TESSERA_AUDIT_REJECTION_WINDOW',
+  authFailureLimit: 'TESSERA_AUTH_FAILURE_LIMIT',
+  authFailureWindowMs: 'TESSERA_AUTH_FAILURE_WINDOW',
+  ticketFailureLimit: 'TESSERA_TICKET_FAILURE_LIMIT',
+  ticketFailureWindowMs: 'TESSERA_TICKET_FAILURE_WINDOW',
   logLevel: 'TESSERA_LOG_LEVEL',
   adminKeyUri: 'TESSERA_ADMIN_KEY',
 };
@@ -129,6 +142,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     credentialTtlMs: env.TESSERA_CREDENTIAL_TTL ?? '24h',
     auditCheckpointEvery: env.TESSERA_AUDIT_CHECKPOINT_EVERY ?? '1000',
     auditCheckpointIntervalMs: env.TESSERA_AUDIT_CHECKPOINT_INTERVAL ?? '60s',
+    auditRejectionWindowMs: env.TESSERA_AUDIT_REJECTION_WINDOW ?? '10s',
+    authFailureLimit: env.TESSERA_AUTH_FAILURE_LIMIT ?? '100',
+    authFailureWindowMs: env.TESSERA_AUTH_FAILURE_WINDOW ?? '10s',
+    ticketFailureLimit: env.TESSERA_TICKET_FAILURE_LIMIT ?? '10',
+    ticketFailureWindowMs: env.TESSERA_TICKET_FAILURE_WINDOW ?? '10m',
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
     adminKeyUri: env.TESSERA_ADMIN_KEY ?? state.adminKeyUri,
   };

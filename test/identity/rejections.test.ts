@@ -181,11 +181,20 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('rejections (%s store)', (dia
       expect(await deniedReasons(agent.identity_id, 'request.forbidden')).toEqual(['forbidden']);
     });
 
-    it('audits every rejection with its reason', async () => {
+    it('audits every rejection with its reason: one event each once the signature is good, counted in the summary before', async () => {
       const reasons = await deniedReasons(agent.identity_id);
-      for (const code of ['proof_replayed', 'proof_bad_signature', 'proof_stale', 'proof_wrong_audience', 'proof_wrong_method', 'proof_wrong_url', 'proof_wrong_body']) {
+      for (const code of ['proof_replayed', 'proof_stale', 'proof_wrong_audience', 'proof_wrong_method', 'proof_wrong_url', 'proof_wrong_body']) {
         expect(reasons).toContain(code);
       }
+      expect(reasons).not.toContain('proof_bad_signature');
+      await env.broker.rejections.flush();
+      const { events } = await env.admin.request<{ events: { details: { counts: { source: string; reason: string; count: number }[] } }[] }>(
+        'GET',
+        '/v1/admin/audit?action=request.rejected.summary&limit=1000',
+      );
+      // Two tampered proofs, a foreign key and the forged enrollment above, all from this address.
+      const badSignatures = events.flatMap((event) => event.details.counts).filter((entry) => entry.source === '127.0.0.1' && entry.reason === 'proof_bad_signature');
+      expect(badSignatures.reduce((sum, entry) => sum + entry.count, 0)).toBeGreaterThanOrEqual(3);
     });
 
     it('refuses to revoke the last active admin', async () => {
