@@ -1,10 +1,12 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AuditSink } from './audit/audit-log.js';
+import type { RejectionSummary } from './audit/rejection-summary.js';
 import type { Clock } from './clock.js';
 import type { ProofAuthenticator } from './identity/authenticator.js';
 import type { Authority } from './identity/authority.js';
 import type { IdentityService } from './identity/identities.js';
 import { errorHandler } from './http/plugins/error-handler.js';
+import { failureLimit } from './http/plugins/failure-limit.js';
 import { proofAuth } from './http/plugins/proof-auth.js';
 import { reviewAuth } from './http/plugins/review-auth.js';
 import { loggedRequest } from './http/request-log.js';
@@ -20,6 +22,7 @@ import { uiRoutes } from './http/routes/ui.js';
 import { createLimitedServer, type ServerLimits } from './http/server-limits.js';
 import { SessionCookie } from './http/session-cookie.js';
 import type { LeaseSystem } from './leases/lease-system.js';
+import { FailureLimit, type FailureLimitSettings } from './limits/failure-limit.js';
 import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
 import type { Store } from './store/database.js';
@@ -34,6 +37,10 @@ export interface AppDeps {
   readonly clock: Clock;
   readonly publicUrl: string;
   readonly limits: ServerLimits;
+  /** where anonymous rejections are counted (the authenticator's, so one event per window covers both) */
+  readonly rejections: RejectionSummary;
+  /** failed authentications allowed per client address and window */
+  readonly authFailures: FailureLimitSettings;
   /** pino logger; none in tests. */
   readonly logger?: FastifyBaseLogger;
 }
@@ -63,6 +70,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(errorHandler);
+  await app.register(failureLimit, { limit: new FailureLimit(deps.clock, deps.authFailures), rejections: deps.rejections });
   await app.register(proofAuth, { authenticator: deps.authenticator, audit: deps.audit, publicUrl: deps.publicUrl });
   await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, publicUrl: deps.publicUrl });
   await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });
@@ -73,7 +81,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(adminLeaseRoutes, { leases: deps.leases.leases, identities: deps.identities });
 
   // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.
-  const sessions = new ReviewSessions(deps.store.db, deps.audit, deps.clock);
+  const sessions = new ReviewSessions(deps.store.db, deps.audit, deps.clock, deps.rejections);
   const cookie = new SessionCookie(deps.publicUrl);
   const reader = new ReviewReader({ store: deps.store, identities: deps.identities, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl, clock: deps.clock });
   await app.register(reviewAuth, { sessions, cookie });

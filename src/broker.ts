@@ -2,6 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { DatabaseAuditLog } from './audit/audit-log.js';
 import { AuditCheckpointer } from './audit/checkpoints.js';
+import { RejectionSummary } from './audit/rejection-summary.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/config.js';
 import { TesseraError } from './errors.js';
@@ -10,6 +11,7 @@ import { Authority } from './identity/authority.js';
 import { IdentityService } from './identity/identities.js';
 import { KeyStores } from './keys/registry.js';
 import { DEFAULT_LEASE_SETTINGS, type LeaseSettings, LeaseSystem } from './leases/lease-system.js';
+import { FailureLimit } from './limits/failure-limit.js';
 import { CredentialProxy } from './proxy/credential-proxy.js';
 import { KeyStoreWrappingKeys } from './secrets/wrapping-keys.js';
 import { openStore } from './store/database.js';
@@ -22,6 +24,8 @@ export interface Broker {
   readonly leases: LeaseSystem;
   /** The credential proxy for proxied leases; serve (or a test) listens on config.proxyListen. */
   readonly proxy: CredentialProxy;
+  /** Anonymous rejections not yet written; flushed every window and on close (tests flush at will). */
+  readonly rejections: RejectionSummary;
   close(): Promise<void>;
 }
 
@@ -42,12 +46,18 @@ export async function createBroker(
     const authoritySigner = await keyStores.signer(authorityKeyUri);
     const authority = await Authority.create(authoritySigner, config.publicUrl, clock, config.credentialTtlMs / 1000);
     const audit = new DatabaseAuditLog(store.db, clock);
-    const identities = new IdentityService(store.db, audit, clock, { defaultTtlMs: config.ticketTtlMs, maxTtlMs: config.ticketMaxTtlMs });
-    const authenticator = new ProofAuthenticator(store.db, store.reader, audit, clock, config.publicUrl);
+    const identities = new IdentityService(store.db, audit, clock, {
+      defaultTtlMs: config.ticketTtlMs,
+      maxTtlMs: config.ticketMaxTtlMs,
+      failures: { max: config.ticketFailureLimit, windowMs: config.ticketFailureWindowMs },
+    });
+    const rejections = new RejectionSummary(audit, clock, config.auditRejectionWindowMs);
+    const authenticator = new ProofAuthenticator(store.db, store.reader, audit, clock, config.publicUrl, rejections);
+    const authFailures = { max: config.authFailureLimit, windowMs: config.authFailureWindowMs };
     leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.db), { ...DEFAULT_LEASE_SETTINGS, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
     }, options.logger);
-    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, clock, publicUrl: config.publicUrl, limits: config.limits, logger: options.logger });
+    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, logger: options.logger });
     // Before listening: on an embedded store every pending lease is an orphan of a previous process.
     await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'));
 
@@ -61,7 +71,18 @@ export async function createBroker(
       intervalMs: config.auditCheckpointIntervalMs,
     });
     const stopCheckpoints = auditCheckpoints.start((error) => app.log.error({ err: error }, 'signing an audit checkpoint failed'));
-    const proxy = new CredentialProxy({ db: store.db, reader: store.reader, audit, clock, backends: started.backends, limits: config.limits, logger: app.log });
+    const proxy = new CredentialProxy({
+      db: store.db,
+      reader: store.reader,
+      audit,
+      clock,
+      backends: started.backends,
+      limits: config.limits,
+      rejections,
+      tokenFailures: new FailureLimit(clock, authFailures),
+      logger: app.log,
+    });
+    const stopRejections = rejections.start((error) => app.log.error({ err: error }, 'writing the rejection summary failed'));
 
     return {
       app,
@@ -69,10 +90,12 @@ export async function createBroker(
       auditCheckpoints,
       leases: started,
       proxy,
+      rejections,
       async close() {
         clearInterval(pruneTimer);
         await proxy.close();
         await app.close();
+        await stopRejections();
         await started.close();
         await stopCheckpoints();
         await keyStores.close();

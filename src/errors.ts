@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   not_found: { status: 404, message: 'No such resource.' },
   conflict: { status: 409, message: 'The resource already exists.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
+  rate_limited: { status: 429, message: 'Too many failed attempts from this client; retry after the Retry-After seconds.' },
 
   // Proof authentication (401: who you are could not be established)
   proof_missing: { status: 401, message: 'The request carries no "Authorization: Proof" header.' },
@@ -62,12 +63,15 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export class TesseraError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
+  /** `rate_limited`: when the client may try again; sent as Retry-After. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
     super(message ?? ERROR_CODES[code].message, options);
     this.name = 'TesseraError';
     this.code = code;
     this.status = ERROR_CODES[code].status;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 

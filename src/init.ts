@@ -68,6 +68,7 @@ export async function initialize(config: Config): Promise<InitReport> {
     const identities = new IdentityService(store.db, new DatabaseAuditLog(store.db, systemClock), systemClock, {
       defaultTtlMs: config.ticketTtlMs,
       maxTtlMs: config.ticketMaxTtlMs,
+      failures: { max: config.ticketFailureLimit, windowMs: config.ticketFailureWindowMs },
     });
     let admin = await identities.findByAddress(ADMIN_ADDRESS);
     if (!admin) {

@@ -52,6 +52,14 @@ const schema = z.object({
     maxConnections: z.coerce.number().int().min(1),
     maxConnectionsPerAddress: z.coerce.number().int().min(0),
   }),
+  /** anonymous rejections are written as one summary event per window (src/audit/rejection-summary.ts) */
+  auditRejectionWindowMs: duration,
+  /** per client address: failed authentications (API 401s, unknown proxy tokens) per window before 429 (src/limits/) */
+  authFailureLimit: z.coerce.number().int().min(1),
+  authFailureWindowMs: duration,
+  /** per identity: failed ticket redemptions per window before 429 */
+  ticketFailureLimit: z.coerce.number().int().min(1),
+  ticketFailureWindowMs: duration,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   adminKeyUri: z.string().optional(),
 });
@@ -81,6 +89,11 @@ const ENV_NAMES: Record<string, string> = {
   'limits.keepAliveTimeoutMs': 'TESSERA_KEEP_ALIVE_TIMEOUT',
   'limits.maxConnections': 'TESSERA_MAX_CONNECTIONS',
   'limits.maxConnectionsPerAddress': 'TESSERA_MAX_CONNECTIONS_PER_ADDRESS',
+  auditRejectionWindowMs: 'TESSERA_AUDIT_REJECTION_WINDOW',
+  authFailureLimit: 'TESSERA_AUTH_FAILURE_LIMIT',
+  authFailureWindowMs: 'TESSERA_AUTH_FAILURE_WINDOW',
+  ticketFailureLimit: 'TESSERA_TICKET_FAILURE_LIMIT',
+  ticketFailureWindowMs: 'TESSERA_TICKET_FAILURE_WINDOW',
   logLevel: 'TESSERA_LOG_LEVEL',
   adminKeyUri: 'TESSERA_ADMIN_KEY',
 };
@@ -149,6 +162,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
       maxConnections: env.TESSERA_MAX_CONNECTIONS ?? '1024',
       maxConnectionsPerAddress: env.TESSERA_MAX_CONNECTIONS_PER_ADDRESS ?? '64',
     },
+    auditRejectionWindowMs: env.TESSERA_AUDIT_REJECTION_WINDOW ?? '10s',
+    authFailureLimit: env.TESSERA_AUTH_FAILURE_LIMIT ?? '100',
+    authFailureWindowMs: env.TESSERA_AUTH_FAILURE_WINDOW ?? '10s',
+    ticketFailureLimit: env.TESSERA_TICKET_FAILURE_LIMIT ?? '10',
+    ticketFailureWindowMs: env.TESSERA_TICKET_FAILURE_WINDOW ?? '10m',
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
     adminKeyUri: env.TESSERA_ADMIN_KEY ?? state.adminKeyUri,
   };

@@ -38,4 +38,5 @@ export const errorResponses = {
   403: errorBodySchema,
   404: errorBodySchema,
   409: errorBodySchema,
+  429: errorBodySchema,
 } as const;

@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
+import type { RejectionSummary } from '../audit/rejection-summary.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import { precompiled } from '../store/precompiled.js';
@@ -13,6 +14,8 @@ export interface IncomingRequest {
   /** Absolute URL as the client addressed it: the broker's public URL + path and query. */
   readonly url: string;
   readonly body: Uint8Array | string;
+  /** The client's address: anonymous rejections are counted per address. */
+  readonly source: string;
 }
 
 // The two queries every authenticated request runs, compiled once rather than rebuilt per request.
@@ -27,7 +30,8 @@ const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proo
 
 /**
  * Turns a request's proof into the identity that signed it, checking current state on every call:
- * a revoked identity fails on its very next request. Every rejection is audited.
+ * a revoked identity fails on its very next request. Every rejection is audited: one event each
+ * once the signature is good, counted into the window's summary before (anyone can send those).
  */
 export class ProofAuthenticator {
   constructor(
@@ -37,6 +41,7 @@ export class ProofAuthenticator {
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly audience: string,
+    private readonly rejections: RejectionSummary,
   ) {}
 
   async authenticate(request: IncomingRequest, options: { allowPending?: boolean } = {}): Promise<Identity> {
@@ -76,14 +81,18 @@ export class ProofAuthenticator {
   }
 
   private async auditRejection(error: TesseraError, claimedKid: string | undefined, request: IncomingRequest): Promise<void> {
-    const authenticated = !UNAUTHENTICATED_CODES.has(error.code);
+    const details = { method: request.method, url: request.url };
+    if (UNAUTHENTICATED_CODES.has(error.code)) {
+      this.rejections.record({ source: request.source, action: 'proof.rejected', reason: error.code, sample: { ...details, claimed_kid: claimedKid ?? null } });
+      return;
+    }
     await this.audit.append({
-      actor: authenticated ? (claimedKid ?? null) : null,
+      actor: claimedKid ?? null,
       action: 'proof.rejected',
       outcome: 'denied',
-      identityId: authenticated ? (claimedKid ?? null) : null,
+      identityId: claimedKid ?? null,
       reason: error.code,
-      details: { method: request.method, url: request.url, ...(authenticated ? {} : { claimed_kid: claimedKid ?? null }) },
+      details,
     });
   }
 }

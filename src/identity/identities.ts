@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import { base64url, randomToken, sha256Base64url } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import { keyThumbprint } from '../keys/jws.js';
+import { FailureLimit, type FailureLimitSettings } from '../limits/failure-limit.js';
 import type { Database } from '../store/schema.js';
 import { identityFromRow, type Identity, type IdentityRole, type IdentityStatus } from './identity.js';
 
@@ -26,6 +27,8 @@ export interface IssuedTicket {
 export interface TicketPolicy {
   readonly defaultTtlMs: number;
   readonly maxTtlMs: number;
+  /** failed redemptions allowed per identity and window (TESSERA_TICKET_FAILURE_LIMIT / _WINDOW) */
+  readonly failures: FailureLimitSettings;
 }
 
 const TICKET_PREFIX = 'tkt_';
@@ -34,12 +37,16 @@ const TICKET_BYTES = 32;
 
 /** Identities, their one-time enrollment tickets and their revocation. */
 export class IdentityService {
+  readonly #failedRedemptions: FailureLimit;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly tickets: TicketPolicy,
-  ) {}
+  ) {
+    this.#failedRedemptions = new FailureLimit(clock, tickets.failures);
+  }
 
   async register(input: RegisterIdentity, actor: string | null): Promise<Identity> {
     if (input.publicKey.length !== 32) throw new TesseraError('invalid_request', 'public_key must be a raw 32-byte Ed25519 key.');
@@ -122,12 +129,17 @@ export class IdentityService {
 
   /**
    * Redeems a ticket for the identity that proved possession of its key. The conditional UPDATE is
-   * the single-use guarantee: of two racing redemptions exactly one sees a row change.
+   * the single-use guarantee: of two racing redemptions exactly one sees a row change. An identity
+   * that keeps presenting bad tickets is refused (`rate_limited`) until its failure window ends.
    */
   async redeemTicket(identity: Identity, ticket: string): Promise<Identity> {
     const ticketHash = sha256Base64url(ticket);
     const now = this.clock.now();
     try {
+      const retryAfterSeconds = this.#failedRedemptions.retryAfterSeconds(identity.id);
+      if (retryAfterSeconds !== undefined) {
+        throw new TesseraError('rate_limited', `Too many failed ticket redemptions by this identity; retry in ${retryAfterSeconds} s.`, { retryAfterSeconds });
+      }
       return await this.db.transaction().execute(async (trx) => {
         const claimed = await trx
           .updateTable('enrollment_tickets')
@@ -155,6 +167,7 @@ export class IdentityService {
       });
     } catch (error) {
       if (error instanceof TesseraError) {
+        if (error.code !== 'rate_limited') this.#failedRedemptions.fail(identity.id);
         await this.audit.append({
           actor: identity.id,
           action: 'ticket.rejected',

@@ -2,7 +2,8 @@
  * The credential proxy: its own listener (the broker's API also lives under /v1, and Stripe's SDK
  * has no base path), routing each request by its lease token. Per request, in order:
  *
- *  1. the token's lease, by one indexed lookup: active, unexpired, identity not revoked;
+ *  1. the token's lease, by one indexed lookup: active, unexpired, identity not revoked; an
+ *     address that presented too many unknown tokens is refused before the lookup (429);
  *  2. the request's form (request-shape.ts: canonical path, parsable headers), then the request
  *     inside the lease's scope (preset + constraints), the body read only if a constraint needs
  *     it; refusals answer in the upstream's own error format;
@@ -13,9 +14,11 @@
  *     outcomes within 100 ms (GroupCommitAudit.defer): nothing waits for it.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
+import type { RejectionSummary } from '../audit/rejection-summary.js';
 import { errorReply, type ErrorFormat } from '../backends/http-api/error-format.js';
 import { ProxyBackend } from '../backends/http-api/proxy-backend.js';
 import { isRefusal, type Refusal } from '../backends/http-api/scopes.js';
@@ -24,6 +27,7 @@ import { sha256Base64url } from '../crypto/encoding.js';
 import type { ErrorCode } from '../errors.js';
 import { createLimitedServer, type ServerLimits } from '../http/server-limits.js';
 import type { BackendService } from '../leases/backend-service.js';
+import type { FailureLimit } from '../limits/failure-limit.js';
 import type { Database } from '../store/schema.js';
 import { forward, upstreamHeaders } from './forward.js';
 import { GroupCommitAudit } from './group-commit-audit.js';
@@ -39,6 +43,10 @@ export interface CredentialProxyDeps {
   readonly clock: Clock;
   readonly backends: BackendService;
   readonly limits: ServerLimits;
+  /** where refusals naming no lease are counted (anyone can send those) */
+  readonly rejections: RejectionSummary;
+  /** refusals of missing or unknown tokens allowed per client address and window */
+  readonly tokenFailures: FailureLimit;
   readonly logger?: FastifyBaseLogger;
 }
 
@@ -47,6 +55,8 @@ const DEFAULT_FORMAT: ErrorFormat = 'openai';
 
 /** What is known about a call so far; the audit details (the query string is not audited). */
 interface Call {
+  /** the client's address */
+  readonly source: string;
   readonly method: string;
   readonly path: string;
   /** Without its `?`; '' for none. */
@@ -62,6 +72,7 @@ class ProxyRefusal extends Error {
   constructor(
     readonly code: ErrorCode,
     message?: string,
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -100,6 +111,7 @@ export class CredentialProxy {
     const url = request.url ?? '/';
     const query = url.indexOf('?');
     const call: Call = {
+      source: request.socket.remoteAddress ?? '',
       method: request.method ?? 'GET',
       path: query === -1 ? url : url.slice(0, query),
       query: query === -1 ? '' : url.slice(query + 1),
@@ -122,6 +134,8 @@ export class CredentialProxy {
 
   /** Steps 1 and 2 without the body: the lease behind the token and the route in its scope. */
   async #authorize(request: IncomingMessage, call: Call): Promise<ProxyBackend> {
+    const retryAfter = this.deps.tokenFailures.retryAfterSeconds(normalizeIP(call.source));
+    if (retryAfter !== undefined) throw new ProxyRefusal('rate_limited', `Too many unknown lease tokens from this address; retry in ${retryAfter} s.`, retryAfter);
     invalidIf(tokenHeaderProblem(request.headers));
     const token = leaseToken(request.headers);
     if (token === undefined) throw new ProxyRefusal('lease_token_invalid', 'No lease token: send it as the API key (Authorization: Bearer).');
@@ -171,31 +185,42 @@ export class CredentialProxy {
     const refusal = error instanceof ProxyRefusal ? error : new ProxyRefusal('internal');
     if (!(error instanceof ProxyRefusal)) this.deps.logger?.error({ err: error }, 'credential proxy: request failed');
     const reply = errorReply(call.format, refusal.code, refusal.message || undefined);
-    // Refused calls were never forwarded; their record must not hold up the answer if the audit is down.
-    await this.#audit
-      .append(this.#event(call, 'proxy.refused', 'denied', reply.status, refusal.code))
-      .catch((auditError: unknown) => this.deps.logger?.error({ err: auditError }, 'credential proxy: recording a refusal failed'));
+    if (call.lease) {
+      // Refused calls were never forwarded; their record must not hold up the answer if the audit is down.
+      await this.#audit
+        .append(this.#event(call, 'proxy.refused', 'denied', reply.status, refusal.code))
+        .catch((auditError: unknown) => this.deps.logger?.error({ err: auditError }, 'credential proxy: recording a refusal failed'));
+    } else {
+      // No lease named: anyone can send these, so they are counted (and limited) per address.
+      if (refusal.code === 'lease_token_invalid') this.deps.tokenFailures.fail(normalizeIP(call.source));
+      this.deps.rejections.record({
+        source: call.source,
+        action: 'proxy.refused',
+        reason: refusal.code,
+        sample: { method: call.method, path: call.path, token_sha256: call.tokenHash ?? null },
+      });
+    }
     if (response.headersSent) return void response.destroy();
-    response.writeHead(reply.status, reply.headers).end(reply.body);
+    const headers = refusal.retryAfterSeconds === undefined ? reply.headers : { ...reply.headers, 'retry-after': String(refusal.retryAfterSeconds) };
+    response.writeHead(reply.status, headers).end(reply.body);
   }
 
   #event(call: Call, action: string, outcome: AuditEvent['outcome'], status?: number, reason?: string): AuditEvent {
-    const lease = call.lease;
+    // Calls naming no lease are never events of their own (#refuse counts them).
+    const lease = call.lease!;
     const duration_ms = Math.round((performance.now() - call.started) * 100) / 100;
     // Members in canonical (sorted) order, so the audit log's encoder need not sort them. The path
     // only: a query string may carry data the audit log should not keep.
-    const details: Record<string, unknown> = lease
-      ? { backend: lease.backend, duration_ms, lease_id: lease.id, method: call.method, path: call.path, role: lease.role }
-      : { duration_ms, method: call.method, path: call.path };
+    const details: Record<string, unknown> = { backend: lease.backend, duration_ms, lease_id: lease.id, method: call.method, path: call.path, role: lease.role };
     if (status !== undefined) details.status = status;
     // Refusals (the events with a reason) name the presented token by its hash, never the token
-    // itself, so a reviewer can tie refusals of an unknown token together, or to its lease.
+    // itself, as leases.token_hash and the summaries of unknown tokens do.
     if (reason !== undefined && call.tokenHash !== undefined) details.token_sha256 = call.tokenHash;
     return {
-      actor: lease?.identity_id ?? null,
+      actor: lease.identity_id,
       action,
       outcome,
-      identityId: lease?.identity_id ?? null,
+      identityId: lease.identity_id,
       ...(reason && { reason }),
       details,
       proof: null,

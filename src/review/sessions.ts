@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
+import type { RejectionSummary } from '../audit/rejection-summary.js';
 import type { Clock } from '../clock.js';
 import { randomToken, sha256Base64url } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
@@ -43,6 +44,8 @@ export class ReviewSessions {
     private readonly db: Kysely<Database>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
+    /** where refused logins are counted: a login code proves nothing about who sent it */
+    private readonly rejections: RejectionSummary,
     readonly policy: ReviewSessionPolicy = DEFAULT_REVIEW_SESSION_POLICY,
   ) {}
 
@@ -69,7 +72,7 @@ export class ReviewSessions {
    * Redeems a login code for a session. The conditional UPDATE is the single-use guarantee: of two
    * racing logins with one code exactly one sees a row change.
    */
-  async login(code: string): Promise<ReviewSession> {
+  async login(code: string, source: string): Promise<ReviewSession> {
     const codeHash = sha256Base64url(code);
     const token = randomToken(SECRET_BYTES);
     const now = this.clock.now();
@@ -89,8 +92,7 @@ export class ReviewSessions {
       return row;
     });
     if (!identity) {
-      // Outside the transaction: a refused login must be audited even though nothing else commits.
-      await this.audit.append({ actor: null, action: 'review.login', outcome: 'denied', reason: 'session_invalid', details: { code_sha256: codeHash } });
+      this.rejections.record({ source, action: 'review.login', reason: 'session_invalid', sample: { code_sha256: codeHash } });
       throw new TesseraError('session_invalid', 'This login link is unknown, expired or already used; run "tessera review open" for a new one.');
     }
     return { token, identity, expiresAt };

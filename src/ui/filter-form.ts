@@ -4,7 +4,7 @@ import { type Html, html } from './html.js';
 /** Known actions, offered as suggestions; any action can be typed. */
 const ACTIONS = [
   'identity.registered', 'ticket.issued', 'ticket.redeemed', 'ticket.rejected', 'identity.enrolled', 'identity.revoked',
-  'proof.rejected', 'request.forbidden', 'lease.granted', 'lease.denied', 'lease.renewed', 'lease.revoked', 'lease.expired',
+  'proof.rejected', 'request.forbidden', 'request.rejected.summary', 'lease.granted', 'lease.denied', 'lease.renewed', 'lease.revoked', 'lease.expired',
   'lease.revocation_failed', 'backend.added', 'backend.removed', 'grant.created', 'grant.revoked', 'audit.exported',
   'review.session_created', 'review.login',
 ];

@@ -4,7 +4,7 @@ import type { AuditSink } from '../../src/audit/audit-log.js';
 import { IdentityService } from '../../src/identity/identities.js';
 import { type AuditFixture, auditFixture, memorySigner } from './support.js';
 
-const policy = { defaultTtlMs: 600_000, maxTtlMs: 86_400_000 };
+const policy = { defaultTtlMs: 600_000, maxTtlMs: 86_400_000, failures: { max: 10, windowMs: 600_000 } };
 
 /** Makes the database refuse every audit insert, as a full disk or a revoked grant would. */
 async function rejectAuditInserts(fixture: AuditFixture): Promise<void> {

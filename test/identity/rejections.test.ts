@@ -4,6 +4,7 @@ import { createProof, PROOF_TYPE } from '../../src/identity/proof.js';
 import { signCompactJws } from '../../src/keys/jws.js';
 import type { Signer } from '../../src/keys/key-store.js';
 import { startTestBroker, type TestBroker, type TestDialect } from '../support/broker.js';
+import { rejectionsSince } from '../support/rejections.js';
 
 interface Reply {
   status: number;
@@ -181,11 +182,15 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('rejections (%s store)', (dia
       expect(await deniedReasons(agent.identity_id, 'request.forbidden')).toEqual(['forbidden']);
     });
 
-    it('audits every rejection with its reason', async () => {
+    it('audits every rejection with its reason: one event each once the signature is good, counted in the summary before', async () => {
       const reasons = await deniedReasons(agent.identity_id);
-      for (const code of ['proof_replayed', 'proof_bad_signature', 'proof_stale', 'proof_wrong_audience', 'proof_wrong_method', 'proof_wrong_url', 'proof_wrong_body']) {
+      for (const code of ['proof_replayed', 'proof_stale', 'proof_wrong_audience', 'proof_wrong_method', 'proof_wrong_url', 'proof_wrong_body']) {
         expect(reasons).toContain(code);
       }
+      expect(reasons).not.toContain('proof_bad_signature');
+      // Two tampered proofs, a foreign key and the forged enrollment above, all from this address.
+      const { counts } = await rejectionsSince(env, 0);
+      expect(counts.find((entry) => entry.source === '127.0.0.1' && entry.reason === 'proof_bad_signature')?.count).toBeGreaterThanOrEqual(3);
     });
 
     it('refuses to revoke the last active admin', async () => {

@@ -13,6 +13,7 @@ export const errorHandler = fp(async (app: FastifyInstance) => {
   app.setErrorHandler((error: FastifyError | TesseraError, request, reply) => {
     if (error instanceof TesseraError) {
       if (error.status === 401) reply.header('www-authenticate', `Proof error="${error.code}"`);
+      if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
       return reply.status(error.status).send({ error: error.code, message: error.message });
     }
     if (error.validation) {

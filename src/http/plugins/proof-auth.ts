@@ -50,6 +50,7 @@ export const proofAuth = fp(async (app: FastifyInstance, options: ProofAuthOptio
         method: request.method,
         url: options.publicUrl + request.url,
         body: request.rawBody ?? '',
+        source: request.ip,
       },
       { allowPending },
     );

@@ -55,7 +55,7 @@ export async function uiRoutes(app: FastifyInstance, { reader, sessions, cookie 
   app.get(STYLESHEET_PATH, async (_request, reply) => reply.type('text/css; charset=utf-8').send(STYLESHEET));
 
   app.get<{ Querystring: { code?: string } }>('/ui/login', async (request, reply) => {
-    const session = await sessions.login(request.query.code ?? '');
+    const session = await sessions.login(request.query.code ?? '', request.ip);
     return reply.header('set-cookie', cookie.serialize(session.token, sessions.policy.sessionTtlMs / 1000)).redirect('/ui', 303);
   });
 
