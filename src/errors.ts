@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   not_found: { status: 404, message: 'No such resource.' },
   conflict: { status: 409, message: 'The resource already exists.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
+  request_incomplete: { status: 408, message: 'The request body did not arrive whole: the client stopped sending or the body timeout cut it.' },
   rate_limited: { status: 429, message: 'Too many failed attempts from this client; retry after the Retry-After seconds.' },
 
   // Proof authentication (401: who you are could not be established)

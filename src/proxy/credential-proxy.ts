@@ -160,7 +160,10 @@ export class CredentialProxy {
     const verdict = backend.scope(call.lease!.role, call.lease!.constraints).check(call.method, call.path, call.query, request.headers);
     if (isRefusal(verdict)) throw refusalOf(verdict);
     if (verdict === null) return hasBody(request) ? request : null;
-    const body = await readBody(request);
+    // A body cut by the body timeout or a client that went away is the client's doing, not a broker failure.
+    const body = await readBody(request).catch(() => {
+      throw new ProxyRefusal('request_incomplete');
+    });
     if (body === undefined) throw new ProxyRefusal('payload_too_large', 'The request body is too large for the scope check.');
     const refusal = verdict(body);
     if (refusal) throw refusalOf(refusal);

@@ -9,10 +9,10 @@ import { Client } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, parseHostPort } from '../../src/config/config.js';
 import { createLimitedServer, type ServerLimits } from '../../src/http/server-limits.js';
-import { type ApiCredential, type StripeOpenAIEnv, startStripeOpenAIEnv } from '../proxy/support.js';
+import { type ApiCredential, auditEvents, type StripeOpenAIEnv, startStripeOpenAIEnv } from '../proxy/support.js';
 import type { TestBroker } from '../support/broker.js';
 import { type FakeUpstream, startFakeUpstream } from '../support/fake-upstream.js';
-import { enrolledAgent } from '../support/lease-env.js';
+import { enrolledAgent, eventually } from '../support/lease-env.js';
 
 /** Far beyond any timeout configured here: only a server that never cuts the client hits it. */
 const GIVE_UP_MS = 10_000;
@@ -123,6 +123,13 @@ describe('slow clients are cut: headers and bodies', () => {
   it('proxy: a withheld body the scope check waits for gets 408 and the connection closed', async () => {
     const head = `POST /v1/refunds HTTP/1.1\r\nauthorization: Bearer ${stripe.api_key}`;
     expect(await withholdBody(env.config.proxyListen, head, 'application/x-www-form-urlencoded')).toMatch(/^HTTP\/1\.1 408 /);
+    // The client's doing, audited as such: not a broker failure (reason `internal`, an error log line).
+    const refusals = await eventually(async () => {
+      const events = (await auditEvents(proxy.admin, 'proxy.refused')).filter((event) => event.details.path === '/v1/refunds');
+      expect(events).toHaveLength(1);
+      return events;
+    });
+    expect(refusals[0]!.reason).toBe('request_incomplete');
   });
 
   it('proxy: dribbled headers get 408 and the connection closed', async () => {
