@@ -5,7 +5,7 @@ import { TesseraError } from '../errors.js';
 import { precompiled } from '../store/precompiled.js';
 import type { Database, IdentityTable } from '../store/schema.js';
 import { identityFromRow, type Identity } from './identity.js';
-import { bodyHash, checkProof, parseProofHeader, PROOF_MAX_SKEW_SECONDS } from './proof.js';
+import { bodyHash, checkProof, parseProofHeader, PROOF_MAX_SKEW_SECONDS, proofAcceptedUntil } from './proof.js';
 
 export interface IncomingRequest {
   readonly authorization: string | undefined;
@@ -21,6 +21,9 @@ const insertJti = precompiled((db, jti: string, identityId: string, expiresAt: n
   db.insertInto('proof_replays').values({ jti, identity_id: identityId, expires_at: expiresAt }).onConflict((conflict) => conflict.column('jti').doNothing()),
   ['jti', 'identity', 1],
 );
+
+/** Kept past a proof's last accepted instant: brokers sharing one database may disagree on the time. */
+const REPLAY_MARGIN_MS = PROOF_MAX_SKEW_SECONDS * 1000;
 
 /** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
 const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'proof_bad_signature']);
@@ -57,7 +60,7 @@ export class ProofAuthenticator {
       });
       if (identity.status === 'revoked') throw new TesseraError('identity_revoked');
       if (identity.status === 'pending' && !options.allowPending) throw new TesseraError('identity_not_enrolled');
-      await this.rememberJti(proof.claims.jti, identity.id, now);
+      await this.rememberJti(proof.claims.jti, identity.id, proof.claims.iat);
       return identity;
     } catch (error) {
       if (error instanceof TesseraError) await this.auditRejection(error, claimedKid, request);
@@ -65,14 +68,18 @@ export class ProofAuthenticator {
     }
   }
 
-  /** A jti is kept as long as a proof carrying it could still pass the iat window. */
-  private async rememberJti(jti: string, identityId: string, now: number): Promise<void> {
-    const result = await insertJti(this.db, [`${identityId}:${jti}`, identityId, now + 2 * PROOF_MAX_SKEW_SECONDS * 1000]);
+  /**
+   * A jti is kept as long as a proof carrying it could still pass the iat window: derived from the
+   * proof's iat, not from its first use (a proof dated +60 s is good for two minutes after it).
+   */
+  private async rememberJti(jti: string, identityId: string, iat: number): Promise<void> {
+    const result = await insertJti(this.db, [`${identityId}:${jti}`, identityId, proofAcceptedUntil(iat) + REPLAY_MARGIN_MS]);
     if (result.numAffectedRows === 0n) throw new TesseraError('proof_replayed');
   }
 
+  /** Deletes only jtis whose proofs can no longer be accepted, however often it runs. */
   async pruneReplayCache(): Promise<void> {
-    await this.db.deleteFrom('proof_replays').where('expires_at', '<', this.clock.now()).execute();
+    await this.db.deleteFrom('proof_replays').where('expires_at', '<=', this.clock.now()).execute();
   }
 
   private async auditRejection(error: TesseraError, claimedKid: string | undefined, request: IncomingRequest): Promise<void> {

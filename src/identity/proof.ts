@@ -13,6 +13,15 @@ export const PROOF_TYPE = 'tessera-proof+jwt';
 export const PROOF_MAX_SKEW_SECONDS = 60;
 export const PROOF_SCHEME = 'Proof';
 
+/**
+ * Epoch ms from which a proof dated `iat` is stale: it passes while floor(now / 1000) <= iat + skew,
+ * so until just before (iat + skew + 1) s. Until then its jti must stay remembered and the stored
+ * proof stays out of reviewers' sight.
+ */
+export function proofAcceptedUntil(iat: number): number {
+  return (iat + PROOF_MAX_SKEW_SECONDS + 1) * 1000;
+}
+
 export interface ProofClaims {
   readonly iss: string;
   readonly aud: string;
