@@ -1,6 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { provisionAgent, type ProvisionRole } from '../../provisioner/provision.js';
 import { createProof, PROOF_SCHEME } from '../../src/identity/proof.js';
 import type { Signer } from '../../src/keys/key-store.js';
+import { openStore } from '../../src/store/database.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 
 interface Caller {
@@ -42,12 +44,18 @@ describe('proof and identity hardening', () => {
     return { status: response.statusCode, body: response.json<Record<string, unknown>>() };
   }
 
-  async function enrolled(role: 'agent' | 'admin' | 'reviewer' = 'agent', attributes: Record<string, string> = {}): Promise<Caller> {
+  async function enrolled(role: ProvisionRole = 'agent', attributes: Record<string, string> = {}): Promise<Caller> {
     const address = `${role}-${++seq}@acme.local`;
-    const provisioned = await env.provision(address, attributes);
+    const provisioned = await provisionAgent(env.admin, env.keyStore, { address, attributes, role });
     const caller = { identityId: provisioned.identity_id, address, signer: await env.keyStores.signer(provisioned.key_uri) };
     expect(await send(caller, 'POST', '/v1/enroll', { body: { ticket: provisioned.ticket } })).toMatchObject({ status: 200 });
     return caller;
+  }
+
+  /** The reasons of the `action` events about `identityId`, oldest first. */
+  async function auditReasons(identityId: string, action: string): Promise<(string | null)[]> {
+    const { events } = await env.admin.request<{ events: { identity_id: string | null; reason: string | null }[] }>('GET', `/v1/admin/audit?action=${action}&limit=1000`);
+    return events.filter((event) => event.identity_id === identityId).map((event) => event.reason);
   }
 
   describe('replay cache', () => {
@@ -67,6 +75,56 @@ describe('proof and identity hardening', () => {
       env.clock.advance(1);
       await env.broker.authenticator.pruneReplayCache();
       expect(await send(agent, 'GET', '/v1/whoami', { proof })).toMatchObject({ status: 401, body: { error: 'proof_stale' } });
+    });
+  });
+
+  describe('only agents lease', () => {
+    const BACKEND = 'items-api';
+    let admin: Caller;
+    beforeAll(async () => {
+      admin = { identityId: env.admin.identityId, address: 'admin@tessera.local', signer: await env.keyStores.signer(env.config.adminKeyUri!) };
+      // A proxied backend: leasing mints nothing upstream, so none needs to run.
+      await env.admin.request('POST', '/v1/admin/backends', {
+        name: BACKEND,
+        type: 'http',
+        upstream_url: 'http://127.0.0.1:9',
+        secret: 'upstream-secret',
+        scopes: { reader: [{ methods: ['GET'], path_prefix: '/v1/items' }] },
+      });
+      for (const subject of ['attr:team=payments', admin.address]) {
+        await env.admin.request('POST', '/v1/admin/grants', { subject, backend: BACKEND, role: 'reader', max_ttl_seconds: 600 });
+      }
+    });
+
+    it('refuses an admin or a reviewer a lease whatever the grants, and audits it', async () => {
+      const agent = await enrolled('agent', { team: 'payments' });
+      const reviewer = await enrolled('reviewer', { team: 'payments' });
+      expect(await send(agent, 'POST', '/v1/leases', { body: { backend: BACKEND, role: 'reader' } })).toMatchObject({ status: 201 });
+      for (const caller of [reviewer, admin]) {
+        expect(await send(caller, 'POST', '/v1/leases', { body: { backend: BACKEND, role: 'reader' } })).toMatchObject({
+          status: 403,
+          body: { error: 'role_cannot_lease' },
+        });
+        expect(await auditReasons(caller.identityId, 'lease.denied')).toEqual(['role_cannot_lease']);
+      }
+    });
+
+    it('refuses to renew a lease its non-agent owner already holds', async () => {
+      const holder = await enrolled('agent', { team: 'payments' });
+      const leased = await send(holder, 'POST', '/v1/leases', { body: { backend: BACKEND, role: 'reader' } });
+      expect(leased).toMatchObject({ status: 201 });
+      // As if issued before roles were checked at issue: the owner is a reviewer now.
+      const store = await openStore(env.config.databaseUrl, { create: false });
+      try {
+        await store.db.updateTable('identities').set({ role: 'reviewer' }).where('id', '=', holder.identityId).execute();
+      } finally {
+        await store.close();
+      }
+      expect(await send(holder, 'POST', `/v1/leases/${leased.body.lease_id as string}/renew`, { body: {} })).toMatchObject({
+        status: 403,
+        body: { error: 'role_cannot_lease' },
+      });
+      expect(await auditReasons(holder.identityId, 'lease.denied')).toEqual(['role_cannot_lease']);
     });
   });
 });
