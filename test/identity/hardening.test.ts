@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { provisionAgent, type ProvisionRole } from '../../provisioner/provision.js';
-import { createProof, PROOF_SCHEME } from '../../src/identity/proof.js';
+import { bodyHash, createProof, PROOF_SCHEME, PROOF_TYPE } from '../../src/identity/proof.js';
 import type { Signer } from '../../src/keys/key-store.js';
 import { openStore } from '../../src/store/database.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
@@ -22,10 +23,22 @@ interface SendOptions {
 
 /** Issue 9 (security hardening), the proof and identity holes: one SQLite broker, requests by inject(). */
 describe('proof and identity hardening', () => {
+  const BACKEND = 'items-api';
   let env: TestBroker;
   let seq = 0;
   beforeAll(async () => {
     env = await startTestBroker();
+    // A proxied backend: leasing mints nothing upstream, so none needs to run.
+    await env.admin.request('POST', '/v1/admin/backends', {
+      name: BACKEND,
+      type: 'http',
+      upstream_url: 'http://127.0.0.1:9',
+      secret: 'upstream-secret',
+      scopes: { reader: [{ methods: ['GET'], path_prefix: '/v1/items' }] },
+    });
+    for (const subject of ['attr:team=payments', 'admin@tessera.local']) {
+      await env.admin.request('POST', '/v1/admin/grants', { subject, backend: BACKEND, role: 'reader', max_ttl_seconds: 600 });
+    }
   });
   afterAll(() => env?.close());
   afterEach(() => env.clock.release());
@@ -79,21 +92,9 @@ describe('proof and identity hardening', () => {
   });
 
   describe('only agents lease', () => {
-    const BACKEND = 'items-api';
     let admin: Caller;
     beforeAll(async () => {
       admin = { identityId: env.admin.identityId, address: 'admin@tessera.local', signer: await env.keyStores.signer(env.config.adminKeyUri!) };
-      // A proxied backend: leasing mints nothing upstream, so none needs to run.
-      await env.admin.request('POST', '/v1/admin/backends', {
-        name: BACKEND,
-        type: 'http',
-        upstream_url: 'http://127.0.0.1:9',
-        secret: 'upstream-secret',
-        scopes: { reader: [{ methods: ['GET'], path_prefix: '/v1/items' }] },
-      });
-      for (const subject of ['attr:team=payments', admin.address]) {
-        await env.admin.request('POST', '/v1/admin/grants', { subject, backend: BACKEND, role: 'reader', max_ttl_seconds: 600 });
-      }
     });
 
     it('refuses an admin or a reviewer a lease whatever the grants, and audits it', async () => {
@@ -125,6 +126,97 @@ describe('proof and identity hardening', () => {
         body: { error: 'role_cannot_lease' },
       });
       expect(await auditReasons(holder.identityId, 'lease.denied')).toEqual(['role_cannot_lease']);
+    });
+  });
+
+  describe('proof parser', () => {
+    let agent: Caller;
+    beforeAll(async () => {
+      agent = await enrolled('agent', { team: 'payments' });
+    });
+
+    const segment = (json: string) => Buffer.from(json).toString('base64url');
+    const headerJson = (caller: Caller) => JSON.stringify({ alg: 'EdDSA', typ: PROOF_TYPE, kid: caller.identityId });
+    const payloadJson = (caller: Caller, method: string, path: string, body = '') =>
+      JSON.stringify({ iss: caller.identityId, aud: env.url, iat: nowSeconds(), jti: randomUUID(), htm: method, htu: env.url + path, bh: bodyHash(body) });
+
+    /** Signs the two segments exactly as given: the signature is good whatever they hold. */
+    async function rawProof(caller: Caller, header: string, payload: string): Promise<string> {
+      const signature = await caller.signer.sign(new TextEncoder().encode(`${header}.${payload}`));
+      return `${header}.${payload}.${Buffer.from(signature).toString('base64url')}`;
+    }
+
+    /** The same bytes spelled differently: the unused low bits of the last character set. */
+    function withPaddingBits(encoded: string): string {
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      expect(encoded.length % 4).not.toBe(0);
+      const spelled = encoded.slice(0, -1) + alphabet[alphabet.indexOf(encoded.at(-1)!) ^ 1];
+      expect(Buffer.from(spelled, 'base64url')).toEqual(Buffer.from(encoded, 'base64url'));
+      return spelled;
+    }
+
+    /** JSON text padded with trailing spaces until its base64url spelling has unused bits. */
+    const withUnusedBits = (json: string) => (segment(json).length % 4 === 0 ? `${json} ` : json);
+
+    const whoami = async (proof: string) => send(agent, 'GET', '/v1/whoami', { proof });
+    const malformed = { status: 401, body: { error: 'proof_malformed' } };
+
+    it('accepts a hand-signed proof of the expected shape', async () => {
+      expect(await whoami(await rawProof(agent, segment(headerJson(agent)), segment(payloadJson(agent, 'GET', '/v1/whoami'))))).toMatchObject({ status: 200 });
+    });
+
+    it('refuses header members other than exactly alg, typ and kid', async () => {
+      const payload = () => segment(payloadJson(agent, 'GET', '/v1/whoami'));
+      for (const extra of [{ jwk: { kty: 'OKP' } }, { b64: false }, { cty: 'JWT' }, { crit: ['exp'] }]) {
+        const header = segment(JSON.stringify({ ...JSON.parse(headerJson(agent)), ...extra }));
+        expect(await whoami(await rawProof(agent, header, payload())), JSON.stringify(extra)).toMatchObject(malformed);
+      }
+      const noKid = segment(JSON.stringify({ alg: 'EdDSA', typ: PROOF_TYPE }));
+      expect(await whoami(await rawProof(agent, noKid, payload()))).toMatchObject({ status: 401 });
+    });
+
+    it('refuses a member named twice in the header or the payload, in any spelling', async () => {
+      const header = headerJson(agent);
+      const payload = () => payloadJson(agent, 'GET', '/v1/whoami');
+      const duplicated = [
+        [`${header.slice(0, -1)},"kid":"${agent.identityId}"}`, payload()],
+        [`${header.slice(0, -1)},"k\\u0069d":"${agent.identityId}"}`, payload()],
+        [header, `${payload().slice(0, -1)},"jti":"${randomUUID()}"}`],
+        [header, `${payload().slice(0, -1)},"\\u006a\\u0074\\u0069":"${randomUUID()}"}`],
+        [header, `${payload().slice(0, -1)},"x":{"a":1,"\\u0061":2}}`],
+      ];
+      for (const [headerText, payloadText] of duplicated) {
+        expect(await whoami(await rawProof(agent, segment(headerText!), segment(payloadText!))), `${headerText} ${payloadText}`).toMatchObject(malformed);
+      }
+    });
+
+    it('refuses non-canonical base64url in the signature, the header or the payload', async () => {
+      const [header, payload, signature] = (await rawProof(agent, segment(headerJson(agent)), segment(payloadJson(agent, 'GET', '/v1/whoami')))).split('.') as [string, string, string];
+      expect(signature).toHaveLength(86);
+      expect(await whoami(`${header}.${payload}.${withPaddingBits(signature)}`)).toMatchObject(malformed);
+      const spelledHeader = withPaddingBits(segment(withUnusedBits(headerJson(agent))));
+      expect(await whoami(await rawProof(agent, spelledHeader, segment(payloadJson(agent, 'GET', '/v1/whoami'))))).toMatchObject(malformed);
+      const spelledPayload = withPaddingBits(segment(withUnusedBits(payloadJson(agent, 'GET', '/v1/whoami'))));
+      expect(await whoami(await rawProof(agent, segment(headerJson(agent)), spelledPayload))).toMatchObject(malformed);
+      // The canonical spelling of the same signature still works.
+      expect(await whoami(`${header}.${payload}.${signature}`)).toMatchObject({ status: 200 });
+    });
+
+    it('lets no body past that bh does not cover, whatever its Content-Type or method', async () => {
+      const leased = await send(agent, 'POST', '/v1/leases', { body: { backend: BACKEND, role: 'reader' } });
+      expect(leased).toMatchObject({ status: 201 });
+      const path = `/v1/leases/${leased.body.lease_id as string}`;
+      // Signed as if bodiless, sent with a body fastify would parse as text.
+      for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream']) {
+        const reply = await send(agent, 'DELETE', path, { body: 'state=revoked', contentType, proof: await proofFor(agent, 'DELETE', path) });
+        expect(reply, contentType).toMatchObject({ status: 400, body: { error: 'invalid_request', message: 'Request bodies must be application/json.' } });
+      }
+      const getWithBody = await send(agent, 'GET', path, { body: { sneaked: true }, proof: await proofFor(agent, 'GET', path) });
+      expect(getWithBody).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+      expect(await send(agent, 'GET', path)).toMatchObject({ status: 200, body: { state: 'active' } });
+      // JSON bodies stay covered byte for byte.
+      const signed = await proofFor(agent, 'POST', `${path}/renew`, '{}');
+      expect(await send(agent, 'POST', `${path}/renew`, { body: '{ }', proof: signed })).toMatchObject({ status: 401, body: { error: 'proof_wrong_body' } });
     });
   });
 });
