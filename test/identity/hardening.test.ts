@@ -4,6 +4,7 @@ import { provisionAgent, type ProvisionRole } from '../../provisioner/provision.
 import { bodyHash, createProof, PROOF_SCHEME, PROOF_TYPE } from '../../src/identity/proof.js';
 import type { Signer } from '../../src/keys/key-store.js';
 import { openStore } from '../../src/store/database.js';
+import { NON_CANONICAL_LARGE_ORDER, SMALL_ORDER_CANONICAL, SMALL_ORDER_NON_CANONICAL } from '../support/ed25519-small-order.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 
 interface Caller {
@@ -217,6 +218,21 @@ describe('proof and identity hardening', () => {
       // JSON bodies stay covered byte for byte.
       const signed = await proofFor(agent, 'POST', `${path}/renew`, '{}');
       expect(await send(agent, 'POST', `${path}/renew`, { body: '{ }', proof: signed })).toMatchObject({ status: 401, body: { error: 'proof_wrong_body' } });
+    });
+  });
+
+  describe('identity registration', () => {
+    it('refuses small-order and non-canonical public keys and stores nothing', async () => {
+      const admin = { identityId: env.admin.identityId, address: 'admin@tessera.local', signer: await env.keyStores.signer(env.config.adminKeyUri!) };
+      const registered = async () => (await send(admin, 'GET', '/v1/admin/audit?action=identity.registered&limit=1000')).body.events as unknown[];
+      const before = (await registered()).length;
+      for (const [index, pk] of [...SMALL_ORDER_CANONICAL, ...SMALL_ORDER_NON_CANONICAL, NON_CANONICAL_LARGE_ORDER].entries()) {
+        const address = `weak-key-${index}@acme.local`;
+        const body = { address, public_key: Buffer.from(pk, 'hex').toString('base64url'), key_uri: 'pkcs11:token=t;object=o' };
+        expect(await send(admin, 'POST', '/v1/admin/identities', { body }), pk).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+        expect(await send(admin, 'GET', `/v1/admin/identities/${address}`), pk).toMatchObject({ status: 404 });
+      }
+      expect(await registered()).toHaveLength(before);
     });
   });
 });
