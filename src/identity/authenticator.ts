@@ -5,7 +5,7 @@ import { TesseraError } from '../errors.js';
 import { precompiled } from '../store/precompiled.js';
 import type { Database, IdentityTable } from '../store/schema.js';
 import { identityFromRow, type Identity } from './identity.js';
-import { bodyHash, checkProof, parseProofHeader, PROOF_MAX_SKEW_SECONDS, proofAcceptedUntil } from './proof.js';
+import { BROKER_CLOCK_MARGIN_MS, bodyHash, checkProof, parseProofHeader, proofAcceptedUntil } from './proof.js';
 
 export interface IncomingRequest {
   readonly authorization: string | undefined;
@@ -21,9 +21,6 @@ const insertJti = precompiled((db, jti: string, identityId: string, expiresAt: n
   db.insertInto('proof_replays').values({ jti, identity_id: identityId, expires_at: expiresAt }).onConflict((conflict) => conflict.column('jti').doNothing()),
   ['jti', 'identity', 1],
 );
-
-/** Kept past a proof's last accepted instant: brokers sharing one database may disagree on the time. */
-const REPLAY_MARGIN_MS = PROOF_MAX_SKEW_SECONDS * 1000;
 
 /** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
 const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'proof_bad_signature']);
@@ -73,7 +70,7 @@ export class ProofAuthenticator {
    * proof's iat, not from its first use (a proof dated +60 s is good for two minutes after it).
    */
   private async rememberJti(jti: string, identityId: string, iat: number): Promise<void> {
-    const result = await insertJti(this.db, [`${identityId}:${jti}`, identityId, proofAcceptedUntil(iat) + REPLAY_MARGIN_MS]);
+    const result = await insertJti(this.db, [`${identityId}:${jti}`, identityId, proofAcceptedUntil(iat) + BROKER_CLOCK_MARGIN_MS]);
     if (result.numAffectedRows === 0n) throw new TesseraError('proof_replayed');
   }
 

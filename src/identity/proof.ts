@@ -23,6 +23,9 @@ export function proofAcceptedUntil(iat: number): number {
   return (iat + PROOF_MAX_SKEW_SECONDS + 1) * 1000;
 }
 
+/** How far the clocks of brokers sharing one database may disagree: jtis are kept, and proofs withheld, that much longer. */
+export const BROKER_CLOCK_MARGIN_MS = PROOF_MAX_SKEW_SECONDS * 1000;
+
 export interface ProofClaims {
   readonly iss: string;
   readonly aud: string;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { provisionAgent, type ProvisionRole } from '../../provisioner/provision.js';
-import { bodyHash, createProof, PROOF_SCHEME, PROOF_TYPE } from '../../src/identity/proof.js';
+import { BROKER_CLOCK_MARGIN_MS, bodyHash, createProof, PROOF_SCHEME, PROOF_TYPE, proofAcceptedUntil } from '../../src/identity/proof.js';
 import type { Signer } from '../../src/keys/key-store.js';
 import { openStore } from '../../src/store/database.js';
 import { NON_CANONICAL_LARGE_ORDER, SMALL_ORDER_CANONICAL, SMALL_ORDER_NON_CANONICAL } from '../support/ed25519-small-order.js';
@@ -233,6 +233,50 @@ describe('proof and identity hardening', () => {
         expect(await send(admin, 'GET', `/v1/admin/identities/${address}`), pk).toMatchObject({ status: 404 });
       }
       expect(await registered()).toHaveLength(before);
+    });
+  });
+
+  describe('stored proofs in the review API and page', () => {
+    interface ReviewedEvent {
+      seq: number;
+      proof: string | null;
+      proof_withheld_until: string | null;
+    }
+
+    it('withholds a stored proof while it could still be accepted', async () => {
+      const agent = await enrolled('agent', { team: 'payments' });
+      const reviewer = await enrolled('reviewer');
+      env.clock.pin(Date.now());
+      const body = JSON.stringify({ backend: BACKEND, role: 'reader' });
+      const proof = await proofFor(agent, 'POST', '/v1/leases', body);
+      expect(await send(agent, 'POST', '/v1/leases', { body, proof })).toMatchObject({ status: 201 });
+      const showableAt = proofAcceptedUntil(nowSeconds()) + BROKER_CLOCK_MARGIN_MS;
+
+      const granted = async () => {
+        const { body: audit } = await send(reviewer, 'GET', `/v1/review/audit?action=lease.granted&actor=${agent.identityId}`);
+        const { body: timeline } = await send(reviewer, 'GET', `/v1/review/identities/${agent.address}/timeline`);
+        const fromTimeline = (timeline.events as (ReviewedEvent & { action: string })[]).filter((event) => event.action === 'lease.granted');
+        expect(fromTimeline).toEqual(audit.events);
+        return audit.events as ReviewedEvent[];
+      };
+      // The review page, through a session opened with the reviewer's proof.
+      const page = async () => {
+        const { body: created } = await send(reviewer, 'POST', '/v1/review/sessions', { body: {} });
+        const login = await env.broker.app.inject({ method: 'GET', url: new URL(created.login_url as string).pathname + new URL(created.login_url as string).search });
+        const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+        return (await env.broker.app.inject({ method: 'GET', url: `/ui/audit?action=lease.granted&actor=${agent.identityId}`, headers: { cookie } })).body;
+      };
+
+      const withheld = { proof: null, proof_withheld_until: new Date(showableAt).toISOString() };
+      expect(await granted()).toEqual([expect.objectContaining(withheld)]);
+      expect(await page()).toContain('signed, withheld until');
+      env.clock.advance(showableAt - 1 - env.clock.now());
+      expect(await granted()).toEqual([expect.objectContaining(withheld)]);
+      env.clock.advance(1);
+      expect(await granted()).toEqual([expect.objectContaining({ proof, proof_withheld_until: null })]);
+      const shown = await page();
+      expect(shown).toContain('>signed</span>');
+      expect(shown).not.toContain('withheld');
     });
   });
 });
