@@ -19,16 +19,18 @@ interface SendOptions {
   readonly contentType?: string;
   /** a proof to send instead of a fresh one */
   readonly proof?: string;
-  readonly iat?: number;
 }
 
 /** Issue 9 (security hardening), the proof and identity holes: one SQLite broker, requests by inject(). */
 describe('proof and identity hardening', () => {
   const BACKEND = 'items-api';
   let env: TestBroker;
+  /** the admin identity `tessera init` created */
+  let admin: Caller;
   let seq = 0;
   beforeAll(async () => {
     env = await startTestBroker();
+    admin = { identityId: env.admin.identityId, address: 'admin@tessera.local', signer: await env.keyStores.signer(env.config.adminKeyUri!) };
     // A proxied backend: leasing mints nothing upstream, so none needs to run.
     await env.admin.request('POST', '/v1/admin/backends', {
       name: BACKEND,
@@ -37,7 +39,7 @@ describe('proof and identity hardening', () => {
       secret: 'upstream-secret',
       scopes: { reader: [{ methods: ['GET'], path_prefix: '/v1/items' }] },
     });
-    for (const subject of ['attr:team=payments', 'admin@tessera.local']) {
+    for (const subject of ['attr:team=payments', admin.address]) {
       await env.admin.request('POST', '/v1/admin/grants', { subject, backend: BACKEND, role: 'reader', max_ttl_seconds: 600 });
     }
   });
@@ -52,7 +54,7 @@ describe('proof and identity hardening', () => {
 
   async function send(caller: Caller, method: string, path: string, options: SendOptions = {}) {
     const payload = options.body === undefined ? '' : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
-    const headers: Record<string, string> = { authorization: `${PROOF_SCHEME} ${options.proof ?? (await proofFor(caller, method, path, payload, options.iat))}` };
+    const headers: Record<string, string> = { authorization: `${PROOF_SCHEME} ${options.proof ?? (await proofFor(caller, method, path, payload))}` };
     if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
     const response = await env.broker.app.inject({ method: method as 'GET', url: path, headers, ...(options.body !== undefined && { payload }) });
     return { status: response.statusCode, body: response.json<Record<string, unknown>>() };
@@ -68,7 +70,7 @@ describe('proof and identity hardening', () => {
 
   /** The reasons of the `action` events about `identityId`, oldest first. */
   async function auditReasons(identityId: string, action: string): Promise<(string | null)[]> {
-    const { events } = await env.admin.request<{ events: { identity_id: string | null; reason: string | null }[] }>('GET', `/v1/admin/audit?action=${action}&limit=1000`);
+    const events = (await send(admin, 'GET', `/v1/admin/audit?action=${action}&limit=1000`)).body.events as { identity_id: string | null; reason: string | null }[];
     return events.filter((event) => event.identity_id === identityId).map((event) => event.reason);
   }
 
@@ -93,11 +95,6 @@ describe('proof and identity hardening', () => {
   });
 
   describe('only agents lease', () => {
-    let admin: Caller;
-    beforeAll(async () => {
-      admin = { identityId: env.admin.identityId, address: 'admin@tessera.local', signer: await env.keyStores.signer(env.config.adminKeyUri!) };
-    });
-
     it('refuses an admin or a reviewer a lease whatever the grants, and audits it', async () => {
       const agent = await enrolled('agent', { team: 'payments' });
       const reviewer = await enrolled('reviewer', { team: 'payments' });
@@ -223,7 +220,6 @@ describe('proof and identity hardening', () => {
 
   describe('identity registration', () => {
     it('refuses small-order and non-canonical public keys and stores nothing', async () => {
-      const admin = { identityId: env.admin.identityId, address: 'admin@tessera.local', signer: await env.keyStores.signer(env.config.adminKeyUri!) };
       const registered = async () => (await send(admin, 'GET', '/v1/admin/audit?action=identity.registered&limit=1000')).body.events as unknown[];
       const before = (await registered()).length;
       for (const [index, pk] of [...SMALL_ORDER_CANONICAL, ...SMALL_ORDER_NON_CANONICAL, NON_CANONICAL_LARGE_ORDER].entries()) {
