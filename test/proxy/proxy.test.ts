@@ -3,6 +3,7 @@ import Stripe from 'stripe';
 import { Client } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sha256Base64url } from '../../src/crypto/encoding.js';
+import { openStore } from '../../src/store/database.js';
 import type { TestBroker } from '../support/broker.js';
 import { type FakeOpenAI, type FakeUpstream, sendJson, STREAM_CHUNKS, STREAM_GAP_MS, startFakeUpstream } from '../support/fake-upstream.js';
 import { enrolledAgent, type TestAgent } from '../support/lease-env.js';
@@ -209,6 +210,19 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
     const refused = await openai.models.list().catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(OpenAI.APIError);
     expect(refused).toMatchObject({ status: 401, message: expect.stringContaining('Tessera:') });
+  });
+
+  it('a lease whose holder is not an agent (issued before roles were checked) is refused', async () => {
+    const demoted = await enrolledAgent(env, 'demoted-bot@acme.local', { team: 'payments' });
+    const openai = openaiFor((await lease('openai', 'chat', demoted)).credential);
+    await openai.models.list();
+    const store = await openStore(env.config.databaseUrl, { create: false });
+    try {
+      await store.db.updateTable('identities').set({ role: 'reviewer' }).where('address', '=', demoted.address).execute();
+    } finally {
+      await store.close();
+    }
+    expect(await openai.models.list().catch((error: unknown) => error)).toMatchObject({ status: 403, code: 'role_cannot_lease' });
   });
 
   it('an expired lease is refused at once, before the reaper gets to it', async () => {
