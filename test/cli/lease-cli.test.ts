@@ -28,7 +28,8 @@ async function login(credential: PostgresCredential): Promise<void> {
   }
 }
 
-describe('tessera backend / grant / lease / leases', () => {
+// Up to a dozen CLI processes per test, each loading the key store: seconds apiece on a busy machine.
+describe('tessera backend / grant / lease / leases', { timeout: 180_000 }, () => {
   let broker: TestBroker;
   let database: { url: string; drop(): Promise<void> };
   let dir: string;
