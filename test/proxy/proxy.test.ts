@@ -104,17 +104,33 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
 
   it('OpenAI: a streamed chat completion arrives chunk by chunk', async () => {
     const openai = openaiFor((await lease('openai', 'chat')).credential);
-    const stream = await openai.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], stream: true });
-    const arrivals: number[] = [];
-    let text = '';
-    for await (const chunk of stream) {
-      arrivals.push(performance.now());
-      text += chunk.choices[0]?.delta.content ?? '';
+    // The upstream sends its next chunk only once the agent has the previous one (or after 5 s, so
+    // that a proxy that buffers fails the assertion below instead of hanging the test).
+    let release = () => undefined as void;
+    openaiUpstream.pace(
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+          setTimeout(resolve, 5_000).unref();
+        }),
+    );
+    try {
+      const first = openaiUpstream.chunksSent();
+      const stream = await openai.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], stream: true });
+      const sentAtArrival: number[] = [];
+      let text = '';
+      for await (const chunk of stream) {
+        sentAtArrival.push(openaiUpstream.chunksSent() - first);
+        text += chunk.choices[0]?.delta.content ?? '';
+        release();
+      }
+      expect(text).toBe(STREAM_CHUNKS.join(''));
+      // Streamed: each chunk reached the agent before the upstream sent the next. Buffered, all
+      // would arrive once the upstream had sent everything.
+      expect(sentAtArrival).toEqual(STREAM_CHUNKS.map((_, index) => index + 1));
+    } finally {
+      openaiUpstream.pace(undefined);
     }
-    expect(text).toBe(STREAM_CHUNKS.join(''));
-    expect(arrivals).toHaveLength(STREAM_CHUNKS.length);
-    // Buffered, every chunk would arrive at once; streamed, they keep the upstream's spacing.
-    for (let index = 1; index < arrivals.length; index += 1) expect(arrivals[index]! - arrivals[index - 1]!).toBeGreaterThan(STREAM_GAP_MS / 2);
   });
 
   it('OpenAI: an agent abandoning a stream cancels it upstream', async () => {
