@@ -36,7 +36,7 @@ describe('tessera grant --scope --constraint (HTTP API backends)', { timeout: 12
     dir = await mkdtemp(join(tmpdir(), 'tessera-http-grant-cli-'));
     const keyFile = join(dir, 'stripe.key');
     writeFileSync(keyFile, `${STRIPE_SECRET}\n`, { mode: 0o600 });
-    run = { cwd: dir, env: broker.cliEnv, timeoutMs: 30_000 };
+    run = { cwd: dir, env: broker.cliEnv };
     const agent = await broker.provision(ADDRESS, { team: 'payments' });
     await (await broker.clientFor(agent.key_uri)).request('POST', '/v1/enroll', { ticket: agent.ticket });
     keyUri = agent.key_uri;

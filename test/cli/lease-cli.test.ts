@@ -59,7 +59,7 @@ describe('tessera backend / grant / lease / leases', { timeout: 180_000 }, () =>
     writeFileSync(dsnFile, `${database.url}\n`, { mode: 0o600 });
     agent = await broker.provision(ADDRESS);
     await (await broker.clientFor(agent.key_uri)).request('POST', '/v1/enroll', { ticket: agent.ticket });
-    run = { cwd: dir, env: broker.cliEnv, timeoutMs: 30_000 };
+    run = { cwd: dir, env: broker.cliEnv };
   }, 180_000);
 
   afterAll(async () => {
