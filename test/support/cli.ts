@@ -12,7 +12,7 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI_ENTRY = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 /** Compiles src/ and provisioner/ to dist/ (`npm run build` without npm's start-up cost). */
-export function buildCli(timeoutMs = 90_000): Promise<void> {
+export function buildCli(timeoutMs = 600_000): Promise<void> {
   const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, timeout: timeoutMs }, (error, stdout, stderr) => {
