@@ -98,6 +98,11 @@ export class CredentialProxy {
   }
 
   /** Stops accepting, ends idle keep-alive connections and waits for pending audit writes. */
+  /** Resolves once the audit events of every call so far are written (outcomes are written late). */
+  auditDrained(): Promise<void> {
+    return this.#audit.drained();
+  }
+
   async close(): Promise<void> {
     if (this.#server.listening) {
       const closed = new Promise((resolve) => this.#server.close(resolve));
