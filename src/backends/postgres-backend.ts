@@ -58,9 +58,9 @@ export interface PostgresBackendConfig {
  * No GRANT CONNECT / USAGE ON SCHEMA public: PUBLIC holds both by default; where an operator
  * revoked them, the group needs them (grant them to the adopted group).
  */
-export function defaultRoles(backend: string): Record<string, PostgresRoleConfig> {
+export function defaultRoles(database: string, backend: string): Record<string, PostgresRoleConfig> {
   const group = (role: string, privilegeStatements: string[]): PostgresRoleConfig => ({
-    group: { name: groupNameFor(backend, role), privilegeStatements },
+    group: { name: groupNameFor(database, backend, role), privilegeStatements },
     creationStatements: ['CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}} IN ROLE {{group}}'],
   });
   return {
@@ -77,9 +77,29 @@ export function defaultRoles(backend: string): Record<string, PostgresRoleConfig
   };
 }
 
-/** tessera_<backend>_<role>, within PostgreSQL's 63-byte identifier limit. */
-export function groupNameFor(backend: string, role: string): string {
-  return `tessera_${slug(backend, 40)}_${slug(role, 14)}`;
+/**
+ * tessera_<database>_<backend>_<role>, within PostgreSQL's 63-byte identifier limit. Roles are
+ * cluster-wide but table privileges are per database: a group named without its database would be
+ * adopted, privilege-less, by a same-named backend on another database of the cluster.
+ */
+export function groupNameFor(database: string, backend: string, role: string): string {
+  return `tessera_${fit(database, 20)}_${fit(backend, 20)}_${fit(role, 12)}`;
+}
+
+/** Probe logins of `backend check` on a database: named after it, so checks of other databases' backends are told apart. */
+export function probePrefixFor(database: string): string {
+  return `tessera_probe_${fit(database, 24)}_`;
+}
+
+/** The database a connection string names, as pg itself reads it (the default is the user's name). */
+export function databaseOf(connectionUrl: string): string {
+  let target: pg.Client;
+  try {
+    target = new pg.Client({ connectionString: connectionUrl });
+  } catch {
+    throw new TesseraError('config_invalid', 'postgres backend: connectionUrl is not a valid connection string');
+  }
+  return target.database ?? target.user ?? 'postgres';
 }
 
 /**
@@ -197,6 +217,12 @@ function slug(text: string, length: number): string {
   return text.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '').slice(0, length) || 'role';
 }
 
+/** The slug if it fits, else its start and a hash of the whole: names that differ stay apart. */
+function fit(text: string, length: number): string {
+  const whole = slug(text, Infinity);
+  return whole.length <= length ? whole : `${whole.slice(0, length - 9)}_${createHash('sha256').update(text).digest('hex').slice(0, 8)}`;
+}
+
 /** Role names are limited to 63 bytes; slug + 16 hex chars of the lease id hash stays well below. */
 function usernameFor(role: string, leaseId: string): string {
   return `tessera_${slug(role, 24)}_${createHash('sha256').update(leaseId).digest('hex').slice(0, 16)}`;
@@ -223,15 +249,10 @@ export class PostgresBackend implements CredentialBackend {
   constructor(config: PostgresBackendConfig) {
     // pg's own parser (via an unconnected client) decides where the pool connects, so the
     // credential returned to agents names the same host, port and database.
-    let target: pg.Client;
-    try {
-      target = new pg.Client({ connectionString: config.connectionUrl });
-    } catch {
-      throw new TesseraError('config_invalid', 'postgres backend: connectionUrl is not a valid connection string');
-    }
+    this.#database = databaseOf(config.connectionUrl);
+    const target = new pg.Client({ connectionString: config.connectionUrl });
     this.#host = target.host;
     this.#port = target.port;
-    this.#database = target.database ?? target.user ?? 'postgres';
     this.#secrets = [config.connectionUrl, target.password ?? '', rawPassword(config.connectionUrl)].filter((s) => s !== '');
 
     for (const [name, role] of Object.entries(config.roles)) validateRoleConfig(name, role);
@@ -420,7 +441,7 @@ export class PostgresBackend implements CredentialBackend {
 
   /** One lease's life on a probe role, with an open session that revoke must terminate. */
   async #probe(role: string, admin: string): Promise<void> {
-    const plan = this.#planFor(role, `tessera_probe_${randomBytes(8).toString('hex')}`);
+    const plan = this.#planFor(role, `${probePrefixFor(this.#database)}${randomBytes(8).toString('hex')}`);
     const request = { leaseId: handleString(plan.revocation, 'username'), role, expiresAt: new Date(Date.now() + PROBE_TTL_MS) };
     let session: pg.Client | undefined;
     try {

@@ -8,7 +8,7 @@ import { TesseraError } from '../errors.js';
 import type { CredentialBackend } from './credential-backend.js';
 import { HTTP_API_FACTORIES } from './http-api/factories.js';
 import type { ScopePreset } from './http-api/scopes.js';
-import { defaultRoles, PostgresBackend, type PostgresRoleConfig } from './postgres-backend.js';
+import { databaseOf, defaultRoles, PostgresBackend, type PostgresRoleConfig } from './postgres-backend.js';
 
 export type BackendType = 'postgres' | keyof typeof HTTP_API_FACTORIES;
 
@@ -73,7 +73,7 @@ const postgres: BackendFactory = {
             },
           ]),
         )
-      : defaultRoles(name);
+      : defaultRoles(databaseOf(parsed.connection_url), name);
     return { settings: { roles }, rootSecret: parsed.connection_url };
   },
   roles: (settings) => Object.keys(postgresSettings.parse(settings).roles),

@@ -2,12 +2,11 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BackendError, type CredentialPlan, type IssuedCredential, type MintRequest } from '../../src/backends/credential-backend.js';
-import { defaultRoles, PostgresBackend, type PostgresRoleConfig } from '../../src/backends/postgres-backend.js';
+import { databaseOf, defaultRoles, groupNameFor, PostgresBackend, probePrefixFor, type PostgresRoleConfig } from '../../src/backends/postgres-backend.js';
 import { isTesseraError, TesseraError } from '../../src/errors.js';
 import { createAdminRole, createTestDatabase, startPostgres, withClient } from '../support/postgres.js';
 
 const HOUR = 3_600_000;
-const DEFAULT_ROLES = defaultRoles('orders');
 /** A per-lease GRANT template, as every default role was before group roles. */
 const PER_LEASE_GRANTS: PostgresRoleConfig = {
   creationStatements: ['CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}', 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{name}}'],
@@ -57,7 +56,9 @@ describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
   let admin: pg.Client;
   let adminRole: { url: string; name: string };
   let backend: PostgresBackend;
-  const roles: Record<string, PostgresRoleConfig> = {
+  /** The default roles of a backend named `orders` on this test's database (set in beforeAll). */
+  let DEFAULT_ROLES: Record<string, PostgresRoleConfig>;
+  const rolesWithDefaults = (): Record<string, PostgresRoleConfig> => ({
     ...DEFAULT_ROLES,
     [INJECTION]: DEFAULT_ROLES.readonly!,
     legacy: PER_LEASE_GRANTS,
@@ -66,7 +67,7 @@ describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
       // The second statement is a syntax error that quotes the password back at us.
       creationStatements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}}', 'SELECT {{password}} {{password}}'],
     },
-  };
+  });
 
   const validUntil = async (username: string): Promise<Date | null | undefined> =>
     (await admin.query<{ rolvaliduntil: Date | null }>('SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1', [username])).rows[0]
@@ -90,6 +91,7 @@ describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase(inject('postgresUrl'));
+    DEFAULT_ROLES = defaultRoles(databaseOf(db.url), 'orders');
     admin = new pg.Client({ connectionString: db.url });
     await admin.connect();
     await admin.query(`
@@ -107,7 +109,7 @@ describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
       GRANT CREATE ON SCHEMA public TO ${adminRole.name} WITH GRANT OPTION;
     `);
     await checkDefaults();
-    backend = new PostgresBackend({ connectionUrl: adminRole.url, roles });
+    backend = new PostgresBackend({ connectionUrl: adminRole.url, roles: rolesWithDefaults() });
   });
 
   afterAll(async () => {
@@ -119,7 +121,7 @@ describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
   it('plans a unique, secret-free username per lease', () => {
     const request = lease('readonly');
     const plan = backend.plan(request);
-    expect(plan.revocation).toEqual({ username: expect.stringMatching(/^tessera_readonly_[0-9a-f]{16}$/), role: 'readonly', group: 'tessera_orders_readonly' });
+    expect(plan.revocation).toEqual({ username: expect.stringMatching(/^tessera_readonly_[0-9a-f]{16}$/), role: 'readonly', group: groupNameFor(databaseOf(db.url), 'orders', 'readonly') });
     expect(backend.plan(lease('legacy')).revocation).toEqual({ username: expect.any(String), role: 'legacy' });
     expect(backend.plan(request)).toEqual(plan);
     expect(backend.plan(lease('readonly')).revocation.username).not.toBe(plan.revocation.username);
@@ -313,16 +315,18 @@ describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
   });
 
   it('check created NOLOGIN group roles; a lease joins its group and adds no ACL entry', async () => {
-    const groups = await admin.query("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'tessera_orders_%' ORDER BY rolname");
+    const [readonly, readwrite] = ['readonly', 'readwrite'].map((role) => groupNameFor(databaseOf(db.url), 'orders', role));
+    expect(readonly).toMatch(/^tessera_tessera_tes_[0-9a-f]{8}_orders_readonly$/);
+    const groups = await admin.query('SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname', [[readonly, readwrite]]);
     expect(groups.rows).toEqual([
-      { rolname: 'tessera_orders_readonly', rolcanlogin: false },
-      { rolname: 'tessera_orders_readwrite', rolcanlogin: false },
+      { rolname: readonly, rolcanlogin: false },
+      { rolname: readwrite, rolcanlogin: false },
     ]);
     const acl = async () => String((await admin.query("SELECT relacl FROM pg_class WHERE relname = 'items'")).rows[0].relacl);
     const before = await acl();
     const { plan } = await mint('readonly');
     expect(await acl()).toBe(before);
-    const member = await admin.query('SELECT pg_has_role($1, $2, $3) AS member', [plan.revocation.username, 'tessera_orders_readonly', 'MEMBER']);
+    const member = await admin.query('SELECT pg_has_role($1, $2, $3) AS member', [plan.revocation.username, readonly, 'MEMBER']);
     expect(member.rows).toEqual([{ member: true }]);
     await backend.revoke(plan.revocation);
     // A second check adopts the existing groups and proves the lease life cycle again.
@@ -344,7 +348,7 @@ describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
 
   async function checkError(attributes: string, backendName: string): Promise<TesseraError> {
     const role = await createAdminRole(db.url, attributes);
-    const probe = new PostgresBackend({ connectionUrl: role.url, roles: defaultRoles(backendName) });
+    const probe = new PostgresBackend({ connectionUrl: role.url, roles: defaultRoles(databaseOf(db.url), backendName) });
     try {
       const error = await rejection(probe.check());
       expect(isTesseraError(error, 'backend_privilege_missing')).toBe(true);
@@ -362,14 +366,15 @@ describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
   it('check refuses an admin that cannot grant the table privileges, and leaves no group behind', async () => {
     const error = await checkError('CREATEROLE', 'nogrant');
     expect(error.message).toContain('WITH GRANT OPTION');
-    expect((await admin.query("SELECT 1 FROM pg_roles WHERE rolname LIKE 'tessera_nogrant_%'")).rowCount).toBe(0);
+    const groups = ['readonly', 'readwrite'].map((role) => groupNameFor(databaseOf(db.url), 'nogrant', role));
+    expect((await admin.query('SELECT 1 FROM pg_roles WHERE rolname = ANY($1)', [groups])).rowCount).toBe(0);
   });
 
   it('check refuses an admin that cannot terminate a lease session, naming pg_signal_backend', async () => {
     // NOINHERIT: joining the lease role gives the admin none of its privileges.
     const error = await checkError('CREATEROLE NOINHERIT', 'orders');
     expect(error.message).toMatch(/Fix: GRANT pg_signal_backend TO "tessera_admin_[0-9a-f]+"/);
-    expect((await admin.query("SELECT 1 FROM pg_roles WHERE rolname LIKE 'tessera_probe_%'")).rowCount).toBe(0);
+    expect((await admin.query('SELECT 1 FROM pg_roles WHERE starts_with(rolname, $1)', [probePrefixFor(databaseOf(db.url))])).rowCount).toBe(0);
   });
 
   it('mints and revokes many leases concurrently', async () => {
@@ -385,7 +390,7 @@ describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
 describe('PostgresBackend when the server goes away', () => {
   it('fails retryably without the admin password, then revokes after the restart', async () => {
     const cluster = await startPostgres();
-    const backend = new PostgresBackend({ connectionUrl: cluster.url, roles: DEFAULT_ROLES });
+    const backend = new PostgresBackend({ connectionUrl: cluster.url, roles: defaultRoles(databaseOf(cluster.url), 'orders') });
     try {
       await backend.check();
       const request = lease('readonly');

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BulkRevokeResponse } from '../../src/sdk/wire.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { runCli } from '../support/cli.js';
-import { adminAgent, enrolledAgent, enrolledAgentWithKey, login, seedUpstream, tesseraRoles, type TestAgent } from '../support/lease-env.js';
+import { adminAgent, enrolledAgent, enrolledAgentWithKey, leaseRolesOf, login, seedUpstream, type TestAgent } from '../support/lease-env.js';
 import { createAdminRole, createTestDatabase, withClient } from '../support/postgres.js';
 
 describe('PostgreSQL leases with a CREATEROLE admin', () => {
@@ -57,7 +57,7 @@ describe('PostgreSQL leases with a CREATEROLE admin', () => {
     expect(await agent.expect(200, 'DELETE', `/v1/leases/${lease.lease_id}`)).toMatchObject({ state: 'revoked', last_error: null });
     await expect(session.query('SELECT 1')).rejects.toThrow();
     await session.end().catch(() => undefined);
-    expect(await tesseraRoles(database.url)).toEqual([]);
+    expect(await leaseRolesOf(database.url, 'orders')).toEqual([]);
   });
 
   it('a failed revocation is logged, counted on /healthz, exits 3 with its reason, and retried on demand', async () => {
@@ -83,7 +83,7 @@ describe('PostgreSQL leases with a CREATEROLE admin', () => {
     // The reaper may get there first (its backoff is seconds); either way nothing is left pending.
     expect(await admin.expect<BulkRevokeResponse>(200, 'POST', '/v1/admin/leases/retry', { lease: lease.lease_id })).toMatchObject({ pending: 0, failures: [] });
     expect(await (await fetch(`${env.url}/healthz`)).json()).toEqual({ status: 'ok', revocations_pending: 0 });
-    expect(await tesseraRoles(database.url)).toEqual([]);
+    expect(await leaseRolesOf(database.url, 'orders')).toEqual([]);
   });
 
   it('identity revoke exits 3 while its leases cannot be revoked', async () => {
@@ -101,6 +101,6 @@ describe('PostgreSQL leases with a CREATEROLE admin', () => {
     // The reaper (1 s backoff) may finish it first; either way nothing is left pending.
     const retry = await runCli(['leases', 'retry'], { env: env.cliEnv });
     expect(retry).toMatchObject({ code: 0, stdout: expect.stringMatching(/^revoked [01] lease\(s\)\n$/) });
-    expect(await tesseraRoles(database.url)).toEqual([]);
+    expect(await leaseRolesOf(database.url, 'orders')).toEqual([]);
   });
 });

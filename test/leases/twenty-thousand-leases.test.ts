@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
-import { adminAgent, enrolledAgent, seedUpstream, type TestAgent } from '../support/lease-env.js';
+import { adminAgent, enrolledAgent, leaseRolesOf, seedUpstream, type TestAgent } from '../support/lease-env.js';
 import { createAdminRole, createTestDatabase, withClient } from '../support/postgres.js';
 
 const LEASES = Number(process.env.TESSERA_TEST_LEASES ?? 20_000);
@@ -19,8 +19,7 @@ describe(`${LEASES} live leases on one database with the default roles`, () => {
   let admin: TestAgent;
   let agent: TestAgent;
 
-  const leaseRoles = () =>
-    withClient(database.url, async (client) => (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_roles WHERE rolname ~ '^tessera_readonly_[0-9a-f]{16}$'")).rows[0]!.n);
+  const leaseRoles = async () => (await leaseRolesOf(database.url, 'fleet')).length;
 
   beforeAll(async () => {
     [env, database] = await Promise.all([startTestBroker(), createTestDatabase(inject('postgresUrl'))]);

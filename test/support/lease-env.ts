@@ -3,6 +3,7 @@
  * records every response body, agents that enroll through it, upstream databases and logins as a
  * leased PostgreSQL role with the official `pg` client.
  */
+import { databaseOf, groupNameFor } from '../../src/backends/postgres-backend.js';
 import pg from 'pg';
 import { expect } from 'vitest';
 import type { Clock } from '../../src/clock.js';
@@ -122,6 +123,23 @@ export async function sessionIsGone(session: pg.Client): Promise<boolean> {
 /** Leased roles (`tessera_<role>_<16 hex>`; not the group roles) that exist in the cluster at `url`. */
 export async function tesseraRoles(url: string): Promise<string[]> {
   return withClient(url, async (client) => (await client.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname ~ '^tessera_.*_[0-9a-f]{16}$'")).rows.map((r) => r.rolname));
+}
+
+/**
+ * The leased roles of `backend`'s default roles on the database at `url`: the login members of its
+ * group roles. Roles are cluster-wide, so this leaves out other tests' leases on the shared cluster.
+ */
+export async function leaseRolesOf(url: string, backend: string): Promise<string[]> {
+  const groups = ['readonly', 'readwrite'].map((role) => groupNameFor(databaseOf(url), backend, role));
+  return withClient(url, async (client) => {
+    const { rows } = await client.query<{ rolname: string }>(
+      `SELECT member.rolname FROM pg_auth_members m
+         JOIN pg_roles grp ON grp.oid = m.roleid JOIN pg_roles member ON member.oid = m.member
+        WHERE grp.rolname = ANY($1) AND member.rolcanlogin ORDER BY member.rolname`,
+      [groups],
+    );
+    return rows.map((row) => row.rolname);
+  });
 }
 
 /** Seeds an upstream database: a public table the roles may read, a private schema they may not. */
