@@ -1,4 +1,5 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { normalizeIP } from '@fastify/rate-limit';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { AuditSink } from './audit/audit-log.js';
 import type { RejectionSummary } from './audit/rejection-summary.js';
 import type { Clock } from './clock.js';
@@ -51,8 +52,11 @@ const MAX_BODY_BYTES = 64 * 1024;
 /** Builds the broker's HTTP app without listening: main() listens, tests inject(). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const logger = deps.logger?.child({}, { serializers: { req: loggedRequest } });
+  const authFailures = new FailureLimit(deps.clock, deps.authFailures);
   const app = Fastify({
     bodyLimit: MAX_BODY_BYTES,
+    // An address past its failure limit is answered 429 unlogged: a junk flood must not cost two log lines a request.
+    disableRequestLogging: (request: FastifyRequest) => authFailures.retryAfterSeconds(normalizeIP(request.ip)) !== undefined,
     // The same node server as the credential proxy's, so both cut slow clients alike.
     serverFactory: (handler) => createLimitedServer(deps.limits, handler),
     ...(logger ? { loggerInstance: logger } : { logger: false }),
@@ -84,7 +88,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(errorHandler);
-  await app.register(failureLimit, { limit: new FailureLimit(deps.clock, deps.authFailures), rejections: deps.rejections });
+  await app.register(failureLimit, { limit: authFailures, rejections: deps.rejections });
   await app.register(proofAuth, { authenticator: deps.authenticator, audit: deps.audit, publicUrl: deps.publicUrl });
   await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, publicUrl: deps.publicUrl });
   await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });

@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProof, PROOF_SCHEME } from '../../src/identity/proof.js';
 import type { Signer } from '../../src/keys/key-store.js';
@@ -18,8 +19,11 @@ const WINDOW_MS = 10_000;
 /** Junk proofs, unknown tokens and bad tickets: anonymous ones are counted, floods are cut off (src/limits/). */
 describe('floods of rejected requests', () => {
   let env: TestBroker;
+  /** What the broker's request log said, line by line. */
+  const logged: { msg: string; req?: { remoteAddress?: string } }[] = [];
   beforeAll(async () => {
     env = await startTestBroker({
+      logger: pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as (typeof logged)[number]) }),
       env: {
         TESSERA_AUTH_FAILURE_LIMIT: String(AUTH_FAILURE_LIMIT),
         TESSERA_AUTH_FAILURE_WINDOW: `${WINDOW_MS / 1000}s`,
@@ -97,8 +101,13 @@ describe('floods of rejected requests', () => {
     const agent = await pendingAgent();
     expect((await enroll('10.2.0.9', agent)).status).toBe(200);
     for (let i = 0; i < AUTH_FAILURE_LIMIT; i += 1) expect((await inject('10.2.0.1', 'GET', '/v1/whoami', 'junk')).status).toBe(401);
+    const requestLines = () => logged.filter((line) => line.req?.remoteAddress === '10.2.0.1').length;
+    const linesBefore = requestLines();
+    expect(linesBefore).toBeGreaterThan(0);
     const limited = await inject('10.2.0.1', 'GET', '/v1/whoami', 'junk');
     expect(limited).toMatchObject({ status: 429, error: 'rate_limited' });
+    // Refused without a request log line: a flood must not cost the broker two log writes a request.
+    expect(requestLines()).toBe(linesBefore);
     expect(Number(limited.retryAfter)).toBeGreaterThan(0);
     expect(Number(limited.retryAfter)).toBeLessThanOrEqual(WINDOW_MS / 1000);
     // Valid traffic from that address waits too: it is refused before any work is done.
