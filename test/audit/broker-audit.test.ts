@@ -73,8 +73,9 @@ describe('audit through the broker', () => {
 
   // Last: it signs checkpoints of its own.
   it('schedules its background work on the injected scheduler; a checkpoint poll signs only once one is due', async () => {
-    // The reaper and the checkpoint poll every second, the replay-cache pruning every minute.
-    expect(env.scheduler.intervals().sort((a, b) => a - b)).toEqual([1_000, 1_000, 60_000]);
+    // The reaper and the checkpoint poll every second, the rejection summary every window
+    // (TESSERA_AUDIT_REJECTION_WINDOW, 10 s), the replay-cache pruning every minute.
+    expect(env.scheduler.intervals().sort((a, b) => a - b)).toEqual([1_000, 1_000, 10_000, 60_000]);
     const checkpoints = env.broker.auditCheckpoints;
     await checkpoints.checkpoint();
     // New events, and a minute has not passed since the last checkpoint: the poll leaves the head unsigned...
