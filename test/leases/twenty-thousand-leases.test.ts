@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
-import { adminAgent, enrolledAgent, seedUpstream, type TestAgent } from '../support/lease-env.js';
+import { adminAgent, backendLeaseRoles, enrolledAgent, seedUpstream, type TestAgent } from '../support/lease-env.js';
 import { createAdminRole, createTestDatabase, withClient } from '../support/postgres.js';
 
 const LEASES = Number(process.env.TESSERA_TEST_LEASES ?? 20_000);
@@ -19,8 +19,9 @@ describe(`${LEASES} live leases on one database with the default roles`, () => {
   let admin: TestAgent;
   let agent: TestAgent;
 
-  const leaseRoles = () =>
-    withClient(database.url, async (client) => (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_roles WHERE rolname ~ '^tessera_readonly_[0-9a-f]{16}$'")).rows[0]!.n);
+  // Roles are cluster-wide and other files lease readonly roles on the shared cluster meanwhile:
+  // count the members of this backend's group role ('fleet' is used by no other file there).
+  const leaseRoles = async () => (await backendLeaseRoles(database.url, 'fleet')).filter((name) => /^tessera_readonly_[0-9a-f]{16}$/.test(name)).length;
 
   beforeAll(async () => {
     [env, database] = await Promise.all([startTestBroker(), createTestDatabase(inject('postgresUrl'))]);

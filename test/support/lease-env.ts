@@ -124,6 +124,23 @@ export async function tesseraRoles(url: string): Promise<string[]> {
   return withClient(url, async (client) => (await client.query<{ rolname: string }>("SELECT rolname FROM pg_roles WHERE rolname ~ '^tessera_.*_[0-9a-f]{16}$'")).rows.map((r) => r.rolname));
 }
 
+/**
+ * Leased roles of one backend: members of its group roles (`tessera_<backend>_<role>`). Roles are
+ * cluster-wide and the shared cluster serves every test file at once, so a file counts only the
+ * roles of a backend name no other file uses there.
+ */
+export async function backendLeaseRoles(url: string, backend: string): Promise<string[]> {
+  return withClient(url, async (client) =>
+    (
+      await client.query<{ rolname: string }>(
+        `SELECT DISTINCT r.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member
+         WHERE g.rolname LIKE $1 AND r.rolname ~ '^tessera_.*_[0-9a-f]{16}$'`,
+        [`tessera\\_${backend}\\_%`],
+      )
+    ).rows.map((r) => r.rolname),
+  );
+}
+
 /** Seeds an upstream database: a public table the roles may read, a private schema they may not. */
 export async function seedUpstream(url: string): Promise<void> {
   await withClient(url, (client) =>
