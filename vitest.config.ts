@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirstSequencer from './test/support/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -9,5 +10,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Suites share one PostgreSQL server and spawn brokers; two cores do not gain from more forks.
     maxWorkers: 2,
+    // The longest files start first (test/support/sequencer.ts): no long file runs alone at the end.
+    sequence: { sequencer: LongestFirstSequencer },
   },
 });

@@ -13,10 +13,11 @@ import { auditSection } from './audit-bench.js';
 import { floodSection } from './flood-bench.js';
 import { identitySection } from './identity-bench.js';
 import { leaseSection } from './lease-bench.js';
+import { massExpirySection } from './mass-expiry-bench.js';
 import { proxySection } from './proxy-bench.js';
 import { type BenchSection, formatRows, formatTable, log, runPendingCleanups, type SectionResult } from './support.js';
 
-const SECTIONS: readonly BenchSection[] = [identitySection, leaseSection, auditSection, proxySection, floodSection];
+const SECTIONS: readonly BenchSection[] = [identitySection, leaseSection, massExpirySection, auditSection, proxySection, floodSection];
 
 async function main(): Promise<number> {
   const wanted = process.argv.slice(2);

@@ -16,7 +16,27 @@ export interface AutoRenewOptions {
   readonly onError?: (error: Error) => void;
   /** Once, when renewing ends; the same value `done` resolves to. */
   readonly onStop?: (end: AutoRenewEnd) => void;
+  /** Time and timers (default: Date.now and unref'd setTimeout); tests pass their own to decide when a renewal runs. */
+  readonly timers?: AutoRenewTimers;
 }
+
+export interface AutoRenewTimers {
+  /** Epoch milliseconds. */
+  now(): number;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Real timers that do not keep the process alive. */
+export const systemTimers: AutoRenewTimers = {
+  now: () => Date.now(),
+  setTimeout(callback, ms) {
+    const timer = setTimeout(callback, ms);
+    timer.unref();
+    return timer;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 export type AutoRenewEnd =
   /** stop() (or the client's close()) was called. */
@@ -60,8 +80,9 @@ function renewBeforeMs(renewBefore: number, ttlMs: number): number {
 export function autoRenew(renew: RenewFn, lease: Lease, options: AutoRenewOptions = {}): AutoRenewer {
   const ttl = options.ttl === undefined ? Math.max(1, Math.round((lease.expiresAt.getTime() - lease.issuedAt.getTime()) / 1000)) : ttlSeconds(options.ttl);
   const beforeMs = renewBeforeMs(options.renewBefore ?? DEFAULT_RENEW_BEFORE, ttl * 1000);
+  const timers = options.timers ?? systemTimers;
   let expiresAt = lease.expiresAt.getTime();
-  let timer: NodeJS.Timeout | undefined;
+  let timer: unknown;
   let inFlight: Promise<void> | undefined;
   let stopping = false;
   let finish!: (end: AutoRenewEnd) => void;
@@ -71,20 +92,19 @@ export function autoRenew(renew: RenewFn, lease: Lease, options: AutoRenewOption
   const end = (result: AutoRenewEnd) => {
     if (ended) return;
     ended = true;
-    clearTimeout(timer);
+    if (timer !== undefined) timers.clearTimeout(timer);
     timer = undefined;
     finish(result);
     options.onStop?.(result);
   };
 
   const schedule = (delayMs: number) => {
-    timer = setTimeout(() => {
+    timer = timers.setTimeout(() => {
       timer = undefined;
       inFlight = attempt()
         .catch((error: unknown) => end({ reason: 'failed', error: error as Error })) // a throwing callback
         .finally(() => (inFlight = undefined));
     }, Math.max(0, delayMs));
-    timer.unref();
   };
 
   const attempt = async () => {
@@ -93,7 +113,7 @@ export function autoRenew(renew: RenewFn, lease: Lease, options: AutoRenewOption
       renewal = await renew(lease.id, ttl);
     } catch (error) {
       options.onError?.(error as Error);
-      const left = expiresAt - Date.now();
+      const left = expiresAt - timers.now();
       if (!isTransient(error) || left <= 0) return end({ reason: 'failed', error: error as Error });
       if (!stopping) schedule(Math.min(MAX_RETRY_DELAY_MS, left / 2));
       return;
@@ -103,17 +123,17 @@ export function autoRenew(renew: RenewFn, lease: Lease, options: AutoRenewOption
     expiresAt = renewal.expiresAt.getTime();
     options.onRenew?.(renewal);
     if (!renewal.renewable || !extended) return end({ reason: 'not_renewable', expiresAt: renewal.expiresAt });
-    if (!stopping) schedule(expiresAt - Date.now() - beforeMs);
+    if (!stopping) schedule(expiresAt - timers.now() - beforeMs);
   };
 
-  if (lease.renewable) schedule(expiresAt - Date.now() - beforeMs);
+  if (lease.renewable) schedule(expiresAt - timers.now() - beforeMs);
   else end({ reason: 'not_renewable', expiresAt: lease.expiresAt });
 
   return {
     done,
     async stop() {
       stopping = true;
-      clearTimeout(timer);
+      if (timer !== undefined) timers.clearTimeout(timer);
       timer = undefined;
       await inFlight;
       end({ reason: 'stopped' });

@@ -68,20 +68,36 @@ describe('tessera grant --scope --constraint (HTTP API backends)', { timeout: 12
     expect(upstream.seen.slice(before)).toEqual([expect.objectContaining({ method: 'POST', path: '/v1/refunds', authorization: `Bearer ${STRIPE_SECRET}` })]);
   });
 
+  // The broker's validation of scopes and constraints, over the admin API (a CLI process per case
+  // would only add minutes): the messages the CLI prints, and nothing stored.
+  it.each([
+    ['an unknown scope', 'charges:write', { max_amount: '5000' }, /^Backend payments has no scope "charges:write" \(known: refunds:write, billing:read\)/],
+    ['an unknown constraint', 'refunds:write', { max_refund: '5000' }, /^Scope "refunds:write" has no constraint "max_refund" \(known: max_amount\)/],
+    ['a constraint the scope does not take', 'billing:read', { max_amount: '5000' }, /^Scope "billing:read" has no constraint "max_amount"/],
+    ['a non-numeric max_amount', 'refunds:write', { max_amount: 'lots' }, /^Constraint max_amount: must be a positive integer/],
+    ['a negative max_amount', 'refunds:write', { max_amount: '-5' }, /^Constraint max_amount: must be a positive integer/],
+    ['an empty max_amount', 'refunds:write', { max_amount: '' }, /^Constraint max_amount: must be a positive integer/],
+  ])('%s is refused invalid_request over HTTP, and no grant is stored', async (_, role, constraints, message) => {
+    const [grantsBefore, createdBefore] = [await grants(), await grantsCreated()];
+    await expect(broker.admin.request('POST', '/v1/admin/grants', { subject: ADDRESS, backend: 'payments', role, constraints, max_ttl_seconds: 3600 })).rejects.toMatchObject({
+      status: 400,
+      code: 'invalid_request',
+      message: expect.stringMatching(message),
+    });
+    expect(await grants()).toEqual(grantsBefore);
+    expect(await grantsCreated()).toBe(createdBefore);
+  });
+
+  // Through the CLI: the two mistakes it catches itself, and one the broker refuses (passed on as is).
   it.each([
     ['an unknown scope', ['--scope', 'charges:write', '--constraint', 'max_amount=5000'], /^tessera: invalid_request: Backend payments has no scope "charges:write" \(known: refunds:write, billing:read\)/m],
-    ['an unknown constraint', ['--scope', 'refunds:write', '--constraint', 'max_refund=5000'], /^tessera: invalid_request: Scope "refunds:write" has no constraint "max_refund" \(known: max_amount\)/m],
-    ['a constraint the scope does not take', ['--scope', 'billing:read', '--constraint', 'max_amount=5000'], /^tessera: invalid_request: Scope "billing:read" has no constraint "max_amount"/m],
-    ['a non-numeric max_amount', ['--scope', 'refunds:write', '--constraint', 'max_amount=lots'], /^tessera: invalid_request: Constraint max_amount: must be a positive integer/m],
-    ['a negative max_amount', ['--scope', 'refunds:write', '--constraint', 'max_amount=-5'], /^tessera: invalid_request: Constraint max_amount: must be a positive integer/m],
-    ['an empty max_amount', ['--scope', 'refunds:write', '--constraint', 'max_amount='], /^tessera: invalid_request: Constraint max_amount: must be a positive integer/m],
     ['a constraint without a value', ['--scope', 'refunds:write', '--constraint', 'max_amount'], /^tessera: invalid_request: --constraint expects <name>=<value> \(got "max_amount"\)/m],
     [
       'a constraint given twice',
       ['--scope', 'refunds:write', '--constraint', 'max_amount=5000', '--constraint', 'max_amount=999999'],
       /^tessera: invalid_request: --constraint max_amount is given more than once; give each constraint once\./m,
     ],
-  ])('%s fails with a clear error, exit code 1, and stores no grant', async (_, args, message) => {
+  ])('tessera grant with %s fails with a clear error, exit code 1, and stores no grant', async (_, args, message) => {
     const [grantsBefore, createdBefore] = [await grants(), await grantsCreated()];
     const result = await cliFails(['grant', ADDRESS, 'payments', ...args, '--max-ttl', '1h'], run);
     expect(result.code).toBe(1);

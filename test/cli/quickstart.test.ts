@@ -134,13 +134,10 @@ describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', { timeout: 
     expect(first.adminKeyUri).toMatch(/^pkcs11:/);
     expect(first.adminKeyUri).not.toBe(first.authorityKeyUri);
 
-    const second = await runCli(['init', '--json'], { cwd: root, env });
-    expect(second.code).toBe(0);
-    expect(second.stderr).toBe('');
-    expect(JSON.parse(second.stdout)).toEqual({ ...first, created: [] });
-
+    // A second init creates nothing (its --json form is checked in the KMS block below).
     const human = await runCli(['init'], { cwd: root, env });
     expect(human.code).toBe(0);
+    expect(human.stderr).toBe('');
     expect(human.stdout).toContain('already initialised; nothing created');
     expect(human.stdout).toContain(first.adminKeyUri);
 
@@ -153,7 +150,7 @@ describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', { timeout: 
 
     // No private key material in files or output; the PIN stays in its file.
     expect(filesWithPemPrivateKey(dataDir)).toEqual([]);
-    const printed = JSON.stringify(first) + second.stdout + human.stdout;
+    const printed = JSON.stringify(first) + human.stdout;
     expect(printed).not.toMatch(PEM_PRIVATE_KEY);
     const pin = readFileSync(join(dataDir, 'softhsm', 'user.pin'), 'utf8').trim();
     expect(pin.length).toBeGreaterThanOrEqual(16);
@@ -170,7 +167,10 @@ describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', { timeout: 
     clientEnv = { ...env, TESSERA_URL: brokerUrl };
   });
 
-  it('provision registers the agent and issues a ticket; a second provision conflicts', async () => {
+  // The broker's side of each step (conflicts, ticket reuse and lifetimes, not_found, list filters,
+  // refusals before enrollment and after revocation) is checked over HTTP in
+  // test/identity/identity-flow.test.ts; here, what the CLI adds: flags, output, files, exit codes.
+  it('provision registers the agent and issues a ticket', async () => {
     provisioned = await cliJson<ProvisionJson>(['provision', address, '--attr', 'team=payments', '--json'], run());
     expect(provisioned.address).toBe(address);
     expect(provisioned.identity_id).toMatch(BASE64URL_32_BYTES);
@@ -180,62 +180,40 @@ describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', { timeout: 
     expect(isFuture(provisioned.ticket_expires_at)).toBe(true);
     // Default TESSERA_TICKET_TTL is 10 minutes.
     expect(Date.parse(provisioned.ticket_expires_at) - Date.now()).toBeLessThanOrEqual(10 * 60_000);
-
-    const stderr = await expectCliError(['provision', address, '--attr', 'team=payments', '--json'], run(), 'conflict');
-    expect(stderr).toContain(address);
   });
 
-  it('whoami before enrollment is refused with identity_not_enrolled', async () => {
-    await expectCliError(['whoami', '--key', provisioned.key_uri, '--json'], run(), 'identity_not_enrolled');
-  });
-
-  it('enroll redeems the ticket once and stores a 0600 credential', async () => {
+  it('enroll redeems the ticket and stores a 0600 credential', async () => {
     const enrolled = await cliJson<EnrollJson>(['enroll', '--ticket', provisioned.ticket, '--key', provisioned.key_uri, '--json'], run());
     expect(enrolled).toMatchObject({ identity_id: provisioned.identity_id, address, status: 'active' });
     expect(isFuture(enrolled.credential_expires_at)).toBe(true);
     expect(existsSync(enrolled.credential_file)).toBe(true);
     expect(modeOf(enrolled.credential_file)).toBe(0o600);
     expect(readFileSync(enrolled.credential_file, 'utf8').trim()).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/); // a compact JWT
-
-    await expectCliError(['enroll', '--ticket', provisioned.ticket, '--key', provisioned.key_uri, '--json'], run(), 'ticket_used');
   });
 
   it('whoami reports the enrolled identity', async () => {
-    const me = await cliJson<IdentityJson>(['whoami', '--key', provisioned.key_uri, '--json'], run());
-    expect(me).toMatchObject({ address, identity_id: provisioned.identity_id, role: 'agent', status: 'active', attributes: { team: 'payments' } });
-
+    // The --json form is checked in the KMS block below.
     const human = await runCli(['whoami', '--key', provisioned.key_uri], run());
     expect(human.code).toBe(0);
     expect(human.stdout).toBe(`${address} (${provisioned.identity_id}) role=agent status=active\n`);
   });
 
-  it('ticket issues a new one-time ticket', async () => {
-    const ticket = await cliJson<ProvisionJson>(['ticket', address, '--json'], run());
-    expect(ticket).toMatchObject({ identity_id: provisioned.identity_id, address });
-    expect(ticket.ticket).toMatch(TICKET);
-    expect(ticket.ticket).not.toBe(provisioned.ticket);
-    expect(isFuture(ticket.ticket_expires_at)).toBe(true);
-
+  it('ticket issues a new one-time ticket; bad lifetimes are refused naming the flag', async () => {
     const short = await cliJson<ProvisionJson>(['ticket', address, '--ttl', '90s', '--json'], run());
+    expect(short).toMatchObject({ identity_id: provisioned.identity_id, address });
+    expect(short.ticket).toMatch(TICKET);
+    expect(short.ticket).not.toBe(provisioned.ticket);
     const lifetime = Date.parse(short.ticket_expires_at) - Date.now();
     expect(lifetime).toBeGreaterThan(60_000);
     expect(lifetime).toBeLessThanOrEqual(90_000);
 
-    // Bad lifetimes are refused naming the flag the user typed.
     const stderr = await expectCliError(['ticket', address, '--ttl', 'soon', '--json'], run(), 'invalid_request');
     expect(stderr).toContain('--ttl expects a duration');
-    await expectCliError(['ticket', address, '--ttl', '48h', '--json'], run(), 'invalid_request'); // above TESSERA_TICKET_MAX_TTL
     const provisionStderr = await expectCliError(['provision', 'other@acme.local', '--ticket-ttl', '0s', '--json'], run(), 'invalid_request');
     expect(provisionStderr).toContain('--ticket-ttl expects a duration');
   });
 
-  it('identity list and show', async () => {
-    const list = await cliJson<IdentityJson[]>(['identity', 'list', '--json'], run());
-    expect(list.map((identity) => [identity.address, identity.role, identity.status]).sort()).toEqual([
-      ['admin@tessera.local', 'admin', 'active'],
-      [address, 'agent', 'active'],
-    ]);
-
+  it('identity show and list', async () => {
     const shown = await cliJson<IdentityJson>(['identity', 'show', address, '--json'], run());
     expect(shown).toMatchObject({
       identity_id: provisioned.identity_id,
@@ -251,8 +229,7 @@ describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', { timeout: 
     const human = await runCli(['identity', 'list'], run());
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(new RegExp(`^${address.replace(/\./g, '\\.')}\\s+active\\s+agent\\s+${provisioned.identity_id}$`, 'm'));
-
-    await expectCliError(['identity', 'show', 'nobody@acme.local', '--json'], run(), 'not_found');
+    expect(human.stdout).toMatch(/^admin@tessera\.local\s+active\s+admin\s/m);
   });
 
   it('revoke makes the next request fail with identity_revoked', async () => {
@@ -283,13 +260,10 @@ describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', { timeout: 
 });
 
 describe('invalid configuration stops start-up naming the setting', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
+  // Each setting's validation is checked in-process in test/config/config.test.ts; here, that the
+  // CLI (serve and init) stops by itself with the message, exit code 1 and nothing created.
   const cases: [string, string[], Record<string, string>, string][] = [
-    ['TESSERA_LISTEN', ['serve'], { TESSERA_LISTEN: 'nonsense' }, 'TESSERA_LISTEN'],
     ['--listen', ['serve', '--listen', 'nonsense'], {}, '--listen'],
-    ['TESSERA_TICKET_TTL', ['serve'], { TESSERA_TICKET_TTL: 'abc' }, 'TESSERA_TICKET_TTL'],
-    ['TESSERA_TICKET_TTL above the maximum', ['serve'], { TESSERA_TICKET_TTL: '2h', TESSERA_TICKET_MAX_TTL: '1h' }, 'TESSERA_TICKET_TTL'],
-    ['TESSERA_LOG_LEVEL', ['serve'], { TESSERA_LOG_LEVEL: 'loud' }, 'TESSERA_LOG_LEVEL'],
-    ['TESSERA_DATABASE_URL', ['serve'], { TESSERA_DATABASE_URL: 'mysql://x' }, 'TESSERA_DATABASE_URL'],
     ['TESSERA_KEYSTORE', ['init'], { TESSERA_KEYSTORE: 'vault' }, 'TESSERA_KEYSTORE'],
   ];
 
@@ -356,7 +330,7 @@ describe('tessera CLI with the dev KMS endpoint', { timeout: CLI_TEST_TIMEOUT_MS
     await waitForHttp(`${brokerUrl}/healthz`, server);
   });
 
-  it('provision --keystore kms -> enroll -> whoami -> revoke', async () => {
+  it('provision --keystore kms -> enroll -> whoami', async () => {
     provisioned = await cliJson<ProvisionJson>(['provision', address, '--keystore', 'kms', '--json'], run());
     expect(provisioned.key_uri).toMatch(/^aws-kms:arn:aws:kms:us-east-1:\d{12}:key\//);
     expect(provisioned.ticket).toMatch(TICKET);
@@ -368,10 +342,8 @@ describe('tessera CLI with the dev KMS endpoint', { timeout: CLI_TEST_TIMEOUT_MS
     const me = await cliJson<IdentityJson>(['whoami', '--key', provisioned.key_uri, '--json'], run());
     expect(me).toMatchObject({ address, identity_id: provisioned.identity_id, status: 'active' });
 
-    const revoked = await cliJson<IdentityJson>(['identity', 'revoke', address, '--reason', 'test', '--json'], run());
-    expect(revoked.status).toBe('revoked');
-    await expectCliError(['whoami', '--key', provisioned.key_uri, '--json'], run(), 'identity_revoked');
-
+    // Revocation is key-store independent: the CLI smoke above and the kms rows of
+    // test/identity/identity-flow.test.ts check it.
     expect(filesWithPemPrivateKey(dataDir)).toEqual([]);
   });
 

@@ -71,3 +71,48 @@ describe.each(matrix)('provision -> enroll -> whoami -> revoke (%s keys, %s stor
     expect(keys[0]!.kid).toBe(await keyThumbprint(base64url.decode(keys[0]!.x)));
   });
 });
+
+// What the CLI's identity commands (provision, ticket, identity list/show) rely on, over HTTP: the
+// CLI tests check only the CLI's own behaviour (flags, output, exit codes) in a few processes.
+describe('admin identity routes behind the CLI commands', () => {
+  let env: TestBroker;
+  beforeAll(async () => {
+    env = await startTestBroker();
+  });
+  afterAll(() => env?.close());
+
+  it('conflicts on a second provision, bounds ticket lifetimes, shows, lists and filters identities', async () => {
+    const address = 'billing-bot@acme.local';
+    const provisioned = await env.provision(address, { team: 'payments' });
+    await expect(env.provision(address, { team: 'payments' })).rejects.toMatchObject({ code: 'conflict', status: 409, message: expect.stringContaining(address) });
+
+    const agent = await env.clientFor(provisioned.key_uri);
+    await agent.request('POST', '/v1/enroll', { ticket: provisioned.ticket });
+    await expect(agent.request('POST', '/v1/enroll', { ticket: provisioned.ticket })).rejects.toEqual(rejection('ticket_used', 403));
+
+    const tickets = `/v1/admin/identities/${encodeURIComponent(address)}/tickets`;
+    const fresh = await env.admin.request<{ identity_id: string; ticket: string; ticket_expires_at: string }>('POST', tickets, {});
+    expect(fresh).toMatchObject({ identity_id: provisioned.identity_id, address });
+    expect(fresh.ticket).toMatch(/^tkt_[A-Za-z0-9_-]{43}$/);
+    expect(fresh.ticket).not.toBe(provisioned.ticket);
+    // Default TESSERA_TICKET_TTL is 10 minutes; TESSERA_TICKET_MAX_TTL (24 h) caps a requested one.
+    const left = Date.parse(fresh.ticket_expires_at) - env.clock.now();
+    expect(left).toBeGreaterThan(9 * 60_000);
+    expect(left).toBeLessThanOrEqual(10 * 60_000);
+    await expect(env.admin.request('POST', tickets, { ttl_seconds: 48 * 3600 })).rejects.toEqual(rejection('invalid_request', 400));
+
+    const list = await env.admin.request<{ identities: { address: string; role: string; status: string }[] }>('GET', '/v1/admin/identities');
+    expect(list.identities.map((identity) => [identity.address, identity.role, identity.status]).sort()).toEqual([
+      ['admin@tessera.local', 'admin', 'active'],
+      [address, 'agent', 'active'],
+    ]);
+    const shown = await env.admin.request<Record<string, unknown>>('GET', `/v1/admin/identities/${encodeURIComponent(address)}`);
+    expect(shown).toMatchObject({ identity_id: provisioned.identity_id, address, status: 'active', key_uri: provisioned.key_uri, public_key: provisioned.public_key, attributes: { team: 'payments' }, revoked_at: null });
+    expect(shown.enrolled_at).not.toBeNull();
+    await expect(env.admin.request('GET', '/v1/admin/identities/nobody%40acme.local')).rejects.toEqual(rejection('not_found', 404));
+
+    await env.admin.request('POST', `/v1/admin/identities/${encodeURIComponent(address)}/revoke`, { reason: 'test' });
+    const revoked = await env.admin.request<{ identities: { address: string }[] }>('GET', '/v1/admin/identities?status=revoked');
+    expect(revoked.identities.map((identity) => identity.address)).toEqual([address]);
+  });
+});

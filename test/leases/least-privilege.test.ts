@@ -47,60 +47,60 @@ describe('PostgreSQL leases with a CREATEROLE admin', () => {
   });
 
   it('adds, checks, leases and revokes, terminating the open session', async () => {
-    await admin.expect(201, 'POST', '/v1/admin/backends', { name: 'orders', type: 'postgres', connection_url: adminRole.url });
-    await admin.expect(200, 'POST', '/v1/admin/backends/orders/check');
-    await admin.expect(201, 'POST', '/v1/admin/grants', { subject: agent.address, backend: 'orders', role: 'readonly', max_ttl_seconds: 600 });
+    await admin.expect(201, 'POST', '/v1/admin/backends', { name: 'ledger', type: 'postgres', connection_url: adminRole.url });
+    await admin.expect(200, 'POST', '/v1/admin/backends/ledger/check');
+    await admin.expect(201, 'POST', '/v1/admin/grants', { subject: agent.address, backend: 'ledger', role: 'readonly', max_ttl_seconds: 600 });
 
-    const lease = await agent.lease('orders', 'readonly');
+    const lease = await agent.lease('ledger', 'readonly');
     const session = await login(lease.credential);
     expect((await session.query('SELECT count(*)::int AS n FROM items')).rows[0].n).toBeGreaterThan(0);
     expect(await agent.expect(200, 'DELETE', `/v1/leases/${lease.lease_id}`)).toMatchObject({ state: 'revoked', last_error: null });
     await expect(session.query('SELECT 1')).rejects.toThrow();
     await session.end().catch(() => undefined);
-    expect(await leaseRolesOf(database.url, 'orders')).toEqual([]);
+    expect(await leaseRolesOf(database.url, 'ledger')).toEqual([]);
   });
 
   it('a failed revocation is logged, counted on /healthz, exits 3 with its reason, and retried on demand', async () => {
-    const lease = await agent.lease('orders', 'readonly');
+    const lease = await agent.lease('ledger', 'readonly');
     await superuser(`ALTER ROLE ${adminRole.name} NOCREATEROLE`);
     try {
       const revoke = await runCli(['lease', 'revoke', lease.lease_id, '--key', agentKey], { env: env.cliEnv });
       expect(revoke.code).toBe(3);
       expect(revoke.stdout).toContain(`${lease.lease_id}: revocation-pending`);
-      expect(revoke.stderr).toMatch(new RegExp(`${lease.lease_id} \\(orders\\) is revocation-pending: postgres backend: revoke failed: permission denied`));
+      expect(revoke.stderr).toMatch(new RegExp(`${lease.lease_id} \\(ledger\\) is revocation-pending: postgres backend: revoke failed: permission denied`));
 
       expect(await (await fetch(`${env.url}/healthz`)).json()).toEqual({ status: 'ok', revocations_pending: 1 });
       const warning = logged.find((line) => line.lease_id === lease.lease_id);
-      expect(warning).toMatchObject({ level: 40, backend: 'orders', attempts: 1, reason: expect.stringContaining('permission denied'), msg: 'lease revocation failed; retrying' });
+      expect(warning).toMatchObject({ level: 40, backend: 'ledger', attempts: 1, reason: expect.stringContaining('permission denied'), msg: 'lease revocation failed; retrying' });
       expect(JSON.stringify(logged)).not.toContain(new URL(adminRole.url).password);
 
-      const retry = await runCli(['leases', 'retry', '--backend', 'orders', '--json'], { env: env.cliEnv });
+      const retry = await runCli(['leases', 'retry', '--backend', 'ledger', '--json'], { env: env.cliEnv });
       expect(retry.code).toBe(3);
-      expect(JSON.parse(retry.stdout)).toMatchObject({ revoked: 0, pending: 1, failures: [{ lease_id: lease.lease_id, backend: 'orders' }] });
+      expect(JSON.parse(retry.stdout)).toMatchObject({ revoked: 0, pending: 1, failures: [{ lease_id: lease.lease_id, backend: 'ledger' }] });
     } finally {
       await superuser(`ALTER ROLE ${adminRole.name} CREATEROLE`);
     }
     // The reaper may get there first (its backoff is seconds); either way nothing is left pending.
     expect(await admin.expect<BulkRevokeResponse>(200, 'POST', '/v1/admin/leases/retry', { lease: lease.lease_id })).toMatchObject({ pending: 0, failures: [] });
     expect(await (await fetch(`${env.url}/healthz`)).json()).toEqual({ status: 'ok', revocations_pending: 0 });
-    expect(await leaseRolesOf(database.url, 'orders')).toEqual([]);
+    expect(await leaseRolesOf(database.url, 'ledger')).toEqual([]);
   });
 
   it('identity revoke exits 3 while its leases cannot be revoked', async () => {
     const other = await enrolledAgent(env, 'cascade@acme.local');
-    await admin.expect(201, 'POST', '/v1/admin/grants', { subject: other.address, backend: 'orders', role: 'readwrite', max_ttl_seconds: 600 });
-    const lease = await other.lease('orders', 'readwrite');
+    await admin.expect(201, 'POST', '/v1/admin/grants', { subject: other.address, backend: 'ledger', role: 'readwrite', max_ttl_seconds: 600 });
+    const lease = await other.lease('ledger', 'readwrite');
     await superuser(`ALTER ROLE ${adminRole.name} NOCREATEROLE`);
     try {
       const revoke = await runCli(['identity', 'revoke', other.address, '--reason', 'test'], { env: env.cliEnv });
       expect(revoke.code).toBe(3);
-      expect(revoke.stderr).toContain(`${lease.lease_id} (orders) is revocation-pending`);
+      expect(revoke.stderr).toContain(`${lease.lease_id} (ledger) is revocation-pending`);
     } finally {
       await superuser(`ALTER ROLE ${adminRole.name} CREATEROLE`);
     }
     // The reaper (1 s backoff) may finish it first; either way nothing is left pending.
     const retry = await runCli(['leases', 'retry'], { env: env.cliEnv });
     expect(retry).toMatchObject({ code: 0, stdout: expect.stringMatching(/^revoked [01] lease\(s\)\n$/) });
-    expect(await leaseRolesOf(database.url, 'orders')).toEqual([]);
+    expect(await leaseRolesOf(database.url, 'ledger')).toEqual([]);
   });
 });

@@ -169,6 +169,7 @@ describe('review API and sessions', () => {
       'proof.rejected',
     ]);
     expect(timeline.events[0]).toMatchObject({ actor_address: 'admin@tessera.local' });
+    expect(timeline.events.find((event) => event.action === 'identity.revoked')).toMatchObject({ reason: XSS_REASON, actor_address: 'admin@tessera.local' });
   });
 
   it('lets the session reach no admin route and no mutating route (CSRF: they ignore cookies)', async () => {
@@ -205,7 +206,8 @@ describe('review API and sessions', () => {
     expect((await fetch(`${review.env.url}/ui`)).status).toBe(401);
   });
 
-  // Seven CLI processes, each a Node start-up that loads the key store: seconds apiece on a busy machine.
+  // Five CLI processes, each a Node start-up that loads the key store: seconds apiece on a busy machine.
+  // What the broker answers (audit filters, timelines, leases) is checked over HTTP above.
   it('runs the review commands of the CLI: provision --role reviewer, review open, audit list, identity show', { timeout: 120_000 }, async () => {
     const run: CliOptions = { env: review.env.cliEnv };
     const provisioned = await cliJson<ProvisionResult>(['provision', 'second-auditor@acme.local', '--role', 'reviewer', '--json'], run);
@@ -213,17 +215,13 @@ describe('review API and sessions', () => {
     const link = await cliJson<{ login_url: string }>(['review', 'open', '--key', provisioned.key_uri, '--json'], run);
     expect((await fetch(link.login_url, { redirect: 'manual' })).status).toBe(303);
 
-    const listed = await cliJson<Event[]>(['audit', 'list', '--lease', review.revokedLeaseIds[0]!, '--key', provisioned.key_uri, '--json'], run);
-    expect(listed.map((event) => event.action)).toEqual(['lease.granted', 'lease.revoked']);
-    const human = await runCli(['audit', 'list', '--identity', REVOKED_ADDRESS, '--outcome', 'denied', '--since', '1h'], run);
+    // As the reviewer (its key signs); the lease filter's answer is checked over HTTP above.
+    const human = await runCli(['audit', 'list', '--identity', REVOKED_ADDRESS, '--outcome', 'denied', '--since', '1h', '--key', provisioned.key_uri], run);
     expect(human.code, human.stderr).toBe(0);
     expect(human.stdout).toMatch(/^SEQ\s+AT\s+ACTION\s+OUTCOME\s+ACTOR\s+IDENTITY\s+REASON$/m);
     expect(human.stdout).toMatch(/lease\.denied\s+denied\s+rogue-bot@acme\.local\s+rogue-bot@acme\.local\s+no_grant/);
 
-    const shown = await cliJson<{ address: string; status: string; leases: Lease[]; timeline: Event[] }>(['identity', 'show', REVOKED_ADDRESS, '--json'], run);
-    expect(shown).toMatchObject({ address: REVOKED_ADDRESS, status: 'revoked' });
-    expect(shown.leases).toHaveLength(2);
-    expect(shown.timeline.find((event) => event.action === 'identity.revoked')).toMatchObject({ reason: XSS_REASON, actor_address: 'admin@tessera.local' });
+    // The same timeline as JSON is the HTTP timeline test above.
     const text = await runCli(['identity', 'show', REVOKED_ADDRESS], run);
     expect(text.stdout).toContain('timeline:');
     expect(text.stdout).toMatch(/identity\.revoked\s+success\s+admin@tessera\.local/);

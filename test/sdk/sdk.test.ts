@@ -6,7 +6,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { type AutoRenewEnd, BrokerRequestError, createClient, isPostgresCredential, type PostgresCredential, type Renewal, type TesseraClient } from '../../src/sdk/index.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
-import { createTestDatabase } from '../support/postgres.js';
+import { ManualTimers } from '../support/clock.js';
+import { createTestDatabase, withClient } from '../support/postgres.js';
 
 const BACKEND = 'orders';
 const READER = ['CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}', 'GRANT CONNECT ON DATABASE {{database}} TO {{name}}', 'GRANT USAGE ON SCHEMA public TO {{name}}', 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{name}}'];
@@ -35,11 +36,11 @@ describe('SDK', () => {
   let database: { url: string; drop(): Promise<void> };
   const clients: TesseraClient[] = [];
 
-  /** A provisioned, enrolled agent with grants: `reader` (max 1 h) and `short` (3 s default, 10 s max). */
+  /** A provisioned, enrolled agent with grants: `reader` (max 1 h) and `short` (30 s default, 60 s max). */
   async function agent(address: string): Promise<TesseraClient> {
     const provisioned = await broker.provision(address);
     await (await broker.clientFor(provisioned.key_uri)).request('POST', '/v1/enroll', { ticket: provisioned.ticket });
-    for (const [role, max, def] of [['reader', 3600, 300], ['short', 10, 3]] as const) {
+    for (const [role, max, def] of [['reader', 3600, 300], ['short', 60, 30]] as const) {
       await broker.admin.request('POST', '/v1/admin/grants', { subject: address, backend: BACKEND, role, max_ttl_seconds: max, default_ttl_seconds: def });
     }
     // The documented path: a key URI, the key store opened from the (test broker's) configuration.
@@ -97,90 +98,145 @@ describe('SDK', () => {
     await expect(rejection(tessera.lease(BACKEND, { role: 'reader', ttl: 'soon' }))).resolves.toMatchObject({ code: 'invalid_request' });
   });
 
-  it('autoRenew keeps renewing, and stop() awaits the renewal in flight and leaves no timer', async () => {
+  // autoRenew runs on ManualTimers: a renewal runs when the test fires it, never late on a busy
+  // machine, and the broker's clock is moved instead of waiting. Leases last tens of seconds, so
+  // the real time a step takes cannot expire them.
+  const timersFor = () => new ManualTimers(broker.clock);
+  /** Fires the armed renewal and waits until `settled` holds (a renewal is a signed HTTP request). */
+  const fireAndWait = async (timers: ManualTimers, settled: () => void) => {
+    timers.fire();
+    await vi.waitFor(settled, { timeout: 30_000, interval: 20 });
+  };
+
+  it('autoRenew renews ahead of expiry, and stop() awaits the renewal in flight and leaves no timer', async () => {
     const tessera = await agent('sdk-renewer@test.local');
-    // Every timer autoRenew arms, to check none is left armed after stop() (Timeout#_destroyed
-    // turns true once a timer fired or was cleared; autoRenew's timers are unref'd, so
-    // getActiveResourcesInfo() would not see them).
-    const timers: NodeJS.Timeout[] = [];
-    const realSetTimeout = globalThis.setTimeout;
-    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((...args: Parameters<typeof setTimeout>) => {
-      const timer = realSetTimeout(...args);
-      if (new Error().stack?.includes('auto-renew')) timers.push(timer);
-      return timer;
-    }) as typeof setTimeout);
-    try {
-      const lease = await tessera.lease<PostgresCredential>(BACKEND, { role: 'short', ttl: 3 });
-      const renewals: Renewal[] = [];
-      const renewer = tessera.autoRenew(lease, { renewBefore: 0.5, onRenew: (renewal) => renewals.push(renewal) });
-      await vi.waitFor(() => expect(renewals.length).toBeGreaterThanOrEqual(2), { timeout: 8_000, interval: 50 });
-      expect(renewals[1]!.expiresAt.getTime()).toBeGreaterThan(renewals[0]!.expiresAt.getTime());
-      expect(await readAs(lease.credential)).toBe(2); // still valid past its first 3 s
+    const timers = timersFor();
+    const lease = await tessera.lease<PostgresCredential>(BACKEND, { role: 'reader', ttl: 60 });
+    const renewals: Renewal[] = [];
+    const renewer = tessera.autoRenew(lease, { renewBefore: 0.5, onRenew: (renewal) => renewals.push(renewal), timers });
+    // Half the 60 s TTL before expiry: ~30 s from now.
+    expect(timers.delays).toHaveLength(1);
+    expect(timers.delays[0]).toBeGreaterThan(25_000);
+    expect(timers.delays[0]).toBeLessThanOrEqual(30_000);
 
-      // Stop while the next renewal is in flight (held for 300 ms): stop() must wait for it.
-      const renew = tessera.renew.bind(tessera);
-      let started!: () => void;
-      const renewStarted = new Promise<void>((resolve) => (started = resolve));
-      vi.spyOn(tessera, 'renew').mockImplementation(async (...args) => {
-        started();
-        await new Promise((resolve) => realSetTimeout(resolve, 300));
-        return renew(...args);
-      });
-      await renewStarted;
-      const before = renewals.length;
-      await renewer.stop();
-      expect(renewals.length).toBe(before + 1);
-      await expect(renewer.done).resolves.toEqual({ reason: 'stopped' });
-      expect(timers.length).toBeGreaterThanOrEqual(3);
-      expect(timers.filter((timer) => !(timer as unknown as { _destroyed: boolean })._destroyed)).toEqual([]);
+    // Broker time moves 10 s per renewal (proofs allow ±60 s), so each one extends the lease.
+    broker.clock.advance(10_000);
+    await fireAndWait(timers, () => expect(renewals).toHaveLength(1));
+    broker.clock.advance(10_000);
+    await fireAndWait(timers, () => expect(renewals).toHaveLength(2));
+    expect(renewals[0]!.expiresAt.getTime()).toBeGreaterThan(lease.expiresAt.getTime());
+    expect(renewals[1]!.expiresAt.getTime()).toBeGreaterThan(renewals[0]!.expiresAt.getTime());
+    // Each renewal re-armed the timer for half a TTL before the new expiry.
+    expect(timers.delays).toHaveLength(3);
+    // The login's VALID UNTIL moved with the renewal, and it still logs in.
+    const validUntil = await withClient(database.url, async (client) =>
+      (await client.query<{ v: Date }>('SELECT rolvaliduntil AS v FROM pg_roles WHERE rolname = $1', [lease.credential.username])).rows[0]!.v,
+    );
+    expect(Math.abs(validUntil.getTime() - renewals[1]!.expiresAt.getTime())).toBeLessThan(1_000);
+    expect(await readAs(lease.credential)).toBe(2);
 
-      const count = renewals.length;
-      await new Promise((resolve) => realSetTimeout(resolve, 2_000));
-      expect(renewals.length).toBe(count);
-      await tessera.revoke(lease.id);
-    } finally {
-      spy.mockRestore();
-    }
+    // Stop while the next renewal is in flight (held until released): stop() must wait for it.
+    const renew = tessera.renew.bind(tessera);
+    let started!: () => void;
+    let release!: () => void;
+    const renewStarted = new Promise<void>((resolve) => (started = resolve));
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    vi.spyOn(tessera, 'renew').mockImplementation(async (...args) => {
+      started();
+      await gate;
+      return renew(...args);
+    });
+    broker.clock.advance(10_000);
+    timers.fire();
+    await renewStarted;
+    const before = renewals.length;
+    let stopped = false;
+    const stopping = renewer.stop().then(() => (stopped = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    expect(renewals.length).toBe(before + 1);
+    await expect(renewer.done).resolves.toEqual({ reason: 'stopped' });
+    // Nothing is left armed: no renewal can follow.
+    expect(timers.pending).toBe(0);
+    broker.clock.release();
+    await tessera.revoke(lease.id);
+  });
+
+  it('autoRenew on its default (real) timers renews, and stops', async () => {
+    const tessera = await agent('sdk-real-timers@test.local');
+    const lease = await tessera.lease(BACKEND, { role: 'reader', ttl: 60 });
+    const renewals: Renewal[] = [];
+    // Due ~1 s from now; the lease lasts 60 s, so a late timer on a busy machine is still in time.
+    const renewer = tessera.autoRenew(lease, { renewBefore: 59, onRenew: (renewal) => renewals.push(renewal) });
+    await vi.waitFor(() => expect(renewals.length).toBeGreaterThanOrEqual(1), { timeout: 30_000, interval: 50 });
+    expect(renewals[0]!.expiresAt.getTime()).toBeGreaterThan(lease.expiresAt.getTime());
+    await renewer.stop();
+    await expect(renewer.done).resolves.toEqual({ reason: 'stopped' });
+    await tessera.revoke(lease.id);
   });
 
   it('autoRenew stops and reports when the max TTL is reached', async () => {
     const tessera = await agent('sdk-max@test.local');
-    const lease = await tessera.lease(BACKEND, { role: 'short', ttl: '3s' });
+    const timers = timersFor();
+    // The short grant: 30 s default, 60 s max.
+    const lease = await tessera.lease(BACKEND, { role: 'short' });
+    expect(lease.expiresAt.getTime() - lease.issuedAt.getTime()).toBe(30_000);
     const renewals: Renewal[] = [];
     const onStop = vi.fn();
-    const end = await tessera.autoRenew(lease, { renewBefore: 0.5, onRenew: (r) => renewals.push(r), onStop }).done;
+    const renewer = tessera.autoRenew(lease, { renewBefore: 0.5, onRenew: (r) => renewals.push(r), onStop, timers });
+    let ended = false;
+    void renewer.done.then(() => (ended = true));
+    try {
+      // Renew every 10 s of broker time: +30 s each, until the 60 s cap stops extending it.
+      for (let step = 1; !ended; step++) {
+        expect(step, 'renewals should stop at the max TTL').toBeLessThanOrEqual(5);
+        broker.clock.advance(10_000);
+        await fireAndWait(timers, () => expect(ended || renewals.length === step).toBe(true));
+      }
+    } finally {
+      broker.clock.release();
+    }
+    const end = await renewer.done;
     expect(end.reason).toBe('not_renewable');
     expect(onStop).toHaveBeenCalledExactlyOnceWith(end);
-    expect(renewals.length).toBeGreaterThanOrEqual(2);
+    expect(renewals.length).toBeGreaterThanOrEqual(3);
     const last = (end as Extract<AutoRenewEnd, { reason: 'not_renewable' }>).expiresAt.getTime();
-    expect(last).toBeLessThanOrEqual(lease.issuedAt.getTime() + 10_000);
-    expect(last).toBeGreaterThan(lease.issuedAt.getTime() + 7_000);
-  }, 20_000);
+    expect(last).toBeLessThanOrEqual(lease.issuedAt.getTime() + 60_000);
+    expect(last).toBeGreaterThan(lease.issuedAt.getTime() + 50_000);
+    expect(timers.pending).toBe(0);
+  });
 
   it('autoRenew stops and reports when the lease is revoked', async () => {
     const tessera = await agent('sdk-lease-revoked@test.local');
-    const lease = await tessera.lease(BACKEND, { role: 'short', ttl: 3 });
+    const timers = timersFor();
+    const lease = await tessera.lease(BACKEND, { role: 'short' });
     const onError = vi.fn();
-    const renewer = tessera.autoRenew(lease, { onError });
+    const renewer = tessera.autoRenew(lease, { onError, timers });
     await broker.admin.request('POST', '/v1/admin/leases/revoke', { identity: 'sdk-lease-revoked@test.local', reason: 'test' });
+    timers.fire();
     const end = await renewer.done;
     expect(end).toMatchObject({ reason: 'failed', error: { status: 409, code: 'lease_inactive' } });
     expect(onError).toHaveBeenCalledExactlyOnceWith(expect.objectContaining({ code: 'lease_inactive' }));
+    expect(timers.pending).toBe(0);
   });
 
   it('autoRenew stops and reports when the identity is revoked', async () => {
     const address = 'sdk-identity-revoked@test.local';
     const tessera = await agent(address);
-    const lease = await tessera.lease<PostgresCredential>(BACKEND, { role: 'short', ttl: 3 });
+    const timers = timersFor();
+    const lease = await tessera.lease<PostgresCredential>(BACKEND, { role: 'short' });
     const onError = vi.fn();
-    const renewer = tessera.autoRenew(lease, { onError });
+    const renewer = tessera.autoRenew(lease, { onError, timers });
     await broker.admin.request('POST', `/v1/admin/identities/${encodeURIComponent(address)}/revoke`, { reason: 'compromised' });
+    timers.fire();
     const end = await renewer.done;
     expect(end.reason).toBe('failed');
     const error = (end as Extract<AutoRenewEnd, { reason: 'failed' }>).error;
     expect(error).toBeInstanceOf(BrokerRequestError);
-    // Either the proof is refused (identity revoked) or the lease went with the identity.
-    expect(['identity_revoked', 'lease_inactive']).toContain((error as BrokerRequestError).code);
+    // The renewal's proof is refused: the identity is revoked.
+    expect((error as BrokerRequestError).code).toBe('identity_revoked');
     expect(onError).toHaveBeenCalledOnce();
     // Revoking the identity revoked its leases too.
     await expect(readAs(lease.credential)).rejects.toThrow();

@@ -49,3 +49,42 @@ export class ManualScheduler implements Scheduler {
     await Promise.all([...this.#tasks].map(async (entry) => entry.task()));
   }
 }
+
+/**
+ * Timers for the SDK's autoRenew that fire only when the test says so: a renewal never lands late
+ * on a busy machine, and the test sees each delay autoRenew asked for.
+ */
+export class ManualTimers {
+  readonly #pending = new Map<number, { readonly callback: () => void; readonly ms: number }>();
+  #next = 0;
+  /** Every delay requested, in order. */
+  readonly delays: number[] = [];
+
+  constructor(private readonly clock: Clock = { now: () => Date.now() }) {}
+
+  now = (): number => this.clock.now();
+
+  setTimeout = (callback: () => void, ms: number): unknown => {
+    const id = ++this.#next;
+    this.#pending.set(id, { callback, ms });
+    this.delays.push(ms);
+    return id;
+  };
+
+  clearTimeout = (handle: unknown): void => {
+    this.#pending.delete(handle as number);
+  };
+
+  /** Timers armed and neither fired nor cleared. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /** Fires the one armed timer now (autoRenew arms at most one); fails if none or several are armed. */
+  fire(): void {
+    if (this.#pending.size !== 1) throw new Error(`expected exactly one armed timer, found ${this.#pending.size}`);
+    const [id, { callback }] = [...this.#pending][0]!;
+    this.#pending.delete(id);
+    callback();
+  }
+}
