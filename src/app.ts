@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AuditSink } from './audit/audit-log.js';
 import type { RejectionSummary } from './audit/rejection-summary.js';
 import type { Clock } from './clock.js';
+import { TesseraError } from './errors.js';
 import type { ProofAuthenticator } from './identity/authenticator.js';
 import type { Authority } from './identity/authority.js';
 import type { IdentityService } from './identity/identities.js';
@@ -66,6 +67,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     } catch {
       const error = Object.assign(new Error('Request body is not valid JSON.'), { statusCode: 400 });
       done(error, undefined);
+    }
+  });
+  // Every body is JSON (docs/PROTOCOL.md §3): any other type is refused before its proof is read, so
+  // no body reaches a route without `bh` having covered its bytes (fastify would parse text/plain).
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('*', (_request, _payload, done) => {
+    done(Object.assign(new Error('Request bodies must be application/json.'), { statusCode: 415 }), undefined);
+  });
+  // Fastify never reads a GET or HEAD body, so `bh` could not cover one: none may be sent.
+  app.addHook('onRequest', async (request) => {
+    const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
+    if ((request.method === 'GET' || request.method === 'HEAD') && (chunked !== undefined || (length !== undefined && length !== '0'))) {
+      throw new TesseraError('invalid_request', 'GET and HEAD requests must not carry a body.');
     }
   });
 

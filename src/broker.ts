@@ -20,6 +20,8 @@ import { readSetting } from './store/settings.js';
 export interface Broker {
   readonly app: FastifyInstance;
   readonly identities: IdentityService;
+  /** Exposed for its replay cache: tests prune it at chosen instants. */
+  readonly authenticator: ProofAuthenticator;
   readonly auditCheckpoints: AuditCheckpointer;
   readonly leases: LeaseSystem;
   /** The credential proxy for proxied leases; serve (or a test) listens on config.proxyListen. */
@@ -87,6 +89,7 @@ export async function createBroker(
     return {
       app,
       identities,
+      authenticator,
       auditCheckpoints,
       leases: started,
       proxy,

@@ -39,6 +39,7 @@ export const ERROR_CODES = {
 
   // Leases and credential backends
   no_grant: { status: 403, message: 'No grant allows this identity to lease this role of this backend.' },
+  role_cannot_lease: { status: 403, message: 'Only agent identities may lease credentials; admin and reviewer identities may not.' },
   ttl_exceeds_max: { status: 400, message: 'The requested TTL exceeds the maximum the grant allows.' },
   lease_inactive: { status: 409, message: 'The lease is no longer active (revoked or expired).' },
   backend_unreachable: { status: 400, message: 'The broker could not connect to the backend with the given settings.' },

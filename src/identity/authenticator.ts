@@ -6,7 +6,7 @@ import { TesseraError } from '../errors.js';
 import { precompiled } from '../store/precompiled.js';
 import type { Database, IdentityTable } from '../store/schema.js';
 import { identityFromRow, type Identity } from './identity.js';
-import { bodyHash, checkProof, parseProofHeader, PROOF_MAX_SKEW_SECONDS } from './proof.js';
+import { BROKER_CLOCK_MARGIN_MS, bodyHash, checkProof, parseProofHeader, proofAcceptedUntil } from './proof.js';
 
 export interface IncomingRequest {
   readonly authorization: string | undefined;
@@ -62,7 +62,7 @@ export class ProofAuthenticator {
       });
       if (identity.status === 'revoked') throw new TesseraError('identity_revoked');
       if (identity.status === 'pending' && !options.allowPending) throw new TesseraError('identity_not_enrolled');
-      await this.rememberJti(proof.claims.jti, identity.id, now);
+      await this.rememberJti(proof.claims.jti, identity.id, proof.claims.iat);
       return identity;
     } catch (error) {
       if (error instanceof TesseraError) await this.auditRejection(error, claimedKid, request);
@@ -70,14 +70,18 @@ export class ProofAuthenticator {
     }
   }
 
-  /** A jti is kept as long as a proof carrying it could still pass the iat window. */
-  private async rememberJti(jti: string, identityId: string, now: number): Promise<void> {
-    const result = await insertJti(this.db, [`${identityId}:${jti}`, identityId, now + 2 * PROOF_MAX_SKEW_SECONDS * 1000]);
+  /**
+   * A jti is kept as long as a proof carrying it could still pass the iat window: derived from the
+   * proof's iat, not from its first use (a proof dated +60 s is good for two minutes after it).
+   */
+  private async rememberJti(jti: string, identityId: string, iat: number): Promise<void> {
+    const result = await insertJti(this.db, [`${identityId}:${jti}`, identityId, proofAcceptedUntil(iat) + BROKER_CLOCK_MARGIN_MS]);
     if (result.numAffectedRows === 0n) throw new TesseraError('proof_replayed');
   }
 
+  /** Deletes only jtis whose proofs can no longer be accepted, however often it runs. */
   async pruneReplayCache(): Promise<void> {
-    await this.db.deleteFrom('proof_replays').where('expires_at', '<', this.clock.now()).execute();
+    await this.db.deleteFrom('proof_replays').where('expires_at', '<=', this.clock.now()).execute();
   }
 
   private async auditRejection(error: TesseraError, claimedKid: string | undefined, request: IncomingRequest): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
+import { isStrictEd25519PublicKey } from '../crypto/ed25519.js';
 import { base64url, randomToken, sha256Base64url } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import { keyThumbprint } from '../keys/jws.js';
@@ -50,6 +51,10 @@ export class IdentityService {
 
   async register(input: RegisterIdentity, actor: string | null): Promise<Identity> {
     if (input.publicKey.length !== 32) throw new TesseraError('invalid_request', 'public_key must be a raw 32-byte Ed25519 key.');
+    // A small-order key is a universal forgery target for cofactorless verifiers; a non-canonical one has twins.
+    if (!isStrictEd25519PublicKey(input.publicKey)) {
+      throw new TesseraError('invalid_request', 'public_key must be the canonical encoding of an Ed25519 point that is not of small order.');
+    }
     const id = await keyThumbprint(input.publicKey);
     return this.db.transaction().execute(async (trx) => {
       const clash = await trx

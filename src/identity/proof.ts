@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { base64url, sha256Base64url } from '../crypto/encoding.js';
+import { sha256Base64url } from '../crypto/encoding.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { TesseraError } from '../errors.js';
+import { duplicateMember } from '../json-scan.js';
 import { signCompactJws } from '../keys/jws.js';
 import type { Signer } from '../keys/key-store.js';
 
@@ -12,6 +13,18 @@ import type { Signer } from '../keys/key-store.js';
 export const PROOF_TYPE = 'tessera-proof+jwt';
 export const PROOF_MAX_SKEW_SECONDS = 60;
 export const PROOF_SCHEME = 'Proof';
+
+/**
+ * Epoch ms from which a proof dated `iat` is stale: it passes while floor(now / 1000) <= iat + skew,
+ * so until just before (iat + skew + 1) s. Until then its jti must stay remembered and the stored
+ * proof stays out of reviewers' sight.
+ */
+export function proofAcceptedUntil(iat: number): number {
+  return (iat + PROOF_MAX_SKEW_SECONDS + 1) * 1000;
+}
+
+/** How far the clocks of brokers sharing one database may disagree: jtis are kept, and proofs withheld, that much longer. */
+export const BROKER_CLOCK_MARGIN_MS = PROOF_MAX_SKEW_SECONDS * 1000;
 
 export interface ProofClaims {
   readonly iss: string;
@@ -67,16 +80,35 @@ function malformed(detail: string): TesseraError {
   return new TesseraError('proof_malformed', `Malformed proof: ${detail}.`);
 }
 
+/**
+ * One spelling per proof: a base64url decoder ignores set padding bits, so several strings decode
+ * to the same bytes; only the one the bytes encode back to is accepted.
+ */
+function canonicalBytes(segment: string, what: string): Buffer {
+  const bytes = Buffer.from(segment, 'base64url');
+  if (bytes.toString('base64url') !== segment) throw malformed(`${what} is not canonical base64url`);
+  return bytes;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Strict UTF-8 JSON object: no member twice (JSON.parse would keep the last one silently). */
 function decodeJsonObject(segment: string, what: string): Record<string, unknown> {
+  let text: string;
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
-  } catch {
-    throw malformed(`${what} is not base64url JSON`);
+    text = UTF8.decode(canonicalBytes(segment, what));
+    value = JSON.parse(text);
+  } catch (error) {
+    throw error instanceof TesseraError ? error : malformed(`${what} is not base64url UTF-8 JSON`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw malformed(`${what} is not a JSON object`);
+  const duplicate = duplicateMember(text);
+  if (duplicate !== null) throw malformed(`${what} has member "${duplicate}" more than once`);
   return value as Record<string, unknown>;
 }
+
+const HEADER_MEMBERS = ['alg', 'kid', 'typ'];
 
 /** Reads `Authorization: Proof <jws>`; checks shape only, not the signature. */
 export function parseProofHeader(authorization: string | undefined): ParsedProof {
@@ -89,10 +121,11 @@ export function parseProofHeader(authorization: string | undefined): ParsedProof
   const [, headerSegment, payloadSegment, signatureSegment] = match as unknown as [string, string, string, string];
 
   const header = decodeJsonObject(headerSegment, 'header');
+  // Nothing a verifier elsewhere could read differently (crit, jwk, x5u, b64, ...).
+  if (Object.keys(header).sort().join() !== HEADER_MEMBERS.join()) throw malformed('the header must have exactly the members alg, typ and kid');
   if (header.alg !== 'EdDSA') throw malformed('alg must be EdDSA');
   if (header.typ !== PROOF_TYPE) throw malformed(`typ must be ${PROOF_TYPE}`);
   if (typeof header.kid !== 'string' || header.kid.length === 0) throw malformed('kid is required');
-  if ('crit' in header) throw malformed('crit is not supported');
 
   const payload = decodeJsonObject(payloadSegment, 'payload');
   for (const name of ['iss', 'aud', 'jti', 'htm', 'htu', 'bh'] as const) {
@@ -106,7 +139,7 @@ export function parseProofHeader(authorization: string | undefined): ParsedProof
     kid: header.kid,
     claims: payload as unknown as ProofClaims,
     signingInput: new TextEncoder().encode(`${headerSegment}.${payloadSegment}`),
-    signature: base64url.decode(signatureSegment),
+    signature: canonicalBytes(signatureSegment, 'signature'),
   };
 }
 

@@ -8,7 +8,7 @@ import type { Identity } from '../identity/identity.js';
 import type { Database } from '../store/schema.js';
 import type { BackendService } from './backend-service.js';
 import type { GrantService } from './grant-service.js';
-import type { LeaseRow } from './lease.js';
+import { leaseRoleRefusal, type LeaseRow } from './lease.js';
 import { type LeaseRevoker, SYSTEM_REASONS } from './revoker.js';
 import { upstreamError } from './upstream-error.js';
 
@@ -52,6 +52,8 @@ export class LeaseIssuer {
       return error;
     };
 
+    const refusal = leaseRoleRefusal(identity);
+    if (refusal) throw await deny(refusal);
     // No grant also covers an unknown backend or role: deny by default, without saying which.
     const grant = await this.grants.find(identity, request.backend, request.role);
     if (!grant) throw await deny(new TesseraError('no_grant', `No grant lets ${identity.address} lease ${request.backend}/${request.role}.`));

@@ -6,7 +6,7 @@ import type { Identity } from '../identity/identity.js';
 import type { Database, LeaseState } from '../store/schema.js';
 import type { BackendService } from './backend-service.js';
 import type { GrantService } from './grant-service.js';
-import { isRenewable, type LeaseRow, leaseView, revocationHandleOf } from './lease.js';
+import { isRenewable, leaseRoleRefusal, type LeaseRow, leaseView, revocationHandleOf } from './lease.js';
 import type { LeaseRevoker, RevocationCause, RevocationCounts } from './revoker.js';
 import { upstreamError } from './upstream-error.js';
 
@@ -74,6 +74,9 @@ export class LeaseService {
       });
       return error;
     };
+    // Also a lease issued before its owner's role was checked at issue.
+    const refusal = leaseRoleRefusal(caller);
+    if (refusal) throw await deny(refusal);
     const now = this.clock.now();
     if (row.state !== 'active' || row.expires_at <= now) throw await deny(new TesseraError('lease_inactive', `Lease ${leaseId} is ${row.state === 'active' ? 'expired' : row.state}.`));
     // Renewal needs the grant still in force: revoking a grant stops renewals, not running leases.

@@ -1,5 +1,7 @@
 import type { Selectable } from 'kysely';
 import type { RevocationHandle } from '../backends/credential-backend.js';
+import { TesseraError } from '../errors.js';
+import type { Identity } from '../identity/identity.js';
 import type { LeaseState, LeaseTable } from '../store/schema.js';
 
 export type LeaseRow = Selectable<LeaseTable>;
@@ -8,6 +10,14 @@ export const LEASE_STATES: readonly LeaseState[] = ['pending', 'active', 'expire
 
 /** States in which an upstream credential may still exist. */
 export const LIVE_STATES: readonly LeaseState[] = ['pending', 'active', 'revocation-pending'];
+
+/**
+ * Only agents hold upstream credentials: an admin or reviewer key that leased could act upstream
+ * beyond its role (a reviewer matching an `attr:` grant, say), whatever the grants say.
+ */
+export function leaseRoleRefusal(identity: Identity): TesseraError | null {
+  return identity.role === 'agent' ? null : new TesseraError('role_cannot_lease', `A ${identity.role} identity cannot lease credentials.`);
+}
 
 export const revocationHandleOf = (row: LeaseRow): RevocationHandle => JSON.parse(row.revocation) as RevocationHandle;
 

@@ -2,6 +2,7 @@ import { listAuditEvents, type ListedAuditEvent } from '../audit/query.js';
 import type { Clock } from '../clock.js';
 import type { Authority } from '../identity/authority.js';
 import type { IdentityService } from '../identity/identities.js';
+import { BROKER_CLOCK_MARGIN_MS, parseProofHeader, PROOF_SCHEME, proofAcceptedUntil } from '../identity/proof.js';
 import { identityView, type IdentityRole, type IdentityStatus, type IdentityView } from '../identity/identity.js';
 import type { LeaseFilter, LeaseService, LeaseView } from '../leases/lease-service.js';
 import type { Store } from '../store/database.js';
@@ -9,7 +10,28 @@ import { type AddressedEvent, withAddresses } from './addresses.js';
 import { type AuditQuery, MAX_AUDIT_LIMIT, toAuditFilter } from './audit-filter.js';
 import { type ChainStatus, chainStatus } from './chain-status.js';
 
-export type ReviewEvent = ListedAuditEvent & AddressedEvent;
+export type ReviewEvent = ListedAuditEvent &
+  AddressedEvent & {
+    /** RFC 3339 time until which `proof` is null because it could still be accepted; null once shown. */
+    readonly proof_withheld_until: string | null;
+  };
+
+/**
+ * A stored proof is shown only once no broker can accept it any more: until then a reader could
+ * replay it should the replay cache ever miss it (and its jti is only forgotten after that).
+ */
+function withholdLiveProofs(events: readonly (ListedAuditEvent & AddressedEvent)[], now: number): ReviewEvent[] {
+  return events.map((event) => {
+    if (event.proof === null) return { ...event, proof_withheld_until: null };
+    let showableAt: number;
+    try {
+      showableAt = proofAcceptedUntil(parseProofHeader(`${PROOF_SCHEME} ${event.proof}`).claims.iat) + BROKER_CLOCK_MARGIN_MS;
+    } catch {
+      return { ...event, proof_withheld_until: null }; // not a proof the broker would parse: nothing to replay
+    }
+    return now < showableAt ? { ...event, proof: null, proof_withheld_until: new Date(showableAt).toISOString() } : { ...event, proof_withheld_until: null };
+  });
+}
 
 export interface IdentityTimeline {
   readonly identity: IdentityView;
@@ -46,14 +68,14 @@ export class ReviewReader {
 
   async audit(query: AuditQuery): Promise<ReviewEvent[]> {
     const filter = await toAuditFilter(query, this.deps.identities);
-    return withAddresses(this.deps.store.db, await listAuditEvents(this.deps.store, filter));
+    return withholdLiveProofs(await withAddresses(this.deps.store.db, await listAuditEvents(this.deps.store, filter)), this.deps.clock.now());
   }
 
   async timeline(address: string): Promise<IdentityTimeline> {
     const identity = await this.deps.identities.getByAddress(address);
     // Newest first, so that a long history keeps its latest events (a revocation) and drops the oldest.
     const newest = await listAuditEvents(this.deps.store, { identityId: identity.id, order: 'desc', limit: MAX_AUDIT_LIMIT + 1 });
-    const events = await withAddresses(this.deps.store.db, newest.slice(0, MAX_AUDIT_LIMIT).reverse());
+    const events = withholdLiveProofs(await withAddresses(this.deps.store.db, newest.slice(0, MAX_AUDIT_LIMIT).reverse()), this.deps.clock.now());
     return { identity: identityView(identity), leases: await this.leases({ address }), events, truncated: newest.length > MAX_AUDIT_LIMIT };
   }
 

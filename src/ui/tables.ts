@@ -50,6 +50,14 @@ export function leaseTable(leases: readonly LeaseView[], empty: string): Html {
 const details = (values: Readonly<Record<string, unknown>>): Html =>
   html`${Object.entries(values).map(([key, value]) => html`<span class="chip">${key}=${typeof value === 'string' ? value : JSON.stringify(value)}</span>`)}`;
 
+/** Whether the actor's signed request proof is stored; a proof that could still be accepted is not shown yet. */
+function proofCell(event: ReviewEvent): Html | string {
+  if (event.proof_withheld_until !== null) {
+    return html`<span class="signed" title="the actor's signed request proof is stored with this event, withheld while it could still be accepted">signed, withheld until ${when(event.proof_withheld_until)}</span>`;
+  }
+  return event.proof === null ? '' : html`<span class="signed" title="the actor's signed request proof is stored with this event">signed</span>`;
+}
+
 export function eventTable(events: readonly ReviewEvent[], empty: string): Html {
   return table(
     ['Seq', 'Time', 'Action', 'Outcome', 'Actor', 'Identity', 'Reason', 'Details', 'Proof'],
@@ -63,7 +71,7 @@ export function eventTable(events: readonly ReviewEvent[], empty: string): Html 
         <td>${event.identity_id === null ? '' : identityLink(event.identity_address, event.identity_id)}</td>
         <td class="reason">${event.reason ?? ''}</td>
         <td class="details">${details(event.details)}</td>
-        <td>${event.proof === null ? '' : html`<span class="signed" title="the actor's signed request proof is stored with this event">signed</span>`}</td>
+        <td>${proofCell(event)}</td>
       </tr>`,
     ),
     empty,

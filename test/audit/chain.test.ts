@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DatabaseAuditLog } from '../../src/audit/audit-log.js';
 import { eventHash, GENESIS_HASH } from '../../src/audit/chain.js';
 import { CHECKPOINT_TYPE } from '../../src/audit/checkpoints.js';
+import { base64url } from '../../src/crypto/encoding.js';
 import { signCompactJws } from '../../src/keys/jws.js';
 import { openStore } from '../../src/store/database.js';
 import { appendEvents, type AuditFixture, auditFixture, jwksOf, memorySigner } from './support.js';
@@ -127,7 +128,11 @@ describe.each(['sqlite', 'postgres'] as const)('audit hash chain (%s)', (dialect
 
   it('catches a stored proof with a forged signature', async () => {
     const proof = await agent.proof();
-    const forged = `${proof.slice(0, -10)}${proof.slice(-10).split('').reverse().join('')}`;
+    // A flipped bit, spelled canonically: the proof parses and only the signature fails.
+    const cut = proof.lastIndexOf('.') + 1;
+    const signature = base64url.decode(proof.slice(cut));
+    signature[5]! ^= 0x01;
+    const forged = proof.slice(0, cut) + base64url.encode(signature);
     await fixture.audit.append({ actor: agent.id, action: 'lease.issued', outcome: 'success', proof: forged });
     expect(await fixture.verify()).toEqual(problem(21, 'proof_bad_signature'));
   });

@@ -209,7 +209,8 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('rejections (%s store)', (dia
         status: 400,
       });
       await expect(
-        env.admin.request('POST', '/v1/admin/identities', { address: agent.address, public_key: base64url.encode(new Uint8Array(32).fill(7)), key_uri: 'pkcs11:token=t;object=o' }),
+        // A key the broker would take (the base point: canonical, large order), at a taken address.
+        env.admin.request('POST', '/v1/admin/identities', { address: agent.address, public_key: base64url.encode(Buffer.from('58'.padEnd(64, '6'), 'hex')), key_uri: 'pkcs11:token=t;object=o' }),
       ).rejects.toMatchObject({ code: 'conflict', status: 409 });
       const { identities: after } = await env.admin.request<{ identities: unknown[] }>('GET', '/v1/admin/identities');
       expect(after).toHaveLength(before.length);

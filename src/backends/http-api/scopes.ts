@@ -8,6 +8,7 @@
  * upstream may read parameters from either).
  */
 import { TesseraError } from '../../errors.js';
+import { nextIsColon, stringEnd } from '../../json-scan.js';
 
 /** Constraint values as granted: strings; lists are comma-separated (`models=gpt-4o,gpt-4o-mini`). */
 export type Constraints = Readonly<Record<string, string>>;
@@ -223,8 +224,6 @@ export function jsonMember(body: Buffer, name: string): { value: unknown } | Ref
 }
 
 const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COLON = 0x3a;
 
 /** How many members of the top-level object of valid JSON `text` are named `name` (escaped spellings too). */
 function topLevelCount(text: string, name: string): number {
@@ -243,24 +242,4 @@ function topLevelCount(text: string, name: string): number {
     else if (char === 0x7d || char === 0x5d) depth -= 1; // } ]
   }
   return count;
-}
-
-/** The index of the quote closing the string that opens at `open` (one not escaped by an odd run of backslashes). */
-function stringEnd(text: string, open: number): number {
-  let close = text.indexOf('"', open + 1);
-  while (close !== -1) {
-    let backslashes = 0;
-    while (text.charCodeAt(close - 1 - backslashes) === BACKSLASH) backslashes += 1;
-    if (backslashes % 2 === 0) return close;
-    close = text.indexOf('"', close + 1);
-  }
-  return text.length;
-}
-
-function nextIsColon(text: string, from: number): boolean {
-  for (let index = from; index < text.length; index += 1) {
-    const char = text.charCodeAt(index);
-    if (char !== 0x20 && char !== 0x09 && char !== 0x0a && char !== 0x0d) return char === COLON;
-  }
-  return false;
 }

@@ -23,7 +23,7 @@ export const auditQuerySchema = {
   },
 } as const;
 
-/** An audit event (docs/PROTOCOL.md §8.1, `at` as RFC 3339); review routes add the two addresses. */
+/** An audit event (docs/PROTOCOL.md §8.1, `at` as RFC 3339); review routes add the two addresses and proof_withheld_until. */
 export const auditEventSchema = {
   type: 'object',
   properties: {
@@ -40,6 +40,7 @@ export const auditEventSchema = {
     hash: { type: 'string' },
     actor_address: nullableString,
     identity_address: nullableString,
+    proof_withheld_until: nullableString,
   },
 } as const;
 
