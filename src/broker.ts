@@ -3,7 +3,7 @@ import { buildApp } from './app.js';
 import { DatabaseAuditLog } from './audit/audit-log.js';
 import { AuditCheckpointer } from './audit/checkpoints.js';
 import { RejectionSummary } from './audit/rejection-summary.js';
-import { type Clock, systemClock } from './clock.js';
+import { type Clock, type Scheduler, systemClock, systemScheduler } from './clock.js';
 import type { Config } from './config/config.js';
 import { TesseraError } from './errors.js';
 import { ProofAuthenticator } from './identity/authenticator.js';
@@ -36,10 +36,19 @@ const REPLAY_PRUNE_INTERVAL_MS = 60_000;
 /** Wires config to store, key stores and services, and builds the HTTP app (not yet listening). */
 export async function createBroker(
   config: Config,
-  options: { logger?: FastifyBaseLogger; clock?: Clock; leases?: Partial<LeaseSettings> } = {},
+  options: {
+    logger?: FastifyBaseLogger;
+    clock?: Clock;
+    leases?: Partial<LeaseSettings>;
+    /** Drives the reaper, audit checkpoint polls and replay-cache pruning (tests: run them on demand). */
+    scheduler?: Scheduler;
+    /** SQLite: checkpoint the WAL on a background thread (default true; see WalCheckpointer). */
+    walCheckpointThread?: boolean;
+  } = {},
 ): Promise<Broker> {
   const clock = options.clock ?? systemClock;
-  const store = await openStore(config.databaseUrl, { create: false, backgroundCheckpoints: true });
+  const scheduler = options.scheduler ?? systemScheduler;
+  const store = await openStore(config.databaseUrl, { create: false, backgroundCheckpoints: options.walCheckpointThread ?? true });
   const keyStores = new KeyStores(config);
   let leases: LeaseSystem | undefined;
   try {
@@ -61,18 +70,17 @@ export async function createBroker(
     }, options.logger);
     const app = await buildApp({ store, audit, authority, identities, authenticator, leases, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, logger: options.logger });
     // Before listening: on an embedded store every pending lease is an orphan of a previous process.
-    await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'));
+    await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'), scheduler);
 
     const started = leases;
-    const pruneTimer = setInterval(() => {
-      authenticator.pruneReplayCache().catch((error: unknown) => app.log.warn({ err: error }, 'pruning the proof replay cache failed'));
-    }, REPLAY_PRUNE_INTERVAL_MS);
-    pruneTimer.unref();
+    const stopPruning = scheduler.every(REPLAY_PRUNE_INTERVAL_MS, () =>
+      authenticator.pruneReplayCache().catch((error: unknown) => app.log.warn({ err: error }, 'pruning the proof replay cache failed')),
+    );
     const auditCheckpoints = new AuditCheckpointer(store.db, authoritySigner, authority.kid, clock, {
       everyEvents: config.auditCheckpointEvery,
       intervalMs: config.auditCheckpointIntervalMs,
     });
-    const stopCheckpoints = auditCheckpoints.start((error) => app.log.error({ err: error }, 'signing an audit checkpoint failed'));
+    const stopCheckpoints = auditCheckpoints.start((error) => app.log.error({ err: error }, 'signing an audit checkpoint failed'), scheduler);
     const proxy = new CredentialProxy({
       db: store.db,
       reader: store.reader,
@@ -84,7 +92,7 @@ export async function createBroker(
       tokenFailures: new FailureLimit(clock, authFailures),
       logger: app.log,
     });
-    const stopRejections = rejections.start((error) => app.log.error({ err: error }, 'writing the rejection summary failed'));
+    const stopRejections = rejections.start((error) => app.log.error({ err: error }, 'writing the rejection summary failed'), scheduler);
 
     return {
       app,
@@ -95,7 +103,7 @@ export async function createBroker(
       proxy,
       rejections,
       async close() {
-        clearInterval(pruneTimer);
+        stopPruning();
         await proxy.close();
         await app.close();
         await stopRejections();

@@ -5,3 +5,21 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+/**
+ * Runs the broker's background work (reaper sweeps, audit checkpoint polls, replay-cache pruning)
+ * on an interval. Injected so that tests decide when background work runs instead of racing it.
+ */
+export interface Scheduler {
+  /** Runs `task` every `ms` until the returned function is called; a returned promise is the run's work. */
+  every(ms: number, task: () => unknown): () => void;
+}
+
+/** Real timers that do not keep the process alive. */
+export const systemScheduler: Scheduler = {
+  every(ms, task) {
+    const timer = setInterval(task, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+  },
+};

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Clock } from '../clock.js';
+import { type Clock, type Scheduler, systemScheduler } from '../clock.js';
 import { signCompactJws } from '../keys/jws.js';
 import type { Signer } from '../keys/key-store.js';
 import type { Database } from '../store/schema.js';
@@ -61,15 +61,15 @@ export class AuditCheckpointer {
    * Polls until the returned stop() is called, which signs the head one last time so that a
    * clean shutdown leaves no unsigned tail. Errors go to `onError` (the next poll retries).
    */
-  start(onError: (error: unknown) => void): () => Promise<void> {
-    const timer = setInterval(() => {
+  start(onError: (error: unknown) => void, scheduler: Scheduler = systemScheduler): () => Promise<void> {
+    const cancel = scheduler.every(Math.min(POLL_MS, this.policy.intervalMs), () => {
       this.running ??= this.checkpointIfDue()
         .catch(onError)
         .finally(() => (this.running = undefined));
-    }, Math.min(POLL_MS, this.policy.intervalMs));
-    timer.unref();
+      return this.running;
+    });
     return async () => {
-      clearInterval(timer);
+      cancel();
       await this.running;
       await this.checkpoint().catch(onError);
     };

@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import { type Clock, type Scheduler, systemScheduler } from '../clock.js';
 import type { AuditSink } from './audit-log.js';
 
 /**
@@ -97,11 +97,10 @@ export class RejectionSummary {
   }
 
   /** Flushes at the end of every window; the returned function stops that and flushes the rest. */
-  start(onError: (error: unknown) => void): () => Promise<void> {
-    const timer = setInterval(() => this.flush().catch(onError), this.windowMs);
-    timer.unref();
+  start(onError: (error: unknown) => void, scheduler: Scheduler = systemScheduler): () => Promise<void> {
+    const stop = scheduler.every(this.windowMs, () => this.flush().catch(onError));
     return async () => {
-      clearInterval(timer);
+      stop();
       await this.flush().catch(onError);
     };
   }

@@ -1,6 +1,6 @@
 import type { AuditSink } from '../audit/audit-log.js';
 import type { BackendContext } from '../backends/registry.js';
-import type { Clock } from '../clock.js';
+import type { Clock, Scheduler } from '../clock.js';
 import type { WrappingKeys } from '../secrets/wrapping-keys.js';
 import type { Store } from '../store/database.js';
 import { BackendService } from './backend-service.js';
@@ -61,9 +61,9 @@ export class LeaseSystem {
   }
 
   /** Reconciles intents orphaned by a previous process, then starts the reaper. */
-  async start(onReaperError: (error: unknown) => void): Promise<RevocationCounts> {
+  async start(onReaperError: (error: unknown) => void, scheduler?: Scheduler): Promise<RevocationCounts> {
     const reconciled = await reconcilePendingLeases(this.revoker, startupCutoff(this.store.dialect, this.clock.now(), this.settings.pendingGraceMs));
-    this.reaper.start(onReaperError);
+    this.reaper.start(onReaperError, scheduler);
     return reconciled;
   }
 

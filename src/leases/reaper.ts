@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import { type Clock, type Scheduler, systemScheduler } from '../clock.js';
 import { reconcilePendingLeases } from './reconcile.js';
 import { type LeaseRevoker, SYSTEM_REASONS } from './revoker.js';
 
@@ -22,7 +22,7 @@ export interface SweepCounts {
  * thousand leases expiring together neither block the event loop nor flood the upstream.
  */
 export class LeaseReaper {
-  private timer: NodeJS.Timeout | undefined;
+  private cancel: (() => void) | undefined;
   private running: Promise<SweepCounts> | undefined;
   private stopping = false;
 
@@ -32,11 +32,8 @@ export class LeaseReaper {
     private readonly options: ReaperOptions,
   ) {}
 
-  start(onError: (error: unknown) => void): void {
-    this.timer = setInterval(() => {
-      if (!this.running) this.sweep().catch(onError);
-    }, this.options.intervalMs);
-    this.timer.unref();
+  start(onError: (error: unknown) => void, scheduler: Scheduler = systemScheduler): void {
+    this.cancel = scheduler.every(this.options.intervalMs, () => (this.running ? undefined : this.sweep().catch(onError)));
   }
 
   /** One full pass; concurrent calls share the pass in progress. */
@@ -47,7 +44,7 @@ export class LeaseReaper {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    clearInterval(this.timer);
+    this.cancel?.();
     await this.running?.catch(() => undefined);
   }
 

@@ -98,6 +98,11 @@ export class CredentialProxy {
   }
 
   /** Stops accepting, ends idle keep-alive connections and waits for pending audit writes. */
+  /** Resolves once the audit events of every call so far are written (outcomes are written late). */
+  auditDrained(): Promise<void> {
+    return this.#audit.drained();
+  }
+
   async close(): Promise<void> {
     if (this.#server.listening) {
       const closed = new Promise((resolve) => this.#server.close(resolve));
@@ -151,6 +156,8 @@ export class CredentialProxy {
     if (lease.state !== 'active') throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} is ${lease.state}.`);
     if (lease.expires_at <= this.deps.clock.now()) throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} has expired.`);
     if (lease.identity_status !== 'active') throw new ProxyRefusal('identity_revoked', 'The identity holding this lease has been revoked.');
+    // Leases issued to an admin or reviewer before only agents could lease are not honoured either.
+    if (lease.identity_role !== 'agent') throw new ProxyRefusal('role_cannot_lease');
     invalidIf(requestFormProblem(call.path, request.headers));
     return backend;
   }

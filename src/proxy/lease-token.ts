@@ -26,6 +26,7 @@ export interface ProxiedLease {
   readonly state: LeaseState;
   readonly expires_at: number;
   readonly identity_status: IdentityTable['status'];
+  readonly identity_role: IdentityTable['role'];
 }
 
 const leaseQuery = precompiled<ProxiedLease>(
@@ -33,7 +34,7 @@ const leaseQuery = precompiled<ProxiedLease>(
     db
       .selectFrom('leases')
       .innerJoin('identities', 'identities.id', 'leases.identity_id')
-      .select(['leases.id', 'leases.identity_id', 'leases.backend', 'leases.role', 'leases.constraints', 'leases.state', 'leases.expires_at', 'identities.status as identity_status'])
+      .select(['leases.id', 'leases.identity_id', 'leases.backend', 'leases.role', 'leases.constraints', 'leases.state', 'leases.expires_at', 'identities.status as identity_status', 'identities.role as identity_role'])
       .where('leases.token_hash', '=', tokenHash),
   ['token hash'],
 );

@@ -14,13 +14,25 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.betterSqlite3);
 const db = new Database(workerData.path, { fileMustExist: true });
 db.pragma('busy_timeout = 5000');
-const timer = setInterval(() => db.pragma('wal_checkpoint(PASSIVE)'), workerData.intervalMs);
-parentPort.once('message', () => {
+const checkpoint = (requested) => {
+  const [result] = db.pragma('wal_checkpoint(PASSIVE)');
+  parentPort.postMessage({ requested, result });
+};
+const timer = workerData.intervalMs > 0 ? setInterval(() => checkpoint(false), workerData.intervalMs) : undefined;
+parentPort.on('message', (message) => {
+  if (message === 'checkpoint') return checkpoint(true);
   clearInterval(timer);
   db.close();
   parentPort.close();
 });
 `;
+
+/** What one PASSIVE checkpoint did: WAL frames in all, and how many of them are in the database file now. */
+export interface WalCheckpointResult {
+  readonly busy: number;
+  readonly log: number;
+  readonly checkpointed: number;
+}
 
 /**
  * Moves SQLite's WAL checkpoints off the event loop. By default the connection that commits
@@ -32,8 +44,13 @@ parentPort.once('message', () => {
 export class WalCheckpointer {
   readonly #worker: Worker;
   readonly #exited: Promise<void>;
+  readonly #waiting: ((result: WalCheckpointResult) => void)[] = [];
 
-  constructor(writer: SqliteDatabase.Database, path: string, options: { intervalMs?: number } = {}) {
+  /**
+   * `intervalMs` 0 runs no timer: checkpoints happen on checkpoint() only (tests). `onCheckpoint`
+   * hears the result of every checkpoint the thread runs.
+   */
+  constructor(writer: SqliteDatabase.Database, path: string, options: { intervalMs?: number; onCheckpoint?: (result: WalCheckpointResult) => void } = {}) {
     writer.pragma('wal_autocheckpoint = 0');
     const betterSqlite3 = createRequire(import.meta.url).resolve('better-sqlite3');
     this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path, betterSqlite3, intervalMs: options.intervalMs ?? WAL_CHECKPOINT_INTERVAL_MS } });
@@ -42,7 +59,19 @@ export class WalCheckpointer {
       if (writer.open) writer.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
       process.emitWarning(`WAL checkpoints are back on the writer: the checkpoint thread failed (${error.message})`);
     });
+    this.#worker.on('message', ({ requested, result }: { requested: boolean; result: WalCheckpointResult }) => {
+      options.onCheckpoint?.(result);
+      if (requested) this.#waiting.shift()?.(result);
+    });
     this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
+  }
+
+  /** Has the thread run one checkpoint now; resolves with its result. */
+  checkpoint(): Promise<WalCheckpointResult> {
+    return new Promise((resolve) => {
+      this.#waiting.push(resolve);
+      this.#worker.postMessage('checkpoint');
+    });
   }
 
   /** Stops the thread and waits until its connection is closed. */

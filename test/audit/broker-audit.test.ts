@@ -70,4 +70,25 @@ describe('audit through the broker', () => {
     await writeFile(file, `${lines.join('\n')}\n`);
     expect(await verifyAuditLog(fromJsonLines(createReadStream(file)), { jwks })).toMatchObject({ ok: false, problem: { seq, code: 'hash_mismatch' } });
   });
+
+  // Last: it signs checkpoints of its own.
+  it('schedules its background work on the injected scheduler; a checkpoint poll signs only once one is due', async () => {
+    // The reaper and the checkpoint poll every second, the replay-cache pruning every minute.
+    expect(env.scheduler.intervals().sort((a, b) => a - b)).toEqual([1_000, 1_000, 60_000]);
+    const checkpoints = env.broker.auditCheckpoints;
+    await checkpoints.checkpoint();
+    // New events, and a minute has not passed since the last checkpoint: the poll leaves the head unsigned...
+    await env.provision('poll-1@acme.local');
+    await env.scheduler.tick();
+    expect(await checkpoints.checkpoint()).toBeDefined();
+    // ...and signs it once the interval has passed by the broker's clock.
+    await env.provision('poll-2@acme.local');
+    env.clock.advance(60_000);
+    try {
+      await env.scheduler.tick();
+      expect(await checkpoints.checkpoint()).toBeUndefined();
+    } finally {
+      env.clock.advance(-60_000);
+    }
+  });
 });

@@ -28,7 +28,8 @@ async function login(credential: PostgresCredential): Promise<void> {
   }
 }
 
-describe('tessera backend / grant / lease / leases', () => {
+// Up to a dozen CLI processes per test, each loading the key store: seconds apiece on a busy machine.
+describe('tessera backend / grant / lease / leases', { timeout: 180_000 }, () => {
   let broker: TestBroker;
   let database: { url: string; drop(): Promise<void> };
   let dir: string;
@@ -58,7 +59,7 @@ describe('tessera backend / grant / lease / leases', () => {
     writeFileSync(dsnFile, `${database.url}\n`, { mode: 0o600 });
     agent = await broker.provision(ADDRESS);
     await (await broker.clientFor(agent.key_uri)).request('POST', '/v1/enroll', { ticket: agent.ticket });
-    run = { cwd: dir, env: broker.cliEnv, timeoutMs: 30_000 };
+    run = { cwd: dir, env: broker.cliEnv };
   }, 180_000);
 
   afterAll(async () => {

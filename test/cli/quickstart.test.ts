@@ -79,6 +79,9 @@ const isFuture = (iso: string) => Number.isFinite(Date.parse(iso)) && Date.parse
 
 let root: string;
 
+/** A few CLI processes per test, each a Node start-up that loads the key store: seconds apiece on a busy machine. */
+const CLI_TEST_TIMEOUT_MS = 120_000;
+
 beforeAll(async () => {
   // dist/ (what the package's `bin` runs) was compiled from the current tree by the global setup.
   root = await mkdtemp(join(tmpdir(), 'tessera-cli-'));
@@ -94,7 +97,7 @@ afterAll(async () => {
   }
 });
 
-describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', () => {
+describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   let dataDir: string;
   let env: Record<string, string>;
   let clientEnv: Record<string, string>;
@@ -279,7 +282,7 @@ describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', () => {
   });
 });
 
-describe('invalid configuration stops start-up naming the setting', () => {
+describe('invalid configuration stops start-up naming the setting', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   const cases: [string, string[], Record<string, string>, string][] = [
     ['TESSERA_LISTEN', ['serve'], { TESSERA_LISTEN: 'nonsense' }, 'TESSERA_LISTEN'],
     ['--listen', ['serve', '--listen', 'nonsense'], {}, '--listen'],
@@ -292,7 +295,7 @@ describe('invalid configuration stops start-up naming the setting', () => {
 
   it.each(cases)('%s', async (_name, args, settings, setting) => {
     const dataDir = join(root, `bad-config-${Math.random().toString(36).slice(2)}`);
-    const result = await runCli(args, { cwd: root, env: { TESSERA_DATA_DIR: dataDir, ...settings }, timeoutMs: 10_000 });
+    const result = await runCli(args, { cwd: root, env: { TESSERA_DATA_DIR: dataDir, ...settings }, timeoutMs: 60_000 });
     expect(result.code).not.toBe(0);
     expect(result.code).not.toBeNull(); // exited by itself, not killed
     expect(result.stdout).toBe('');
@@ -303,7 +306,7 @@ describe('invalid configuration stops start-up naming the setting', () => {
   });
 });
 
-describe('tessera CLI with the dev KMS endpoint', () => {
+describe('tessera CLI with the dev KMS endpoint', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   let kms: BackgroundCli;
   let kmsEnv: Record<string, string>;
   let dataDir: string;
@@ -312,7 +315,7 @@ describe('tessera CLI with the dev KMS endpoint', () => {
   let server: BackgroundCli;
   let provisioned: ProvisionJson;
   const address = 'kms-bot@acme.local';
-  const run = (): CliOptions => ({ cwd: root, env: { ...env, TESSERA_URL: brokerUrl }, timeoutMs: 30_000 });
+  const run = (): CliOptions => ({ cwd: root, env: { ...env, TESSERA_URL: brokerUrl } });
 
   beforeAll(async () => {
     kms = startCli(['dev', 'kms', '--listen', '127.0.0.1:0'], { cwd: root });
@@ -333,7 +336,7 @@ describe('tessera CLI with the dev KMS endpoint', () => {
   });
 
   it('init --keystore kms puts the authority and admin keys in KMS', async () => {
-    const report = await cliJson<InitJson>(['init', '--keystore', 'kms', '--json'], { cwd: root, env, timeoutMs: 30_000 });
+    const report = await cliJson<InitJson>(['init', '--keystore', 'kms', '--json'], { cwd: root, env });
     expect(report).toMatchObject({ keystore: 'kms', created: ['authority key', 'wrapping key', 'admin identity'] });
     expect(report.authorityKeyUri).toMatch(/^aws-kms:arn:aws:kms:us-east-1:/);
     expect(report.adminKeyUri).toMatch(/^aws-kms:arn:aws:kms:us-east-1:/);
@@ -342,7 +345,7 @@ describe('tessera CLI with the dev KMS endpoint', () => {
     expect(modeOf(dataDir)).toBe(0o700);
 
     // The choice is remembered: a plain second init uses KMS and creates nothing.
-    const again = await cliJson<InitJson>(['init', '--json'], { cwd: root, env, timeoutMs: 30_000 });
+    const again = await cliJson<InitJson>(['init', '--json'], { cwd: root, env });
     expect(again).toMatchObject({ keystore: 'kms', adminKeyUri: report.adminKeyUri, created: [] });
   });
 
@@ -350,7 +353,7 @@ describe('tessera CLI with the dev KMS endpoint', () => {
     const port = await freePort();
     brokerUrl = `http://127.0.0.1:${port}`;
     server = startCli(['serve', '--listen', `127.0.0.1:${port}`], { cwd: root, env });
-    await waitForHttp(`${brokerUrl}/healthz`, server, 30_000);
+    await waitForHttp(`${brokerUrl}/healthz`, server);
   });
 
   it('provision --keystore kms -> enroll -> whoami -> revoke', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base64url } from '../../src/crypto/encoding.js';
-import { createProof, PROOF_TYPE } from '../../src/identity/proof.js';
+import { createProof, PROOF_MAX_SKEW_SECONDS, PROOF_TYPE } from '../../src/identity/proof.js';
 import { signCompactJws } from '../../src/keys/jws.js';
 import type { Signer } from '../../src/keys/key-store.js';
 import { startTestBroker, type TestBroker, type TestDialect } from '../support/broker.js';
@@ -158,10 +158,19 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('rejections (%s store)', (dia
       await expectRejected(send('GET', '/v1/whoami', await proofFor(stranger, 'unknown-kid', 'GET', '/v1/whoami')), 'proof_unknown_key');
     });
 
-    it('rejects a stale or future iat', async () => {
-      const now = Math.floor(Date.now() / 1000);
-      await expectRejected(send('GET', '/v1/whoami', await proofFor(agent.signer, agent.identity_id, 'GET', '/v1/whoami', '', { iat: now - 61 })), 'proof_stale');
-      await expectRejected(send('GET', '/v1/whoami', await proofFor(agent.signer, agent.identity_id, 'GET', '/v1/whoami', '', { iat: now + 61 })), 'proof_stale');
+    it('rejects a stale or future iat, and accepts one at the edge of the allowed skew', async () => {
+      // The broker's clock stands still, so the second cannot tick between signing and checking.
+      env.clock.freeze();
+      try {
+        const now = Math.floor(env.clock.now() / 1000);
+        const withIat = async (iat: number) => send('GET', '/v1/whoami', await proofFor(agent.signer, agent.identity_id, 'GET', '/v1/whoami', '', { iat }));
+        await expectRejected(withIat(now - PROOF_MAX_SKEW_SECONDS - 1), 'proof_stale');
+        await expectRejected(withIat(now + PROOF_MAX_SKEW_SECONDS + 1), 'proof_stale');
+        expect((await withIat(now - PROOF_MAX_SKEW_SECONDS)).status).toBe(200);
+        expect((await withIat(now + PROOF_MAX_SKEW_SECONDS)).status).toBe(200);
+      } finally {
+        env.clock.release();
+      }
     });
 
     it('rejects a wrong audience, method, URL or body', async () => {

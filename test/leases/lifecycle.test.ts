@@ -6,7 +6,6 @@ import { startTestBroker, type TestBroker, type TestDialect } from '../support/b
 import {
   adminAgent,
   enrolledAgent,
-  eventually,
   login,
   loginFails,
   responseLog,
@@ -46,7 +45,7 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('leased PostgreSQL credential
   beforeAll(async () => {
     upstream = await createTestDatabase(inject('postgresUrl'));
     await seedUpstream(upstream.url);
-    env = await startTestBroker({ dialect, leases: { reaperIntervalMs: 100 } });
+    env = await startTestBroker({ dialect });
     admin = await adminAgent(env);
     await admin.expect(201, 'POST', '/v1/admin/backends', { name: backend, type: 'postgres', connection_url: upstream.url });
   });
@@ -145,10 +144,21 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('leased PostgreSQL credential
 
   it('expires leases through the reaper', async () => {
     const agent = await enrolledAgent(env, `shortlived-${dialect}@acme.local`);
-    await grant(agent.address, 'readonly', 1);
+    await grant(agent.address, 'readonly', 60);
     const lease = await agent.lease(backend, 'readonly');
     const session = await open(lease.credential);
-    await eventually(async () => expect(await agent.expect<LeaseView>(200, 'GET', `/v1/leases/${lease.lease_id}`)).toMatchObject({ state: 'expired' }));
+    const state = async () => (await agent.expect<LeaseView>(200, 'GET', `/v1/leases/${lease.lease_id}`)).state;
+    await env.scheduler.tick(); // a sweep before the expiry leaves the lease alone
+    expect(await state()).toBe('active');
+    expect(await sessionIsGone(session)).toBe(false);
+    // Past the expiry by the broker's clock, the reaper's next run revokes it upstream.
+    env.clock.advance(61_000);
+    try {
+      await env.scheduler.tick();
+      expect(await state()).toBe('expired');
+    } finally {
+      env.clock.advance(-61_000);
+    }
     expect(await sessionIsGone(session)).toBe(true);
     await loginFails(lease.credential);
     expect((await audit('lease.expired')).find((e) => e.details.lease_id === lease.lease_id)).toMatchObject({ actor: null, outcome: 'success' });

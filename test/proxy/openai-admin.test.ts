@@ -6,9 +6,9 @@ import { type Broker, createBroker } from '../../src/broker.js';
 import { BrokerClient } from '../../src/client/broker-client.js';
 import { KeyStores } from '../../src/keys/registry.js';
 import { prepareBroker, type PreparedBroker } from '../support/broker.js';
-import { TestClock } from '../support/clock.js';
+import { ManualScheduler, TestClock } from '../support/clock.js';
 import { type FakeOpenAI, startFakeOpenAI } from '../support/fake-upstream.js';
-import { eventually, TestAgent } from '../support/lease-env.js';
+import { TestAgent } from '../support/lease-env.js';
 import type { ApiCredential } from './support.js';
 
 const ADMIN_KEY = 'sk-admin-real-0123456789';
@@ -22,10 +22,12 @@ describe('openai-admin: minted service-account keys', () => {
   let admin: TestAgent;
   let agent: TestAgent;
   const clock = new TestClock();
+  let scheduler: ManualScheduler;
 
   /** (Re)starts the broker on the same data directory, as `tessera serve` after a restart would. */
   const start = async () => {
-    broker = await createBroker(prepared.config, { clock, leases: { reaperIntervalMs: 100 } });
+    scheduler = new ManualScheduler();
+    broker = await createBroker(prepared.config, { clock, scheduler, walCheckpointThread: false });
     await broker.app.listen({ host: '127.0.0.1', port: prepared.port });
   };
   const stop = async () => {
@@ -80,7 +82,9 @@ describe('openai-admin: minted service-account keys', () => {
     const { credential } = await lease(60);
     expect(liveKeys()).toContain(credential.api_key);
     clock.advance(61_000);
-    await eventually(async () => expect(liveKeys()).not.toContain(credential.api_key));
+    expect(liveKeys()).toContain(credential.api_key); // until the reaper runs
+    await scheduler.tick();
+    expect(liveKeys()).not.toContain(credential.api_key);
   });
 
   it('after a restart: expired leases are deleted, and an intent orphaned by a crash is found by name', async () => {
@@ -103,8 +107,10 @@ describe('openai-admin: minted service-account keys', () => {
     db.close();
 
     clock.advance(61_000);
-    await start();
-    await eventually(async () => expect(liveKeys()).not.toContain(credential.api_key));
+    await start(); // reconciles the orphaned intent before it listens
+    expect(liveKeys()).not.toContain(orphanKey);
+    await scheduler.tick(); // the reaper's first run takes the expired lease
+    expect(liveKeys()).not.toContain(credential.api_key);
     expect(liveKeys()).not.toContain(orphanKey);
     const orphan = await admin.expect<{ state: string; revocation_reason: string }>(200, 'GET', '/v1/leases/lse_orphan');
     expect(orphan).toMatchObject({ state: 'revoked', revocation_reason: 'reconciled' });

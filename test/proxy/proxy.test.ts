@@ -3,6 +3,7 @@ import Stripe from 'stripe';
 import { Client } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sha256Base64url } from '../../src/crypto/encoding.js';
+import { openStore } from '../../src/store/database.js';
 import type { TestBroker } from '../support/broker.js';
 import { type FakeOpenAI, type FakeUpstream, sendJson, STREAM_CHUNKS, STREAM_GAP_MS, startFakeUpstream } from '../support/fake-upstream.js';
 import { enrolledAgent, type TestAgent } from '../support/lease-env.js';
@@ -24,7 +25,7 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
     httpUpstream = await startFakeUpstream((request, response) =>
       request.headers['x-api-key'] === HTTP_SECRET ? sendJson(response, 200, { path: request.path }) : sendJson(response, 401, { error: 'bad key' }),
     );
-    proxy = await startStripeOpenAIEnv({ leases: { reaperIntervalMs: 100 } });
+    proxy = await startStripeOpenAIEnv();
     ({ env, admin, stripeUpstream, openaiUpstream } = proxy);
     await admin.expect(201, 'POST', '/v1/admin/backends', {
       name: 'items',
@@ -105,17 +106,33 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
 
   it('OpenAI: a streamed chat completion arrives chunk by chunk', async () => {
     const openai = openaiFor((await lease('openai', 'chat')).credential);
-    const stream = await openai.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], stream: true });
-    const arrivals: number[] = [];
-    let text = '';
-    for await (const chunk of stream) {
-      arrivals.push(performance.now());
-      text += chunk.choices[0]?.delta.content ?? '';
+    // The upstream sends its next chunk only once the agent has the previous one (or after 5 s, so
+    // that a proxy that buffers fails the assertion below instead of hanging the test).
+    let release = () => undefined as void;
+    openaiUpstream.pace(
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+          setTimeout(resolve, 5_000).unref();
+        }),
+    );
+    try {
+      const first = openaiUpstream.chunksSent();
+      const stream = await openai.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], stream: true });
+      const sentAtArrival: number[] = [];
+      let text = '';
+      for await (const chunk of stream) {
+        sentAtArrival.push(openaiUpstream.chunksSent() - first);
+        text += chunk.choices[0]?.delta.content ?? '';
+        release();
+      }
+      expect(text).toBe(STREAM_CHUNKS.join(''));
+      // Streamed: each chunk reached the agent before the upstream sent the next. Buffered, all
+      // would arrive once the upstream had sent everything.
+      expect(sentAtArrival).toEqual(STREAM_CHUNKS.map((_, index) => index + 1));
+    } finally {
+      openaiUpstream.pace(undefined);
     }
-    expect(text).toBe(STREAM_CHUNKS.join(''));
-    expect(arrivals).toHaveLength(STREAM_CHUNKS.length);
-    // Buffered, every chunk would arrive at once; streamed, they keep the upstream's spacing.
-    for (let index = 1; index < arrivals.length; index += 1) expect(arrivals[index]! - arrivals[index - 1]!).toBeGreaterThan(STREAM_GAP_MS / 2);
   });
 
   it('OpenAI: an agent abandoning a stream cancels it upstream', async () => {
@@ -123,7 +140,7 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
     const before = openaiUpstream.abandonedStreams();
     const stream = await openai.chat.completions.create({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }], stream: true });
     for await (const _chunk of stream) break; // leaving the loop aborts the agent's request
-    await vi.waitFor(() => expect(openaiUpstream.abandonedStreams()).toBe(before + 1), { timeout: STREAM_GAP_MS * STREAM_CHUNKS.length * 2 });
+    await vi.waitFor(() => expect(openaiUpstream.abandonedStreams()).toBe(before + 1), { timeout: 10_000 }); // a poll for an event, not a timing check
   });
 
   it('generic http: method and path-prefix rules, the secret in the configured header, canonical paths only', async () => {
@@ -211,6 +228,19 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
     expect(refused).toMatchObject({ status: 401, message: expect.stringContaining('Tessera:') });
   });
 
+  it('a lease whose holder is not an agent (issued before roles were checked) is refused', async () => {
+    const demoted = await enrolledAgent(env, 'demoted-bot@acme.local', { team: 'payments' });
+    const openai = openaiFor((await lease('openai', 'chat', demoted)).credential);
+    await openai.models.list();
+    const store = await openStore(env.config.databaseUrl, { create: false });
+    try {
+      await store.db.updateTable('identities').set({ role: 'reviewer' }).where('address', '=', demoted.address).execute();
+    } finally {
+      await store.close();
+    }
+    expect(await openai.models.list().catch((error: unknown) => error)).toMatchObject({ status: 403, code: 'role_cannot_lease' });
+  });
+
   it('an expired lease is refused at once, before the reaper gets to it', async () => {
     const openai = openaiFor((await agent.lease('openai', 'chat', 60)).credential as unknown as ApiCredential);
     await openai.models.list();
@@ -225,12 +255,9 @@ describe('credential proxy: official Stripe and OpenAI clients against fake upst
   it('audits every call (identity, lease, method, path, status, duration) and never a secret', async () => {
     const { lease_id, credential } = await lease('openai', 'chat');
     await openaiFor(credential).models.list();
-    // proxy.response is written after the response, with a later batch: poll for it.
-    const response = await vi.waitFor(async () => {
-      const found = (await audit('proxy.response')).find((event) => event.details.lease_id === lease_id);
-      if (!found) throw new Error('no proxy.response event yet');
-      return found;
-    });
+    // proxy.response is written after the response, with a later batch: wait for that batch.
+    await env.broker.proxy.auditDrained();
+    const response = (await audit('proxy.response')).find((event) => event.details.lease_id === lease_id);
     expect(response).toMatchObject({
       actor: agent.identityId,
       outcome: 'success',

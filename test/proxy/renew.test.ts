@@ -1,11 +1,11 @@
 /**
  * Renewing proxied leases (Stripe, OpenAI) with the official clients: the proxy honours the moved
  * expiry, never beyond the grant's max TTL, and a revoked lease stays dead whatever renewal is tried.
- * Time moves with the broker's test clock (proofs are stamped by it too); the reaper runs every 100 ms.
+ * Time moves with the broker's test clock (proofs are stamped by it too); the reaper runs when the test ticks the scheduler.
  */
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enrolledAgent, eventually, type TestAgent } from '../support/lease-env.js';
+import { enrolledAgent, type TestAgent } from '../support/lease-env.js';
 import { type ApiCredential, auditEvents, openaiFor, type StripeOpenAIEnv, startStripeOpenAIEnv, stripeFor } from './support.js';
 
 const MAX_TTL_S = 300;
@@ -40,7 +40,7 @@ describe('credential proxy: renewing proxied leases', () => {
   const eventsOf = async (action: string, leaseId: string) => (await auditEvents(proxy.admin, action)).filter((event) => event.details.lease_id === leaseId);
 
   beforeAll(async () => {
-    proxy = await startStripeOpenAIEnv({ leases: { reaperIntervalMs: 100 } });
+    proxy = await startStripeOpenAIEnv();
     agent = await enrolledAgent(proxy.env, 'renewing-bot@acme.local', { team: 'payments' });
     doomed = await enrolledAgent(proxy.env, 'doomed-renewer@acme.local', { team: 'payments' });
     const grant = (backend: string, role: string, constraints: Record<string, string>) =>
@@ -66,7 +66,8 @@ describe('credential proxy: renewing proxied leases', () => {
 
     // 70 s after issue: 10 s past the original expiry, 40 s before the renewed one.
     advance(20);
-    await eventually(async () => expect((await record(twin.lease_id)).state).toBe('expired'));
+    await proxy.env.scheduler.tick(); // the reaper's run
+    expect((await record(twin.lease_id)).state).toBe('expired');
     expect(await record(renewed.lease_id)).toMatchObject({ state: 'active', expires_at: renewal.body.expires_at });
     expect(await stripe.refunds.create({ charge: 'ch_1', amount: 4000 })).toMatchObject({ object: 'refund', amount: 4000 });
     // Renewal moves the expiry only: the grant's constraints still apply.

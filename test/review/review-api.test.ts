@@ -205,8 +205,9 @@ describe('review API and sessions', () => {
     expect((await fetch(`${review.env.url}/ui`)).status).toBe(401);
   });
 
-  it('runs the review commands of the CLI: provision --role reviewer, review open, audit list, identity show', async () => {
-    const run: CliOptions = { env: review.env.cliEnv, timeoutMs: 30_000 };
+  // Seven CLI processes, each a Node start-up that loads the key store: seconds apiece on a busy machine.
+  it('runs the review commands of the CLI: provision --role reviewer, review open, audit list, identity show', { timeout: 120_000 }, async () => {
+    const run: CliOptions = { env: review.env.cliEnv };
     const provisioned = await cliJson<ProvisionResult>(['provision', 'second-auditor@acme.local', '--role', 'reviewer', '--json'], run);
     await (await review.env.clientFor(provisioned.key_uri)).request('POST', '/v1/enroll', { ticket: provisioned.ticket });
     const link = await cliJson<{ login_url: string }>(['review', 'open', '--key', provisioned.key_uri, '--json'], run);

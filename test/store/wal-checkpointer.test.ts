@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openStore, sqliteIfIdle } from '../../src/store/database.js';
-import { WalCheckpointer } from '../../src/store/wal-checkpointer.js';
+import { type WalCheckpointResult, WalCheckpointer } from '../../src/store/wal-checkpointer.js';
 
 const PAGE = 4096;
 const ROWS_PER_ROUND = 300; // about one page each
@@ -28,25 +28,52 @@ describe('WAL checkpoints on a background thread', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** Writes ROUNDS rounds of ROWS_PER_ROUND pages, pausing between them; returns the WAL file's size in pages. */
-  async function writeRounds(): Promise<number> {
+  /** A checkpoint that copied a round or more back, every frame of it. */
+  const fullyCopied = (result: WalCheckpointResult) => result.busy === 0 && result.log >= ROWS_PER_ROUND && result.checkpointed === result.log;
+
+  /** Writes one round of ROWS_PER_ROUND pages in one transaction. */
+  function writeRound(): void {
     const insert = writer.prepare('insert into t values (?)');
-    const round = writer.transaction(() => {
+    writer.transaction(() => {
       for (let row = 0; row < ROWS_PER_ROUND; row++) insert.run(Buffer.alloc(PAGE - 100, row));
-    });
+    })();
+  }
+
+  /** Writes ROUNDS rounds, running `between` after each; returns the WAL file's size in pages. */
+  async function writeRounds(between: () => Promise<unknown>): Promise<number> {
     for (let index = 0; index < ROUNDS; index++) {
-      round();
-      await new Promise((resolve) => setTimeout(resolve, INTERVAL_MS * 3));
+      writeRound();
+      await between();
     }
     return (await stat(`${path}-wal`)).size / PAGE;
   }
 
   it('keeps the WAL bounded while the writer checkpoints nothing itself', async () => {
-    const checkpointer = new WalCheckpointer(writer, path, { intervalMs: INTERVAL_MS });
+    // No timer: the test has the thread checkpoint between rounds, so no race with the scheduler.
+    const checkpointer = new WalCheckpointer(writer, path, { intervalMs: 0 });
     try {
       expect(writer.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+      const results: WalCheckpointResult[] = [];
       // Each round's frames are copied back before the next round, which then reuses the WAL.
-      expect(await writeRounds()).toBeLessThan(2 * ROWS_PER_ROUND);
+      expect(await writeRounds(async () => results.push(await checkpointer.checkpoint()))).toBeLessThan(2 * ROWS_PER_ROUND);
+      // Every checkpoint (on the thread's own connection) copied the whole round back.
+      expect(results).toHaveLength(ROUNDS);
+      for (const result of results) expect(fullyCopied(result)).toBe(true);
+    } finally {
+      await checkpointer.close();
+    }
+  });
+
+  it('checkpoints on its own timer', async () => {
+    const done: WalCheckpointResult[] = [];
+    const checkpointer = new WalCheckpointer(writer, path, { intervalMs: INTERVAL_MS, onCheckpoint: (result) => done.push(result) });
+    try {
+      writeRound();
+      // However long the thread takes to get scheduled, it copies the round back without being asked.
+      await vi.waitFor(() => expect(done.some(fullyCopied)).toBe(true), { timeout: 20_000, interval: 20 });
+      const size = (await stat(`${path}-wal`)).size;
+      writeRound(); // reuses the checkpointed WAL from its start instead of growing it
+      expect((await stat(`${path}-wal`)).size).toBe(size);
     } finally {
       await checkpointer.close();
     }
@@ -54,14 +81,15 @@ describe('WAL checkpoints on a background thread', () => {
 
   it('without it (and with automatic checkpoints off) the WAL grows with every round', async () => {
     writer.pragma('wal_autocheckpoint = 0');
-    expect(await writeRounds()).toBeGreaterThan(ROUNDS * ROWS_PER_ROUND);
+    expect(await writeRounds(async () => undefined)).toBeGreaterThan(ROUNDS * ROWS_PER_ROUND);
   });
 
   it('hands checkpoints back to the writer if the thread fails', async () => {
     const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
     const checkpointer = new WalCheckpointer(writer, join(dir, 'missing.db'), { intervalMs: INTERVAL_MS });
-    await vi.waitFor(() => expect(writer.pragma('wal_autocheckpoint', { simple: true })).toBe(1000));
+    // The warning is emitted after automatic checkpoints were switched back on.
     expect((await warned).message).toContain('the checkpoint thread failed');
+    expect(writer.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
     await checkpointer.close();
   });
 

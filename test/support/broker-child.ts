@@ -8,7 +8,7 @@ export interface BrokerChild {
 }
 
 /** `tessera serve` in its own process, configured by `env` (TESSERA_*); resolves once it listens. */
-export async function startBrokerChild(env: Readonly<Record<string, string>>, timeoutMs = 30_000): Promise<BrokerChild> {
+export async function startBrokerChild(env: Readonly<Record<string, string>>, timeoutMs = 60_000): Promise<BrokerChild> {
   // The ready line is an info log; test environments are often silent.
   const server = startCli(['serve'], { env: { ...env, TESSERA_LOG_LEVEL: 'info' } });
   await server.waitForOutput((stdout) => stdout.includes('tessera broker listening on'), timeoutMs);

@@ -11,7 +11,7 @@ import { initialize } from '../../src/init.js';
 import type { KeyStore, KeyStoreKind } from '../../src/keys/key-store.js';
 import type { LeaseSettings } from '../../src/leases/lease-system.js';
 import { KeyStores } from '../../src/keys/registry.js';
-import { TestClock } from './clock.js';
+import { ManualScheduler, TestClock } from './clock.js';
 import { startLocalKms } from './kms.js';
 import { createTestDatabase } from './postgres.js';
 import { createTestToken } from './softhsm.js';
@@ -43,6 +43,8 @@ export interface TestBroker {
   readonly config: Config;
   readonly broker: Broker;
   readonly clock: TestClock;
+  /** Background work runs only on scheduler.tick(). */
+  readonly scheduler: ManualScheduler;
   readonly keyStores: KeyStores;
   readonly keyStore: KeyStore;
   readonly admin: BrokerClient;
@@ -108,7 +110,9 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   const { env, port, config: initialised } = prepared;
   const cleanups: (() => Promise<void>)[] = [() => prepared.cleanup()];
   const clock = new TestClock();
-  const broker = await createBroker(initialised, { clock, logger: options.logger, ...(options.leases && { leases: options.leases }) });
+  const scheduler = new ManualScheduler();
+  // No real timers, no WAL thread: tests run the background work they are about by scheduler.tick().
+  const broker = await createBroker(initialised, { clock, scheduler, walCheckpointThread: false, logger: options.logger, ...(options.leases && { leases: options.leases }) });
   cleanups.push(() => broker.close());
   await broker.app.listen({ host: '127.0.0.1', port });
 
@@ -122,6 +126,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     config: initialised,
     broker,
     clock,
+    scheduler,
     keyStores,
     keyStore,
     admin,

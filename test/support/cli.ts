@@ -12,7 +12,7 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI_ENTRY = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 /** Compiles src/ and provisioner/ to dist/ (`npm run build` without npm's start-up cost). */
-export function buildCli(timeoutMs = 90_000): Promise<void> {
+export function buildCli(timeoutMs = 600_000): Promise<void> {
   const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, timeout: timeoutMs }, (error, stdout, stderr) => {
@@ -78,7 +78,8 @@ function spawnCli(args: readonly string[], options: CliOptions) {
 
 /** Runs `tessera <args>` to completion. Never rejects for a non-zero exit: callers check `code`. */
 export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
-  const timeoutMs = options.timeoutMs ?? 20_000;
+  // A guard against a hung process, not a speed check: a Node start-up takes seconds on a busy machine.
+  const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
     const child = spawnCli(args, options);
     let stdout = '';
@@ -157,7 +158,7 @@ export function startCli(args: readonly string[], options: CliOptions = {}): Bac
   return {
     child,
     output: () => ({ stdout, stderr }),
-    waitForOutput(test, timeoutMs = 15_000) {
+    waitForOutput(test, timeoutMs = 60_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
           if (test(stdout, stderr)) finish(resolve);
@@ -187,7 +188,7 @@ export function startCli(args: readonly string[], options: CliOptions = {}): Bac
 }
 
 /** Polls `url` until it answers 200, failing early if `server` exits. */
-export async function waitForHttp(url: string, server: BackgroundCli, timeoutMs = 15_000): Promise<void> {
+export async function waitForHttp(url: string, server: BackgroundCli, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exited = false;
   server.child.once('close', () => (exited = true));

@@ -75,6 +75,13 @@ export interface FakeOpenAI extends FakeUpstream {
   readonly serviceAccounts: Map<string, { name: string; key: string }>;
   /** Streamed completions whose client hung up before the last chunk. */
   readonly abandonedStreams: () => number;
+  /** Chunks sent so far by streamed completions. */
+  readonly chunksSent: () => number;
+  /**
+   * Between chunks, streams await `step()` instead of sleeping STREAM_GAP_MS (undefined: sleep
+   * again), so a test can see each chunk before the next one is sent.
+   */
+  pace(step: (() => Promise<void>) | undefined): void;
 }
 
 /** Chunks of a streamed chat completion, sent this far apart. */
@@ -89,6 +96,8 @@ export async function startFakeOpenAI(options: { apiKey: string; adminKey: strin
   const serviceAccounts = new Map<string, { name: string; key: string }>();
   let nextId = 1;
   let abandonedStreams = 0;
+  let chunksSent = 0;
+  let step: (() => Promise<void>) | undefined;
   const accounts = `/v1/organization/projects/${options.projectId}/service_accounts`;
   const unauthorized = (response: ServerResponse) =>
     sendJson(response, 401, { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
@@ -143,15 +152,16 @@ export async function startFakeOpenAI(options: { apiKey: string; adminKey: strin
       }
       response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       for (const [index, content] of STREAM_CHUNKS.entries()) {
-        if (index > 0) await new Promise((resolve) => setTimeout(resolve, STREAM_GAP_MS));
+        if (index > 0) await (step ? step() : new Promise((resolve) => setTimeout(resolve, STREAM_GAP_MS)));
         if (response.destroyed) return void abandonedStreams++;
         const chunk = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta: { content }, finish_reason: null }] };
         response.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        chunksSent += 1;
       }
       response.end('data: [DONE]\n\n');
       return;
     }
     return sendJson(response, 404, { error: { message: 'unknown route', type: 'invalid_request_error', param: null, code: null } });
   });
-  return { ...upstream, serviceAccounts, abandonedStreams: () => abandonedStreams };
+  return { ...upstream, serviceAccounts, abandonedStreams: () => abandonedStreams, chunksSent: () => chunksSent, pace: (next) => (step = next) };
 }
