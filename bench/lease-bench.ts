@@ -2,22 +2,26 @@
  * Lease section: what leasing a PostgreSQL login through the broker costs next to running the same
  * SQL against the same server directly.
  *
- *  1. raw:    10 pg clients (the backend's own pool size) run the backend's readonly-role batch
- *             (CREATE ROLE ... VALID UNTIL; advisory lock; GRANT SELECT) back to back,
- *             then its revocation steps (NOLOGIN; terminate sessions, REASSIGN/DROP OWNED, DROP ROLE).
+ *  1. raw:    10 pg clients (the backend's own pool size) run the default `readonly` role's statement
+ *             (CREATE ROLE ... LOGIN PASSWORD <SCRAM verifier> VALID UNTIL ... IN ROLE <group>) back
+ *             to back, then the matching DROP ROLE.
  *  2. broker: `tessera serve` (embedded defaults: SQLite + SoftHSM2 token from `tessera init`) with a
- *             postgres backend on the same server; 10 provisioned + enrolled agents (keys inside the
- *             token) each issue POST /v1/leases back to back, one fresh proof signed through the token
- *             per request (~0.2 ms, inside the measured latency); then every lease is revoked by its
- *             owner (DELETE /v1/leases/:id) until none is left pending upstream.
- *  3. ratio:  per-lease cost (1 / rate at the same concurrency), ours ÷ raw, for issuance and for the
+ *             postgres backend on the same server and its default roles; 10 provisioned + enrolled
+ *             agents (keys inside the token) each issue POST /v1/leases for `readonly` back to back, one
+ *             fresh proof signed through the token per request (~0.2 ms, inside the measured latency);
+ *             then every lease is revoked by its owner (DELETE /v1/leases/:id) until none is left
+ *             pending upstream.
+ *  3. bare:   the same client (same agents, same signing, same HTTP pool size) against a bare node:http
+ *             server doing one node:crypto Ed25519 verify per request (bare-verify-server.ts): the
+ *             issue rate is judged as a share of that server's requests/s.
+ *  4. ratio:  per-lease cost (1 / rate at the same concurrency), ours ÷ raw, for issuance and for the
  *             whole life cycle (issue + revoke).
  *
- * Raw runs first, on a fresh cluster, and the catalogs are vacuumed before the broker's turn, so
- * neither side inherits the other's dead catalog rows. Raw sends the password in clear text (the
- * server hashes it); the broker hashes it itself and sends the SCRAM verifier.
+ * Raw runs first, on a fresh cluster, creating the group the broker then adopts; the catalogs are
+ * vacuumed before the broker's turn, so neither side inherits the other's dead catalog rows. Both
+ * send a SCRAM verifier, never the password (raw reuses one; the broker computes one per lease).
  *
- *  4. audit: the same broker issues in alternating rounds with its real audit sink and with the sink
+ *  5. audit: the same broker issues in alternating rounds with its real audit sink and with the sink
  *             swapped for a no-op (a bench-only wrapper around `tessera serve`, audit-toggle-serve.ts;
  *             the product has no such switch): (per-lease time with − without) ÷ without.
  *
@@ -35,6 +39,7 @@ import { type Dispatcher, Pool } from 'undici';
 import { provisionAgent } from '../provisioner/provision.js';
 import { BrokerClient, fetchDiscovery } from '../src/client/broker-client.js';
 import { loadConfig } from '../src/config/config.js';
+import { defaultRoles, scramVerifier } from '../src/backends/postgres-backend.js';
 import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
 import type { Signer } from '../src/keys/key-store.js';
 import { KeyStores } from '../src/keys/registry.js';
@@ -53,12 +58,15 @@ import {
   round,
   runLoad,
   type SectionResult,
+  startBareVerifyServer,
   startBenchBroker,
+  stopChild,
   summarizeLatencies,
   verdict,
 } from './support.js';
 
-const TARGET_RATE = 250;
+/** issue 10: lease issuance at >= 0.3 x the requests/s of a bare server verifying one proof per request */
+const TARGET_BARE_RATIO = 0.3;
 const TARGET_P99_MS = 50;
 const TARGET_COST_RATIO = 1.5;
 /** issue 5: the audit (chain + stored proof) adds at most 15 % to lease issuance */
@@ -67,11 +75,10 @@ const TOGGLE_SERVE = fileURLToPath(new URL('./audit-toggle-serve.js', import.met
 
 const BACKEND = 'bench';
 const ROLE = 'readonly';
-/** A per-lease GRANT template (a custom role), which the raw-SQL baseline replays statement by statement. */
-const ROLE_CONFIG = {
-  creationStatements: ['CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}', 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {{name}}'],
-};
-/** Tables for `GRANT SELECT ON ALL TABLES` to cover, as in a real schema. */
+/** The backend's default `readonly` role: a group, and per lease one CREATE ROLE ... IN ROLE it. */
+const ROLE_CONFIG = defaultRoles(BACKEND)[ROLE]!;
+const GROUP = ROLE_CONFIG.group!;
+/** Tables for the group's `GRANT SELECT ON ALL TABLES` to cover, as in a real schema. */
 const TABLES = 10;
 const MAX_OPS = 200_000;
 const REVOKE_DRAIN_TIMEOUT_MS = 120_000;
@@ -121,51 +128,38 @@ async function phase(concurrency: number, durationMs: number, count: number, op:
 // Raw: the backend's statements, rendered the way it renders them
 // ---------------------------------------------------------------------------------------------
 
-const LOCK = `SELECT pg_advisory_xact_lock(${BigInt.asIntN(64, BigInt(`0x${randomBytes(8).toString('hex')}`))})`;
-
-/** {{name}}/{{database}} as quoted identifiers, anything else as a quoted literal (as the backend does). */
+/** {{name}}/{{database}}/{{group}} as quoted identifiers, anything else as a quoted literal (as the backend does). */
 function render(template: string, values: Record<string, string>): string {
   return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, key: string) =>
-    key === 'name' || key === 'database' ? pg.escapeIdentifier(values[key]!) : pg.escapeLiteral(values[key]!),
+    ['name', 'database', 'group'].includes(key) ? pg.escapeIdentifier(values[key]!) : pg.escapeLiteral(values[key]!),
   );
 }
 
-/** One simple-protocol batch per step (one implicit transaction), the lock after a leading CREATE ROLE. */
-function rawStatements(name: string): { create: string; drop: string[] } {
-  const values = { name, database: 'postgres', password: randomBytes(32).toString('base64url'), expiration: new Date(Date.now() + 3_600_000).toISOString() };
-  const [createRole, ...grants] = ROLE_CONFIG.creationStatements.map((statement) => render(statement, values));
-  return {
-    create: [createRole, LOCK, ...grants].join(';\n'),
-    drop: [
-      [LOCK, render('ALTER ROLE {{name}} NOLOGIN', values)].join(';\n'),
-      [
-        LOCK,
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${pg.escapeLiteral(name)}`,
-        render('REASSIGN OWNED BY {{name}} TO CURRENT_USER', values),
-        render('DROP OWNED BY {{name}}', values),
-        render('DROP ROLE IF EXISTS {{name}}', values),
-      ].join(';\n'),
-    ],
-  };
+/** The group the broker adopts later, with the privileges its check would grant. */
+const rawGroup = () => [`CREATE ROLE ${pg.escapeIdentifier(GROUP.name)} NOLOGIN`, ...GROUP.privilegeStatements.map((statement) => render(statement, { group: GROUP.name }))].join(';\n');
+
+function rawStatements(name: string, verifier: string): { create: string; drop: string } {
+  const values = { name, group: GROUP.name, database: 'postgres', password: verifier, expiration: new Date(Date.now() + 3_600_000).toISOString() };
+  return { create: ROLE_CONFIG.creationStatements.map((statement) => render(statement, values)).join(';\n'), drop: render('DROP ROLE {{name}}', values) };
 }
 
 async function runRaw(upstreamUrl: string, settings: Settings, errors: string[]): Promise<{ create: Phase; drop: Phase }> {
   // Like the backend: a pool as large as the concurrency, each step on whichever client is free.
   const pool = new pg.Pool({ connectionString: upstreamUrl, max: settings.concurrency });
   try {
-    const drops: string[][] = [];
+    await pool.query(rawGroup());
+    const verifier = await scramVerifier(randomBytes(32).toString('base64url'));
+    const drops: string[] = [];
     let created = 0;
     const create = async () => {
-      const { create: sql, drop } = rawStatements(`bench_raw_${created++}`);
+      const { create: sql, drop } = rawStatements(`bench_raw_${created++}`, verifier);
       await pool.query(sql);
       drops.push(drop);
     };
     log(`lease: raw: ${settings.concurrency} pg clients, ${settings.warmupMs / 1000} s warm-up + ${settings.durationMs / 1000} s`);
     await phase(settings.concurrency, settings.warmupMs, MAX_OPS, create, errors);
     const createPhase = await phase(settings.concurrency, settings.durationMs, MAX_OPS, create, errors);
-    const dropPhase = await phase(settings.concurrency, Number.POSITIVE_INFINITY, drops.length, async (index) => {
-      for (const step of drops[index]!) await pool.query(step);
-    }, errors);
+    const dropPhase = await phase(settings.concurrency, Number.POSITIVE_INFINITY, drops.length, (index) => pool.query(drops[index]!).then(() => undefined), errors);
     return { create: createPhase, drop: dropPhase };
   } finally {
     await pool.end();
@@ -225,6 +219,8 @@ interface AuditCost {
 
 interface BrokerRun {
   readonly auditCost: AuditCost;
+  /** The bare verify server under the same client. */
+  readonly bare: Phase;
   readonly issue: Phase;
   readonly revoke: Phase;
   readonly pending: number;
@@ -259,7 +255,6 @@ async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Clean
     name: BACKEND,
     type: 'postgres',
     connection_url: upstreamUrl,
-    roles: { [ROLE]: { creation_statements: ROLE_CONFIG.creationStatements } },
   });
 
   log(`lease: provisioning + enrolling ${settings.concurrency} agents with keys in the SoftHSM2 token`);
@@ -277,6 +272,17 @@ async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Clean
   const discovery = await fetchDiscovery(broker.url);
   const sender = new SignedSender(discovery.issuer, discovery.proof_audience, settings.concurrency);
   cleanup.add('close HTTP pool', () => sender.close());
+
+  // The baseline, with the same client: one GET per proof to a server that only verifies it.
+  const bareServer = await startBareVerifyServer(cleanup, new Map(agents.map((agent) => [agent.id, agent.signer.publicKey])));
+  const bareSender = new SignedSender(bareServer.url, discovery.proof_audience, settings.concurrency);
+  cleanup.add('close bare HTTP pool', () => bareSender.close());
+  const bareRequest = (index: number) => bareSender.send(agents[index % agents.length]!, 'GET', '/', 200).then(() => undefined);
+  log(`lease: bare verify server: ${settings.concurrency} clients, ${settings.warmupMs / 1000} s warm-up + ${settings.durationMs / 1000} s`);
+  await phase(settings.concurrency, settings.warmupMs, MAX_OPS, bareRequest, errors);
+  const bare = await phase(settings.concurrency, settings.durationMs, MAX_OPS, bareRequest, errors);
+  await stopChild(bareServer.child);
+
   const leases: { agent: Agent; id: string }[] = [];
   const issue = async (index: number) => {
     const agent = agents[index % agents.length]!;
@@ -317,7 +323,7 @@ async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Clean
     if (left > 0) errors.push(`${left} lease(s) still revocation-pending after an audit round`);
   };
   const auditCost = await measureAuditCost(settings, broker.pid, statsPath, issue, revokeIssued, errors);
-  return { auditCost, issue: issuePhase, revoke, pending, brokerCpuMsPerLease, leftoverRoles: await countRoles(upstreamUrl, 'tessera_%') };
+  return { auditCost, bare, issue: issuePhase, revoke, pending, brokerCpuMsPerLease, leftoverRoles: await countRoles(upstreamUrl, '^tessera_readonly_[0-9a-f]{16}$') };
 }
 
 interface SinkStats {
@@ -417,8 +423,9 @@ async function waitForRevocations(admin: BrokerClient): Promise<number> {
   }
 }
 
+/** Roles whose name matches the regular expression `pattern`. */
 const countRoles = (url: string, pattern: string) =>
-  withClient(url, async (client) => (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_roles WHERE rolname LIKE $1', [pattern])).rows[0]!.n);
+  withClient(url, async (client) => (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_roles WHERE rolname ~ $1', [pattern])).rows[0]!.n);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -449,7 +456,7 @@ async function runLeaseBench(): Promise<SectionResult> {
 
     const rawErrors: string[] = [];
     const raw = await runRaw(upstream.url, settings, rawErrors);
-    const leftoverRaw = await countRoles(upstream.url, 'bench_raw_%');
+    const leftoverRaw = await countRoles(upstream.url, '^bench_raw_');
     await withClient(upstream.url, (client) => client.query('VACUUM'));
 
     const brokerErrors: string[] = [];
@@ -468,6 +475,7 @@ function report(
 ): SectionResult {
   const perLease = (...phases: Phase[]) => phases.reduce((sum, p) => sum + 1000 / p.perSecond, 0); // ms of wall time per lease
   const issueRatio = perLease(ours.issue) / perLease(raw.create);
+  const bareRatio = ours.issue.perSecond / ours.bare.perSecond;
   const lifecycleRatio = perLease(ours.issue, ours.revoke) / perLease(raw.create, raw.drop);
 
   const failures: string[] = [];
@@ -475,7 +483,7 @@ function report(
     const count = phases.reduce((sum, p) => sum + p.failed, 0);
     if (count > 0 || samples.length > 0) failures.push(`${what}: ${count} failed operation(s); e.g. ${samples.join(' | ')}`);
   };
-  failed('broker (non-201 issue / non-200 revoke)', [ours.issue, ours.revoke], checks.brokerErrors);
+  failed('broker (non-201 issue / non-200 revoke; or non-200 from the bare server)', [ours.issue, ours.revoke, ours.bare], checks.brokerErrors);
   failed('raw SQL', [raw.create, raw.drop], checks.rawErrors);
   if (ours.issue.ok === 0) failures.push('no lease issued in the timed window');
   if (ours.leftoverRoles > 0) failures.push(`${ours.leftoverRoles} leased role(s) still exist upstream after revocation`);
@@ -483,13 +491,15 @@ function report(
 
   const latency = (p: Phase) => `${fmtMs(p.latencyMs.p50)} / ${fmtMs(p.latencyMs.p99)}`;
   const rows: ResultRow[] = [
-    { metric: `lease issue, ${settings.concurrency} agents`, value: `${fmtInt(ours.issue.perSecond)} leases/s`, target: `>= ${TARGET_RATE}/s`, verdict: verdict(ours.issue.perSecond >= TARGET_RATE), headline: true },
+    { metric: `bare verify server, same client (${settings.concurrency} agents)`, value: `${fmtInt(ours.bare.perSecond)} req/s, p50/p99 ${latency(ours.bare)}`, headline: true },
+    { metric: `lease issue (${ROLE}), ${settings.concurrency} agents`, value: `${fmtInt(ours.issue.perSecond)} leases/s`, headline: true },
+    { metric: 'ratio lease issue / bare verify server', value: bareRatio.toFixed(3), target: `>= ${TARGET_BARE_RATIO}`, verdict: verdict(bareRatio >= TARGET_BARE_RATIO), headline: true },
     { metric: 'lease issue p50', value: fmtMs(ours.issue.latencyMs.p50) },
     { metric: 'lease issue p99', value: fmtMs(ours.issue.latencyMs.p99), target: `< ${TARGET_P99_MS} ms`, verdict: verdict(ours.issue.latencyMs.p99 < TARGET_P99_MS), headline: true },
     { metric: 'broker CPU per issued lease', value: fmtMs(ours.brokerCpuMsPerLease) },
     { metric: 'lease revoke (owner DELETE)', value: `${fmtInt(ours.revoke.perSecond)} leases/s, p50/p99 ${latency(ours.revoke)}` },
-    { metric: `raw CREATE ROLE+GRANT, ${settings.concurrency} pg clients`, value: `${fmtInt(raw.create.perSecond)} roles/s, p50/p99 ${latency(raw.create)}` },
-    { metric: 'raw NOLOGIN+DROP ROLE', value: `${fmtInt(raw.drop.perSecond)} roles/s, p50/p99 ${latency(raw.drop)}` },
+    { metric: `raw CREATE ROLE ... IN ROLE group, ${settings.concurrency} pg clients`, value: `${fmtInt(raw.create.perSecond)} roles/s, p50/p99 ${latency(raw.create)}`, headline: true },
+    { metric: 'raw DROP ROLE', value: `${fmtInt(raw.drop.perSecond)} roles/s, p50/p99 ${latency(raw.drop)}` },
     { metric: 'cost ratio, issue (ours ÷ raw)', value: `${round(issueRatio)}x` },
     { metric: 'cost ratio, issue + revoke', value: `${round(lifecycleRatio)}x`, target: `<= ${TARGET_COST_RATIO}x`, verdict: verdict(lifecycleRatio <= TARGET_COST_RATIO), headline: true },
   ];
@@ -521,6 +531,8 @@ function report(
     rows,
     figures: {
       settings,
+      bare: figures(ours.bare),
+      bareRatio: round(bareRatio, 3),
       broker: { issue: figures(ours.issue), revoke: figures(ours.revoke), pendingRevocations: ours.pending, cpuMsPerLease: round(ours.brokerCpuMsPerLease) },
       raw: { create: figures(raw.create), drop: figures(raw.drop) },
       issueCostRatio: round(issueRatio, 3),
