@@ -13,7 +13,8 @@
  *             pending upstream.
  *  3. bare:   the same client (same agents, same signing, same HTTP pool size) against a bare node:http
  *             server doing one node:crypto Ed25519 verify per request (bare-verify-server.ts): the
- *             issue rate is judged as a share of that server's requests/s.
+ *             issue rate is judged as a share of that server's requests/s. Bare and broker run in
+ *             alternating rounds (ABBA), so that load from elsewhere on the machine hits both alike.
  *  4. ratio:  per-lease cost (1 / rate at the same concurrency), ours ÷ raw, for issuance and for the
  *             whole life cycle (issue + revoke).
  *
@@ -25,7 +26,7 @@
  *             swapped for a no-op (a bench-only wrapper around `tessera serve`, audit-toggle-serve.ts;
  *             the product has no such switch): (per-lease time with − without) ÷ without.
  *
- * Knobs (bounded): BENCH_LEASE_S (10), BENCH_LEASE_WARMUP_S (2), BENCH_LEASE_CONCURRENCY (10),
+ * Knobs (bounded): BENCH_LEASE_S (10, per side), BENCH_LEASE_ROUNDS (4), BENCH_LEASE_WARMUP_S (2), BENCH_LEASE_CONCURRENCY (10),
  * BENCH_LEASE_AUDIT_ROUNDS (6, 0 skips step 4), BENCH_LEASE_AUDIT_ROUND_S (3).
  */
 import { randomBytes } from 'node:crypto';
@@ -95,6 +96,16 @@ interface Phase {
   readonly elapsedMs: number;
   readonly perSecond: number;
   readonly latencyMs: LatencySummary;
+  readonly latenciesMs: Float64Array;
+}
+
+/** Rounds of one kind of phase as one: summed counts and time, latencies pooled. */
+function merged(rounds: readonly Phase[]): Phase {
+  const ok = rounds.reduce((sum, p) => sum + p.ok, 0);
+  const elapsedMs = rounds.reduce((sum, p) => sum + p.elapsedMs, 0);
+  const latenciesMs = new Float64Array(rounds.reduce((sum, p) => sum + p.latenciesMs.length, 0));
+  rounds.reduce((offset, p) => (latenciesMs.set(p.latenciesMs, offset), offset + p.latenciesMs.length), 0);
+  return { ok, failed: rounds.reduce((sum, p) => sum + p.failed, 0), elapsedMs, perSecond: (ok / elapsedMs) * 1000, latencyMs: summarizeLatencies(latenciesMs), latenciesMs };
 }
 
 /** Closed-loop phase over `count` indexed operations (or until the deadline); errors are sampled into `errors`. */
@@ -121,6 +132,7 @@ async function phase(concurrency: number, durationMs: number, count: number, op:
     elapsedMs: result.elapsedMs,
     perSecond: (result.ok / result.elapsedMs) * 1000,
     latencyMs: summarizeLatencies(result.latenciesMs),
+    latenciesMs: result.latenciesMs,
   };
 }
 
@@ -278,10 +290,6 @@ async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Clean
   const bareSender = new SignedSender(bareServer.url, discovery.proof_audience, settings.concurrency);
   cleanup.add('close bare HTTP pool', () => bareSender.close());
   const bareRequest = (index: number) => bareSender.send(agents[index % agents.length]!, 'GET', '/', 200).then(() => undefined);
-  log(`lease: bare verify server: ${settings.concurrency} clients, ${settings.warmupMs / 1000} s warm-up + ${settings.durationMs / 1000} s`);
-  await phase(settings.concurrency, settings.warmupMs, MAX_OPS, bareRequest, errors);
-  const bare = await phase(settings.concurrency, settings.durationMs, MAX_OPS, bareRequest, errors);
-  await stopChild(bareServer.child);
 
   const leases: { agent: Agent; id: string }[] = [];
   const issue = async (index: number) => {
@@ -289,11 +297,29 @@ async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Clean
     const lease = await sender.send<LeaseResponse>(agent, 'POST', '/v1/leases', 201, { backend: BACKEND, role: ROLE, ttl_seconds: 3_600 });
     leases.push({ agent, id: lease.lease_id });
   };
-  log(`lease: broker: ${settings.concurrency} agents, ${settings.warmupMs / 1000} s warm-up + ${settings.durationMs / 1000} s`);
+  // Interleaved rounds (ABBA), so that load from elsewhere on the machine hits both sides alike.
+  log(`lease: bare verify server and broker, ${settings.concurrency} agents, ${settings.warmupMs / 1000} s warm-up each + ${settings.rounds} x 2 rounds, ${settings.durationMs / 1000} s each side`);
+  await phase(settings.concurrency, settings.warmupMs, MAX_OPS, bareRequest, errors);
   await phase(settings.concurrency, settings.warmupMs, MAX_OPS, issue, errors);
-  const cpuBefore = readCpuMs(broker.pid) ?? Number.NaN;
-  const issuePhase = await phase(settings.concurrency, settings.durationMs, MAX_OPS, issue, errors);
-  const brokerCpuMsPerLease = ((readCpuMs(broker.pid) ?? Number.NaN) - cpuBefore) / issuePhase.ok;
+  const roundMs = settings.durationMs / settings.rounds;
+  const bareRounds: Phase[] = [];
+  const issueRounds: Phase[] = [];
+  let brokerCpuMs = 0;
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const side of round % 2 === 0 ? (['bare', 'issue'] as const) : (['issue', 'bare'] as const)) {
+      if (side === 'bare') {
+        bareRounds.push(await phase(settings.concurrency, roundMs, MAX_OPS, bareRequest, errors));
+        continue;
+      }
+      const cpuBefore = readCpuMs(broker.pid) ?? Number.NaN;
+      issueRounds.push(await phase(settings.concurrency, roundMs, MAX_OPS, issue, errors));
+      brokerCpuMs += (readCpuMs(broker.pid) ?? Number.NaN) - cpuBefore;
+    }
+  }
+  await stopChild(bareServer.child);
+  const bare = merged(bareRounds);
+  const issuePhase = merged(issueRounds);
+  const brokerCpuMsPerLease = brokerCpuMs / issuePhase.ok;
 
   log(`lease: revoking ${leases.length} leases through the broker`);
   let pending = 0;
@@ -398,6 +424,7 @@ async function measureAuditCost(
     elapsedMs: sum.ms,
     perSecond: (sum.ok / sum.ms) * 1000,
     latencyMs: { count: sum.ok, p50: Number.NaN, p90: Number.NaN, p99: Number.NaN, max: Number.NaN, mean: (settings.concurrency * sum.ms) / Math.max(1, sum.ok) },
+    latenciesMs: new Float64Array(0),
   });
   const withAudit = asPhase(sums.with);
   const withoutAudit = asPhase(sums.without);
@@ -435,6 +462,8 @@ interface Settings {
   readonly concurrency: number;
   readonly auditRounds: number;
   readonly auditRoundMs: number;
+  /** bare/broker rounds the timed window is split into */
+  readonly rounds: number;
 }
 
 async function runLeaseBench(): Promise<SectionResult> {
@@ -444,6 +473,7 @@ async function runLeaseBench(): Promise<SectionResult> {
     concurrency: Math.round(envNumber('BENCH_LEASE_CONCURRENCY', 10, 1, 64)),
     auditRounds: Math.round(envNumber('BENCH_LEASE_AUDIT_ROUNDS', 6, 0, 20)),
     auditRoundMs: envNumber('BENCH_LEASE_AUDIT_ROUND_S', 3, 1, 60) * 1000,
+    rounds: Math.round(envNumber('BENCH_LEASE_ROUNDS', 4, 1, 20)),
   };
   const cleanup = new Cleanup();
   try {
