@@ -26,7 +26,10 @@
  *             swapped for a no-op (a bench-only wrapper around `tessera serve`, audit-toggle-serve.ts;
  *             the product has no such switch): (per-lease time with − without) ÷ without.
  *
- * Knobs (bounded): BENCH_LEASE_S (10, per side), BENCH_LEASE_ROUNDS (4), BENCH_LEASE_WARMUP_S (2), BENCH_LEASE_CONCURRENCY (10),
+ *  6. cascade: one more agent takes BENCH_CASCADE_LEASES (20,000) leases; an admin revokes it, and
+ *             the clock runs until the last of its roles is gone upstream.
+ *
+ * Knobs (bounded): BENCH_CASCADE_LEASES (20000, 0 skips step 6), BENCH_LEASE_S (10, per side), BENCH_LEASE_ROUNDS (4), BENCH_LEASE_WARMUP_S (2), BENCH_LEASE_CONCURRENCY (10),
  * BENCH_LEASE_AUDIT_ROUNDS (6, 0 skips step 4), BENCH_LEASE_AUDIT_ROUND_S (3).
  */
 import { randomBytes } from 'node:crypto';
@@ -44,6 +47,7 @@ import { defaultRoles, scramVerifier } from '../src/backends/postgres-backend.js
 import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
 import type { Signer } from '../src/keys/key-store.js';
 import { KeyStores } from '../src/keys/registry.js';
+import type { RevocationCounts } from '../src/leases/revoker.js';
 import type { LeaseRecord, LeaseResponse, RevokeResponse } from '../src/sdk/wire.js';
 import { startPostgres, withClient } from '../test/support/postgres.js';
 import {
@@ -231,6 +235,7 @@ interface AuditCost {
 
 interface BrokerRun {
   readonly auditCost: AuditCost;
+  readonly cascade: Cascade | undefined;
   /** The bare verify server under the same client. */
   readonly bare: Phase;
   readonly issue: Phase;
@@ -271,15 +276,16 @@ async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Clean
 
   log(`lease: provisioning + enrolling ${settings.concurrency} agents with keys in the SoftHSM2 token`);
   const keyStore = await keyStores.get('pkcs11');
-  const agents: Agent[] = [];
-  for (let i = 0; i < settings.concurrency; i += 1) {
-    const address = `lease-bench-${i}@bench.local`;
+  /** An enrolled agent (key inside the token) granted the bench role. */
+  const grantedAgent = async (address: string): Promise<Agent> => {
     const provisioned = await provisionAgent(admin, keyStore, { address, attributes: { purpose: 'bench' } });
     const signer = await keyStores.signer(provisioned.key_uri);
     await (await BrokerClient.connect(broker.url, signer)).request('POST', '/v1/enroll', { ticket: provisioned.ticket });
     await admin.request('POST', '/v1/admin/grants', { subject: address, backend: BACKEND, role: ROLE, max_ttl_seconds: 86_400 });
-    agents.push({ id: provisioned.identity_id, signer });
-  }
+    return { id: provisioned.identity_id, signer };
+  };
+  const agents: Agent[] = [];
+  for (let i = 0; i < settings.concurrency; i += 1) agents.push(await grantedAgent(`lease-bench-${i}@bench.local`));
 
   const discovery = await fetchDiscovery(broker.url);
   const sender = new SignedSender(discovery.issuer, discovery.proof_audience, settings.concurrency);
@@ -349,7 +355,45 @@ async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Clean
     if (left > 0) errors.push(`${left} lease(s) still revocation-pending after an audit round`);
   };
   const auditCost = await measureAuditCost(settings, broker.pid, statsPath, issue, revokeIssued, errors);
-  return { auditCost, bare, issue: issuePhase, revoke, pending, brokerCpuMsPerLease, leftoverRoles: await countRoles(upstreamUrl, '^tessera_readonly_[0-9a-f]{16}$') };
+  const cascade = settings.cascadeLeases > 0 ? await measureCascade(settings, admin, await grantedAgent('cascade@bench.local'), sender, upstreamUrl, errors) : undefined;
+  return { auditCost, cascade, bare, issue: issuePhase, revoke, pending, brokerCpuMsPerLease, leftoverRoles: await countRoles(upstreamUrl, LEASE_ROLES) };
+}
+
+/** One identity holding many live leases, revoked by an admin: how long until the last upstream role is gone. */
+interface Cascade {
+  readonly leases: number;
+  readonly issuePerSecond: number;
+  readonly requestMs: number;
+  readonly untilLastRoleGoneMs: number;
+  readonly revoked: number;
+  readonly pending: number;
+}
+
+const LEASE_ROLES = '^tessera_readonly_[0-9a-f]{16}$';
+const CASCADE_TIMEOUT_MS = 600_000;
+
+async function measureCascade(settings: Settings, admin: BrokerClient, agent: Agent, sender: SignedSender, upstreamUrl: string, errors: string[]): Promise<Cascade> {
+  const count = settings.cascadeLeases;
+  log(`lease: cascade: issuing ${count} leases to one identity (${settings.concurrency} at a time)`);
+  const issued = await phase(settings.concurrency, Number.POSITIVE_INFINITY, count, () =>
+    sender.send<LeaseResponse>(agent, 'POST', '/v1/leases', 201, { backend: BACKEND, role: ROLE, ttl_seconds: 3_600 }).then(() => undefined), errors);
+  const live = await countRoles(upstreamUrl, LEASE_ROLES);
+  if (live !== issued.ok) errors.push(`cascade: ${live} lease roles upstream after issuing ${issued.ok}`);
+
+  log(`lease: cascade: revoking the identity holding ${live} live leases`);
+  const start = performance.now();
+  const response = await admin.request<{ leases: RevocationCounts }>('POST', `/v1/admin/identities/${encodeURIComponent('cascade@bench.local')}/revoke`, { reason: 'bench cascade' });
+  const requestMs = performance.now() - start;
+  // Revocations left pending finish in the background: the clock stops when no lease role is left.
+  while ((await countRoles(upstreamUrl, LEASE_ROLES)) > 0) {
+    if (performance.now() - start > CASCADE_TIMEOUT_MS) {
+      errors.push(`cascade: lease roles still upstream ${CASCADE_TIMEOUT_MS / 1000} s after the revocation`);
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const untilLastRoleGoneMs = performance.now() - start;
+  return { leases: live, issuePerSecond: issued.perSecond, requestMs, untilLastRoleGoneMs, ...response.leases };
 }
 
 interface SinkStats {
@@ -451,7 +495,7 @@ async function waitForRevocations(admin: BrokerClient): Promise<number> {
 }
 
 /** Roles whose name matches the regular expression `pattern`. */
-const countRoles = (url: string, pattern: string) =>
+const countRoles = (url: string, pattern: string): Promise<number> =>
   withClient(url, async (client) => (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_roles WHERE rolname ~ $1', [pattern])).rows[0]!.n);
 
 // ---------------------------------------------------------------------------------------------
@@ -464,6 +508,8 @@ interface Settings {
   readonly auditRoundMs: number;
   /** bare/broker rounds the timed window is split into */
   readonly rounds: number;
+  /** live leases of the identity whose revocation cascades (0 skips it) */
+  readonly cascadeLeases: number;
 }
 
 async function runLeaseBench(): Promise<SectionResult> {
@@ -474,6 +520,7 @@ async function runLeaseBench(): Promise<SectionResult> {
     auditRounds: Math.round(envNumber('BENCH_LEASE_AUDIT_ROUNDS', 6, 0, 20)),
     auditRoundMs: envNumber('BENCH_LEASE_AUDIT_ROUND_S', 3, 1, 60) * 1000,
     rounds: Math.round(envNumber('BENCH_LEASE_ROUNDS', 4, 1, 20)),
+    cascadeLeases: Math.round(envNumber('BENCH_CASCADE_LEASES', 20_000, 0, 50_000)),
   };
   const cleanup = new Cleanup();
   try {
@@ -533,6 +580,16 @@ function report(
     { metric: 'cost ratio, issue (ours ÷ raw)', value: `${round(issueRatio)}x` },
     { metric: 'cost ratio, issue + revoke', value: `${round(lifecycleRatio)}x`, target: `<= ${TARGET_COST_RATIO}x`, verdict: verdict(lifecycleRatio <= TARGET_COST_RATIO), headline: true },
   ];
+  const cascade = ours.cascade;
+  if (cascade) {
+    rows.push({
+      metric: `identity revocation cascade, ${fmtInt(cascade.leases)} live leases`,
+      value:
+        `last role gone after ${fmtMs(cascade.untilLastRoleGoneMs)} (${fmtInt((cascade.leases / cascade.untilLastRoleGoneMs) * 1000)} roles/s; ` +
+        `revoke request ${fmtMs(cascade.requestMs)}: ${cascade.revoked} revoked, ${cascade.pending} pending); issued at ${fmtInt(cascade.issuePerSecond)} leases/s`,
+      headline: true,
+    });
+  }
   const cost = ours.auditCost;
   if (cost.rounds > 0) {
     rows.push(
@@ -562,6 +619,7 @@ function report(
     figures: {
       settings,
       bare: figures(ours.bare),
+      cascade: cascade ? { ...cascade, requestMs: round(cascade.requestMs), untilLastRoleGoneMs: round(cascade.untilLastRoleGoneMs), issuePerSecond: round(cascade.issuePerSecond) } : null,
       bareRatio: round(bareRatio, 3),
       broker: { issue: figures(ours.issue), revoke: figures(ours.revoke), pendingRevocations: ours.pending, cpuMsPerLease: round(ours.brokerCpuMsPerLease) },
       raw: { create: figures(raw.create), drop: figures(raw.drop) },
