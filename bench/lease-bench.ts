@@ -238,6 +238,7 @@ interface BrokerRun {
   readonly cascade: Cascade | undefined;
   /** The bare verify server under the same client. */
   readonly bare: Phase;
+  readonly bareCpuMsPerRequest: number;
   readonly issue: Phase;
   readonly revoke: Phase;
   readonly pending: number;
@@ -311,10 +312,13 @@ async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Clean
   const bareRounds: Phase[] = [];
   const issueRounds: Phase[] = [];
   let brokerCpuMs = 0;
+  let bareCpuMs = 0;
   for (let round = 0; round < settings.rounds; round++) {
     for (const side of round % 2 === 0 ? (['bare', 'issue'] as const) : (['issue', 'bare'] as const)) {
       if (side === 'bare') {
+        const cpuBefore = readCpuMs(bareServer.child.pid!) ?? Number.NaN;
         bareRounds.push(await phase(settings.concurrency, roundMs, MAX_OPS, bareRequest, errors));
+        bareCpuMs += (readCpuMs(bareServer.child.pid!) ?? Number.NaN) - cpuBefore;
         continue;
       }
       const cpuBefore = readCpuMs(broker.pid) ?? Number.NaN;
@@ -326,6 +330,7 @@ async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Clean
   const bare = merged(bareRounds);
   const issuePhase = merged(issueRounds);
   const brokerCpuMsPerLease = brokerCpuMs / issuePhase.ok;
+  const bareCpuMsPerRequest = bareCpuMs / bare.ok;
 
   log(`lease: revoking ${leases.length} leases through the broker`);
   let pending = 0;
@@ -356,7 +361,7 @@ async function runBroker(upstreamUrl: string, settings: Settings, cleanup: Clean
   };
   const auditCost = await measureAuditCost(settings, broker.pid, statsPath, issue, revokeIssued, errors);
   const cascade = settings.cascadeLeases > 0 ? await measureCascade(settings, admin, await grantedAgent('cascade@bench.local'), sender, upstreamUrl, errors) : undefined;
-  return { auditCost, cascade, bare, issue: issuePhase, revoke, pending, brokerCpuMsPerLease, leftoverRoles: await countRoles(upstreamUrl, LEASE_ROLES) };
+  return { auditCost, cascade, bare, bareCpuMsPerRequest, issue: issuePhase, revoke, pending, brokerCpuMsPerLease, leftoverRoles: await countRoles(upstreamUrl, LEASE_ROLES) };
 }
 
 /** One identity holding many live leases, revoked by an admin: how long until the last upstream role is gone. */
@@ -553,6 +558,8 @@ function report(
   const perLease = (...phases: Phase[]) => phases.reduce((sum, p) => sum + 1000 / p.perSecond, 0); // ms of wall time per lease
   const issueRatio = perLease(ours.issue) / perLease(raw.create);
   const bareRatio = ours.issue.perSecond / ours.bare.perSecond;
+  // Broker CPU only: PostgreSQL's share of an issuance is not the broker's to spend.
+  const cpuRatio = ours.bareCpuMsPerRequest / ours.brokerCpuMsPerLease;
   const lifecycleRatio = perLease(ours.issue, ours.revoke) / perLease(raw.create, raw.drop);
 
   const failures: string[] = [];
@@ -571,6 +578,11 @@ function report(
     { metric: `bare verify server, same client (${settings.concurrency} agents)`, value: `${fmtInt(ours.bare.perSecond)} req/s, p50/p99 ${latency(ours.bare)}`, headline: true },
     { metric: `lease issue (${ROLE}), ${settings.concurrency} agents`, value: `${fmtInt(ours.issue.perSecond)} leases/s`, headline: true },
     { metric: 'ratio lease issue / bare verify server', value: bareRatio.toFixed(3), target: `>= ${TARGET_BARE_RATIO}`, verdict: verdict(bareRatio >= TARGET_BARE_RATIO), headline: true },
+    {
+      metric: '  by broker CPU per op (bare / lease)',
+      value: `${cpuRatio.toFixed(3)} (${fmtMs(ours.bareCpuMsPerRequest)} vs ${fmtMs(ours.brokerCpuMsPerLease)}; PostgreSQL's CPU not counted)`,
+      headline: true,
+    },
     { metric: 'lease issue p50', value: fmtMs(ours.issue.latencyMs.p50) },
     { metric: 'lease issue p99', value: fmtMs(ours.issue.latencyMs.p99), target: `< ${TARGET_P99_MS} ms`, verdict: verdict(ours.issue.latencyMs.p99 < TARGET_P99_MS), headline: true },
     { metric: 'broker CPU per issued lease', value: fmtMs(ours.brokerCpuMsPerLease) },
@@ -621,6 +633,8 @@ function report(
       bare: figures(ours.bare),
       cascade: cascade ? { ...cascade, requestMs: round(cascade.requestMs), untilLastRoleGoneMs: round(cascade.untilLastRoleGoneMs), issuePerSecond: round(cascade.issuePerSecond) } : null,
       bareRatio: round(bareRatio, 3),
+      cpuRatio: round(cpuRatio, 3),
+      bareCpuMsPerRequest: round(ours.bareCpuMsPerRequest, 3),
       broker: { issue: figures(ours.issue), revoke: figures(ours.revoke), pendingRevocations: ours.pending, cpuMsPerLease: round(ours.brokerCpuMsPerLease) },
       raw: { create: figures(raw.create), drop: figures(raw.drop) },
       issueCostRatio: round(issueRatio, 3),

@@ -92,7 +92,7 @@ export interface WorkerResult {
 export type WorkerMessage =
   | WorkerReady
   | WorkerResult
-  | { readonly type: 'phase'; readonly phase: 'bare' | 'presign-warmup' | 'warmup' | 'presign-window' | 'window-start' | 'window-end' | 'paced-start' | 'paced-end' }
+  | { readonly type: 'phase'; readonly phase: 'bare' | 'bare-window-start' | 'bare-window-end' | 'presign-warmup' | 'warmup' | 'presign-window' | 'window-start' | 'window-end' | 'paced-start' | 'paced-end' }
   | { readonly type: 'error'; readonly message: string };
 
 // ---------------------------------------------------------------------------------------------
@@ -248,7 +248,9 @@ async function main(): Promise<void> {
     await send({ type: 'phase', phase: 'bare' });
     const bareBatch = await presign(go.concurrency * 64);
     await phase(bareBatch.proofs, go.warmupMs, barePool, true);
+    await send({ type: 'phase', phase: 'bare-window-start' });
     const bareWindow = await phase(bareBatch.proofs, go.durationMs, barePool, true);
+    await send({ type: 'phase', phase: 'bare-window-end' });
 
     // Warm-up: JIT, connection set-up, SQLite page cache. Its rate sizes the timed window's batch.
     await send({ type: 'phase', phase: 'presign-warmup' });
