@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { AuditSink } from './audit/audit-log.js';
 import type { RejectionSummary } from './audit/rejection-summary.js';
 import type { Clock } from './clock.js';
@@ -48,6 +48,16 @@ export interface AppDeps {
 
 const MAX_BODY_BYTES = 64 * 1024;
 
+/** One log line per request, with the request, when it completes: fastify's two lines cost a write each. */
+class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+}
+
 /** Builds the broker's HTTP app without listening: main() listens, tests inject(). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const logger = deps.logger?.child({}, { serializers: { req: loggedRequest } });
@@ -56,6 +66,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // The same node server as the credential proxy's, so both cut slow clients alike.
     serverFactory: (handler) => createLimitedServer(deps.limits, handler),
     ...(logger ? { loggerInstance: logger } : { logger: false }),
+    logController: new OneLinePerRequest(),
   });
 
   // Keep the exact body bytes: the proof's `bh` claim is a hash over them, not over re-serialised JSON.
