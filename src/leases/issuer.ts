@@ -1,11 +1,11 @@
 import { type Kysely, sql } from 'kysely';
-import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
+import type { AuditSink } from '../audit/audit-log.js';
+import { auditedUpdate } from '../audit/audited-update.js';
 import type { IssuedCredential } from '../backends/credential-backend.js';
 import type { Clock } from '../clock.js';
 import { randomToken } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
-import { sqliteIfIdle } from '../store/database.js';
 import { precompiled } from '../store/precompiled.js';
 import type { Database } from '../store/schema.js';
 import type { BackendService } from './backend-service.js';
@@ -134,29 +134,13 @@ export class LeaseIssuer {
   }
 
   /** Only a still-pending lease of a still-active identity becomes active (see identity revocation). */
-  private async activate(lease: LeaseRow): Promise<boolean> {
-    const parameters = [lease.id, lease.identity_id];
-    const granted: AuditEvent = {
+  private activate(lease: LeaseRow): Promise<boolean> {
+    return auditedUpdate(this.db, this.audit, activateIntent, [lease.id, lease.identity_id], {
       actor: lease.identity_id,
       action: 'lease.granted',
       outcome: 'success',
       identityId: lease.identity_id,
       details: { lease_id: lease.id, backend: lease.backend, role: lease.role, grant_id: lease.grant_id, expires_at: lease.expires_at, max_expires_at: lease.max_expires_at },
-    };
-    // On SQLite the transaction runs synchronously: it holds the write lock for its statements
-    // only, not across event-loop turns during which every other request's write would queue.
-    const sqlite = this.audit.appendSync && sqliteIfIdle(this.db);
-    if (sqlite) {
-      return sqlite.transaction(() => {
-        if (sqlite.prepare(activateIntent.sql(this.db)).run(parameters).changes !== 1) return false;
-        this.audit.appendSync!(granted, this.db, sqlite);
-        return true;
-      });
-    }
-    return this.db.transaction().execute(async (trx) => {
-      if ((await activateIntent(trx, parameters)).numAffectedRows !== 1n) return false;
-      await this.audit.append(granted, trx);
-      return true;
     });
   }
 
