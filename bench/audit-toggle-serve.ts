@@ -1,6 +1,6 @@
 /**
  * Bench-only broker process: `tessera serve`, unchanged, except that the audit sink's append() can
- * be swapped for a no-op at run time, to measure what the audit (hash chain + stored proof) adds to
+ * be swapped for a no-op at run time (append() and appendSync()), to measure what the audit (hash chain + stored proof) adds to
  * an operation, side by side in one process. Never part of the product: the broker itself has no
  * switch that turns auditing off (every grant is audited).
  *
@@ -21,6 +21,17 @@ DatabaseAuditLog.prototype.append = async function append(this: DatabaseAuditLog
   const start = performance.now();
   try {
     await realAppend.apply(this, args);
+  } finally {
+    stats.appends += 1;
+    stats.appendMs += performance.now() - start;
+  }
+};
+const realAppendSync = DatabaseAuditLog.prototype.appendSync;
+DatabaseAuditLog.prototype.appendSync = function appendSync(this: DatabaseAuditLog, ...args: Parameters<DatabaseAuditLog['appendSync']>): void {
+  if (stats.noop) return;
+  const start = performance.now();
+  try {
+    realAppendSync.apply(this, args);
   } finally {
     stats.appends += 1;
     stats.appendMs += performance.now() - start;

@@ -36,6 +36,8 @@ export interface WorkerGo {
   /** Paced (open-loop) phase after the window: this share of the window's rate, for pacedMs; 0 skips it. */
   readonly pacedFraction: number;
   readonly pacedMs: number;
+  /** The bare verify server (bare-verify-server.ts), loaded first with the same clients, warm-up and window. */
+  readonly bareUrl: string;
 }
 
 export interface WorkerReady {
@@ -44,6 +46,8 @@ export interface WorkerReady {
   readonly identityIds: string[];
   /** A real proof signed in the token, for the bare verification loop: base64url fields. */
   readonly sample: { readonly signingInput: string; readonly signature: string; readonly publicKey: string };
+  /** identity id -> base64url Ed25519 public key, for the bare verify server */
+  readonly publicKeys: Record<string, string>;
   readonly setupMs: number;
 }
 
@@ -66,6 +70,8 @@ export interface PacedReport extends PhaseReport {
 
 export interface WorkerResult {
   readonly type: 'result';
+  /** The bare verify server's timed window. */
+  readonly bare: PhaseReport;
   readonly warmup: PhaseReport;
   readonly window: PhaseReport;
   readonly paced: PacedReport | null;
@@ -86,7 +92,7 @@ export interface WorkerResult {
 export type WorkerMessage =
   | WorkerReady
   | WorkerResult
-  | { readonly type: 'phase'; readonly phase: 'presign-warmup' | 'warmup' | 'presign-window' | 'window-start' | 'window-end' | 'paced-start' | 'paced-end' }
+  | { readonly type: 'phase'; readonly phase: 'bare' | 'bare-window-start' | 'bare-window-end' | 'presign-warmup' | 'warmup' | 'presign-window' | 'window-start' | 'window-end' | 'paced-start' | 'paced-end' }
   | { readonly type: 'error'; readonly message: string };
 
 // ---------------------------------------------------------------------------------------------
@@ -133,6 +139,7 @@ async function main(): Promise<void> {
   if (!config.adminKeyUri) throw new Error('no admin key recorded by init');
   const keyStores = new KeyStores(config);
   let pool: Pool | undefined;
+  let bare: Pool | undefined;
   try {
     const keyStore = await keyStores.get('pkcs11');
     const admin = await BrokerClient.connect(config.publicUrl, await keyStores.signer(config.adminKeyUri));
@@ -161,6 +168,7 @@ async function main(): Promise<void> {
         signature: base64url.encode(sampleProof.signature),
         publicKey: base64url.encode(agents[0]!.signer.publicKey),
       },
+      publicKeys: Object.fromEntries(agents.map((agent) => [agent.id, base64url.encode(agent.signer.publicKey)])),
       setupMs: performance.now() - setupStart,
     });
 
@@ -191,17 +199,19 @@ async function main(): Promise<void> {
     const noteError = (text: string) => {
       if (errorSamples.length < 5) errorSamples.push(text.slice(0, 300));
     };
-    const activePool = pool;
-    const request = async (proof: SignedProof): Promise<boolean> => {
+    const brokerPool = pool;
+    bare = new Pool(go.bareUrl, { connections: go.concurrency, pipelining: 1, keepAliveTimeout: 60_000 });
+    const barePool = bare;
+    const request = async (proof: SignedProof, target: Pool = brokerPool): Promise<boolean> => {
       try {
-        const response = await activePool.request({ path: WHOAMI_PATH, method: 'GET', headers: { authorization: proof.authorization } });
+        const response = await target.request({ path: WHOAMI_PATH, method: 'GET', headers: { authorization: proof.authorization } });
         const text = await response.body.text();
         statusCounts[response.statusCode] = (statusCounts[response.statusCode] ?? 0) + 1;
         if (response.statusCode !== 200) {
           noteError(`HTTP ${response.statusCode}: ${text}`);
           return false;
         }
-        if ((JSON.parse(text) as { identity_id?: string }).identity_id !== proof.identityId) {
+        if (target === brokerPool && (JSON.parse(text) as { identity_id?: string }).identity_id !== proof.identityId) {
           mismatchedIdentities += 1;
           noteError(`200 for the wrong identity: ${text}`);
           return false;
@@ -213,14 +223,15 @@ async function main(): Promise<void> {
         return false;
       }
     };
-    const phase = async (proofs: SignedProof[], durationMs: number): Promise<PhaseReport> => {
+    /** Each proof once against the broker; `cycle` reuses them round-robin (the bare server checks neither jti nor iat). */
+    const phase = async (proofs: SignedProof[], durationMs: number, target = brokerPool, cycle = false): Promise<PhaseReport> => {
       let next = 0;
       const result = await runLoad({
         concurrency: go.concurrency,
         durationMs,
-        maxRequests: proofs.length,
-        next: () => proofs[next++],
-        send: request,
+        maxRequests: cycle ? go.maxProofs : proofs.length,
+        next: () => proofs[cycle ? next++ % proofs.length : next++],
+        send: (proof) => request(proof, target),
       });
       return {
         requests: result.sent,
@@ -232,6 +243,14 @@ async function main(): Promise<void> {
         latencyMs: summarizeLatencies(result.latenciesMs),
       };
     };
+
+    // The baseline first, with the same clients and durations.
+    await send({ type: 'phase', phase: 'bare' });
+    const bareBatch = await presign(go.concurrency * 64);
+    await phase(bareBatch.proofs, go.warmupMs, barePool, true);
+    await send({ type: 'phase', phase: 'bare-window-start' });
+    const bareWindow = await phase(bareBatch.proofs, go.durationMs, barePool, true);
+    await send({ type: 'phase', phase: 'bare-window-end' });
 
     // Warm-up: JIT, connection set-up, SQLite page cache. Its rate sizes the timed window's batch.
     await send({ type: 'phase', phase: 'presign-warmup' });
@@ -287,6 +306,7 @@ async function main(): Promise<void> {
 
     await send({
       type: 'result',
+      bare: bareWindow,
       warmup,
       window,
       paced,
@@ -302,7 +322,7 @@ async function main(): Promise<void> {
       errorSamples,
     });
   } finally {
-    await pool?.close();
+    await Promise.all([pool?.close(), bare?.close()]);
     await keyStores.close();
   }
 }

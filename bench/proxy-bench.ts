@@ -15,7 +15,7 @@
  * Knobs (bounded): BENCH_PROXY_S (5), BENCH_PROXY_CONCURRENCY (16), BENCH_PROXY_UPSTREAM_DELAY_MS (10),
  * BENCH_PROXY_STREAMS (40).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +37,7 @@ import {
   runLoad,
   type SectionResult,
   startBenchBroker,
-  stopChild,
+  startListeningScript,
   summarizeLatencies,
   verdict,
 } from './support.js';
@@ -71,15 +71,8 @@ interface LoadPhase {
   readonly latencyMs: LatencySummary;
 }
 
-async function startUpstream(cleanup: Cleanup, delayMs: number, prefix: string[]): Promise<{ url: string; child: ChildProcess }> {
-  const [command, ...args] = [...prefix, process.execPath];
-  const child = spawn(command!, [...args, UPSTREAM], { env: { ...process.env, BENCH_UPSTREAM_SECRET: SECRET, BENCH_UPSTREAM_DELAY_MS: String(delayMs) }, stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanup.add('stop upstream', () => stopChild(child));
-  const port = await new Promise<string>((resolve, reject) => {
-    child.stdout!.once('data', (data: Buffer) => resolve(data.toString().trim()));
-    child.once('exit', (code) => reject(new Error(`upstream exited (${code})`)));
-  });
-  return { url: `http://127.0.0.1:${port}`, child };
+function startUpstream(cleanup: Cleanup, delayMs: number, prefix: string[]): Promise<{ url: string; child: ChildProcess }> {
+  return startListeningScript(cleanup, 'upstream', UPSTREAM, { env: { BENCH_UPSTREAM_SECRET: SECRET, BENCH_UPSTREAM_DELAY_MS: String(delayMs) }, prefix });
 }
 
 /** Runs the CLI against the bench broker; returns stdout, throws with stderr on failure. */

@@ -377,6 +377,31 @@ export async function stopChild(child: ChildProcess, graceMs = 5_000): Promise<v
   await waitForExit(child, 2_000);
 }
 
+/** Runs a bench script that prints its listening port on its first line of stdout; stopped on `cleanup`. */
+export async function startListeningScript(
+  cleanup: Cleanup,
+  label: string,
+  script: string,
+  options: { env?: Record<string, string>; prefix?: readonly string[] } = {},
+): Promise<{ url: string; child: ChildProcess }> {
+  const [command, ...args] = [...(options.prefix ?? []), process.execPath];
+  const child = spawn(command!, [...args, script], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanup.add(`stop ${label}`, () => stopChild(child));
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout!.once('data', (data: Buffer) => resolve(data.toString().trim()));
+    child.once('exit', (code) => reject(new Error(`${label} exited (${code})`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, child };
+}
+
+const BARE_VERIFY_SERVER = fileURLToPath(new URL('./bare-verify-server.js', import.meta.url));
+
+/** bare-verify-server.ts for these identities (id -> raw Ed25519 public key), on the broker's CPU. */
+export function startBareVerifyServer(cleanup: Cleanup, keys: ReadonlyMap<string, Uint8Array>, prefix?: readonly string[]): Promise<{ url: string; child: ChildProcess }> {
+  const json = JSON.stringify(Object.fromEntries([...keys].map(([kid, key]) => [kid, Buffer.from(key).toString('base64url')])));
+  return startListeningScript(cleanup, 'bare verify server', BARE_VERIFY_SERVER, { env: { BENCH_BARE_KEYS: json }, ...(prefix && { prefix }) });
+}
+
 // ---------------------------------------------------------------------------------------------
 // A broker under test: `tessera init` + `tessera serve` from the built CLI, in one child process
 // ---------------------------------------------------------------------------------------------

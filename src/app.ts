@@ -1,5 +1,5 @@
 import { normalizeIP } from '@fastify/rate-limit';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { AuditSink } from './audit/audit-log.js';
 import type { RejectionSummary } from './audit/rejection-summary.js';
 import type { Clock } from './clock.js';
@@ -49,17 +49,28 @@ export interface AppDeps {
 
 const MAX_BODY_BYTES = 64 * 1024;
 
+/** One log line per request, with the request, when it completes: fastify's two lines cost a write each. */
+class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+}
+
 /** Builds the broker's HTTP app without listening: main() listens, tests inject(). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const logger = deps.logger?.child({}, { serializers: { req: loggedRequest } });
   const authFailures = new FailureLimit(deps.clock, deps.authFailures);
   const app = Fastify({
     bodyLimit: MAX_BODY_BYTES,
-    // An address past its failure limit is answered 429 unlogged: a junk flood must not cost two log lines a request.
-    disableRequestLogging: (request: FastifyRequest) => authFailures.retryAfterSeconds(normalizeIP(request.ip)) !== undefined,
     // The same node server as the credential proxy's, so both cut slow clients alike.
     serverFactory: (handler) => createLimitedServer(deps.limits, handler),
     ...(logger ? { loggerInstance: logger } : { logger: false }),
+    // An address past its failure limit is answered 429 unlogged: a junk flood must not cost a log line a request.
+    logController: new OneLinePerRequest({ disableRequestLogging: (request: FastifyRequest) => authFailures.retryAfterSeconds(normalizeIP(request.ip)) !== undefined }),
   });
 
   // Keep the exact body bytes: the proof's `bh` claim is a hash over them, not over re-serialised JSON.

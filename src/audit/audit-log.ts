@@ -40,6 +40,12 @@ export interface AuditSink {
    * many events at once (the proxy's group commit); a sink without it gets one append() per event.
    */
   appendMany?(events: readonly AuditEvent[], executor?: Kysely<Database>): Promise<void>;
+  /**
+   * Optional: append() as synchronous statements inside a transaction the caller holds open on
+   * `sqlite` (the SQLite connection behind `db`), for writers that keep a hot transaction from
+   * yielding to the event loop while it holds the write lock. Same rows as append().
+   */
+  appendSync?(event: AuditEvent, db: Kysely<Database>, sqlite: SyncSqlite): void;
 }
 
 /** Appends to the hash chain of docs/PROTOCOL.md §7 in the audit_events table. */
@@ -68,6 +74,10 @@ export class DatabaseAuditLog implements AuditSink {
     const sqlite = sqliteIfIdle(executor);
     if (sqlite) return sqlite.transaction(() => appendManyToChainSync(executor, sqlite, drafts));
     await executor.transaction().execute((trx) => appendManyToChain(trx, drafts));
+  }
+
+  appendSync(event: AuditEvent, db: Kysely<Database>, sqlite: SyncSqlite): void {
+    appendManyToChainSync(db, sqlite, [this.#draft(event)]);
   }
 
   #draft(event: AuditEvent): Draft {

@@ -204,7 +204,7 @@ const SCRAM_ITERATIONS = 256;
  * verifier keeps the plaintext out of the server and its statement log, and spares the server one
  * of its two PBKDF2 runs per CREATE ROLE. `password` is base64url, so SASLprep leaves it unchanged.
  */
-async function scramVerifier(password: string): Promise<string> {
+export async function scramVerifier(password: string): Promise<string> {
   const salt = randomBytes(16);
   const salted = await pbkdf2Async(password, salt, SCRAM_ITERATIONS, 32, 'sha256');
   const clientKey = createHmac('sha256', salted).update('Client Key').digest();

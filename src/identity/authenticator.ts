@@ -3,6 +3,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import type { RejectionSummary } from '../audit/rejection-summary.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
+import { sqliteIfIdle } from '../store/database.js';
 import { precompiled } from '../store/precompiled.js';
 import type { Database, IdentityTable } from '../store/schema.js';
 import { identityFromRow, type Identity } from './identity.js';
@@ -25,6 +26,12 @@ const insertJti = precompiled((db, jti: string, identityId: string, expiresAt: n
   ['jti', 'identity', 1],
 );
 
+interface PendingJti {
+  readonly parameters: [key: string, identityId: string, expiresAt: number];
+  resolve(fresh: boolean): void;
+  reject(error: unknown): void;
+}
+
 /** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
 const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'proof_bad_signature']);
 
@@ -34,6 +41,9 @@ const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proo
  * once the signature is good, counted into the window's summary before (anyone can send those).
  */
 export class ProofAuthenticator {
+  /** jtis waiting for the next group commit (SQLite). */
+  #pendingJtis: PendingJti[] = [];
+
   constructor(
     private readonly db: Kysely<Database>,
     /** Store.reader: the identity lookup must not queue behind other requests' transactions. */
@@ -75,8 +85,41 @@ export class ProofAuthenticator {
    * proof's iat, not from its first use (a proof dated +60 s is good for two minutes after it).
    */
   private async rememberJti(jti: string, identityId: string, iat: number): Promise<void> {
-    const result = await insertJti(this.db, [`${identityId}:${jti}`, identityId, proofAcceptedUntil(iat) + BROKER_CLOCK_MARGIN_MS]);
-    if (result.numAffectedRows === 0n) throw new TesseraError('proof_replayed');
+    const parameters: PendingJti['parameters'] = [`${identityId}:${jti}`, identityId, proofAcceptedUntil(iat) + BROKER_CLOCK_MARGIN_MS];
+    const fresh = sqliteIfIdle(this.db) ? await this.#groupCommit(parameters) : (await insertJti(this.db, parameters)).numAffectedRows !== 0n;
+    if (!fresh) throw new TesseraError('proof_replayed');
+  }
+
+  /**
+   * SQLite: the jtis of the requests arriving within one turn of the event loop go into one
+   * transaction, committed before any of those requests proceeds, instead of one commit each.
+   * Each insert still says whether its jti was new, so a replay within a batch is caught too.
+   */
+  #groupCommit(parameters: PendingJti['parameters']): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      if (this.#pendingJtis.length === 0) setImmediate(() => this.#flushJtis());
+      this.#pendingJtis.push({ parameters, resolve, reject });
+    });
+  }
+
+  #flushJtis(): void {
+    const batch = this.#pendingJtis;
+    this.#pendingJtis = [];
+    const sqlite = sqliteIfIdle(this.db);
+    if (!sqlite) {
+      // A transaction is open on the writer across an await: queue on kysely's connection like any write.
+      for (const pending of batch) insertJti(this.db, pending.parameters).then((result) => pending.resolve(result.numAffectedRows !== 0n), pending.reject);
+      return;
+    }
+    let fresh: boolean[];
+    try {
+      const statement = sqlite.prepare(insertJti.sql(this.db));
+      fresh = sqlite.transaction(() => batch.map((pending) => statement.run(pending.parameters).changes !== 0));
+    } catch (error) {
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
+    batch.forEach((pending, i) => pending.resolve(fresh[i]!));
   }
 
   /** Deletes only jtis whose proofs can no longer be accepted, however often it runs. */

@@ -1,10 +1,12 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
+import { auditedUpdate } from '../audit/audited-update.js';
 import type { IssuedCredential } from '../backends/credential-backend.js';
 import type { Clock } from '../clock.js';
 import { randomToken } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
+import { precompiled } from '../store/precompiled.js';
 import type { Database } from '../store/schema.js';
 import type { BackendService } from './backend-service.js';
 import type { GrantService } from './grant-service.js';
@@ -23,6 +25,24 @@ export interface IssuedLease {
   /** Handed to the agent once; never stored or audited. */
   readonly credential: IssuedCredential;
 }
+
+const LEASE_COLUMNS = [
+  'id', 'identity_id', 'backend', 'role', 'grant_id', 'state', 'revocation', 'issued_at', 'expires_at', 'max_expires_at', 'revoked_at',
+  'revoked_by', 'revocation_reason', 'attempts', 'next_attempt_at', 'last_error', 'token_hash', 'constraints',
+] as const satisfies readonly (keyof LeaseRow)[];
+
+// The two writes of every issuance, compiled once (see precompiled.ts).
+const insertIntent = precompiled((db, ...values: unknown[]) => db.insertInto('leases').values(Object.fromEntries(LEASE_COLUMNS.map((column, i) => [column, values[i]])) as LeaseRow), LEASE_COLUMNS);
+const activateIntent = precompiled(
+  (db, leaseId: string, identityId: string) =>
+    db
+      .updateTable('leases')
+      .set({ state: sql.lit('active') })
+      .where('id', '=', leaseId)
+      .where('state', '=', sql.lit('pending'))
+      .where((eb) => eb.exists(eb.selectFrom('identities').select('identities.id').where('identities.id', '=', identityId).where('identities.status', '=', sql.lit('active')))),
+  ['lease', 'identity'],
+);
 
 /**
  * Issues leases in the crash-safe order: plan -> record the intent (pending, with everything
@@ -90,7 +110,7 @@ export class LeaseIssuer {
       // The lease keeps the scope it was granted, even if the grant changes later.
       constraints: grant.constraints,
     };
-    await this.db.insertInto('leases').values(intent).execute();
+    await insertIntent(this.db, LEASE_COLUMNS.map((column) => intent[column]));
 
     let credential: IssuedCredential;
     try {
@@ -115,33 +135,12 @@ export class LeaseIssuer {
 
   /** Only a still-pending lease of a still-active identity becomes active (see identity revocation). */
   private activate(lease: LeaseRow): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
-      const result = await trx
-        .updateTable('leases')
-        .set({ state: 'active' })
-        .where('id', '=', lease.id)
-        .where('state', '=', 'pending')
-        .where((eb) => eb.exists(eb.selectFrom('identities').select('identities.id').where('identities.id', '=', lease.identity_id).where('identities.status', '=', 'active')))
-        .executeTakeFirst();
-      if (result.numUpdatedRows !== 1n) return false;
-      await this.audit.append(
-        {
-          actor: lease.identity_id,
-          action: 'lease.granted',
-          outcome: 'success',
-          identityId: lease.identity_id,
-          details: {
-            lease_id: lease.id,
-            backend: lease.backend,
-            role: lease.role,
-            grant_id: lease.grant_id,
-            expires_at: lease.expires_at,
-            max_expires_at: lease.max_expires_at,
-          },
-        },
-        trx,
-      );
-      return true;
+    return auditedUpdate(this.db, this.audit, activateIntent, [lease.id, lease.identity_id], {
+      actor: lease.identity_id,
+      action: 'lease.granted',
+      outcome: 'success',
+      identityId: lease.identity_id,
+      details: { lease_id: lease.id, backend: lease.backend, role: lease.role, grant_id: lease.grant_id, expires_at: lease.expires_at, max_expires_at: lease.max_expires_at },
     });
   }
 

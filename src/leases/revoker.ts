@@ -1,8 +1,10 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
+import { auditedUpdate } from '../audit/audited-update.js';
 import { BackendError } from '../backends/credential-backend.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
+import { precompiled } from '../store/precompiled.js';
 import type { Database, LeaseState } from '../store/schema.js';
 import type { BackendService } from './backend-service.js';
 import { retryDelayMs } from './backoff.js';
@@ -17,6 +19,16 @@ export type ClaimScope =
   | { readonly kind: 'live'; readonly leaseId?: string; readonly identityId?: string; readonly backend?: string }
   /** An admin's "retry now": revocation-pending leases whatever their backoff says. */
   | { readonly kind: 'pending'; readonly leaseId?: string; readonly backend?: string };
+
+const finishRevocation = precompiled(
+  (db, state: LeaseState, now: number, leaseId: string) =>
+    db
+      .updateTable('leases')
+      .set({ state, revoked_at: now, next_attempt_at: sql.lit(null), last_error: sql.lit(null) })
+      .where('id', '=', leaseId)
+      .where('state', '=', sql.lit('revocation-pending')),
+  ['state', 'now', 'lease'],
+);
 
 /** Where failed revocation attempts are reported; the broker's pino logger fits. */
 export interface RevocationLog {
@@ -181,27 +193,14 @@ export class LeaseRevoker {
 
   private async recordSuccess(row: LeaseRow): Promise<void> {
     const { state, action } = outcomeOf(row);
-    const now = this.clock.now();
-    await this.db.transaction().execute(async (trx) => {
-      const done = await trx
-        .updateTable('leases')
-        .set({ state, revoked_at: now, next_attempt_at: null, last_error: null })
-        .where('id', '=', row.id)
-        .where('state', '=', 'revocation-pending')
-        .executeTakeFirst();
-      // Another broker finished the same (idempotent) revocation first and audited it.
-      if (done.numUpdatedRows === 0n) return;
-      await this.audit.append(
-        {
-          actor: row.revoked_by,
-          action,
-          outcome: 'success',
-          identityId: row.identity_id,
-          reason: row.revocation_reason,
-          details: { lease_id: row.id, backend: row.backend, role: row.role, attempts: row.attempts + 1 },
-        },
-        trx,
-      );
+    // Not updated: another broker finished the same (idempotent) revocation first and audited it.
+    await auditedUpdate(this.db, this.audit, finishRevocation, [state, this.clock.now(), row.id], {
+      actor: row.revoked_by,
+      action,
+      outcome: 'success',
+      identityId: row.identity_id,
+      reason: row.revocation_reason,
+      details: { lease_id: row.id, backend: row.backend, role: row.role, attempts: row.attempts + 1 },
     });
   }
 

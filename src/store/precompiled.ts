@@ -34,9 +34,11 @@ export function precompiled<R>(build: (db: Kysely<Database>, ...parameters: any[
   };
   const run = (db: Kysely<Database>, parameters: unknown[]): Promise<QueryResult<R>> => {
     const sql = sqlFor(db);
-    // A read on an idle SQLite connection runs at once: one cached statement, no promise chain.
+    // On an idle SQLite connection the statement runs at once: one cached statement, no promise
+    // chain, and a write commits on its own without queueing on kysely's connection mutex.
     const statement = sqliteIfIdle(db)?.prepare(sql);
     if (statement?.reader) return Promise.resolve({ rows: statement.all(parameters) as R[] });
+    if (statement) return Promise.resolve({ rows: [], numAffectedRows: BigInt(statement.run(parameters).changes) });
     return db.executeQuery<R>(CompiledQuery.raw(sql, parameters));
   };
   return Object.assign(run, { sql: sqlFor });

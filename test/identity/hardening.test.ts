@@ -92,6 +92,16 @@ describe('proof and identity hardening', () => {
       await env.broker.authenticator.pruneReplayCache();
       expect(await send(agent, 'GET', '/v1/whoami', { proof })).toMatchObject({ status: 401, body: { error: 'proof_stale' } });
     });
+
+    it('lets one of several concurrent uses of a proof through (its jtis are committed together)', async () => {
+      const agent = await enrolled();
+      const proof = await proofFor(agent, 'GET', '/v1/whoami', '');
+      const other = await proofFor(agent, 'GET', '/v1/whoami', '');
+      const results = await Promise.all([proof, proof, other, proof].map((sent) => send(agent, 'GET', '/v1/whoami', { proof: sent })));
+      expect(results.map((result) => result.status).sort()).toEqual([200, 200, 401, 401]);
+      expect(results[2]).toMatchObject({ status: 200 });
+      expect(results.filter((result) => result.status === 401).map((result) => result.body.error)).toEqual(['proof_replayed', 'proof_replayed']);
+    });
   });
 
   describe('only agents lease', () => {
