@@ -7,11 +7,10 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
-import { adminAgent, enrolledAgent, percentile, tesseraRoles, type TestAgent } from '../support/lease-env.js';
+import { adminAgent, enrolledAgent, issueInProcess, percentile, tesseraRoles, type TestAgent } from '../support/lease-env.js';
 import { type PostgresCluster, startPostgres } from '../support/postgres.js';
 
 const LEASES = 2_000;
-const ISSUE_CONCURRENCY = 16;
 const TTL_SECONDS = 600;
 
 describe('2,000 leases expiring at the same moment', () => {
@@ -35,14 +34,8 @@ describe('2,000 leases expiring at the same moment', () => {
     // The crowd is issued through the real issuer and backend, in-process (as the 20,000-lease test
     // does): HTTP and proofs are not what this test is about, and they cost minutes on busy cores.
     // The requests during the sweep below go over HTTP.
-    const identity = await env.broker.identities.getByAddress(agent.address);
     const issueStart = Date.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: ISSUE_CONCURRENCY }, async () => {
-        while (next++ < LEASES) await env.broker.leases.issuer.issue(identity, { backend: 'bulk', role: 'readonly', ttlMs: TTL_SECONDS * 1000 });
-      }),
-    );
+    await issueInProcess(env, agent.address, LEASES, { backend: 'bulk', role: 'readonly', ttlMs: TTL_SECONDS * 1000 });
     const issueMs = Date.now() - issueStart;
     expect(await tesseraRoles(cluster.url)).toHaveLength(LEASES);
 

@@ -10,6 +10,7 @@ import type { Clock } from '../../src/clock.js';
 import { createProof, PROOF_SCHEME } from '../../src/identity/proof.js';
 import { keyThumbprint } from '../../src/keys/jws.js';
 import type { Signer } from '../../src/keys/key-store.js';
+import type { LeaseRequest } from '../../src/leases/issuer.js';
 import type { PostgresCredential } from '../../src/sdk/wire.js';
 import type { TestBroker } from './broker.js';
 import { withClient } from './postgres.js';
@@ -140,6 +141,20 @@ export async function leaseRolesOf(url: string, backend: string): Promise<string
     );
     return rows.map((row) => row.rolname);
   });
+}
+
+/**
+ * Issues `count` leases of one identity through the broker's real issuer and backend, in-process
+ * and `concurrency` at a time: for tests about many live leases, not about HTTP or proofs.
+ */
+export async function issueInProcess(env: TestBroker, address: string, count: number, request: LeaseRequest, concurrency = 16): Promise<void> {
+  const identity = await env.broker.identities.getByAddress(address);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next++ < count) await env.broker.leases.issuer.issue(identity, request);
+    }),
+  );
 }
 
 /** Seeds an upstream database: a public table the roles may read, a private schema they may not. */
