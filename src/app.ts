@@ -1,4 +1,3 @@
-import { normalizeIP } from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { AuditSink } from './audit/audit-log.js';
 import type { RejectionSummary } from './audit/rejection-summary.js';
@@ -24,7 +23,7 @@ import { uiRoutes } from './http/routes/ui.js';
 import { createLimitedServer, type ServerLimits } from './http/server-limits.js';
 import { SessionCookie } from './http/session-cookie.js';
 import type { LeaseSystem } from './leases/lease-system.js';
-import { FailureLimit, type FailureLimitSettings } from './limits/failure-limit.js';
+import { addressKey, FailureLimit, type FailureLimitSettings } from './limits/failure-limit.js';
 import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
 import type { Store } from './store/database.js';
@@ -70,7 +69,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     serverFactory: (handler) => createLimitedServer(deps.limits, handler),
     ...(logger ? { loggerInstance: logger } : { logger: false }),
     // An address past its failure limit is answered 429 unlogged: a junk flood must not cost a log line a request.
-    logController: new OneLinePerRequest({ disableRequestLogging: (request: FastifyRequest) => authFailures.retryAfterSeconds(normalizeIP(request.ip)) !== undefined }),
+    logController: new OneLinePerRequest({ disableRequestLogging: (request: FastifyRequest) => authFailures.retryAfterSeconds(addressKey(request.ip)) !== undefined }),
   });
 
   // Keep the exact body bytes: the proof's `bh` claim is a hash over them, not over re-serialised JSON.

@@ -1,4 +1,4 @@
-import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
+import { normalizeIP } from '@fastify/rate-limit';
 import type { Clock } from '../clock.js';
 
 export interface FailureLimitSettings {
@@ -13,8 +13,8 @@ const MAX_KEYS = 100_000;
 /**
  * Failures per key (a client address, an identity) in fixed windows aligned to the clock: a key
  * that failed `max` times is refused until its window ends. One map, cleared when the window
- * turns, so memory is bounded and nothing runs in the background. Shared by the API (through
- * @fastify/rate-limit, rateLimitStore() below), the credential proxy and ticket redemption.
+ * turns, so memory is bounded and nothing runs in the background. Shared by the API
+ * (http/plugins/failure-limit.ts), the credential proxy and ticket redemption.
  */
 export class FailureLimit {
   #window = Number.NaN;
@@ -57,23 +57,7 @@ export class FailureLimit {
   }
 }
 
-/**
- * @fastify/rate-limit's store over a FailureLimit: the plugin keys and answers requests, the
- * broker's clock decides the windows (the plugin passes its timeWindow and max, the same settings).
- */
-export function rateLimitStore(limit: FailureLimit): FastifyRateLimitStoreCtor {
-  return class implements FastifyRateLimitStore {
-    incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void): void {
-      callback(null, { current: limit.fail(key), ttl: limit.msLeft() });
-    }
-
-    /** The plugin's `{ increment: false }`: the count without adding to it. */
-    read(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void): void {
-      callback(null, { current: limit.count(key), ttl: limit.msLeft() });
-    }
-
-    child(): FastifyRateLimitStore {
-      return this;
-    }
-  };
+/** The key a client address is limited by: @fastify/rate-limit's normal form, an IPv6 address by its /64. */
+export function addressKey(ip: string): string {
+  return normalizeIP(ip);
 }

@@ -14,7 +14,6 @@
  *     outcomes within 100 ms (GroupCommitAudit.defer): nothing waits for it.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
@@ -27,7 +26,7 @@ import { sha256Base64url } from '../crypto/encoding.js';
 import type { ErrorCode } from '../errors.js';
 import { createLimitedServer, type ServerLimits } from '../http/server-limits.js';
 import type { BackendService } from '../leases/backend-service.js';
-import type { FailureLimit } from '../limits/failure-limit.js';
+import { addressKey, type FailureLimit } from '../limits/failure-limit.js';
 import type { Database } from '../store/schema.js';
 import { forward, upstreamHeaders } from './forward.js';
 import { GroupCommitAudit } from './group-commit-audit.js';
@@ -139,7 +138,7 @@ export class CredentialProxy {
 
   /** Steps 1 and 2 without the body: the lease behind the token and the route in its scope. */
   async #authorize(request: IncomingMessage, call: Call): Promise<ProxyBackend> {
-    const retryAfter = this.deps.tokenFailures.retryAfterSeconds(normalizeIP(call.source));
+    const retryAfter = this.deps.tokenFailures.retryAfterSeconds(addressKey(call.source));
     if (retryAfter !== undefined) throw new ProxyRefusal('rate_limited', `Too many unknown lease tokens from this address; retry in ${retryAfter} s.`, retryAfter);
     invalidIf(tokenHeaderProblem(request.headers));
     const token = leaseToken(request.headers);
@@ -202,7 +201,7 @@ export class CredentialProxy {
         .catch((auditError: unknown) => this.deps.logger?.error({ err: auditError }, 'credential proxy: recording a refusal failed'));
     } else {
       // No lease named: anyone can send these, so they are counted (and limited) per address.
-      if (refusal.code === 'lease_token_invalid') this.deps.tokenFailures.fail(normalizeIP(call.source));
+      if (refusal.code === 'lease_token_invalid') this.deps.tokenFailures.fail(addressKey(call.source));
       this.deps.rejections.record({
         source: call.source,
         action: 'proxy.refused',
