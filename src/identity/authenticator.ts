@@ -7,7 +7,7 @@ import { sqliteIfIdle } from '../store/database.js';
 import { precompiled } from '../store/precompiled.js';
 import type { Database, IdentityTable } from '../store/schema.js';
 import { identityFromRow, type Identity } from './identity.js';
-import { BROKER_CLOCK_MARGIN_MS, bodyHash, checkProof, parseProofHeader, proofAcceptedUntil } from './proof.js';
+import { bodyHash, checkProof, parseProofHeader, proofReplayableUntil } from './proof.js';
 
 export interface IncomingRequest {
   readonly authorization: string | undefined;
@@ -85,7 +85,7 @@ export class ProofAuthenticator {
    * proof's iat, not from its first use (a proof dated +60 s is good for two minutes after it).
    */
   private async rememberJti(jti: string, identityId: string, iat: number): Promise<void> {
-    const parameters: PendingJti['parameters'] = [`${identityId}:${jti}`, identityId, proofAcceptedUntil(iat) + BROKER_CLOCK_MARGIN_MS];
+    const parameters: PendingJti['parameters'] = [`${identityId}:${jti}`, identityId, proofReplayableUntil(iat)];
     const fresh = sqliteIfIdle(this.db) ? await this.#groupCommit(parameters) : (await insertJti(this.db, parameters)).numAffectedRows !== 0n;
     if (!fresh) throw new TesseraError('proof_replayed');
   }

@@ -26,6 +26,11 @@ export function proofAcceptedUntil(iat: number): number {
 /** How far the clocks of brokers sharing one database may disagree: jtis are kept, and proofs withheld, that much longer. */
 export const BROKER_CLOCK_MARGIN_MS = PROOF_MAX_SKEW_SECONDS * 1000;
 
+/** Epoch ms after which no broker accepts a proof dated `iat`: its jti may be forgotten, the stored proof shown. */
+export function proofReplayableUntil(iat: number): number {
+  return proofAcceptedUntil(iat) + BROKER_CLOCK_MARGIN_MS;
+}
+
 export interface ProofClaims {
   readonly iss: string;
   readonly aud: string;

@@ -2,7 +2,7 @@ import { listAuditEvents, type ListedAuditEvent } from '../audit/query.js';
 import type { Clock } from '../clock.js';
 import type { Authority } from '../identity/authority.js';
 import type { IdentityService } from '../identity/identities.js';
-import { BROKER_CLOCK_MARGIN_MS, parseProofHeader, PROOF_SCHEME, proofAcceptedUntil } from '../identity/proof.js';
+import { parseProofHeader, PROOF_SCHEME, proofReplayableUntil } from '../identity/proof.js';
 import { identityView, type IdentityRole, type IdentityStatus, type IdentityView } from '../identity/identity.js';
 import type { LeaseFilter, LeaseService, LeaseView } from '../leases/lease-service.js';
 import type { Store } from '../store/database.js';
@@ -25,7 +25,7 @@ function withholdLiveProofs(events: readonly (ListedAuditEvent & AddressedEvent)
     if (event.proof === null) return { ...event, proof_withheld_until: null };
     let showableAt: number;
     try {
-      showableAt = proofAcceptedUntil(parseProofHeader(`${PROOF_SCHEME} ${event.proof}`).claims.iat) + BROKER_CLOCK_MARGIN_MS;
+      showableAt = proofReplayableUntil(parseProofHeader(`${PROOF_SCHEME} ${event.proof}`).claims.iat);
     } catch {
       return { ...event, proof_withheld_until: null }; // not a proof the broker would parse: nothing to replay
     }
