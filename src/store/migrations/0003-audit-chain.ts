@@ -1,9 +1,28 @@
+import { createHash } from 'node:crypto';
 import type { Kysely, Migration } from 'kysely';
-import { eventHash, GENESIS_HASH } from '../../audit/chain.js';
-import { eventRecordFromRow } from '../../audit/records.js';
-import type { Database } from '../schema.js';
 
 const BACKFILL_BATCH = 1000;
+const GENESIS_HASH = '0'.repeat(64);
+
+// Frozen code: this file imports nothing of the live broker, so later changes to the audit module
+// cannot change what this migration wrote. The hash below is chain format 1 as of this migration.
+interface EventRow {
+  seq: number;
+  at: number;
+  actor: string | null;
+  action: string;
+  outcome: string;
+  identity_id: string | null;
+  reason: string | null;
+  details: string;
+  proof: string | null;
+  prev_hash: string;
+  hash: string;
+}
+interface ChainTables {
+  audit_events: EventRow;
+  audit_chain_head: { id: number; seq: number; hash: string };
+}
 
 /**
  * The audit hash chain (docs/PROTOCOL.md §7): proof, prev_hash and hash on every event, the
@@ -30,13 +49,13 @@ export function auditChain(): Migration {
         .addColumn('at', 'bigint', (c) => c.notNull())
         .addColumn('jws', 'text', (c) => c.notNull())
         .execute();
-      const head = await chainExistingEvents(db as Kysely<Database>);
-      await (db as Kysely<Database>).insertInto('audit_chain_head').values({ id: 1, ...head }).execute();
+      const head = await chainExistingEvents(db as Kysely<ChainTables>);
+      await (db as Kysely<ChainTables>).insertInto('audit_chain_head').values({ id: 1, ...head }).execute();
     },
   };
 }
 
-async function chainExistingEvents(db: Kysely<Database>): Promise<{ seq: number; hash: string }> {
+async function chainExistingEvents(db: Kysely<ChainTables>): Promise<{ seq: number; hash: string }> {
   let seq = 0;
   let hash = GENESIS_HASH;
   let lastOldSeq = 0;
@@ -46,10 +65,28 @@ async function chainExistingEvents(db: Kysely<Database>): Promise<{ seq: number;
     // New numbers never exceed old ones and rows move in ascending order, so no update collides.
     for (const row of rows) {
       seq += 1;
-      const event = { ...eventRecordFromRow({ ...row, prev_hash: hash }), seq };
-      hash = eventHash(event);
-      await db.updateTable('audit_events').set({ seq, prev_hash: event.prev_hash, hash }).where('seq', '=', row.seq).execute();
+      const prevHash = hash;
+      hash = eventHashV1({ ...row, seq, prev_hash: prevHash });
+      await db.updateTable('audit_events').set({ seq, prev_hash: prevHash, hash }).where('seq', '=', row.seq).execute();
     }
     lastOldSeq = Number(rows.at(-1)!.seq);
   }
+}
+
+/** SHA-256 (hex) of the RFC 8785 encoding of the event's members other than its hash, details parsed from JSON. */
+function eventHashV1(row: Omit<EventRow, 'hash'>): string {
+  const { seq, at, actor, action, outcome, identity_id, reason, proof, prev_hash } = row;
+  const event = { seq: Number(seq), at: Number(at), actor, action, outcome, identity_id, reason, details: JSON.parse(row.details) as unknown, proof, prev_hash };
+  return createHash('sha256').update(jcs(event)).digest('hex');
+}
+
+/** RFC 8785: members sorted by UTF-16 code units, no whitespace, ECMAScript number and string forms. */
+function jcs(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(jcs).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const members = Object.entries(value as Record<string, unknown>).filter(([, member]) => member !== undefined);
+    members.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${members.map(([key, member]) => `${JSON.stringify(key)}:${jcs(member)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
 }

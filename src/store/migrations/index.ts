@@ -8,7 +8,8 @@ import { reviewSessions } from './0005-review-sessions.js';
 
 /**
  * Migrations are code, bundled with the broker, one file each; every one must run unchanged on
- * every dialect. Add a file and register it here, in order.
+ * every dialect. They are frozen: a migration imports nothing of the live broker but types, so
+ * changing the broker cannot change what an old migration does. Add a file and register it here, in order.
  */
 function migrations(dialect: SqlDialect): Record<string, Migration> {
   return {
@@ -20,9 +21,13 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
   };
 }
 
-export async function migrateToLatest(db: Kysely<unknown>, dialect: SqlDialect): Promise<void> {
+export function migrator(db: Kysely<unknown>, dialect: SqlDialect): Migrator {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
-  const { error, results } = await new Migrator({ db, provider }).migrateToLatest();
+  return new Migrator({ db, provider });
+}
+
+export async function migrateToLatest(db: Kysely<unknown>, dialect: SqlDialect): Promise<void> {
+  const { error, results } = await migrator(db, dialect).migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String(error)}`, { cause: error });
