@@ -5,9 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Copy, DockerfileParser, type Instruction } from 'dockerfile-ast';
+import { type Copy, DockerfileParser, type Env, type Instruction } from 'dockerfile-ast';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../support/cli.js';
+import { readCompose, tesseraService } from '../support/compose.js';
 
 const NODE_IMAGE = 'node:22-bookworm-slim';
 const TOOLCHAIN = ['build-essential', 'python3', 'gcc', 'g++', 'make', 'node-gyp'];
@@ -82,6 +83,14 @@ describe('Dockerfile', () => {
     expect(ofKind(runtime, 'RUN').some((run) => text(run).includes(`ln -s /app/${bin} /usr/local/bin/tessera`))).toBe(true);
     expect(ofKind(build, 'RUN').some((run) => text(run).includes(`chmod 0755 ${bin}`))).toBe(true);
     expect(ofKind(runtime, 'CMD').map(text).join(' ')).toContain('tessera serve');
+  });
+
+  it('keeps its data in the volume docker-compose.yml mounts for init and the replicas', () => {
+    const settings = new Map(ofKind(runtime, 'ENV').flatMap((env) => (env as Env).getProperties().map((property) => [property.getName(), property.getValue()] as const)));
+    const dataDir = settings.get('TESSERA_DATA_DIR');
+    expect(ofKind(runtime, 'VOLUME').map(text)).toEqual([dataDir]);
+    const [, init] = tesseraService(readCompose(), 'init');
+    expect(init.volumes?.map((volume) => volume.split(':')[1])).toEqual([dataDir]);
   });
 
   it('keeps host build output out of the context (.dockerignore)', () => {
