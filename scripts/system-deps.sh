@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Tessera needs that this machine lacks, and nothing else: present
-# packages are never upgraded. `--test` adds what the test suite drives (PostgreSQL, Chromium).
+# packages are never upgraded. `--test` adds what the test suite drives (PostgreSQL, Chromium,
+# docker-compose to validate docker-compose.yml).
 # Works as root (CI, containers) and as a normal user (through sudo, only when something is missing).
 set -euo pipefail
 
@@ -17,6 +18,7 @@ need python3 command -v python3
 if [ "${1:-}" = "--test" ]; then
   need postgresql compgen -G '/usr/lib/postgresql/*/bin/initdb'
   need chromium command -v chromium
+  need docker-compose command -v docker-compose # validates docker-compose.yml (no engine needed)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

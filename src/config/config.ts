@@ -176,6 +176,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     const path = issue.path.join('.');
     throw new TesseraError('config_invalid', `Invalid setting ${ENV_NAMES[path] ?? path}: ${issue.message}`);
   }
+  requireReachable('TESSERA_PUBLIC_URL', parsed.data.publicUrl, env.TESSERA_PUBLIC_URL === undefined ? `TESSERA_LISTEN (--listen) ${listen}` : undefined);
+  requireReachable('TESSERA_PROXY_PUBLIC_URL', parsed.data.proxyPublicUrl, env.TESSERA_PROXY_PUBLIC_URL === undefined ? `TESSERA_PROXY_LISTEN (--proxy-listen) ${proxyListen}` : undefined);
   if (parsed.data.ticketTtlMs > parsed.data.ticketMaxTtlMs) {
     throw new TesseraError('config_invalid', 'Invalid setting TESSERA_TICKET_TTL: must not exceed TESSERA_TICKET_MAX_TTL');
   }
@@ -184,6 +186,21 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     throw new TesseraError('config_invalid', 'Invalid setting TESSERA_HEADERS_TIMEOUT: must not exceed TESSERA_BODY_TIMEOUT');
   }
   return parsed.data;
+}
+
+/** Wildcard bind addresses as the URL parser writes them (0, 0x0, [0::0], ... included). */
+const UNSPECIFIED_HOSTS = new Set(['0.0.0.0', '[::]', '[::ffff:0:0]']);
+
+/**
+ * A public URL is handed out (proofs' `aud`, agents' `base_url`), so it must name a host a client
+ * can reach: a wildcard bind address never is. `derivedFrom` names the listen setting it defaulted from.
+ */
+function requireReachable(setting: string, url: string, derivedFrom: string | undefined): void {
+  if (!UNSPECIFIED_HOSTS.has(new URL(url).hostname)) return;
+  const reason = derivedFrom
+    ? `it defaults to ${url} from ${derivedFrom}, which listens on every interface but is no address a client can reach`
+    : `${url} names every interface, not an address a client can reach`;
+  throw new TesseraError('config_invalid', `Invalid setting ${setting}: ${reason}; set ${setting} to the URL clients use (e.g. https://tessera.example.com)`);
 }
 
 /** `host:port` or `[v6]:port` (validated by the schema) as listen() options. */
