@@ -157,7 +157,7 @@ describe('tessera run (supervisor)', { timeout: 60_000 }, () => {
 
   it("signals to tessera reach the command's whole process group; killed by signal n -> 128+n", async () => {
     const pidFile = file('pid');
-    const { status, signals } = run(['orders:readonly'], { command: 'sh', args: ['-c', 'sleep 300 & echo $! > "$1.tmp" && mv "$1.tmp" "$1"; wait', 'sh', pidFile] });
+    const { status, signals } = run(['orders:readonly'], { command: 'sh', args: ['-c', 'sleep 60 & echo $! > "$1.tmp" && mv "$1.tmp" "$1"; wait', 'sh', pidFile] });
     await waitForFile(pidFile);
     const grandchild = Number(readFileSync(pidFile, 'utf8'));
     signals.emit('SIGTERM');
