@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { type AutoRenewEnd, type AutoRenewer, type AutoRenewTimers, BrokerRequestError, type Lease, systemTimers, type TesseraClient } from '../../sdk/index.js';
+import { type AutoRenewEnd, type AutoRenewTimers, BrokerRequestError, type Lease, systemTimers, type TesseraClient } from '../../sdk/index.js';
 import { TesseraError } from '../../errors.js';
 import { leaseEnvironment } from './environment.js';
 import { checkDistinct, type LeaseSpec } from './lease-spec.js';
@@ -101,41 +101,16 @@ export async function runWithLeases(client: TesseraClient, options: RunOptions):
     child = started;
 
     let exited = false;
-    const expiryTimers = new Set<unknown>();
-    const lost = (lease: Lease, why: string) => {
+    const renewals = keepRenewed(client, leases, { timers, report }, (lease, why) => {
       if (exited) return;
       const action = options.onLeaseLost === 'term' ? 'sending SIGTERM to the command' : 'the command keeps running (--on-lease-lost ignore)';
-      report(`lease ${lease.id} (${lease.backend}:${lease.role}) is lost: ${why}; ${action}`);
+      report(`${label(lease)} is lost: ${why}; ${action}`);
       if (options.onLeaseLost === 'term') forward('SIGTERM');
-    };
-    const ended = (lease: Lease, end: AutoRenewEnd) => {
-      if (end.reason === 'failed') return lost(lease, `it could not be renewed: ${describe(end.error)}`);
-      if (end.reason !== 'not_renewable' || exited) return;
-      // Its grant's max TTL is reached: the credential works until it expires, then it is lost.
-      report(`lease ${lease.id} (${lease.backend}:${lease.role}) cannot be renewed past ${end.expiresAt.toISOString()} (its grant's max TTL)`);
-      const arm = () => {
-        const handle = timers.setTimeout(() => {
-          expiryTimers.delete(handle);
-          if (timers.now() < end.expiresAt.getTime()) arm();
-          else lost(lease, `it expired at ${end.expiresAt.toISOString()}`);
-        }, Math.min(MAX_TIMER_MS, end.expiresAt.getTime() - timers.now()));
-        expiryTimers.add(handle);
-      };
-      arm();
-    };
-    const renewers: AutoRenewer[] = leases.map((lease) =>
-      client.autoRenew(lease, {
-        renewBefore: 1 / 3, // renew two thirds into each TTL
-        timers,
-        onError: (error) => report(`renewing lease ${lease.id} (${lease.backend}:${lease.role}) failed: ${describe(error)}`),
-        onStop: (end) => ended(lease, end),
-      }),
-    );
+    });
 
     const status = await started.exit;
     exited = true;
-    for (const handle of expiryTimers) timers.clearTimeout(handle);
-    await Promise.all(renewers.map((renewer) => renewer.stop()));
+    await renewals.stop();
     await revokeAll();
     return status;
   } finally {
@@ -143,7 +118,50 @@ export async function runWithLeases(client: TesseraClient, options: RunOptions):
   }
 }
 
+const label = (lease: Lease) => `lease ${lease.id} (${lease.backend}:${lease.role})`;
 const describe = (error: Error) => (error instanceof BrokerRequestError || error instanceof TesseraError ? `${error.code}: ${error.message}` : error.message);
+
+/**
+ * Renews every lease two thirds into each TTL until stop(). `lost` is called once per lease that
+ * can no longer be renewed: at once when renewing fails for good, at its expiry when its grant's
+ * max TTL is reached (the credential works until then).
+ */
+function keepRenewed(
+  client: TesseraClient,
+  leases: readonly Lease[],
+  { timers, report }: { timers: AutoRenewTimers; report: (line: string) => void },
+  lost: (lease: Lease, why: string) => void,
+): { stop(): Promise<void> } {
+  const expiryTimers = new Set<unknown>();
+  const lostAtExpiry = (lease: Lease, expiresAt: Date) => {
+    const handle = timers.setTimeout(() => {
+      expiryTimers.delete(handle);
+      if (timers.now() < expiresAt.getTime()) lostAtExpiry(lease, expiresAt); // a wait longer than one timer
+      else lost(lease, `it expired at ${expiresAt.toISOString()}`);
+    }, Math.min(MAX_TIMER_MS, expiresAt.getTime() - timers.now()));
+    expiryTimers.add(handle);
+  };
+  const ended = (lease: Lease, end: AutoRenewEnd) => {
+    if (end.reason === 'failed') lost(lease, `it could not be renewed: ${describe(end.error)}`);
+    if (end.reason !== 'not_renewable') return;
+    report(`${label(lease)} cannot be renewed past ${end.expiresAt.toISOString()} (its grant's max TTL)`);
+    lostAtExpiry(lease, end.expiresAt);
+  };
+  const renewers = leases.map((lease) =>
+    client.autoRenew(lease, {
+      renewBefore: 1 / 3, // renew two thirds into each TTL
+      timers,
+      onError: (error) => report(`renewing ${label(lease)} failed: ${describe(error)}`),
+      onStop: (end) => ended(lease, end),
+    }),
+  );
+  return {
+    async stop() {
+      await Promise.all(renewers.map((renewer) => renewer.stop()));
+      for (const handle of expiryTimers) timers.clearTimeout(handle);
+    },
+  };
+}
 
 /** All leases or none: if one is refused, the others are revoked before the error is thrown. */
 async function leaseAll(client: TesseraClient, specs: readonly LeaseSpec[]): Promise<Lease[]> {
@@ -199,9 +217,9 @@ async function revoke(client: TesseraClient, leases: readonly Lease[], report: (
     leases.map(async (lease) => {
       try {
         const { state } = await client.revoke(lease.id);
-        if (state === 'revocation-pending') report(`lease ${lease.id} (${lease.backend}:${lease.role}) is revocation-pending: the broker keeps retrying`);
+        if (state === 'revocation-pending') report(`${label(lease)} is revocation-pending: the broker keeps retrying`);
       } catch (error) {
-        if (!alreadyGone(error)) report(`could not revoke lease ${lease.id} (${lease.backend}:${lease.role}): ${describe(error as Error)}; it expires at ${lease.expiresAt.toISOString()}`);
+        if (!alreadyGone(error)) report(`could not revoke ${label(lease)}: ${describe(error as Error)}; it expires at ${lease.expiresAt.toISOString()}`);
       }
     }),
   );
