@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { createClient } from '../../sdk/index.js';
+import { createClient } from '../run/sdk.js';
 import { brokerUrl, collect, commandConfig, withKeyStores } from '../context.js';
 import { LEASE_SPEC_SYNTAX, parseLeaseSpec } from '../run/lease-spec.js';
 import { ON_LEASE_LOST, type OnLeaseLost, runWithLeases } from '../run/supervisor.js';

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { type AutoRenewEnd, type AutoRenewTimers, BrokerRequestError, type Lease, systemTimers, type TesseraClient } from '../../sdk/index.js';
+import { type AutoRenewEnd, type AutoRenewTimers, BrokerRequestError, type Lease, systemTimers, type TesseraClient } from './sdk.js';
 import { TesseraError } from '../../errors.js';
 import { leaseEnvironment } from './environment.js';
 import { checkDistinct, type LeaseSpec } from './lease-spec.js';
@@ -119,7 +119,11 @@ export async function runWithLeases(client: TesseraClient, options: RunOptions):
 }
 
 const label = (lease: Lease) => `lease ${lease.id} (${lease.backend}:${lease.role})`;
-const describe = (error: Error) => (error instanceof BrokerRequestError || error instanceof TesseraError ? `${error.code}: ${error.message}` : error.message);
+/** `code: message` for broker and SDK errors (matched by shape: the SDK may be another package's copy). */
+function describe(error: Error): string {
+  const { code } = error as { code?: unknown };
+  return typeof code === 'string' ? `${code}: ${error.message}` : error.message;
+}
 
 /**
  * Renews every lease two thirds into each TTL until stop(). `lost` is called once per lease that
