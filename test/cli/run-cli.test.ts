@@ -39,6 +39,7 @@ def on_term(signum, frame):
     os.kill(os.getpid(), signal.SIGTERM)
 
 signal.signal(signal.SIGTERM, on_term)
+signal.alarm(120)  # a failed test leaves no agent behind
 print("ready", flush=True)
 while True:
     signal.pause()
@@ -122,7 +123,7 @@ describe('tessera run', { timeout: 120_000 }, () => {
   });
 
   it('a lease revoked mid-run cannot be renewed: reported on stderr, the command gets SIGTERM', async () => {
-    const run = startCli(['run', '--lease', 'orders:readonly:3s', ...key, '--', 'sh', '-c', 'trap "echo got TERM; exit 42" TERM; echo ready; while :; do sleep 0.1; done'], cli);
+    const run = startCli(['run', '--lease', 'orders:readonly:3s', ...key, '--', 'sh', '-c', 'trap "echo got TERM; exit 42" TERM; echo ready; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done'], cli);
     const exited = once(run.child, 'exit');
     await run.waitForOutput((stdout) => stdout.includes('ready\n'));
     await env.env.admin.request('POST', '/v1/admin/leases/revoke', { identity: ADDRESS, backend: 'orders', reason: 'test: lease lost' });

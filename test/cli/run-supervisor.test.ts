@@ -33,10 +33,13 @@ describe('tessera run (supervisor)', { timeout: 60_000 }, () => {
   const liveRoles = (backend: string) => leaseRolesOf(database.url, backend);
   const waitForFile = (path: string) => vi.waitFor(() => expect(existsSync(path)).toBe(true), { timeout: 30_000, interval: 20 });
 
+  /** Waits for the file $1 to appear; gives up after a minute, so a failed test leaves no command behind. */
+  const WAIT_FOR_STOP = 'i=0; while [ ! -e "$1" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done';
+
   /** A shell command that writes `ready`, then waits; SIGTERM makes it exit 42, `stop` exit 0. */
   const waiter = (ready: string, stop: string): Pick<RunOptions, 'command' | 'args'> => ({
     command: 'sh',
-    args: ['-c', 'trap "exit 42" TERM; touch "$1"; while [ ! -e "$2" ]; do sleep 0.05; done', 'sh', ready, stop],
+    args: ['-c', `trap "exit 42" TERM; touch "$2"; ${WAIT_FOR_STOP}`, 'sh', stop, ready],
   });
 
   function run(specs: string[], options: Partial<RunOptions> & Pick<RunOptions, 'command' | 'args'>) {
@@ -88,7 +91,7 @@ describe('tessera run (supervisor)', { timeout: 60_000 }, () => {
       const stop = file('stop');
       const { status } = run(['orders:readonly:60'], {
         command: 'sh',
-        args: ['-c', 'psql -XtAc "SELECT current_user" > "$1" && touch "$2" && while [ ! -e "$3" ]; do sleep 0.05; done; exit 7', 'sh', out, ready, stop],
+        args: ['-c', `psql -XtAc "SELECT current_user" > "$2" && touch "$3" && ${WAIT_FOR_STOP}; exit 7`, 'sh', stop, out, ready],
         timers,
       });
       await waitForFile(ready);
