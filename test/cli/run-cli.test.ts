@@ -133,11 +133,15 @@ describe('tessera run', { timeout: 120_000 }, () => {
     expect(await leaseRolesOf(database.url, 'orders')).toEqual([]);
   });
 
-  it('a refused lease: exit 1 with the broker error, the command never starts', async () => {
+  it('a refused or malformed lease: exit 1 with the error, the command never starts', async () => {
     const result = await runCli(['run', '--lease', 'orders:readonly', '--lease', 'stripe:billing:read', ...key, '--', 'sh', '-c', 'echo started'], cli);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(/^tessera: no_grant: /m);
     expect(await liveLeases()).toEqual([]);
+
+    const malformed = await runCli(['run', '--lease', 'orders', ...key, '--', 'sh', '-c', 'echo started'], cli);
+    expect(malformed).toMatchObject({ code: 1, stdout: '' });
+    expect(malformed.stderr).toMatch(/^tessera: invalid_request: --lease "orders": no role \(expected \[NAME=\]<backend>:<role>\[:<ttl>\]/m);
   });
 });

@@ -170,6 +170,18 @@ describe('tessera run (supervisor)', { timeout: 60_000 }, () => {
     expect(await liveRoles('orders')).toEqual([]);
   });
 
+  it.each([
+    ['SIGINT', 2],
+    ['SIGHUP', 1],
+    ['SIGQUIT', 3],
+  ] as const)('%s to tessera reaches the command', async (signal, number) => {
+    const ready = file('ready');
+    const { status, signals } = run(['orders:readonly'], { command: 'sh', args: ['-c', 'touch "$1"; exec sleep 60', 'sh', ready] });
+    await waitForFile(ready);
+    signals.emit(signal);
+    expect(await status).toBe(128 + number);
+  });
+
   it('a signal before the command started: it is not started, the leases are revoked', async () => {
     const ready = file('ready');
     const { status, signals } = run(['orders:readonly', 'B=billing:readonly'], waiter(ready, file('stop')));
