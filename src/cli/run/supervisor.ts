@@ -78,7 +78,7 @@ export async function runWithLeases(client: TesseraClient, options: RunOptions):
   const listeners = FORWARDED_SIGNALS.map((signal) => [signal, () => forward(signal)] as const);
   for (const [signal, listener] of listeners) signals.on(signal, listener);
   try {
-    const leases = await leaseAll(client, options.leases);
+    const leases = await leaseAll(client, options.leases, report);
     const revokeAll = () => revoke(client, leases, report);
     let environment: Record<string, string>;
     try {
@@ -168,14 +168,14 @@ function keepRenewed(
 }
 
 /** All leases or none: if one is refused, the others are revoked before the error is thrown. */
-async function leaseAll(client: TesseraClient, specs: readonly LeaseSpec[]): Promise<Lease[]> {
+async function leaseAll(client: TesseraClient, specs: readonly LeaseSpec[], report: (line: string) => void): Promise<Lease[]> {
   const results = await Promise.allSettled(
     specs.map((spec) => client.lease(spec.backend, { role: spec.role, ...(spec.ttlSeconds !== undefined && { ttl: spec.ttlSeconds }) })),
   );
   const leases = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const refused = results.find((result) => result.status === 'rejected');
   if (!refused) return leases;
-  await Promise.allSettled(leases.map((lease) => client.revoke(lease.id)));
+  await revoke(client, leases, report);
   throw refused.reason;
 }
 
@@ -204,7 +204,9 @@ function commandEnvironment(options: RunOptions, leases: readonly Lease[]): Reco
 
 /**
  * Starts the command as the leader of a new process group (so signals reach everything it starts),
- * with tessera's stdin, stdout and stderr. Resolves once it runs, or with why it could not start.
+ * with tessera's stdin, stdout and stderr. The group is a new session (what Node's `detached`
+ * does), so the command has no controlling terminal: Ctrl-C reaches it through tessera. Resolves
+ * once it runs, or with why it could not start.
  */
 function start(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ pid: number; exit: Promise<number> } | { error: NodeJS.ErrnoException }> {
   const child = spawn(command, args, { stdio: 'inherit', env, detached: true });
