@@ -16,6 +16,7 @@ import { registerIdentityCommands } from './commands/identity.js';
 import { registerInit } from './commands/init.js';
 import { registerLeaseCommands } from './commands/lease.js';
 import { registerReviewCommands } from './commands/review.js';
+import { registerRun } from './commands/run.js';
 import { registerServe } from './commands/serve.js';
 
 const program = new Command('tessera')
@@ -32,6 +33,7 @@ registerIdentityCommands(program);
 registerBackendCommands(program);
 registerGrantCommands(program);
 registerLeaseCommands(program);
+registerRun(program);
 registerAuditCommands(program);
 registerReviewCommands(program);
 registerDevCommands(program);

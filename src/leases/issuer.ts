@@ -22,6 +22,8 @@ export interface LeaseRequest {
 
 export interface IssuedLease {
   readonly lease: LeaseRow;
+  /** The backend's type (postgres, stripe, ...): tells the agent what shape `credential` has. */
+  readonly backendType: string;
   /** Handed to the agent once; never stored or audited. */
   readonly credential: IssuedCredential;
 }
@@ -130,7 +132,7 @@ export class LeaseIssuer {
       await this.abandon(leaseId, SYSTEM_REASONS.activationFailed);
       throw await deny(new TesseraError('lease_inactive', 'The lease was revoked while it was being issued.'), leaseId);
     }
-    return { lease: { ...intent, state: 'active' }, credential };
+    return { lease: { ...intent, state: 'active' }, backendType: backend.type, credential };
   }
 
   /** Only a still-pending lease of a still-active identity becomes active (see identity revocation). */

@@ -18,7 +18,7 @@ export { BrokerRequestError } from '../client/broker-client.js';
 export { TesseraError } from '../errors.js';
 export type { IdentityView } from '../identity/identity.js';
 export type { Signer } from '../keys/key-store.js';
-export type { AutoRenewEnd, AutoRenewer, AutoRenewOptions, AutoRenewTimers } from './auto-renew.js';
+export { type AutoRenewEnd, type AutoRenewer, type AutoRenewOptions, type AutoRenewTimers, systemTimers } from './auto-renew.js';
 export { type ClientOptions, type LeaseOptions, TesseraClient } from './client.js';
 export { isPostgresCredential, type Lease, type Renewal } from './lease.js';
 export type { Ttl } from './ttl.js';

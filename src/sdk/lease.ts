@@ -4,6 +4,8 @@ import type { LeaseCredential, LeaseResponse, PostgresCredential, RenewResponse 
 export interface Lease<C extends LeaseCredential = LeaseCredential> {
   readonly id: string;
   readonly backend: string;
+  /** postgres, stripe, openai, http, openai-admin: what shape `credential` has. */
+  readonly backendType: string;
   readonly role: string;
   readonly issuedAt: Date;
   readonly expiresAt: Date;
@@ -22,6 +24,7 @@ export function leaseFromWire<C extends LeaseCredential>(wire: LeaseResponse<C>)
   return {
     id: wire.lease_id,
     backend: wire.backend,
+    backendType: wire.backend_type,
     role: wire.role,
     issuedAt: new Date(wire.issued_at),
     expiresAt: new Date(wire.expires_at),

@@ -27,6 +27,8 @@ export const LEASE_STATES: readonly LeaseState[] = ['active', 'expired', 'revoke
 export interface LeaseResponse<C extends LeaseCredential = LeaseCredential> {
   readonly lease_id: string;
   readonly backend: string;
+  /** postgres, stripe, openai, http, openai-admin: what shape `credential` has. */
+  readonly backend_type: string;
   readonly role: string;
   readonly issued_at: string;
   readonly expires_at: string;

@@ -86,7 +86,7 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('leased PostgreSQL credential
     const agent = await enrolledAgent(env, `reader-${dialect}@acme.local`);
     await grant(agent.address, 'readonly', 3600, 600);
     const lease = await agent.lease(backend, 'readonly');
-    expect(lease).toMatchObject({ backend, role: 'readonly', renewable: true, credential: { username: expect.stringMatching(/^tessera_readonly_/) } });
+    expect(lease).toMatchObject({ backend, backend_type: 'postgres', role: 'readonly', renewable: true, credential: { username: expect.stringMatching(/^tessera_readonly_/) } });
     expect(Date.parse(lease.expires_at) - Date.parse(lease.issued_at)).toBe(600_000);
 
     const session = await open(lease.credential);

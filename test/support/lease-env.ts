@@ -27,6 +27,7 @@ export type { PostgresCredential };
 export interface IssuedLease {
   readonly lease_id: string;
   readonly backend: string;
+  readonly backend_type: string;
   readonly role: string;
   readonly issued_at: string;
   readonly expires_at: string;

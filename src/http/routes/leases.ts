@@ -30,10 +30,11 @@ export async function leaseRoutes(app: FastifyInstance, { issuer, leases }: Leas
         response: {
           201: {
             type: 'object',
-            required: ['lease_id', 'backend', 'role', 'issued_at', 'expires_at', 'renewable', 'credential'],
+            required: ['lease_id', 'backend', 'backend_type', 'role', 'issued_at', 'expires_at', 'renewable', 'credential'],
             properties: {
               lease_id: { type: 'string' },
               backend: { type: 'string' },
+              backend_type: { type: 'string' },
               role: { type: 'string' },
               issued_at: { type: 'string' },
               expires_at: { type: 'string' },
@@ -47,10 +48,11 @@ export async function leaseRoutes(app: FastifyInstance, { issuer, leases }: Leas
     },
     async (request, reply) => {
       const { backend, role, ttl_seconds } = request.body;
-      const { lease, credential } = await issuer.issue(callerOf(request), { backend, role, ttlMs: secondsToMs(ttl_seconds) });
+      const { lease, backendType, credential } = await issuer.issue(callerOf(request), { backend, role, ttlMs: secondsToMs(ttl_seconds) });
       return reply.status(201).send({
         lease_id: lease.id,
         backend: lease.backend,
+        backend_type: backendType,
         role: lease.role,
         issued_at: toIso(lease.issued_at),
         expires_at: toIso(lease.expires_at),
