@@ -20,18 +20,18 @@ function fakeStdout(isTTY: boolean) {
 }
 
 describe('serve log format', () => {
-  it('a terminal gets human-readable lines', () => {
+  it('a terminal gets human-readable lines', async () => {
     const out = fakeStdout(true);
-    pino({ level: 'info' }, logDestination(out)).info({ publicUrl: 'http://127.0.0.1:8700' }, 'tessera broker listening');
+    pino({ level: 'info' }, await logDestination(out)).info({ publicUrl: 'http://127.0.0.1:8700' }, 'tessera broker listening');
     const text = out.chunks.join('');
     expect(text).toMatch(/INFO.*tessera broker listening/);
     expect(text).toContain('publicUrl: "http://127.0.0.1:8700"');
     expect(() => JSON.parse(text)).toThrow();
   });
 
-  it('a pipe or file gets one JSON object per line', () => {
+  it('a pipe or file gets one JSON object per line', async () => {
     const out = fakeStdout(false);
-    pino({ level: 'info' }, logDestination(out)).info({ publicUrl: 'http://127.0.0.1:8700' }, 'tessera broker listening');
+    pino({ level: 'info' }, await logDestination(out)).info({ publicUrl: 'http://127.0.0.1:8700' }, 'tessera broker listening');
     const lines = out.chunks.join('').trimEnd().split('\n');
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, msg: 'tessera broker listening', publicUrl: 'http://127.0.0.1:8700' });

@@ -14,7 +14,7 @@ export function registerServe(program: Command): void {
     .option('--proxy-listen <host:port>', 'address of the credential proxy (TESSERA_PROXY_LISTEN; default: the next port up)')
     .action(async (options: { listen?: string; proxyListen?: string }, command: Command) => {
       const config = commandConfig(command, { listen: options.listen, proxyListen: options.proxyListen });
-      const logger = pino({ level: config.logLevel }, logDestination(process.stdout));
+      const logger = pino({ level: config.logLevel }, await logDestination(process.stdout));
       const broker = await createBroker(config, { logger });
 
       let stopping = false;
