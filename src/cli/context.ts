@@ -37,7 +37,8 @@ export const KEY_HELP = 'the identity key, pkcs11:... or aws-kms:... (default: T
  * remembered for this data dir.
  */
 export function identityKeyUri(config: Config, flag: string | undefined): string {
-  const keyUri = flag ?? process.env.TESSERA_KEY ?? readInitState(config.dataDir).identityKeyUri;
+  // An empty TESSERA_KEY (`TESSERA_KEY= tessera ...`) counts as unset.
+  const keyUri = flag ?? (process.env.TESSERA_KEY || undefined) ?? readInitState(config.dataDir).identityKeyUri;
   if (keyUri === undefined || keyUri === '') {
     throw new TesseraError(
       'invalid_request',
