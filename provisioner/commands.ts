@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
 import { adminClient, collect, commandConfig, output, withKeyStores } from '../src/cli/context.js';
-import { parseDuration } from '../src/config/duration.js';
+import { durationFlagSeconds } from '../src/cli/duration-flag.js';
 import { TesseraError } from '../src/errors.js';
 import { issueTicket, PROVISION_ROLES, provisionAgent, type ProvisionRole, type TicketResponse } from './provision.js';
 
@@ -14,12 +14,7 @@ function parseAttributes(pairs: string[]): Record<string, string> {
   );
 }
 
-function ttlSeconds(text: string | undefined, flag: '--ticket-ttl' | '--ttl'): number | undefined {
-  if (text === undefined) return undefined;
-  const ms = parseDuration(text);
-  if (ms === undefined || ms < 1000) throw new TesseraError('invalid_request', `${flag} expects a duration such as 10m (got "${text}").`);
-  return Math.floor(ms / 1000);
-}
+const optionalSeconds = (text: string | undefined, flag: string) => (text === undefined ? undefined : durationFlagSeconds(text, flag));
 
 const ticketLines = (ticket: TicketResponse) =>
   [`ticket:      ${ticket.ticket}`, `expires at:  ${ticket.ticket_expires_at}`, '(one use; hand it to the node that runs the agent)'].join('\n');
@@ -36,7 +31,7 @@ export function registerProvisionerCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (address: string, options: { keystore?: string; attr: string[]; ticketTtl?: string; role: ProvisionRole; json?: boolean }, command: Command) => {
       const config = commandConfig(command, { keystore: options.keystore });
-      const request = { address, attributes: parseAttributes(options.attr), ticketTtlSeconds: ttlSeconds(options.ticketTtl, '--ticket-ttl'), role: options.role };
+      const request = { address, attributes: parseAttributes(options.attr), ticketTtlSeconds: optionalSeconds(options.ticketTtl, '--ticket-ttl'), role: options.role };
       const result = await withKeyStores(config, async (keyStores) =>
         provisionAgent(await adminClient(command, config, keyStores), await keyStores.get(config.keystore), request),
       );
@@ -53,7 +48,7 @@ export function registerProvisionerCommands(program: Command): void {
     .action(async (address: string, options: { ttl?: string; json?: boolean }, command: Command) => {
       const config = commandConfig(command);
       const ticket = await withKeyStores(config, async (keyStores) =>
-        issueTicket(await adminClient(command, config, keyStores), address, ttlSeconds(options.ttl, '--ttl')),
+        issueTicket(await adminClient(command, config, keyStores), address, optionalSeconds(options.ttl, '--ttl')),
       );
       output(options.json, ticket, () => ticketLines(ticket));
     });

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseAuditLog } from './audit/audit-log.js';
 import { systemClock } from './clock.js';
-import { type Config, type InitState, readInitState, STATE_FILE } from './config/config.js';
+import { type Config, type InitState, readInitState, writeInitState } from './config/config.js';
 import { IdentityService } from './identity/identities.js';
 import { keyThumbprint } from './keys/jws.js';
 import { KeyStores } from './keys/registry.js';
@@ -84,9 +84,7 @@ export async function initialize(config: Config): Promise<InitReport> {
     if ((await keyThumbprint(adminSigner.publicKey)) !== admin.id) throw new Error(`admin key ${admin.keyUri} does not match ${ADMIN_ADDRESS}`);
 
     state.adminKeyUri = admin.keyUri;
-    const statePath = join(config.dataDir, STATE_FILE);
-    writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-    chmodSync(statePath, 0o600);
+    writeInitState(config.dataDir, state);
 
     return {
       dataDir: config.dataDir,

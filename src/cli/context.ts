@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { BrokerClient } from '../client/broker-client.js';
-import { type Config, type ConfigOverrides, loadConfig } from '../config/config.js';
+import { type Config, type ConfigOverrides, loadConfig, readInitState } from '../config/config.js';
 import { TesseraError } from '../errors.js';
 import { KeyStores } from '../keys/registry.js';
 
@@ -17,7 +17,35 @@ export function commandConfig(command: Command, overrides: Omit<ConfigOverrides,
 
 /** The broker a client command talks to: --broker, then TESSERA_URL, then the local default. */
 export function brokerUrl(command: Command, config: Config): string {
-  return command.optsWithGlobals<GlobalOptions>().broker ?? process.env.TESSERA_URL ?? config.publicUrl;
+  const flag = command.optsWithGlobals<GlobalOptions>().broker;
+  if (flag !== undefined) return parseBrokerUrl(flag, '--broker');
+  if (process.env.TESSERA_URL !== undefined) return parseBrokerUrl(process.env.TESSERA_URL, 'TESSERA_URL');
+  return config.publicUrl;
+}
+
+/** An http(s) URL; a bare `host:port` (as TESSERA_LISTEN is written) means http://host:port. */
+export function parseBrokerUrl(text: string, setting: string): string {
+  const withScheme = /^[^\s/:]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/.test(text) ? `http://${text}` : text;
+  if (URL.canParse(withScheme) && /^https?:$/.test(new URL(withScheme).protocol)) return withScheme.replace(/\/+$/, '');
+  throw new TesseraError('config_invalid', `${setting} expects the broker's URL, http(s)://host:port or host:port, e.g. http://127.0.0.1:8700 (got "${text}").`);
+}
+
+export const KEY_HELP = 'the identity key, pkcs11:... or aws-kms:... (default: TESSERA_KEY, else the key enrolled with this data dir)';
+
+/**
+ * The identity key of an agent command: --key, then TESSERA_KEY, then the key `tessera enroll`
+ * remembered for this data dir.
+ */
+export function identityKeyUri(config: Config, flag: string | undefined): string {
+  // An empty TESSERA_KEY (`TESSERA_KEY= tessera ...`) counts as unset.
+  const keyUri = flag ?? (process.env.TESSERA_KEY || undefined) ?? readInitState(config.dataDir).identityKeyUri;
+  if (keyUri === undefined || keyUri === '') {
+    throw new TesseraError(
+      'invalid_request',
+      `No identity key: pass --key <uri>, set TESSERA_KEY, or run "tessera enroll --key <uri>" with this data dir (${config.dataDir}) first.`,
+    );
+  }
+  return keyUri;
 }
 
 /** Runs `work` with the key stores open, closing them however it ends. */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { BrokerClient } from '../client/broker-client.js';
-import { adminClient, brokerUrl, commandConfig, withKeyStores } from './context.js';
+import { adminClient, brokerUrl, commandConfig, identityKeyUri, withKeyStores } from './context.js';
 
 /** One request signed as the admin identity, with the key stores open only for its duration. */
 export function adminRequest<T>(command: Command, method: string, path: string, body?: unknown): Promise<T> {
@@ -8,10 +8,15 @@ export function adminRequest<T>(command: Command, method: string, path: string, 
   return withKeyStores(config, async (keyStores) => (await adminClient(command, config, keyStores)).request<T>(method, path, body));
 }
 
-/** Runs `work` with a client signing as the identity whose key is `keyUri` (node-side commands). */
-export function asIdentity<T>(command: Command, keyUri: string, work: (client: BrokerClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `work` with a client signing as the identity whose key is `keyUri` (node-side commands);
+ * without one, TESSERA_KEY or the key enrolled from this data dir (identityKeyUri).
+ */
+export function asIdentity<T>(command: Command, keyUri: string | undefined, work: (client: BrokerClient) => Promise<T>): Promise<T> {
   const config = commandConfig(command);
-  return withKeyStores(config, async (keyStores) => work(await BrokerClient.connect(brokerUrl(command, config), await keyStores.signer(keyUri))));
+  const key = identityKeyUri(config, keyUri);
+  const url = brokerUrl(command, config); // a bad --broker is reported before the key store opens
+  return withKeyStores(config, async (keyStores) => work(await BrokerClient.connect(url, await keyStores.signer(key))));
 }
 
 /** `?a=1&b=2` from the defined values, or '' when there are none. */

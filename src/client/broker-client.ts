@@ -23,13 +23,17 @@ export interface Discovery {
 async function readJson(response: Response): Promise<unknown> {
   const text = await response.text();
   if (!response.ok) {
-    let body: { error?: string; message?: string } = {};
+    let body: unknown;
     try {
-      body = JSON.parse(text) as typeof body;
+      body = JSON.parse(text);
     } catch {
       // not a broker error body; fall through with the status line
     }
-    throw new BrokerRequestError(response.status, body.error ?? `http_${response.status}`, body.message ?? response.statusText);
+    // A broker error is {error: <code>, message}; other servers (the credential proxy answers in
+    // the upstream's format, {error: {...}}) get the status line.
+    const { error, message } = (body ?? {}) as { error?: unknown; message?: unknown };
+    if (typeof error === 'string') throw new BrokerRequestError(response.status, error, typeof message === 'string' ? message : response.statusText);
+    throw new BrokerRequestError(response.status, `http_${response.status}`, `${response.status} ${response.statusText} from ${response.url}`);
   }
   return text ? JSON.parse(text) : undefined;
 }
@@ -42,7 +46,17 @@ export async function fetchDiscovery(brokerUrl: string): Promise<Discovery> {
   } catch (error) {
     throw new BrokerRequestError(0, 'broker_unreachable', `Cannot reach the broker at ${brokerUrl}: ${(error as Error).cause ?? error}`);
   }
-  return (await readJson(response)) as Discovery;
+  const discovery = response.ok ? ((await response.json().catch(() => undefined)) as Partial<Discovery> | undefined) : undefined;
+  if (typeof discovery?.issuer !== 'string' || typeof discovery.proof_audience !== 'string') {
+    // E.g. the credential proxy's port (the broker's port + 1), which refuses requests without a lease token.
+    throw new BrokerRequestError(
+      0,
+      'broker_unreachable',
+      `${brokerUrl} is not a Tessera broker: GET ${url} answered ${response.status} ${response.statusText}${response.ok ? ' without a discovery document' : ''}. ` +
+        'Point --broker or TESSERA_URL at the broker API (TESSERA_PUBLIC_URL, by default http://127.0.0.1:8700), not at the credential proxy.',
+    );
+  }
+  return discovery as Discovery;
 }
 
 /**

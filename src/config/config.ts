@@ -1,5 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { TesseraError } from '../errors.js';
 import type { KeyStoreKind } from '../keys/key-store.js';
@@ -21,7 +22,13 @@ const duration = z
     return ms;
   });
 
-const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port');
+const hostPort = z
+  .string()
+  .regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port')
+  .refine((address) => {
+    const port = Number(address.slice(address.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65535;
+  }, 'the port must be 1 to 65535');
 
 const schema = z.object({
   dataDir: z.string().min(1),
@@ -98,11 +105,16 @@ const ENV_NAMES: Record<string, string> = {
   adminKeyUri: 'TESSERA_ADMIN_KEY',
 };
 
-/** What `tessera init` records in <data dir>/tessera.json: where things are, never secrets. */
+/**
+ * What `tessera init` (and `tessera enroll`) record in <data dir>/tessera.json: where things are,
+ * never secrets.
+ */
 export interface InitState {
   keystore?: KeyStoreKind;
   pkcs11?: { module?: string; token?: string; pinFile?: string };
   adminKeyUri?: string;
+  /** the identity key last enrolled from this data dir: agent commands' default --key */
+  identityKeyUri?: string;
 }
 
 export const STATE_FILE = 'tessera.json';
@@ -115,6 +127,24 @@ export function readInitState(dataDir: string): InitState {
   } catch (error) {
     throw new TesseraError('config_invalid', `${path} is not valid JSON; fix or delete it.`, { cause: error });
   }
+}
+
+/** Writes <data dir>/tessera.json (0600; the data dir must exist). */
+export function writeInitState(dataDir: string, state: InitState): void {
+  const path = join(dataDir, STATE_FILE);
+  writeFileSync(path, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  // The mode only applies to a file writeFileSync creates; tighten one that already existed.
+  chmodSync(path, 0o600);
+}
+
+/**
+ * The data dir when neither --data-dir nor TESSERA_DATA_DIR names one: the user's data dir of the
+ * XDG base directory spec, the same from any working directory.
+ */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  // Relative XDG paths are invalid and ignored, as the spec says.
+  const base = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : join(env.HOME || homedir(), '.local', 'share');
+  return join(base, 'tessera');
 }
 
 export interface ConfigOverrides {
@@ -132,7 +162,7 @@ function nextPort(listen: string): string {
 }
 
 export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
-  const dataDir = resolve(overrides.dataDir ?? env.TESSERA_DATA_DIR ?? '.tessera');
+  const dataDir = resolve(overrides.dataDir ?? env.TESSERA_DATA_DIR ?? defaultDataDir(env));
   const state = readInitState(dataDir);
   const listen = overrides.listen ?? env.TESSERA_LISTEN ?? '127.0.0.1:8700';
   const proxyListen = overrides.proxyListen ?? env.TESSERA_PROXY_LISTEN ?? nextPort(listen);

@@ -208,9 +208,9 @@ describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', { timeout: 
     expect(lifetime).toBeLessThanOrEqual(90_000);
 
     const stderr = await expectCliError(['ticket', address, '--ttl', 'soon', '--json'], run(), 'invalid_request');
-    expect(stderr).toContain('--ttl expects a duration');
+    expect(stderr).toContain('--ttl must be a positive duration from 1s to 365d');
     const provisionStderr = await expectCliError(['provision', 'other@acme.local', '--ticket-ttl', '0s', '--json'], run(), 'invalid_request');
-    expect(provisionStderr).toContain('--ticket-ttl expects a duration');
+    expect(provisionStderr).toContain('--ticket-ttl must be a positive duration from 1s to 365d');
   });
 
   it('identity show and list', async () => {

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/config.js';
+import { defaultDataDir, loadConfig } from '../../src/config/config.js';
 import { TesseraError } from '../../src/errors.js';
 
 describe('invalid configuration names the setting', () => {
@@ -26,6 +26,8 @@ describe('invalid configuration names the setting', () => {
     ['TESSERA_PROXY_PUBLIC_URL from a 0.0.0.0 proxy listener', {}, { TESSERA_PROXY_LISTEN: '0.0.0.0:8701' }, 'TESSERA_PROXY_PUBLIC_URL'],
     ['TESSERA_PUBLIC_URL naming 0.0.0.0 as "0"', {}, { TESSERA_PUBLIC_URL: 'http://0:8700' }, 'TESSERA_PUBLIC_URL'],
     ['TESSERA_PROXY_PUBLIC_URL naming [::]', {}, { TESSERA_PROXY_PUBLIC_URL: 'http://[0::0]:8701' }, 'TESSERA_PROXY_PUBLIC_URL'],
+    // Once blamed on TESSERA_PUBLIC_URL, which is derived from it.
+    ['TESSERA_LISTEN with a port above 65535', {}, { TESSERA_LISTEN: '127.0.0.1:99999' }, 'TESSERA_LISTEN (--listen): the port must be 1 to 65535'],
   ];
 
   it.each(cases)('%s', (_name, overrides, settings, setting) => {
@@ -61,5 +63,20 @@ describe('invalid configuration names the setting', () => {
       publicUrl: 'http://localhost:8700',
       proxyPublicUrl: 'http://localhost:8701',
     });
+  });
+});
+
+describe('the data dir', () => {
+  it('is --data-dir, then TESSERA_DATA_DIR, then the user data dir, whatever the working directory', () => {
+    const env = { TESSERA_DATA_DIR: '/srv/tessera', XDG_DATA_HOME: '/home/u/.data', HOME: '/home/u' };
+    expect(loadConfig({ dataDir: '/opt/flag' }, env).dataDir).toBe('/opt/flag');
+    expect(loadConfig({}, env).dataDir).toBe('/srv/tessera');
+    expect(loadConfig({}, { XDG_DATA_HOME: '/home/u/.data', HOME: '/home/u' }).dataDir).toBe('/home/u/.data/tessera');
+  });
+
+  it('defaults to $XDG_DATA_HOME/tessera, else ~/.local/share/tessera (a relative XDG_DATA_HOME is ignored)', () => {
+    expect(defaultDataDir({ XDG_DATA_HOME: '/x/data', HOME: '/home/u' })).toBe('/x/data/tessera');
+    expect(defaultDataDir({ HOME: '/home/u' })).toBe('/home/u/.local/share/tessera');
+    expect(defaultDataDir({ XDG_DATA_HOME: 'relative/data', HOME: '/home/u' })).toBe('/home/u/.local/share/tessera');
   });
 });

@@ -23,14 +23,22 @@ export function buildCli(timeoutMs = 600_000): Promise<void> {
 }
 
 /**
+ * Where a CLI run that names no data dir (no --data-dir, no TESSERA_DATA_DIR) would look: a path
+ * under a character device, which no one can create, so that such a run fails instead of writing
+ * into the real ~/.local/share/tessera. Tests of the default set XDG_DATA_HOME (or HOME) themselves.
+ */
+export const UNUSABLE_XDG_DATA_HOME = '/dev/null/tests-name-their-data-dir';
+
+/**
  * The parent's environment minus everything that would steer the CLI: Tessera settings, the
  * SoftHSM2 configuration (the embedded token must be found under the data dir), AWS settings
- * (the KMS tests add theirs explicitly) and NODE_OPTIONS (the test runner's, not a user's).
+ * (the KMS tests add theirs explicitly), NODE_OPTIONS (the test runner's, not a user's) and the
+ * user's data dir (UNUSABLE_XDG_DATA_HOME instead).
  */
 export function cleanEnv(extra: Readonly<Record<string, string | undefined>> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
+  const env: NodeJS.ProcessEnv = { XDG_DATA_HOME: UNUSABLE_XDG_DATA_HOME };
   for (const [name, value] of Object.entries(process.env)) {
-    if (/^(TESSERA_|AWS_)/.test(name) || name === 'SOFTHSM2_CONF' || name === 'NODE_OPTIONS') continue;
+    if (/^(TESSERA_|AWS_|XDG_DATA_HOME$)/.test(name) || name === 'SOFTHSM2_CONF' || name === 'NODE_OPTIONS') continue;
     env[name] = value;
   }
   for (const [name, value] of Object.entries(extra)) {

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { TesseraError } from '../../errors.js';
-import { ttlSeconds } from '../../sdk/ttl.js';
 import type { GrantView } from '../../sdk/wire.js';
 import { collect, output } from '../context.js';
+import { durationFlagSeconds } from '../duration-flag.js';
 import { adminRequest, queryString } from '../signed-request.js';
 import { formatSeconds, table } from '../table.js';
 
@@ -63,13 +63,19 @@ export function registerGrantCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (subject: string, backend: string, options: AddOptions, command: Command) => {
       const constraints = parseConstraints(options.constraint);
+      const maxTtl = durationFlagSeconds(options.maxTtl, '--max-ttl');
+      const defaultTtl = options.defaultTtl === undefined ? undefined : durationFlagSeconds(options.defaultTtl, '--default-ttl');
+      // Checked here too so that the message names the flags, not the API's fields.
+      if (defaultTtl !== undefined && defaultTtl > maxTtl) {
+        throw new TesseraError('invalid_request', `--default-ttl (${options.defaultTtl}) must not exceed --max-ttl (${options.maxTtl}).`);
+      }
       const body = {
         subject: checkSubject(subject),
         backend,
         role: roleOf(options),
         ...(constraints && { constraints }),
-        max_ttl_seconds: ttlSeconds(options.maxTtl, '--max-ttl'),
-        ...(options.defaultTtl === undefined ? {} : { default_ttl_seconds: ttlSeconds(options.defaultTtl, '--default-ttl') }),
+        max_ttl_seconds: maxTtl,
+        ...(defaultTtl === undefined ? {} : { default_ttl_seconds: defaultTtl }),
       };
       const created = await adminRequest<GrantView>(command, 'POST', '/v1/admin/grants', body);
       output(options.json, created, () => `granted ${grantLine(created)}`);

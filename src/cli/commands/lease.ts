@@ -1,15 +1,14 @@
 import { type Command, Option } from 'commander';
 import { TesseraError } from '../../errors.js';
 import { getLease, issueLease, renewLease, revokeLease } from '../../sdk/lease-api.js';
-import { ttlSeconds } from '../../sdk/ttl.js';
 import { type BulkRevokeResponse, LEASE_STATES, type LeaseRecord, type LeaseResponse } from '../../sdk/wire.js';
-import { output, reportPending } from '../context.js';
+import { KEY_HELP, output, reportPending } from '../context.js';
+import { durationFlagSeconds } from '../duration-flag.js';
 import { adminRequest, asIdentity, queryString } from '../signed-request.js';
 import { details, table } from '../table.js';
 
 const KEY_FLAGS = '--key <uri>';
-const KEY_HELP = 'the identity key: pkcs11:... or aws-kms:...';
-const optionalTtl = (ttl: string | undefined) => (ttl === undefined ? undefined : ttlSeconds(ttl, '--ttl'));
+const optionalTtl = (ttl: string | undefined) => (ttl === undefined ? undefined : durationFlagSeconds(ttl, '--ttl'));
 const indent = (text: string) => text.replace(/^/gm, '  ');
 
 /** The one place a secret is printed: the credential the agent itself asked for. */
@@ -27,19 +26,20 @@ function registerLease(program: Command): void {
     .description('issue a lease and print its credential (also: tessera lease <backend> ...)')
     .requiredOption('--role <role>', 'the backend role to lease')
     .option('--ttl <duration>', "lifetime, e.g. 5m (default: the grant's default TTL)")
-    .requiredOption(KEY_FLAGS, KEY_HELP)
+    .option(KEY_FLAGS, KEY_HELP)
     .option('--json', 'print JSON')
-    .action(async (backend: string, options: { role: string; ttl?: string; key: string; json?: boolean }, command: Command) => {
-      const issued = await asIdentity(command, options.key, (client) => issueLease(client, backend, options.role, optionalTtl(options.ttl)));
+    .action(async (backend: string, options: { role: string; ttl?: string; key?: string; json?: boolean }, command: Command) => {
+      const ttl = optionalTtl(options.ttl); // a bad --ttl is reported before the key store opens
+      const issued = await asIdentity(command, options.key, (client) => issueLease(client, backend, options.role, ttl));
       output(options.json, issued, () => leaseLines(issued));
     });
 
   lease
     .command('show <lease_id>')
     .description('show one of your leases (without its credential)')
-    .requiredOption(KEY_FLAGS, KEY_HELP)
+    .option(KEY_FLAGS, KEY_HELP)
     .option('--json', 'print JSON')
-    .action(async (leaseId: string, options: { key: string; json?: boolean }, command: Command) => {
+    .action(async (leaseId: string, options: { key?: string; json?: boolean }, command: Command) => {
       const shown = await asIdentity(command, options.key, (client) => getLease(client, leaseId));
       output(options.json, shown, () => details(shown));
     });
@@ -48,19 +48,20 @@ function registerLease(program: Command): void {
     .command('renew <lease_id>')
     .description('extend a lease (up to its grant\'s max TTL)')
     .option('--ttl <duration>', 'new lifetime from now, e.g. 5m')
-    .requiredOption(KEY_FLAGS, KEY_HELP)
+    .option(KEY_FLAGS, KEY_HELP)
     .option('--json', 'print JSON')
-    .action(async (leaseId: string, options: { ttl?: string; key: string; json?: boolean }, command: Command) => {
-      const renewed = await asIdentity(command, options.key, (client) => renewLease(client, leaseId, optionalTtl(options.ttl)));
+    .action(async (leaseId: string, options: { ttl?: string; key?: string; json?: boolean }, command: Command) => {
+      const ttl = optionalTtl(options.ttl);
+      const renewed = await asIdentity(command, options.key, (client) => renewLease(client, leaseId, ttl));
       output(options.json, renewed, () => `renewed ${renewed.lease_id} until ${renewed.expires_at}${renewed.renewable ? '' : ' (no further renewals)'}`);
     });
 
   lease
     .command('revoke <lease_id>')
     .description('revoke a lease: its credential stops working')
-    .requiredOption(KEY_FLAGS, KEY_HELP)
+    .option(KEY_FLAGS, KEY_HELP)
     .option('--json', 'print JSON')
-    .action(async (leaseId: string, options: { key: string; json?: boolean }, command: Command) => {
+    .action(async (leaseId: string, options: { key?: string; json?: boolean }, command: Command) => {
       const revoked = await asIdentity(command, options.key, (client) => revokeLease(client, leaseId));
       output(options.json, revoked, () => `${revoked.lease_id}: ${revoked.state}`);
       if (revoked.state === 'revocation-pending') {

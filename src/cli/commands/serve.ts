@@ -4,6 +4,7 @@ import { createBroker } from '../../broker.js';
 import { parseHostPort } from '../../config/config.js';
 import { TesseraError } from '../../errors.js';
 import { commandConfig } from '../context.js';
+import { logDestination } from '../log-output.js';
 
 export function registerServe(program: Command): void {
   program
@@ -13,9 +14,7 @@ export function registerServe(program: Command): void {
     .option('--proxy-listen <host:port>', 'address of the credential proxy (TESSERA_PROXY_LISTEN; default: the next port up)')
     .action(async (options: { listen?: string; proxyListen?: string }, command: Command) => {
       const config = commandConfig(command, { listen: options.listen, proxyListen: options.proxyListen });
-      // Asynchronous writes: two lines per request written synchronously cost the event loop a
-      // write(2) each; sonic-boom coalesces them and flushes what is left on exit.
-      const logger = pino({ level: config.logLevel }, pino.destination({ sync: false }));
+      const logger = pino({ level: config.logLevel }, await logDestination(process.stdout));
       const broker = await createBroker(config, { logger });
 
       let stopping = false;
