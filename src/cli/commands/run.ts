@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
 import { createClient } from '../run/sdk.js';
-import { brokerUrl, collect, commandConfig, withKeyStores } from '../context.js';
+import { brokerUrl, collect, commandConfig, identityKeyUri, KEY_HELP, withKeyStores } from '../context.js';
 import { LEASE_SPEC_SYNTAX, parseLeaseSpec } from '../run/lease-spec.js';
 import { ON_LEASE_LOST, type OnLeaseLost, runWithLeases } from '../run/supervisor.js';
 
@@ -30,15 +30,15 @@ export function registerRun(program: Command): void {
     .argument('<command>', 'the command to run (after --)')
     .argument('[args...]', 'its arguments')
     .requiredOption('--lease <spec>', `a lease to take, ${LEASE_SPEC_SYNTAX} (repeatable); ttl e.g. 15m, default: the grant's`, collect)
-    .addOption(new Option('--key <uri>', 'the identity key: pkcs11:... or aws-kms:...').env('TESSERA_KEY').makeOptionMandatory())
+    .option('--key <uri>', KEY_HELP)
     .option('--clean-env', "start the command with only the lease variables and PATH, not tessera's environment")
     .addOption(new Option('--on-lease-lost <action>', 'when a lease cannot be renewed: SIGTERM the command, or only report it').choices(ON_LEASE_LOST).default('term'))
     .addHelpText('after', HELP)
-    .action(async (command: string, args: string[], options: { lease: string[]; key: string; cleanEnv?: boolean; onLeaseLost: OnLeaseLost }, cmd: Command) => {
+    .action(async (command: string, args: string[], options: { lease: string[]; key?: string; cleanEnv?: boolean; onLeaseLost: OnLeaseLost }, cmd: Command) => {
       const leases = options.lease.map(parseLeaseSpec);
       const config = commandConfig(cmd);
       process.exitCode = await withKeyStores(config, async (keyStores) => {
-        const client = await createClient({ broker: brokerUrl(cmd, config), key: await keyStores.signer(options.key) });
+        const client = await createClient({ broker: brokerUrl(cmd, config), key: await keyStores.signer(identityKeyUri(config, options.key)) });
         try {
           return await runWithLeases(client, { leases, command, args, cleanEnv: options.cleanEnv ?? false, onLeaseLost: options.onLeaseLost });
         } finally {
