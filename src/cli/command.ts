@@ -19,10 +19,10 @@ export class TesseraCommand extends Command {
     return new TesseraCommand(name);
   }
 
-  override requiredOption(flags: string, description?: string): this {
-    const option = this.createOption(flags, description);
-    this.#required.push(option);
-    return this.addOption(option);
+  override requiredOption(flags: string, description?: string, ...parseArgOrDefault: unknown[]): this {
+    (super.option as (...args: unknown[]) => this).call(this, flags, description, ...parseArgOrDefault);
+    this.#required.push(this.options.at(-1)!);
+    return this;
   }
 
   /** Fails like commander does for the first required option without a value (run as a preAction hook). */

@@ -266,7 +266,7 @@ describe('invalid configuration stops start-up naming the setting', { timeout: C
     ['--listen', ['serve', '--listen', 'nonsense'], {}, '--listen'],
     ['TESSERA_KEYSTORE', ['init'], { TESSERA_KEYSTORE: 'vault' }, 'TESSERA_KEYSTORE'],
     // It would hand out http://0.0.0.0:... as its public URL: no client reaches that.
-    ['serve on every interface without a public URL', ['serve', '--listen', '0.0.0.0:0'], {}, 'TESSERA_PUBLIC_URL'],
+    ['serve on every interface without a public URL', ['serve', '--listen', '0.0.0.0:8700'], {}, 'TESSERA_PUBLIC_URL'],
   ];
 
   it.each(cases)('%s', async (_name, args, settings, setting) => {
