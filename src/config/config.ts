@@ -60,6 +60,8 @@ const schema = z.object({
   /** per identity: failed ticket redemptions per window before 429 */
   ticketFailureLimit: z.coerce.number().int().min(1),
   ticketFailureWindowMs: duration,
+  /** a replica that has not confirmed it is current for this long refuses authenticated requests (src/changes/) */
+  replicaMaxStalenessMs: duration,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   adminKeyUri: z.string().optional(),
 });
@@ -94,6 +96,7 @@ const ENV_NAMES: Record<string, string> = {
   authFailureWindowMs: 'TESSERA_AUTH_FAILURE_WINDOW',
   ticketFailureLimit: 'TESSERA_TICKET_FAILURE_LIMIT',
   ticketFailureWindowMs: 'TESSERA_TICKET_FAILURE_WINDOW',
+  replicaMaxStalenessMs: 'TESSERA_REPLICA_MAX_STALENESS',
   logLevel: 'TESSERA_LOG_LEVEL',
   adminKeyUri: 'TESSERA_ADMIN_KEY',
 };
@@ -167,6 +170,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     authFailureWindowMs: env.TESSERA_AUTH_FAILURE_WINDOW ?? '10s',
     ticketFailureLimit: env.TESSERA_TICKET_FAILURE_LIMIT ?? '10',
     ticketFailureWindowMs: env.TESSERA_TICKET_FAILURE_WINDOW ?? '10m',
+    replicaMaxStalenessMs: env.TESSERA_REPLICA_MAX_STALENESS ?? '2s',
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
     adminKeyUri: env.TESSERA_ADMIN_KEY ?? state.adminKeyUri,
   };

@@ -54,6 +54,7 @@ export class LeaseSystem {
       concurrencyPerBackend: settings.revocationConcurrencyPerBackend,
       claimTimeoutMs: settings.revocationClaimTimeoutMs,
       batchSize: settings.revocationBatchSize,
+      dialect: store.dialect,
     }, log);
     this.issuer = new LeaseIssuer(db, audit, clock, this.backends, this.grants, this.revoker);
     this.leases = new LeaseService(db, audit, clock, this.backends, this.grants, this.revoker);
