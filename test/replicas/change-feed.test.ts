@@ -152,16 +152,34 @@ describe('work that must happen once', () => {
     await env?.close();
   });
 
-  it('signs a due audit checkpoint on one replica when three try at once', async () => {
+  it('signs a due audit checkpoint on one replica while three try', async () => {
     const authority = await env.keyStores.signer((await readSetting(others[0]!.db, 'authority_key_uri'))!);
+    // The first signature waits until the test lets it go: the other replicas try meanwhile.
     let signatures = 0;
-    const counting: Signer = { uri: authority.uri, publicKey: authority.publicKey, sign: (data) => (signatures++, authority.sign(data)) };
+    let signing!: () => void;
+    const firstSigning = new Promise<void>((resolve) => (signing = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const gated: Signer = {
+      uri: authority.uri,
+      publicKey: authority.publicKey,
+      async sign(data) {
+        if (signatures++ === 0) {
+          signing();
+          await released;
+        }
+        return authority.sign(data);
+      },
+    };
     const kid = await keyThumbprint(authority.publicKey);
-    const checkpointers = others.map(
-      (store) => new AuditCheckpointer(store.db, counting, kid, env.clock, { everyEvents: 1, intervalMs: 60_000 }, (work) => runExclusive(store, 'audit-checkpoint', work)),
+    const [first, ...rest] = others.map(
+      (store) => new AuditCheckpointer(store.db, gated, kid, env.clock, { everyEvents: 1, intervalMs: 60_000 }, (work) => runExclusive(store, 'audit-checkpoint', work)),
     );
-    const signed = await Promise.all(checkpointers.map((checkpointer) => checkpointer.checkpointIfDue()));
-    expect(signed.filter((checkpoint) => checkpoint !== undefined)).toHaveLength(1);
+    const signed = first!.checkpointIfDue();
+    await firstSigning;
+    expect(await Promise.all(rest.map((checkpointer) => checkpointer.checkpointIfDue()))).toEqual([undefined, undefined]);
+    release();
+    expect(await signed).toMatchObject({ seq: expect.any(Number) });
     expect(signatures).toBe(1);
   });
 });
