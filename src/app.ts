@@ -103,7 +103,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // A write's response waits until this replica's caches have taken in what it changed, so the
   // caller's next request here sees it (other replicas take it in on NOTIFY, within milliseconds).
   app.addHook('onSend', async (request) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD') await deps.changes.catchUp().catch(() => undefined);
+    if (request.method !== 'GET' && request.method !== 'HEAD') await deps.changes.catchUp();
   });
 
   await app.register(errorHandler);

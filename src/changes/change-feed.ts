@@ -42,7 +42,10 @@ export interface ChangeFeed {
    * rejects with `replica_stale` if it cannot read it in time. Authenticated requests wait on it.
    */
   ensureCurrent(): Promise<void>;
-  /** Resolves after a read of the feed that started after this call: read-your-writes after a local write. */
+  /**
+   * Resolves after a read of the feed that started after this call (read-your-writes after a local
+   * write), or once the staleness bound has passed without one; never rejects.
+   */
   catchUp(): Promise<void>;
   status(): FeedStatus;
   close(): Promise<void>;

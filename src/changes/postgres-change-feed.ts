@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Clock, Scheduler } from '../clock.js';
 import { TesseraError } from '../errors.js';
@@ -18,6 +18,20 @@ export interface FeedLog {
 
 /** The channel migration 0006's trigger notifies on commit. */
 const CHANNEL = 'tessera_changes';
+
+const FIRST_SNAPSHOT = 'SELECT pg_current_snapshot()::text AS snapshot';
+
+/**
+ * The rows whose transactions are visible in this statement's snapshot but were not in the
+ * previous read's ($1), with this snapshot (pg_current_snapshot() is the statement's own).
+ */
+const CHANGES_SINCE = `
+  WITH now AS (SELECT pg_current_snapshot() AS snapshot)
+  SELECT now.snapshot::text AS snapshot, changes.kind, changes.key
+    FROM now LEFT JOIN changes
+      ON changes.tx >= pg_snapshot_xmin($1::pg_snapshot)
+     AND NOT pg_visible_in_snapshot(changes.tx, $1::pg_snapshot)
+   ORDER BY changes.id`;
 
 /**
  * The feed on a shared PostgreSQL store. Each read takes, in one statement, the rows committed
@@ -77,10 +91,7 @@ export class PostgresChangeFeed implements ChangeFeed {
 
   async ensureCurrent(): Promise<void> {
     if (this.#isCurrent()) return;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.settings.maxStalenessMs).unref()));
-    await Promise.race([this.read().catch(() => undefined), timeout]);
-    clearTimeout(timer);
+    await this.#readWithinBound();
     if (!this.#isCurrent()) {
       const { lagMs } = this.status();
       throw new TesseraError('replica_stale', `This replica has not confirmed it is current ${lagMs === null ? 'yet' : `for ${lagMs} ms`} (the limit is ${this.settings.maxStalenessMs} ms); try another replica.`);
@@ -88,7 +99,15 @@ export class PostgresChangeFeed implements ChangeFeed {
   }
 
   catchUp(): Promise<void> {
-    return this.read();
+    return this.#readWithinBound();
+  }
+
+  /** A read, waited for at most the staleness bound (a partitioned database must not hang requests); never rejects. */
+  async #readWithinBound(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.settings.maxStalenessMs).unref()));
+    await Promise.race([this.read().catch(() => undefined), timeout]);
+    clearTimeout(timer);
   }
 
   status(): FeedStatus {
@@ -126,16 +145,9 @@ export class PostgresChangeFeed implements ChangeFeed {
     const hadGap = this.#confirmedAt !== undefined && !this.#isCurrent();
     try {
       if (this.#snapshot === undefined) {
-        this.#snapshot = (await sql<{ snapshot: string }>`SELECT pg_current_snapshot()::text AS snapshot`.execute(this.db)).rows[0]!.snapshot;
+        this.#snapshot = (await this.#query<{ snapshot: string }>(FIRST_SNAPSHOT, []))[0]!.snapshot;
       } else {
-        const previous = this.#snapshot;
-        const { rows } = await sql<{ snapshot: string; kind: ChangeKind | null; key: string | null }>`
-          WITH now AS (SELECT pg_current_snapshot() AS snapshot)
-          SELECT now.snapshot::text AS snapshot, changes.kind, changes.key
-            FROM now LEFT JOIN changes
-              ON changes.tx >= pg_snapshot_xmin(${previous}::pg_snapshot)
-             AND NOT pg_visible_in_snapshot(changes.tx, ${previous}::pg_snapshot)
-           ORDER BY changes.id`.execute(this.db);
+        const rows = await this.#query<{ snapshot: string; kind: ChangeKind | null; key: string | null }>(CHANGES_SINCE, [this.#snapshot]);
         this.#snapshot = rows[0]!.snapshot;
         for (const row of rows) if (row.kind !== null) this.#subscribers.deliver(row.kind, row.key);
       }
@@ -151,15 +163,34 @@ export class PostgresChangeFeed implements ChangeFeed {
     this.#confirmedAt = startedAt;
   }
 
+  /**
+   * On the NOTIFY connection while it is up (it is idle otherwise), so that a busy pool cannot hold
+   * up the reads that keep this replica current; on the pool while it is down.
+   */
+  async #query<R>(text: string, parameters: unknown[]): Promise<R[]> {
+    const listener = this.#listener;
+    if (!listener) return (await this.db.executeQuery<R>(CompiledQuery.raw(text, parameters))).rows;
+    try {
+      return (await listener.query<R & pg.QueryResultRow>(text, parameters)).rows;
+    } catch (error) {
+      // A query that timed out may still be running: start afresh on the next poll.
+      this.#drop(listener);
+      throw error;
+    }
+  }
+
+  #drop(client: pg.Client): void {
+    if (this.#listener === client) this.#listener = undefined;
+    void client.end().catch(() => undefined);
+  }
+
   /** (Re)connects the NOTIFY connection if it is down; a failure leaves the feed on polling. */
   #listen(): Promise<void> {
     if (this.#listener || this.#closed) return Promise.resolve();
     this.#connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.url });
-      const drop = () => {
-        if (this.#listener === client) this.#listener = undefined;
-        void client.end().catch(() => undefined);
-      };
+      // A read that hangs (a partition) must not keep the replica stale past the bound.
+      const client = new pg.Client({ connectionString: this.url, query_timeout: this.settings.maxStalenessMs });
+      const drop = () => this.#drop(client);
       client.on('error', drop);
       client.on('end', drop);
       client.on('notification', () => void this.read().catch(() => undefined));
