@@ -6,6 +6,8 @@
  *             connections, spread over 1, 2 and 3 replicas -> requests/s and the ratio to 1 replica.
  *  2. lease:  POST /v1/leases for a PostgreSQL login (default readonly role, on the same server) at
  *             10 connections, over 1, 2 and 3 replicas -> leases/s and the ratio to 1 replica.
+ *             With each: the replicas' CPU time per request (from /proc), steadier than rates on a
+ *             machine shared with other work, where more processes simply win a bigger share.
  *  3. revoke: with 3 replicas, BENCH_REPLICAS_REVOCATIONS (30) identities each cached as active on
  *             every replica; the identity is revoked through replica 0, then replicas 1 and 2 are
  *             asked (whoami, back to back) until they refuse it -> propagation p50/p99 from the revoke
@@ -44,6 +46,7 @@ import {
   fmtMs,
   log,
   percentile,
+  readCpuMs,
   type ResultRow,
   round,
   runLoad,
@@ -106,7 +109,7 @@ async function measure(cleanup: Cleanup): Promise<SectionResult> {
   const init = spawnSync(process.execPath, [CLI, 'init', '--json'], { env, encoding: 'utf8', timeout: 60_000 });
   if (init.status !== 0) throw new Error(`tessera init failed (${init.status ?? init.signal}): ${init.stderr || init.stdout}`);
   log(`replicas: starting ${REPLICA_COUNTS.length} replicas`);
-  await Promise.all(ports.map(async (port) => startReplica(cleanup, { ...env, TESSERA_LISTEN: `127.0.0.1:${port}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${await freePort()}` }, `http://127.0.0.1:${port}`)));
+  const replicaPids = await Promise.all(ports.map(async (port) => startReplica(cleanup, { ...env, TESSERA_LISTEN: `127.0.0.1:${port}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${await freePort()}` }, `http://127.0.0.1:${port}`).then((child) => child.pid!)));
 
   // The admin signs through the token this process opens like the brokers do.
   const previousConf = process.env.SOFTHSM2_CONF;
@@ -136,9 +139,14 @@ async function measure(cleanup: Cleanup): Promise<SectionResult> {
     return response.statusCode;
   };
 
-  /** Closed-loop load over the first `replicas` replicas, round-robin; requests/s. */
-  const load = async (replicas: number, loops: number, request: (replica: number, agent: Agent) => Promise<boolean>): Promise<number> => {
+  const replicaCpuMs = () => replicaPids.reduce((sum, pid) => sum + (readCpuMs(pid) ?? Number.NaN), 0);
+  /**
+   * Closed-loop load over the first `replicas` replicas, round-robin: requests/s, and the replicas'
+   * CPU time per request (steadier than rates when other work shares the machine).
+   */
+  const load = async (replicas: number, loops: number, request: (replica: number, agent: Agent) => Promise<boolean>): Promise<{ rate: number; cpuMs: number }> => {
     let next = 0;
+    const cpuBefore = replicaCpuMs();
     const result = await runLoad({
       concurrency: loops,
       durationMs: phaseMs,
@@ -147,17 +155,19 @@ async function measure(cleanup: Cleanup): Promise<SectionResult> {
       send: (i) => request(i % replicas, agents[i % agents.length]!).catch(() => false),
     });
     if (result.failed > 0) failures.push(`${result.failed} of ${result.sent} requests failed with ${replicas} replica(s)`);
-    return (result.ok / result.elapsedMs) * 1000;
+    return { rate: (result.ok / result.elapsedMs) * 1000, cpuMs: (replicaCpuMs() - cpuBefore) / Math.max(1, result.sent) };
   };
 
-  const authRates: number[] = [];
-  const leaseRates: number[] = [];
+  const auth: { rate: number; cpuMs: number }[] = [];
+  const lease: { rate: number; cpuMs: number }[] = [];
   for (const replicas of REPLICA_COUNTS) {
     log(`replicas: ${replicas} replica(s): authenticated requests`);
-    authRates.push(await load(replicas, concurrency, async (replica, agent) => (await send(replica, agent, 'GET', '/v1/whoami')) === 200));
+    auth.push(await load(replicas, concurrency, async (replica, agent) => (await send(replica, agent, 'GET', '/v1/whoami')) === 200));
     log(`replicas: ${replicas} replica(s): leases`);
-    leaseRates.push(await load(replicas, 10, async (replica, agent) => (await send(replica, agent, 'POST', '/v1/leases', { backend: 'db', role: 'readonly', ttl_seconds: 3600 })) === 201));
+    lease.push(await load(replicas, 10, async (replica, agent) => (await send(replica, agent, 'POST', '/v1/leases', { backend: 'db', role: 'readonly', ttl_seconds: 3600 })) === 201));
   }
+  const authRates = auth.map((phase) => phase.rate);
+  const leaseRates = lease.map((phase) => phase.rate);
 
   log(`replicas: revocation propagation over ${revocations} identities`);
   const victims = await registerAgents(databaseUrl, 'victim', revocations);
@@ -190,6 +200,8 @@ async function measure(cleanup: Cleanup): Promise<SectionResult> {
   const rows: ResultRow[] = [
     ...REPLICA_COUNTS.map((replicas, i) => ({ metric: `authenticated requests/s, ${replicas} replica(s)`, value: `${fmtInt(authRates[i]!)} (${ratio(authRates, i)})`, headline: replicas === 3 })),
     ...REPLICA_COUNTS.map((replicas, i) => ({ metric: `leases/s, ${replicas} replica(s)`, value: `${fmtInt(leaseRates[i]!)} (${ratio(leaseRates, i)})`, headline: replicas === 3 })),
+    ...REPLICA_COUNTS.map((replicas, i) => ({ metric: `replica CPU per authenticated request, ${replicas} replica(s)`, value: fmtMs(auth[i]!.cpuMs) })),
+    ...REPLICA_COUNTS.map((replicas, i) => ({ metric: `replica CPU per lease, ${replicas} replica(s)`, value: fmtMs(lease[i]!.cpuMs) })),
     { metric: 'revocation propagation p50 (to the other replicas)', value: fmtMs(p50) },
     {
       metric: 'revocation propagation p99 (to the other replicas)',
@@ -207,6 +219,8 @@ async function measure(cleanup: Cleanup): Promise<SectionResult> {
       authRatioVsOne: Object.fromEntries(REPLICA_COUNTS.map((replicas, i) => [replicas, round(authRates[i]! / authRates[0]!, 2)])),
       leasesPerSecond: Object.fromEntries(REPLICA_COUNTS.map((replicas, i) => [replicas, round(leaseRates[i]!, 1)])),
       leaseRatioVsOne: Object.fromEntries(REPLICA_COUNTS.map((replicas, i) => [replicas, round(leaseRates[i]! / leaseRates[0]!, 2)])),
+      replicaCpuMsPerAuthRequest: Object.fromEntries(REPLICA_COUNTS.map((replicas, i) => [replicas, round(auth[i]!.cpuMs, 3)])),
+      replicaCpuMsPerLease: Object.fromEntries(REPLICA_COUNTS.map((replicas, i) => [replicas, round(lease[i]!.cpuMs, 3)])),
       revocationPropagationMs: { p50: round(p50), p99: round(p99), samples: sorted.length },
     },
   };
