@@ -17,6 +17,8 @@
  * signing through the token in this process would cap the load generator before the brokers. All
  * processes share this machine's CPUs (2 here): expect the ratios to show that ceiling, not scale.
  *
+ * The rounds run in the order 1 2 3 3 2 1 replicas, half a phase each, and are averaged per count.
+ *
  * Knobs (bounded): BENCH_REPLICAS_S (6, per phase), BENCH_REPLICAS_CONCURRENCY (24), BENCH_REPLICAS_REVOCATIONS (30).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -149,7 +151,7 @@ async function measure(cleanup: Cleanup): Promise<SectionResult> {
     const cpuBefore = replicaCpuMs();
     const result = await runLoad({
       concurrency: loops,
-      durationMs: phaseMs,
+      durationMs: phaseMs / 2,
       maxRequests: 10_000_000,
       next: () => next++,
       send: (i) => request(i % replicas, agents[i % agents.length]!).catch(() => false),
@@ -158,13 +160,20 @@ async function measure(cleanup: Cleanup): Promise<SectionResult> {
     return { rate: (result.ok / result.elapsedMs) * 1000, cpuMs: (replicaCpuMs() - cpuBefore) / Math.max(1, result.sent) };
   };
 
-  const auth: { rate: number; cpuMs: number }[] = [];
-  const lease: { rate: number; cpuMs: number }[] = [];
-  for (const replicas of REPLICA_COUNTS) {
+  // Rounds in the order 1 2 3 3 2 1 (half a phase each), so that load from elsewhere on the machine,
+  // rising or falling, hits every replica count alike; a count's figures are its two rounds' mean.
+  const auth = REPLICA_COUNTS.map(() => ({ rate: 0, cpuMs: 0 }));
+  const lease = REPLICA_COUNTS.map(() => ({ rate: 0, cpuMs: 0 }));
+  const add = (into: { rate: number; cpuMs: number }, round: { rate: number; cpuMs: number }) => {
+    into.rate += round.rate / 2;
+    into.cpuMs += round.cpuMs / 2;
+  };
+  for (const replicas of [...REPLICA_COUNTS, ...[...REPLICA_COUNTS].reverse()]) {
+    const i = REPLICA_COUNTS.indexOf(replicas);
     log(`replicas: ${replicas} replica(s): authenticated requests`);
-    auth.push(await load(replicas, concurrency, async (replica, agent) => (await send(replica, agent, 'GET', '/v1/whoami')) === 200));
+    add(auth[i]!, await load(replicas, concurrency, async (replica, agent) => (await send(replica, agent, 'GET', '/v1/whoami')) === 200));
     log(`replicas: ${replicas} replica(s): leases`);
-    lease.push(await load(replicas, 10, async (replica, agent) => (await send(replica, agent, 'POST', '/v1/leases', { backend: 'db', role: 'readonly', ttl_seconds: 3600 })) === 201));
+    add(lease[i]!, await load(replicas, 10, async (replica, agent) => (await send(replica, agent, 'POST', '/v1/leases', { backend: 'db', role: 'readonly', ttl_seconds: 3600 })) === 201));
   }
   const authRates = auth.map((phase) => phase.rate);
   const leaseRates = lease.map((phase) => phase.rate);
