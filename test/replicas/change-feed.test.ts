@@ -13,6 +13,7 @@ import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { ManualScheduler, TestClock } from '../support/clock.js';
 import { enrolledAgent, eventually } from '../support/lease-env.js';
 import { createTestDatabase, withClient } from '../support/postgres.js';
+import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 
 const insertIdentity = (client: pg.Client | pg.PoolClient, id: string) =>
@@ -134,6 +135,30 @@ describe('a replica that cannot confirm it is current', () => {
     // Another broker's write, straight to the shared database.
     await withClient(env.config.databaseUrl, (client) => client.query(`UPDATE identities SET status = 'revoked' WHERE id = $1`, [agent.identityId]));
     await env.broker.changes.catchUp();
+    expect(await agent.send('GET', '/v1/whoami')).toMatchObject({ status: 403, body: { error: 'identity_revoked' } });
+  });
+});
+
+describe('the change feed on an embedded (SQLite) store', () => {
+  let env: TestBroker;
+
+  beforeAll(async () => {
+    env = await startTestBroker();
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  it('drops a cached identity before its next request when any connection changes it', async () => {
+    const agent = await enrolledAgent(env, 'local@acme.local');
+    await agent.expect(200, 'GET', '/v1/whoami'); // cached as active
+    const database = new SqliteDatabase(env.config.databaseUrl.slice('sqlite:'.length));
+    try {
+      database.pragma('busy_timeout = 5000');
+      database.prepare(`UPDATE identities SET status = 'revoked' WHERE id = ?`).run(agent.identityId);
+    } finally {
+      database.close();
+    }
     expect(await agent.send('GET', '/v1/whoami')).toMatchObject({ status: 403, body: { error: 'identity_revoked' } });
   });
 });
