@@ -65,7 +65,7 @@ describe('three replicas on one PostgreSQL database', () => {
         `p99 ${percentile(sorted, 99).toFixed(1)} ms, max ${sorted.at(-1)!.toFixed(1)} ms (${sorted.length} samples, from the revoke returning, request round trips included)`,
     );
     expect(sorted).toHaveLength(REVOKED_IDENTITIES * (REPLICAS - 1));
-  });
+  }, 120_000);
 
   it('refuses a proof on every replica once one replica accepted it', async () => {
     const proof = await agent.proof('GET', '/v1/whoami');
@@ -117,7 +117,7 @@ describe('three replicas on one PostgreSQL database', () => {
     expect(await leaseRolesOf(upstream.url, 'db')).toEqual([]);
     expect((await set.db.query('SELECT state FROM leases WHERE id = $1', [young])).rows).toEqual([{ state: 'pending' }]);
     await set.db.query('DELETE FROM leases WHERE id = $1', [young]); // fabricated; no broker will activate it
-  });
+  }, 90_000);
 
   it('loses nothing and leaves no orphaned login when a replica is SIGKILLed mid-burst; the audit chain verifies', async () => {
     const KILLED = 2;
