@@ -15,10 +15,11 @@ import { identitySection } from './identity-bench.js';
 import { leaseSection } from './lease-bench.js';
 import { massExpirySection } from './mass-expiry-bench.js';
 import { proxySection } from './proxy-bench.js';
+import { replicasSection } from './replicas-bench.js';
 import { runSection } from './run-bench.js';
 import { type BenchSection, formatRows, formatTable, log, runPendingCleanups, type SectionResult } from './support.js';
 
-const SECTIONS: readonly BenchSection[] = [identitySection, leaseSection, massExpirySection, auditSection, proxySection, floodSection, runSection];
+const SECTIONS: readonly BenchSection[] = [identitySection, leaseSection, massExpirySection, auditSection, proxySection, floodSection, runSection, replicasSection];
 
 async function main(): Promise<number> {
   const wanted = process.argv.slice(2);

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { AuditSink } from './audit/audit-log.js';
 import type { RejectionSummary } from './audit/rejection-summary.js';
+import type { ChangeFeed } from './changes/change-feed.js';
 import type { Clock } from './clock.js';
 import { TesseraError } from './errors.js';
 import type { ProofAuthenticator } from './identity/authenticator.js';
@@ -35,6 +36,8 @@ export interface AppDeps {
   readonly identities: IdentityService;
   readonly authenticator: ProofAuthenticator;
   readonly leases: LeaseSystem;
+  /** Changes by every broker on the database: /healthz reports it, writes wait for it (read-your-writes). */
+  readonly changes: ChangeFeed;
   readonly clock: Clock;
   readonly publicUrl: string;
   readonly limits: ServerLimits;
@@ -97,10 +100,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
   });
 
+  // A write's response waits until this replica's caches have taken in what it changed, so the
+  // caller's next request here sees it (other replicas take it in on NOTIFY, within milliseconds).
+  app.addHook('onSend', async (request) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') await deps.changes.catchUp();
+  });
+
   await app.register(errorHandler);
   await app.register(failureLimit, { limit: authFailures, rejections: deps.rejections });
   await app.register(proofAuth, { authenticator: deps.authenticator, audit: deps.audit, publicUrl: deps.publicUrl });
-  await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, publicUrl: deps.publicUrl });
+  await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, changes: deps.changes, publicUrl: deps.publicUrl });
   await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });
   await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl });
   await app.register(leaseRoutes, { issuer: deps.leases.issuer, leases: deps.leases.leases });

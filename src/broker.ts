@@ -3,6 +3,9 @@ import { buildApp } from './app.js';
 import { DatabaseAuditLog } from './audit/audit-log.js';
 import { AuditCheckpointer } from './audit/checkpoints.js';
 import { RejectionSummary } from './audit/rejection-summary.js';
+import type { ChangeFeed } from './changes/change-feed.js';
+import { openChangeFeed } from './changes/open.js';
+import { pruneChanges } from './changes/retention.js';
 import { type Clock, type Scheduler, systemClock, systemScheduler } from './clock.js';
 import type { Config } from './config/config.js';
 import { TesseraError } from './errors.js';
@@ -15,6 +18,7 @@ import { FailureLimit } from './limits/failure-limit.js';
 import { CredentialProxy } from './proxy/credential-proxy.js';
 import { KeyStoreWrappingKeys } from './secrets/wrapping-keys.js';
 import { openStore } from './store/database.js';
+import { runExclusive } from './store/exclusive.js';
 import { readSetting } from './store/settings.js';
 
 export interface Broker {
@@ -22,7 +26,11 @@ export interface Broker {
   readonly identities: IdentityService;
   /** Exposed for its replay cache: tests prune it at chosen instants. */
   readonly authenticator: ProofAuthenticator;
+  /** Prunes the replay cache and old change rows, on one broker at a time (run by the scheduler). */
+  prune(): Promise<void>;
   readonly auditCheckpoints: AuditCheckpointer;
+  /** Changes by every broker on the database; caches subscribe to it (src/changes/). */
+  readonly changes: ChangeFeed;
   readonly leases: LeaseSystem;
   /** The credential proxy for proxied leases; serve (or a test) listens on config.proxyListen. */
   readonly proxy: CredentialProxy;
@@ -31,7 +39,7 @@ export interface Broker {
   close(): Promise<void>;
 }
 
-const REPLAY_PRUNE_INTERVAL_MS = 60_000;
+const PRUNE_INTERVAL_MS = 60_000;
 
 /** Wires config to store, key stores and services, and builds the HTTP app (not yet listening). */
 export async function createBroker(
@@ -40,7 +48,7 @@ export async function createBroker(
     logger?: FastifyBaseLogger;
     clock?: Clock;
     leases?: Partial<LeaseSettings>;
-    /** Drives the reaper, audit checkpoint polls and replay-cache pruning (tests: run them on demand). */
+    /** Drives the reaper, audit checkpoint polls, pruning and change-feed polls (tests: run them on demand). */
     scheduler?: Scheduler;
     /** SQLite: checkpoint the WAL on a background thread (default true; see WalCheckpointer). */
     walCheckpointThread?: boolean;
@@ -51,6 +59,7 @@ export async function createBroker(
   const store = await openStore(config.databaseUrl, { create: false, backgroundCheckpoints: options.walCheckpointThread ?? true });
   const keyStores = new KeyStores(config);
   let leases: LeaseSystem | undefined;
+  let changes: ChangeFeed | undefined;
   try {
     const authorityKeyUri = await readSetting(store.db, 'authority_key_uri');
     if (!authorityKeyUri) throw new TesseraError('config_invalid', `No authority key in ${config.databaseUrl}: run "tessera init" first.`);
@@ -63,23 +72,33 @@ export async function createBroker(
       failures: { max: config.ticketFailureLimit, windowMs: config.ticketFailureWindowMs },
     });
     const rejections = new RejectionSummary(audit, clock, config.auditRejectionWindowMs);
-    const authenticator = new ProofAuthenticator(store.db, store.reader, audit, clock, config.publicUrl, rejections);
+    changes = await openChangeFeed(store, config.databaseUrl, clock, scheduler, { maxStalenessMs: config.replicaMaxStalenessMs }, options.logger);
+    const feed = changes;
+    const authenticator = new ProofAuthenticator(store.db, store.reader, audit, clock, config.publicUrl, rejections, feed);
     const authFailures = { max: config.authFailureLimit, windowMs: config.authFailureWindowMs };
-    leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.db), { ...DEFAULT_LEASE_SETTINGS, ...options.leases }, {
+    leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.db), { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
     }, options.logger);
-    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, logger: options.logger });
-    // Before listening: on an embedded store every pending lease is an orphan of a previous process.
+    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, logger: options.logger });
+    // Before listening: on an embedded store every pending lease is an orphan of a previous process;
+    // on a shared one, those older than the grace period (another replica may be issuing the rest).
     await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'), scheduler);
 
     const started = leases;
-    const stopPruning = scheduler.every(REPLAY_PRUNE_INTERVAL_MS, () =>
-      authenticator.pruneReplayCache().catch((error: unknown) => app.log.warn({ err: error }, 'pruning the proof replay cache failed')),
+    const prune = () =>
+      runExclusive(store, 'prune', async () => {
+        await authenticator.pruneReplayCache();
+        await pruneChanges(store.db, clock.now());
+      }).then(() => undefined);
+    const stopPruning = scheduler.every(PRUNE_INTERVAL_MS, () => prune().catch((error: unknown) => app.log.warn({ err: error }, 'pruning the proof replay cache or the change feed failed')));
+    const auditCheckpoints = new AuditCheckpointer(
+      store.db,
+      authoritySigner,
+      authority.kid,
+      clock,
+      { everyEvents: config.auditCheckpointEvery, intervalMs: config.auditCheckpointIntervalMs },
+      (work) => runExclusive(store, 'audit-checkpoint', work),
     );
-    const auditCheckpoints = new AuditCheckpointer(store.db, authoritySigner, authority.kid, clock, {
-      everyEvents: config.auditCheckpointEvery,
-      intervalMs: config.auditCheckpointIntervalMs,
-    });
     const stopCheckpoints = auditCheckpoints.start((error) => app.log.error({ err: error }, 'signing an audit checkpoint failed'), scheduler);
     const proxy = new CredentialProxy({
       db: store.db,
@@ -98,7 +117,9 @@ export async function createBroker(
       app,
       identities,
       authenticator,
+      prune,
       auditCheckpoints,
+      changes: feed,
       leases: started,
       proxy,
       rejections,
@@ -109,12 +130,14 @@ export async function createBroker(
         await stopRejections();
         await started.close();
         await stopCheckpoints();
+        await feed.close();
         await keyStores.close();
         await store.close();
       },
     };
   } catch (error) {
     await leases?.close();
+    await changes?.close();
     await keyStores.close();
     await store.close();
     throw error;

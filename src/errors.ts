@@ -57,6 +57,9 @@ export const ERROR_CODES = {
   key_store_error: { status: 502, message: 'The key store (KMS/HSM) failed to complete the operation.' },
   key_not_found: { status: 404, message: 'The key store has no such key.' },
   config_invalid: { status: 500, message: 'The configuration is invalid.' },
+
+  // Replicas (several brokers on one PostgreSQL database, README "Scale-out")
+  replica_stale: { status: 503, message: 'This replica cannot confirm it has seen every recent change (revocations included); try again or another replica.' },
   internal: { status: 500, message: 'Internal error.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -48,17 +48,68 @@ export interface AuditSink {
   appendSync?(event: AuditEvent, db: Kysely<Database>, sqlite: SyncSqlite): void;
 }
 
-/** Appends to the hash chain of docs/PROTOCOL.md §7 in the audit_events table. */
+/** Events one standalone batch writes at most. */
+const MAX_STANDALONE_BATCH = 512;
+
+interface QueuedDraft {
+  readonly draft: Draft;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Appends to the hash chain of docs/PROTOCOL.md §7 in the audit_events table.
+ *
+ * Every append locks the one chain-head row until its transaction ends, which serialises appenders
+ * of every broker on the database. Events recorded on their own (denials, rejections: no other
+ * write to commit with) are group-committed: those arriving while a batch is being written go into
+ * the next, one head lock and one commit per batch rather than per event, so many replicas under
+ * load queue a few batches on the head instead of a storm of single events.
+ */
 export class DatabaseAuditLog implements AuditSink {
+  #queue: QueuedDraft[] = [];
+  #flushing = false;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly clock: Clock,
   ) {}
 
   async append(event: AuditEvent, executor: Kysely<Database> = this.db): Promise<void> {
-    const { draft, details } = this.#draft(event);
-    if (executor.isTransaction) return appendToChain(executor, draft, details);
-    await executor.transaction().execute((trx) => appendToChain(trx, draft, details));
+    // Drafted now: the request proof comes from the caller's async context.
+    const draft = this.#draft(event);
+    if (executor.isTransaction) return appendToChain(executor, draft.draft, draft.details);
+    if (executor !== this.db) return executor.transaction().execute((trx) => appendToChain(trx, draft.draft, draft.details));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ draft, resolve, reject });
+      if (this.#flushing) return;
+      this.#flushing = true;
+      // One turn of the event loop lets the events of requests arriving together share the batch.
+      setImmediate(() => void this.#flush());
+    });
+  }
+
+  /** Writes the queued events batch by batch until none are left; resolves or rejects each caller. */
+  async #flush(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, MAX_STANDALONE_BATCH);
+      try {
+        await this.#write(batch.map((queued) => queued.draft));
+        for (const queued of batch) queued.resolve();
+      } catch (error) {
+        for (const queued of batch) queued.reject(error);
+      }
+    }
+    this.#flushing = false;
+  }
+
+  #write(drafts: readonly Draft[]): Promise<void> {
+    const sqlite = sqliteIfIdle(this.db);
+    if (sqlite) {
+      sqlite.transaction(() => appendManyToChainSync(this.db, sqlite, drafts));
+      return Promise.resolve();
+    }
+    return this.db.transaction().execute((trx) => appendManyToChain(trx, drafts));
   }
 
   /**

@@ -41,20 +41,29 @@ export class AuditCheckpointer {
     private readonly kid: string,
     private readonly clock: Clock,
     private readonly policy: CheckpointPolicy,
+    /**
+     * Runs a checkpointing pass unless another broker on the database is in one (then undefined),
+     * so replicas sign each due head once (src/store/exclusive.ts). Alone: run it.
+     */
+    private readonly exclusive: <T>(work: () => Promise<T>) => Promise<T | undefined> = (work) => work(),
   ) {}
 
-  /** Signs the head if the policy says so; undefined when nothing was due. */
-  async checkpointIfDue(): Promise<StoredCheckpoint | undefined> {
-    const [head, last] = await Promise.all([this.head(), this.lastCheckpoint()]);
-    const pending = head.seq - (last?.seq ?? 0);
-    const due = pending >= this.policy.everyEvents || (pending > 0 && this.clock.now() - (last?.at ?? 0) >= this.policy.intervalMs);
-    return due ? this.sign(head) : undefined;
+  /** Signs the head if the policy says so; undefined when nothing was due (or another broker is signing). */
+  checkpointIfDue(): Promise<StoredCheckpoint | undefined> {
+    return this.exclusive(async () => {
+      const [head, last] = await Promise.all([this.head(), this.lastCheckpoint()]);
+      const pending = head.seq - (last?.seq ?? 0);
+      const due = pending >= this.policy.everyEvents || (pending > 0 && this.clock.now() - (last?.at ?? 0) >= this.policy.intervalMs);
+      return due ? this.sign(head) : undefined;
+    });
   }
 
-  /** Signs the current head now, unless it is empty or already signed. */
-  async checkpoint(): Promise<StoredCheckpoint | undefined> {
-    const [head, last] = await Promise.all([this.head(), this.lastCheckpoint()]);
-    return head.seq > (last?.seq ?? 0) ? this.sign(head) : undefined;
+  /** Signs the current head now, unless it is empty or already signed (or another broker is signing). */
+  checkpoint(): Promise<StoredCheckpoint | undefined> {
+    return this.exclusive(async () => {
+      const [head, last] = await Promise.all([this.head(), this.lastCheckpoint()]);
+      return head.seq > (last?.seq ?? 0) ? this.sign(head) : undefined;
+    });
   }
 
   /**

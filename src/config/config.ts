@@ -67,6 +67,10 @@ const schema = z.object({
   /** per identity: failed ticket redemptions per window before 429 */
   ticketFailureLimit: z.coerce.number().int().min(1),
   ticketFailureWindowMs: duration,
+  /** a pending lease older than this is an orphan (its issue died with its broker) and is revoked by any broker (src/leases/reconcile.ts) */
+  leasePendingGraceMs: duration,
+  /** a replica that has not confirmed it is current for this long refuses authenticated requests (src/changes/) */
+  replicaMaxStalenessMs: duration,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   adminKeyUri: z.string().optional(),
 });
@@ -101,6 +105,8 @@ const ENV_NAMES: Record<string, string> = {
   authFailureWindowMs: 'TESSERA_AUTH_FAILURE_WINDOW',
   ticketFailureLimit: 'TESSERA_TICKET_FAILURE_LIMIT',
   ticketFailureWindowMs: 'TESSERA_TICKET_FAILURE_WINDOW',
+  leasePendingGraceMs: 'TESSERA_LEASE_PENDING_GRACE',
+  replicaMaxStalenessMs: 'TESSERA_REPLICA_MAX_STALENESS',
   logLevel: 'TESSERA_LOG_LEVEL',
   adminKeyUri: 'TESSERA_ADMIN_KEY',
 };
@@ -197,6 +203,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     authFailureWindowMs: env.TESSERA_AUTH_FAILURE_WINDOW ?? '10s',
     ticketFailureLimit: env.TESSERA_TICKET_FAILURE_LIMIT ?? '10',
     ticketFailureWindowMs: env.TESSERA_TICKET_FAILURE_WINDOW ?? '10m',
+    leasePendingGraceMs: env.TESSERA_LEASE_PENDING_GRACE ?? '60s',
+    replicaMaxStalenessMs: env.TESSERA_REPLICA_MAX_STALENESS ?? '2s',
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
     adminKeyUri: env.TESSERA_ADMIN_KEY ?? state.adminKeyUri,
   };

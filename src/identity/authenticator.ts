@@ -1,6 +1,8 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { RejectionSummary } from '../audit/rejection-summary.js';
+import type { ChangeFeed } from '../changes/change-feed.js';
+import { FeedCache } from '../changes/feed-cache.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import { sqliteIfIdle } from '../store/database.js';
@@ -39,10 +41,16 @@ const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proo
  * Turns a request's proof into the identity that signed it, checking current state on every call:
  * a revoked identity fails on its very next request. Every rejection is audited: one event each
  * once the signature is good, counted into the window's summary before (anyone can send those).
+ *
+ * Identities are cached and dropped by the change feed when any broker changes them; a replica that
+ * cannot confirm its feed is current refuses (`replica_stale`) rather than trust its cache. The
+ * replay cache is never cached: every jti goes to the shared table, so a proof one replica accepted
+ * is refused by all.
  */
 export class ProofAuthenticator {
   /** jtis waiting for the next group commit (SQLite). */
   #pendingJtis: PendingJti[] = [];
+  readonly #identities: FeedCache<Identity>;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -52,16 +60,23 @@ export class ProofAuthenticator {
     private readonly clock: Clock,
     private readonly audience: string,
     private readonly rejections: RejectionSummary,
-  ) {}
+    private readonly feed: ChangeFeed,
+  ) {
+    this.#identities = new FeedCache(feed, 'identity');
+  }
 
   async authenticate(request: IncomingRequest, options: { allowPending?: boolean } = {}): Promise<Identity> {
+    // Not a rejection of the caller (nor audited: the database may be what is unreachable).
+    await this.feed.ensureCurrent();
     let claimedKid: string | undefined;
     try {
       const proof = parseProofHeader(request.authorization);
       claimedKid = proof.kid;
-      const [row] = (await identityById(this.reader, [proof.kid])).rows;
-      if (!row) throw new TesseraError('proof_unknown_key');
-      const identity = identityFromRow(row);
+      const identity = await this.#identities.get(proof.kid, async () => {
+        const [row] = (await identityById(this.reader, [proof.kid])).rows;
+        return row && identityFromRow(row);
+      });
+      if (!identity) throw new TesseraError('proof_unknown_key');
       const now = this.clock.now();
       checkProof(proof, identity.publicKey, {
         audience: this.audience,

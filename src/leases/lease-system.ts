@@ -14,7 +14,10 @@ import { LeaseRevoker, type RevocationCounts, type RevocationLog } from './revok
 export interface LeaseSettings {
   /** How often the reaper looks for expired leases and due retries. */
   readonly reaperIntervalMs: number;
-  /** Age after which a pending lease on a shared store counts as orphaned (longer than any issue). */
+  /**
+   * Age after which a pending lease on a shared store counts as orphaned (longer than any issue):
+   * its broker died mid-issue, and any replica revokes it. TESSERA_LEASE_PENDING_GRACE.
+   */
   readonly pendingGraceMs: number;
   readonly revocationConcurrencyPerBackend: number;
   readonly revocationBatchSize: number;
@@ -54,6 +57,7 @@ export class LeaseSystem {
       concurrencyPerBackend: settings.revocationConcurrencyPerBackend,
       claimTimeoutMs: settings.revocationClaimTimeoutMs,
       batchSize: settings.revocationBatchSize,
+      dialect: store.dialect,
     }, log);
     this.issuer = new LeaseIssuer(db, audit, clock, this.backends, this.grants, this.revoker);
     this.leases = new LeaseService(db, audit, clock, this.backends, this.grants, this.revoker);

@@ -4,6 +4,7 @@ import { auditedUpdate } from '../audit/audited-update.js';
 import { BackendError } from '../backends/credential-backend.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
+import type { SqlDialect } from '../store/database.js';
 import { precompiled } from '../store/precompiled.js';
 import type { Database, LeaseState } from '../store/schema.js';
 import type { BackendService } from './backend-service.js';
@@ -55,6 +56,8 @@ export interface RevokerOptions {
    */
   readonly claimTimeoutMs: number;
   readonly batchSize: number;
+  /** PostgreSQL: replicas claiming at once skip each other's locked rows instead of queueing on them. */
+  readonly dialect: SqlDialect;
 }
 
 export const SYSTEM_REASONS = { expired: 'expired', reconciled: 'reconciled', mintFailed: 'mint_failed', activationFailed: 'activation_failed' } as const;
@@ -114,10 +117,16 @@ export class LeaseRevoker {
     private readonly log?: RevocationLog,
   ) {}
 
-  /** Claims at most one batch of leases in `scope`; `cause` is kept if the lease already has one. */
+  /**
+   * Claims at most one batch of leases in `scope`; `cause` is kept if the lease already has one.
+   * The re-checked filter makes a claim exclusive; on PostgreSQL, FOR UPDATE SKIP LOCKED makes
+   * replicas sweeping at once take disjoint batches rather than wait for one another's rows and
+   * then find them gone (an empty batch would end their drain early).
+   */
   async claim(scope: ClaimScope, cause?: RevocationCause): Promise<LeaseRow[]> {
     const now = this.clock.now();
     const filter = scopeFilter(scope, now);
+    const skipLocked = this.options.dialect === 'postgres';
     return this.db
       .updateTable('leases')
       .set({
@@ -128,7 +137,15 @@ export class LeaseRevoker {
           revocation_reason: sql<string | null>`coalesce(revocation_reason, ${cause.reason})`,
         }),
       })
-      .where('id', 'in', (eb) => eb.selectFrom('leases').select('id').where(filter).orderBy('expires_at').limit(this.options.batchSize))
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('leases')
+          .select('id')
+          .where(filter)
+          .orderBy('expires_at')
+          .limit(this.options.batchSize)
+          .$if(skipLocked, (query) => query.forUpdate().skipLocked()),
+      )
       .where(filter)
       .returningAll()
       .execute();

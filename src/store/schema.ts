@@ -147,6 +147,24 @@ export interface ReviewSessionTable {
   expires_at: number | null;
 }
 
+export type ChangeKind = 'identity' | 'lease' | 'grant' | 'backend';
+
+/**
+ * The change feed (src/changes/): a row per changed identity, lease, grant or backend, written by
+ * triggers in the changing transaction (migration 0006). Replicas read it to invalidate caches.
+ */
+export interface ChangeTable {
+  /** ascending; on PostgreSQL in assignment order, which concurrent transactions may commit out of */
+  id: Generated<number>;
+  /** PostgreSQL only: the writing transaction (xid8, as text), to read committed rows exactly once */
+  tx: Generated<string>;
+  /** epoch ms by the database clock, for pruning */
+  at: Generated<number>;
+  kind: ChangeKind;
+  /** the changed row's id (a backend's name) */
+  key: string;
+}
+
 export interface Database {
   identities: IdentityTable;
   enrollment_tickets: EnrollmentTicketTable;
@@ -159,4 +177,5 @@ export interface Database {
   grants: GrantTable;
   leases: LeaseTable;
   review_sessions: ReviewSessionTable;
+  changes: ChangeTable;
 }

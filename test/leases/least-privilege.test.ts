@@ -69,7 +69,7 @@ describe('PostgreSQL leases with a CREATEROLE admin', () => {
       expect(revoke.stdout).toContain(`${lease.lease_id}: revocation-pending`);
       expect(revoke.stderr).toMatch(new RegExp(`${lease.lease_id} \\(ledger\\) is revocation-pending: postgres backend: revoke failed: permission denied`));
 
-      expect(await (await fetch(`${env.url}/healthz`)).json()).toEqual({ status: 'ok', revocations_pending: 1 });
+      expect(await (await fetch(`${env.url}/healthz`)).json()).toEqual({ status: 'ok', revocations_pending: 1, replica_lag_ms: 0 });
       const warning = logged.find((line) => line.lease_id === lease.lease_id);
       expect(warning).toMatchObject({ level: 40, backend: 'ledger', attempts: 1, reason: expect.stringContaining('permission denied'), msg: 'lease revocation failed; retrying' });
       expect(JSON.stringify(logged)).not.toContain(new URL(adminRole.url).password);
@@ -82,7 +82,7 @@ describe('PostgreSQL leases with a CREATEROLE admin', () => {
     }
     // The reaper may get there first (its backoff is seconds); either way nothing is left pending.
     expect(await admin.expect<BulkRevokeResponse>(200, 'POST', '/v1/admin/leases/retry', { lease: lease.lease_id })).toMatchObject({ pending: 0, failures: [] });
-    expect(await (await fetch(`${env.url}/healthz`)).json()).toEqual({ status: 'ok', revocations_pending: 0 });
+    expect(await (await fetch(`${env.url}/healthz`)).json()).toEqual({ status: 'ok', revocations_pending: 0, replica_lag_ms: 0 });
     expect(await leaseRolesOf(database.url, 'ledger')).toEqual([]);
   });
 

@@ -45,10 +45,17 @@ export class TestAgent {
     readonly address: string,
     private readonly signer: Signer,
     private readonly clock: Clock,
+    /** Where requests go; proofs still name baseUrl (a replica behind a load balancer at baseUrl). */
+    private readonly origin: string = baseUrl,
   ) {}
 
   static async create(baseUrl: string, signer: Signer, address: string, clock: Clock): Promise<TestAgent> {
     return new TestAgent(baseUrl, await keyThumbprint(signer.publicKey), address, signer, clock);
+  }
+
+  /** The same agent sending its requests to `origin` (one replica) with proofs for baseUrl. */
+  via(origin: string): TestAgent {
+    return new TestAgent(this.baseUrl, this.identityId, this.address, this.signer, this.clock, origin);
   }
 
   /** A proof for one request, fresh by the broker's clock; pass it to send() to replay it. */
@@ -60,7 +67,7 @@ export class TestAgent {
     const payload = body === undefined ? '' : JSON.stringify(body);
     const headers: Record<string, string> = { authorization: `${PROOF_SCHEME} ${proof ?? (await this.proof(method, path, payload))}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : payload });
+    const response = await fetch(this.origin + path, { method, headers, body: body === undefined ? undefined : payload });
     const text = await response.text();
     responseLog.push(text);
     return { status: response.status, body: (text ? JSON.parse(text) : {}) as T };

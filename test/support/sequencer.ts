@@ -10,6 +10,7 @@ export const LONGEST_FIRST = [
   'test/leases/twenty-thousand-leases.test.ts',
   'test/cli/quickstart.test.ts',
   'test/cli/lease-cli.test.ts',
+  'test/replicas/replicas.test.ts',
   'test/leases/lifecycle.test.ts',
   'test/cli/serve-ports.test.ts',
   'test/review/review-api.test.ts',

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { ChangeFeed } from '../../changes/change-feed.js';
 import type { Authority } from '../../identity/authority.js';
 import { PROOF_MAX_SKEW_SECONDS, PROOF_TYPE } from '../../identity/proof.js';
 import type { LeaseService } from '../../leases/lease-service.js';
@@ -6,6 +7,7 @@ import type { LeaseService } from '../../leases/lease-service.js';
 export interface DiscoveryOptions {
   readonly authority: Authority;
   readonly leases: LeaseService;
+  readonly changes: ChangeFeed;
   readonly publicUrl: string;
 }
 
@@ -16,7 +18,7 @@ const jwkSchema = {
 } as const;
 
 /** Public, unauthenticated documents: everything a client in any language needs from the broker URL alone. */
-export async function discoveryRoutes(app: FastifyInstance, { authority, leases, publicUrl }: DiscoveryOptions): Promise<void> {
+export async function discoveryRoutes(app: FastifyInstance, { authority, leases, changes, publicUrl }: DiscoveryOptions): Promise<void> {
   const configuration = {
     issuer: publicUrl,
     proof_audience: publicUrl,
@@ -32,12 +34,21 @@ export async function discoveryRoutes(app: FastifyInstance, { authority, leases,
     key_stores_supported: ['pkcs11', 'kms'],
   };
 
-  // Leases whose revocation failed and is being retried: a credential may still work upstream.
-  app.get(
-    '/healthz',
-    { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' }, revocations_pending: { type: 'integer' } } } } } },
-    async () => ({ status: 'ok', revocations_pending: await leases.pendingRevocations() }),
-  );
+  // Leases whose revocation failed and is being retried: a credential may still work upstream. A
+  // replica that cannot confirm its change feed is current answers 503, so a load balancer skips it.
+  const health = {
+    type: 'object',
+    properties: { status: { type: 'string' }, revocations_pending: { type: 'integer' }, replica_lag_ms: { type: ['integer', 'null'] } },
+  } as const;
+  app.get('/healthz', { schema: { response: { 200: health, 503: health } } }, async (_request, reply) => {
+    const current = await changes.ensureCurrent().then(
+      () => true,
+      () => false,
+    );
+    const lag = changes.status().lagMs;
+    if (!current) return reply.code(503).send({ status: 'replica_stale', replica_lag_ms: lag });
+    return { status: 'ok', revocations_pending: await leases.pendingRevocations(), replica_lag_ms: lag };
+  });
 
   app.get(
     '/.well-known/jwks.json',

@@ -5,6 +5,7 @@ import { leases } from './0002-leases.js';
 import { auditChain } from './0003-audit-chain.js';
 import { proxyLeases } from './0004-proxy-leases.js';
 import { reviewSessions } from './0005-review-sessions.js';
+import { changes } from './0006-changes.js';
 
 /**
  * Migrations are code, bundled with the broker, one file each; every one must run unchanged on
@@ -18,6 +19,7 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0003-audit-chain': auditChain(),
     '0004-proxy-leases': proxyLeases(),
     '0005-review-sessions': reviewSessions(),
+    '0006-changes': changes(dialect),
   };
 }
 

@@ -1,0 +1,50 @@
+import type { ChangeFeed, ChangeKind } from './change-feed.js';
+
+/**
+ * A read-through cache of one kind of row, kept correct by the change feed: a change on any
+ * replica drops the row's entry here. A value is only stored if no change was delivered while it
+ * was being read (it may predate that change), and the cache is bypassed whenever the feed cannot
+ * vouch for it (a stale replica; SQLite while the read connection is busy).
+ */
+export class FeedCache<V> {
+  readonly #entries = new Map<string, V>();
+  readonly #unsubscribe: () => void;
+
+  constructor(
+    private readonly feed: ChangeFeed,
+    kind: ChangeKind,
+    /** Entries kept at most; past it the oldest go. */
+    private readonly maxEntries = 10_000,
+  ) {
+    this.#unsubscribe = feed.subscribe(kind, (_kind, key) => this.invalidate(key));
+  }
+
+  /** The cached value of `key`, or `load()`'s (stored if the feed allows). `undefined` is not cached. */
+  async get(key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
+    if (!this.feed.sync()) return load();
+    const cached = this.#entries.get(key);
+    if (cached !== undefined) return cached;
+    const version = this.feed.version;
+    const value = await load();
+    if (value !== undefined && this.feed.sync() && this.feed.version === version) {
+      if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+      this.#entries.set(key, value);
+    }
+    return value;
+  }
+
+  /** Drops `key`'s entry, or every entry for null. */
+  invalidate(key: string | null): void {
+    if (key === null) this.#entries.clear();
+    else this.#entries.delete(key);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  close(): void {
+    this.#unsubscribe();
+    this.#entries.clear();
+  }
+}
