@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { provisionAgent } from '../provisioner/provision.js';
 import { createBroker } from '../src/broker.js';
-import { BrokerClient } from '../src/client/broker-client.js';
+import { BrokerClient } from '@tessera-broker/sdk';
 import { loadConfig } from '../src/config/config.js';
 import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
 import { initialize } from '../src/init.js';

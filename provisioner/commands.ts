@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
 import { adminClient, collect, commandConfig, output, withKeyStores } from '../src/cli/context.js';
-import { parseDuration } from '../src/config/duration.js';
+import { parseDuration } from '@tessera-broker/sdk';
 import { TesseraError } from '../src/errors.js';
 import { issueTicket, PROVISION_ROLES, provisionAgent, type ProvisionRole, type TicketResponse } from './provision.js';
 

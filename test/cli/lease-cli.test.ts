@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ProvisionResult } from '../../provisioner/provision.js';
-import type { BackendView, GrantView, LeaseRecord, LeaseResponse, PostgresCredential, RevokeResponse } from '../../src/sdk/wire.js';
+import type { BackendView, GrantView, LeaseRecord, LeaseResponse, PostgresCredential, RevokeResponse } from '@tessera-broker/sdk/wire';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { type CliOptions, cliFails, cliJson, runCli } from '../support/cli.js';
 import { createTestDatabase } from '../support/postgres.js';

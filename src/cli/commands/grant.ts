@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { TesseraError } from '../../errors.js';
-import { ttlSeconds } from '../../sdk/ttl.js';
-import type { GrantView } from '../../sdk/wire.js';
+import { ttlSeconds } from '@tessera-broker/sdk';
+import type { GrantView } from '@tessera-broker/sdk/wire';
 import { collect, output } from '../context.js';
 import { adminRequest, queryString } from '../signed-request.js';
 import { formatSeconds, table } from '../table.js';

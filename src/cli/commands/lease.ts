@@ -1,8 +1,8 @@
 import { type Command, Option } from 'commander';
 import { TesseraError } from '../../errors.js';
-import { getLease, issueLease, renewLease, revokeLease } from '../../sdk/lease-api.js';
-import { ttlSeconds } from '../../sdk/ttl.js';
-import { type BulkRevokeResponse, LEASE_STATES, type LeaseRecord, type LeaseResponse } from '../../sdk/wire.js';
+import { getLease, issueLease, renewLease, revokeLease } from '@tessera-broker/sdk';
+import { ttlSeconds } from '@tessera-broker/sdk';
+import { type BulkRevokeResponse, LEASE_STATES, type LeaseRecord, type LeaseResponse } from '@tessera-broker/sdk/wire';
 import { output, reportPending } from '../context.js';
 import { adminRequest, asIdentity, queryString } from '../signed-request.js';
 import { details, table } from '../table.js';
@@ -85,7 +85,7 @@ function registerLeases(program: Command): void {
       output(options.json, found, () =>
         table(
           ['lease', 'identity', 'backend', 'role', 'state', 'expires'],
-          found.map((l) => [l.lease_id, l.address, l.backend, l.role, l.state, l.expires_at]),
+          found.map((l) => [l.lease_id, l.address ?? '', l.backend, l.role, l.state, l.expires_at]),
           '(no leases)',
         ),
       );
