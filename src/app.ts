@@ -1,4 +1,6 @@
+import fastifySwagger, { type FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import { ErrorBody } from '@tessera-broker/sdk/wire';
 import type { AuditSink } from './audit/audit-log.js';
 import type { RejectionSummary } from './audit/rejection-summary.js';
 import type { Clock } from './clock.js';
@@ -47,6 +49,22 @@ export interface AppDeps {
 }
 
 const MAX_BODY_BYTES = 64 * 1024;
+
+/** The OpenAPI document's fixed part; paths come from the routes. No `servers`: it is the same for every broker (docs/openapi.json). */
+const OPENAPI_BASE: FastifyDynamicSwaggerOptions['openapi'] = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Tessera broker API',
+    version: '1',
+    description: 'Proof-authenticated routes of the Tessera secrets broker; docs/PROTOCOL.md describes proofs, error codes and lease states.',
+  },
+  components: {
+    securitySchemes: {
+      proof: { type: 'http', scheme: 'Proof', description: '`Authorization: Proof <compact JWS>`: a fresh proof signed by the identity key for every request (docs/PROTOCOL.md §3).' },
+    },
+  },
+  security: [{ proof: [] }],
+};
 
 /** One log line per request, with the request, when it completes: fastify's two lines cost a write each. */
 class OneLinePerRequest extends LogController {
@@ -97,6 +115,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
   });
 
+  // Collects every route's schema (the wire shapes of @tessera-broker/sdk/wire) into the OpenAPI
+  // document served at /openapi.json; registered first so it sees every route.
+  await app.register(fastifySwagger, { openapi: OPENAPI_BASE, refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) } });
+  app.addSchema(ErrorBody);
   await app.register(errorHandler);
   await app.register(failureLimit, { limit: authFailures, rejections: deps.rejections });
   await app.register(proofAuth, { authenticator: deps.authenticator, audit: deps.audit, publicUrl: deps.publicUrl });

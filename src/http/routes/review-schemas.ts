@@ -1,5 +1,4 @@
 import { AUDIT_OUTCOMES, MAX_AUDIT_LIMIT, RFC3339_PATTERN } from '../../review/audit-filter.js';
-import { identitySchema } from '../schemas.js';
 
 const nullableString = { type: ['string', 'null'] } as const;
 
@@ -45,12 +44,3 @@ export const auditEventSchema = {
 } as const;
 
 export const auditEventsSchema = { type: 'object', required: ['events'], properties: { events: { type: 'array', items: auditEventSchema } } } as const;
-
-/** Identity listings (admin and review): filter by status and role. */
-export const identityListQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { status: { type: 'string', enum: ['pending', 'active', 'revoked'] }, role: { type: 'string', enum: ['agent', 'admin', 'reviewer'] } },
-} as const;
-
-export const identityListSchema = { type: 'object', required: ['identities'], properties: { identities: { type: 'array', items: identitySchema } } } as const;

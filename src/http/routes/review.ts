@@ -1,14 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import type { IdentityRole, IdentityStatus } from '../../identity/identity.js';
-import { LEASE_STATES } from '../../leases/lease.js';
 import type { AuditQuery } from '../../review/audit-filter.js';
 import type { ReviewReader } from '../../review/reader.js';
 import type { ReviewSessions } from '../../review/sessions.js';
-import type { LeaseState } from '../../store/schema.js';
 import { callerOf } from '../plugins/proof-auth.js';
-import { addressSchema, errorResponses, identitySchema } from '../schemas.js';
-import { leaseViewSchema } from './lease-schemas.js';
-import { auditEventSchema, auditEventsSchema, auditQuerySchema, identityListQuerySchema, identityListSchema } from './review-schemas.js';
+import { AddressParams, errorResponses, IdentityList, IdentityListQuery, IdentityView, LeaseList, LeaseListQuery, LeaseRecord } from '@tessera-broker/sdk/wire';
+import { auditEventSchema, auditEventsSchema, auditQuerySchema } from './review-schemas.js';
 
 export interface ReviewRouteOptions {
   readonly reader: ReviewReader;
@@ -61,27 +57,22 @@ export async function reviewRoutes(app: FastifyInstance, { reader, sessions, pub
   app.register(async (reads) => {
     reads.addHook('preValidation', reads.reviewAuth.proofOrSession);
 
-    reads.get<{ Querystring: { status?: IdentityStatus; role?: IdentityRole } }>(
+    reads.get<{ Querystring: IdentityListQuery }>(
       '/v1/review/identities',
-      {
-        schema: {
-          querystring: identityListQuerySchema,
-          response: { 200: identityListSchema, ...errorResponses },
-        },
-      },
+      { schema: { querystring: IdentityListQuery, response: { 200: IdentityList, ...errorResponses } } },
       async (request) => ({ identities: await reader.identities(request.query) }),
     );
 
-    reads.get<{ Params: { address: string } }>(
+    reads.get<{ Params: AddressParams }>(
       '/v1/review/identities/:address/timeline',
       {
         schema: {
-          params: { type: 'object', required: ['address'], properties: { address: addressSchema } },
+          params: AddressParams,
           response: {
             200: {
               type: 'object',
               required: ['identity', 'leases', 'events', 'truncated'],
-              properties: { identity: identitySchema, leases: { type: 'array', items: leaseViewSchema }, events: { type: 'array', items: auditEventSchema }, truncated: { type: 'boolean' } },
+              properties: { identity: IdentityView, leases: { type: 'array', items: LeaseRecord }, events: { type: 'array', items: auditEventSchema }, truncated: { type: 'boolean' } },
             },
             ...errorResponses,
           },
@@ -90,18 +81,9 @@ export async function reviewRoutes(app: FastifyInstance, { reader, sessions, pub
       async (request) => reader.timeline(request.params.address),
     );
 
-    reads.get<{ Querystring: { identity?: string; backend?: string; state?: LeaseState } }>(
+    reads.get<{ Querystring: LeaseListQuery }>(
       '/v1/review/leases',
-      {
-        schema: {
-          querystring: {
-            type: 'object',
-            additionalProperties: false,
-            properties: { identity: { type: 'string' }, backend: { type: 'string' }, state: { type: 'string', enum: LEASE_STATES } },
-          },
-          response: { 200: { type: 'object', required: ['leases'], properties: { leases: { type: 'array', items: leaseViewSchema } } }, ...errorResponses },
-        },
-      },
+      { schema: { querystring: LeaseListQuery, response: { 200: LeaseList, ...errorResponses } } },
       async (request) => {
         const { identity, ...filter } = request.query;
         return { leases: await reader.leases({ ...filter, ...(identity !== undefined && { address: identity }) }) };

@@ -15,22 +15,30 @@ export function StringMap(options: { maxLength?: number; propertyNames?: { patte
 /** A string or null (the broker writes null, never leaves the member out). */
 export const NullableString = Type.Unsafe<string | null>({ type: ['string', 'null'] });
 
-/** Every error response: a stable code from the error table and a message (docs/PROTOCOL.md §3). */
-export const ErrorBody = Type.Object({
-  error: StringEnum(Object.keys(ERROR_CODES) as (keyof typeof ERROR_CODES)[]),
-  message: Type.String(),
-});
+/**
+ * Every error response: a stable code from the error table and a message (docs/PROTOCOL.md §3).
+ * Routes refer to it by $id (the broker registers it once with addSchema): one copy in OpenAPI.
+ */
+export const ErrorBody = Type.Object(
+  {
+    error: StringEnum(Object.keys(ERROR_CODES) as (keyof typeof ERROR_CODES)[]),
+    message: Type.String(),
+  },
+  { $id: 'ErrorBody' },
+);
 export type ErrorBody = Static<typeof ErrorBody>;
+
+const errorReply = Type.Ref(ErrorBody);
 
 /** The error responses every authenticated route can give. */
 export const errorResponses = {
-  400: ErrorBody,
-  401: ErrorBody,
-  403: ErrorBody,
-  404: ErrorBody,
-  409: ErrorBody,
-  429: ErrorBody,
+  400: errorReply,
+  401: errorReply,
+  403: errorReply,
+  404: errorReply,
+  409: errorReply,
+  429: errorReply,
 } as const;
 
 /** Errors of routes that talk to an upstream backend or key store, on top of the usual ones. */
-export const upstreamErrorResponses = { ...errorResponses, 502: ErrorBody, 503: ErrorBody } as const;
+export const upstreamErrorResponses = { ...errorResponses, 502: errorReply, 503: errorReply } as const;

@@ -47,3 +47,31 @@ export type IdentityListQuery = Static<typeof IdentityListQuery>;
 
 export const IdentityList = Type.Object({ identities: Type.Array(IdentityView) });
 export type IdentityList = Static<typeof IdentityList>;
+
+export const AddressParams = Type.Object({ address: Address });
+export type AddressParams = Static<typeof AddressParams>;
+
+/** `POST /v1/admin/identities`: registers an identity whose key was generated in its key store. */
+export const RegisterIdentityRequest = Type.Object(
+  {
+    address: Address,
+    /** Raw Ed25519 public key, base64url. */
+    public_key: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }),
+    key_uri: Type.String({ pattern: '^(pkcs11|aws-kms):', maxLength: 1024 }),
+    attributes: Type.Optional(Attributes),
+    role: Type.Optional(StringEnum(['agent', 'reviewer'] as const)),
+  },
+  { additionalProperties: false },
+);
+export type RegisterIdentityRequest = Static<typeof RegisterIdentityRequest>;
+
+/** `POST /v1/admin/identities/:address/tickets`. */
+export const TicketRequest = Type.Object({ ttl_seconds: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false });
+export type TicketRequest = Static<typeof TicketRequest>;
+
+export const TicketResponse = Type.Object({ identity_id: Type.String(), address: Type.String(), ticket: Type.String(), ticket_expires_at: Type.String() });
+export type TicketResponse = Static<typeof TicketResponse>;
+
+/** `POST /v1/admin/identities/:address/revoke`. */
+export const RevokeIdentityRequest = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 1000 }) }, { additionalProperties: false });
+export type RevokeIdentityRequest = Static<typeof RevokeIdentityRequest>;

@@ -4,6 +4,7 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { NullableString, StringEnum } from './common.js';
+import { Address, IdentityView } from './identities.js';
 
 /** `pending` from intent until the upstream credential exists (docs/PROTOCOL.md §5.2). */
 export const LEASE_STATES = ['pending', 'active', 'expired', 'revoked', 'revocation-pending'] as const;
@@ -103,3 +104,18 @@ export const BulkRevokeResponse = Type.Object({
   failures: Type.Array(Type.Object({ lease_id: Type.String(), backend: Type.String(), error: Type.String() })),
 });
 export type BulkRevokeResponse = Static<typeof BulkRevokeResponse>;
+
+/** `POST /v1/admin/leases/revoke`: an identity, a backend or both. */
+export const BulkRevokeRequest = Type.Object(
+  { identity: Type.Optional(Address), backend: Type.Optional(BackendName), reason: Type.String({ minLength: 1, maxLength: 1000 }) },
+  { additionalProperties: false },
+);
+export type BulkRevokeRequest = Static<typeof BulkRevokeRequest>;
+
+/** `POST /v1/admin/leases/retry`: one lease, a backend, or every revocation-pending lease. */
+export const RetryRevocationsRequest = Type.Object({ lease: Type.Optional(LeaseId), backend: Type.Optional(BackendName) }, { additionalProperties: false });
+export type RetryRevocationsRequest = Static<typeof RetryRevocationsRequest>;
+
+/** `POST /v1/admin/identities/:address/revoke`: the identity is revoked first, then its live leases. */
+export const RevokeIdentityResponse = Type.Object({ identity: IdentityView, leases: BulkRevokeResponse });
+export type RevokeIdentityResponse = Static<typeof RevokeIdentityResponse>;
