@@ -19,7 +19,7 @@ import { BrokerClient } from '@tessera-broker/sdk';
 import { loadConfig } from '../src/config/config.js';
 import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
 import { initialize } from '../src/init.js';
-import { keyThumbprint } from '../src/keys/jws.js';
+import { keyThumbprint } from '@tessera-broker/sdk';
 import { KeyStores } from '../src/keys/registry.js';
 import { ManualScheduler, TestClock } from '../test/support/clock.js';
 import { freePort } from '../test/support/ports.js';
