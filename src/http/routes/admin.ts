@@ -14,6 +14,9 @@ import type { Store } from '../../store/database.js';
 import { callerOf } from '../plugins/proof-auth.js';
 import {
   AddressParams,
+  AuditEventList,
+  AuditExportQuery,
+  AuditListQuery,
   errorResponses,
   IdentityList,
   IdentityListQuery,
@@ -25,7 +28,6 @@ import {
   TicketResponse,
   upstreamErrorResponses,
 } from '@tessera-broker/sdk/wire';
-import { auditEventsSchema, auditQuerySchema } from './review-schemas.js';
 
 export interface AdminRouteOptions {
   readonly identities: IdentityService;
@@ -101,23 +103,14 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
 
   app.get<{ Querystring: AuditQuery }>(
     '/v1/admin/audit',
-    { schema: { querystring: auditQuerySchema, response: { 200: auditEventsSchema, ...errorResponses } } },
+    { schema: { querystring: AuditListQuery, response: { 200: AuditEventList, ...errorResponses } } },
     async (request) => ({ events: await listAuditEvents(store, await toAuditFilter(request.query, identities)) }),
   );
 
   // JSON Lines (docs/PROTOCOL.md §7.4), streamed: `tessera audit verify --file` checks it offline.
-  app.get<{ Querystring: { from?: number; to?: number } }>(
+  app.get<{ Querystring: AuditExportQuery }>(
     '/v1/admin/audit/export',
-    {
-      schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { from: { type: 'integer', minimum: 1 }, to: { type: 'integer', minimum: 1 } },
-        },
-        response: errorResponses,
-      },
-    },
+    { schema: { querystring: AuditExportQuery, response: errorResponses } },
     async (request, reply) => {
       const { from, to } = request.query;
       await audit.append({ actor: callerOf(request).id, action: 'audit.exported', outcome: 'success', details: { from: from ?? null, to: to ?? null } });

@@ -3,31 +3,26 @@ import type { AuditQuery } from '../../review/audit-filter.js';
 import type { ReviewReader } from '../../review/reader.js';
 import type { ReviewSessions } from '../../review/sessions.js';
 import { callerOf } from '../plugins/proof-auth.js';
-import { AddressParams, errorResponses, IdentityList, IdentityListQuery, IdentityView, LeaseList, LeaseListQuery, LeaseRecord } from '@tessera-broker/sdk/wire';
-import { auditEventSchema, auditEventsSchema, auditQuerySchema } from './review-schemas.js';
+import {
+  AddressParams,
+  AuditEventList,
+  AuditListQuery,
+  ChainStatus,
+  errorResponses,
+  IdentityList,
+  IdentityListQuery,
+  IdentityTimeline,
+  LeaseList,
+  LeaseListQuery,
+  ReviewSession,
+  ReviewSessionRequest,
+} from '@tessera-broker/sdk/wire';
 
 export interface ReviewRouteOptions {
   readonly reader: ReviewReader;
   readonly sessions: ReviewSessions;
   readonly publicUrl: string;
 }
-
-const chainStatusSchema = {
-  type: 'object',
-  required: ['ok', 'from', 'to', 'head', 'events', 'checkpoints', 'proofs', 'last_checkpoint', 'problem', 'checked_at'],
-  properties: {
-    ok: { type: 'boolean' },
-    from: { type: 'integer' },
-    to: { type: 'integer' },
-    head: { type: 'object', properties: { seq: { type: 'integer' }, hash: { type: 'string' } } },
-    events: { type: 'integer' },
-    checkpoints: { type: 'integer' },
-    proofs: { type: 'integer' },
-    last_checkpoint: { type: ['object', 'null'], properties: { seq: { type: 'integer' }, at: { type: 'string' } } },
-    problem: { type: ['object', 'null'], properties: { seq: { type: 'integer' }, code: { type: 'string' }, message: { type: 'string' } } },
-    checked_at: { type: 'string' },
-  },
-} as const;
 
 /**
  * The read-only review API (docs/PROTOCOL.md §9): GET routes for reviewers and admins, by proof
@@ -40,11 +35,8 @@ export async function reviewRoutes(app: FastifyInstance, { reader, sessions, pub
     {
       preValidation: app.proofAuth.requireRole('reviewer', 'admin'),
       schema: {
-        body: { type: 'object', additionalProperties: false, properties: {} },
-        response: {
-          201: { type: 'object', required: ['login_url', 'expires_at'], properties: { login_url: { type: 'string' }, expires_at: { type: 'string' } } },
-          ...errorResponses,
-        },
+        body: ReviewSessionRequest,
+        response: { 201: ReviewSession, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -68,14 +60,7 @@ export async function reviewRoutes(app: FastifyInstance, { reader, sessions, pub
       {
         schema: {
           params: AddressParams,
-          response: {
-            200: {
-              type: 'object',
-              required: ['identity', 'leases', 'events', 'truncated'],
-              properties: { identity: IdentityView, leases: { type: 'array', items: LeaseRecord }, events: { type: 'array', items: auditEventSchema }, truncated: { type: 'boolean' } },
-            },
-            ...errorResponses,
-          },
+          response: { 200: IdentityTimeline, ...errorResponses },
         },
       },
       async (request) => reader.timeline(request.params.address),
@@ -92,10 +77,10 @@ export async function reviewRoutes(app: FastifyInstance, { reader, sessions, pub
 
     reads.get<{ Querystring: AuditQuery }>(
       '/v1/review/audit',
-      { schema: { querystring: auditQuerySchema, response: { 200: auditEventsSchema, ...errorResponses } } },
+      { schema: { querystring: AuditListQuery, response: { 200: AuditEventList, ...errorResponses } } },
       async (request) => ({ events: await reader.audit(request.query) }),
     );
 
-    reads.get('/v1/review/chain', { schema: { response: { 200: chainStatusSchema, ...errorResponses } } }, async () => reader.chainStatus());
+    reads.get('/v1/review/chain', { schema: { response: { 200: ChainStatus, ...errorResponses } } }, async () => reader.chainStatus());
   });
 }

@@ -4,6 +4,7 @@
  * broker's OpenAPI document (`GET /openapi.json`, docs/openapi.json) is generated from them.
  */
 export { ERROR_CODES, type ErrorCode, isTesseraError, TesseraError } from '../errors.js';
+export * from './audit.js';
 export * from './backends.js';
 export * from './common.js';
 export * from './discovery.js';
