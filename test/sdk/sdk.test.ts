@@ -243,3 +243,35 @@ describe('SDK', () => {
     await expect(readAs(lease.credential)).rejects.toThrow();
   });
 });
+
+describe('SDK with a KMS key', () => {
+  let broker: TestBroker;
+
+  beforeAll(async () => {
+    // AWS_* for the local KMS are set in this process, as for any agent using the AWS SDK chain.
+    broker = await startTestBroker({ keystore: 'kms' });
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+  });
+
+  it('signs with an aws-kms: key URI, loading the AWS SDK only for it', async () => {
+    const provisioned = await broker.provision('sdk-kms@test.local');
+    expect(provisioned.key_uri).toMatch(/^aws-kms:/);
+    await (await broker.clientFor(provisioned.key_uri)).request('POST', '/v1/enroll', { ticket: provisioned.ticket });
+    const tessera = await createClient({ broker: broker.url, key: provisioned.key_uri });
+    try {
+      expect(await tessera.whoami()).toMatchObject({ address: 'sdk-kms@test.local', status: 'active' });
+    } finally {
+      await tessera.close();
+    }
+  });
+
+  it('refuses a key URI of no known key store, naming the forms it takes', async () => {
+    await expect(rejection(createClient({ broker: broker.url, key: 'file:/tmp/agent.key' }))).resolves.toMatchObject({
+      code: 'config_invalid',
+      message: expect.stringContaining('expected pkcs11:token=...;object=... or aws-kms:<key id>'),
+    });
+  });
+});
