@@ -99,7 +99,7 @@ describe('@tessera-broker/sdk, packed and installed outside the repo', () => {
     expect(await leaseRolesOf(upstream.url, BACKEND)).toEqual([]);
   });
 
-  it('names the missing setting when there is no broker, key or PIN', async () => {
+  it('names what is missing: the broker, the key, the PIN, or the optional peer a key needs', async () => {
     const { TESSERA_URL: _url, ...noUrl } = agentEnv;
     const { TESSERA_KEY: _key, ...noKey } = agentEnv;
     const { TESSERA_PKCS11_PIN_FILE: _pin, ...noPin } = agentEnv;
@@ -107,6 +107,8 @@ describe('@tessera-broker/sdk, packed and installed outside the repo', () => {
       [noUrl, /No broker URL .*set TESSERA_URL/],
       [noKey, /No identity key URI .*set TESSERA_KEY/],
       [noPin, /needs its user PIN: set TESSERA_PKCS11_PIN, or TESSERA_PKCS11_PIN_FILE/],
+      // The optional peer this project did not install.
+      [{ ...agentEnv, TESSERA_KEY: 'aws-kms:1234abcd-12ab-34cd-56ef-1234567890ab' }, /An aws-kms: key needs the package "@aws-sdk\/client-kms": run `npm install @aws-sdk\/client-kms`/],
     ] as const) {
       const { code, stderr } = await example([BACKEND, 'readonly'], env);
       expect(code).toBe(1);
