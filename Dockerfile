@@ -8,6 +8,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY packages ./packages
 COPY src ./src
 COPY provisioner ./provisioner
 COPY bench ./bench

@@ -11,7 +11,7 @@ import { CHECKPOINT_TYPE } from '../src/audit/checkpoints.js';
 import type { VerifyReport } from '../src/audit/verify.js';
 import { base64url } from '../src/crypto/encoding.js';
 import { createProof } from '../src/identity/proof.js';
-import { ed25519PublicJwk, keyThumbprint, signCompactJws } from '../src/keys/jws.js';
+import { ed25519PublicJwk, keyThumbprint, signCompactJws } from '@tessera-broker/sdk';
 import type { Signer } from '../src/keys/key-store.js';
 import { openStore } from '../src/store/database.js';
 import { type BenchSection, Cleanup, envNumber, fmtInt, fmtMb, log, type ResultRow, round, verdict } from './support.js';

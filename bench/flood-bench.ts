@@ -22,7 +22,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Pool } from 'undici';
 import { base64url } from '../src/crypto/encoding.js';
 import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
-import { keyThumbprint } from '../src/keys/jws.js';
+import { keyThumbprint } from '@tessera-broker/sdk';
 import { memorySigner } from './audit-bench.js';
 import {
   type BenchSection,

@@ -41,14 +41,14 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { type Dispatcher, Pool } from 'undici';
 import { provisionAgent } from '../provisioner/provision.js';
-import { BrokerClient, fetchDiscovery } from '../src/client/broker-client.js';
+import { BrokerClient, fetchDiscovery } from '@tessera-broker/sdk';
 import { loadConfig } from '../src/config/config.js';
 import { defaultRoles, scramVerifier } from '../src/backends/postgres-backend.js';
 import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
 import type { Signer } from '../src/keys/key-store.js';
 import { KeyStores } from '../src/keys/registry.js';
 import type { RevocationCounts } from '../src/leases/revoker.js';
-import type { LeaseRecord, LeaseResponse, RevokeResponse } from '../src/sdk/wire.js';
+import type { LeaseRecord, LeaseResponse, RevokeResponse } from '@tessera-broker/sdk/wire';
 import { startPostgres, withClient } from '../test/support/postgres.js';
 import {
   type BenchSection,

@@ -9,7 +9,7 @@
  */
 import { Pool } from 'undici';
 import { provisionAgent } from '../provisioner/provision.js';
-import { BrokerClient, fetchDiscovery } from '../src/client/broker-client.js';
+import { BrokerClient, fetchDiscovery } from '@tessera-broker/sdk';
 import { loadConfig } from '../src/config/config.js';
 import { base64url } from '../src/crypto/encoding.js';
 import { createProof, parseProofHeader, PROOF_SCHEME } from '../src/identity/proof.js';

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { loadConfig } from '../src/config/config.js';
-import type { ApiCredential, LeaseResponse } from '../src/sdk/wire.js';
+import type { ApiCredential, LeaseResponse } from '@tessera-broker/sdk/wire';
 import {
   type BenchSection,
   Cleanup,

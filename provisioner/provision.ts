@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { BrokerClient, BrokerRequestError } from '../src/client/broker-client.js';
+import { BrokerClient, BrokerRequestError } from '@tessera-broker/sdk';
 import { base64url } from '../src/crypto/encoding.js';
 import { TesseraError } from '../src/errors.js';
 import type { IdentityView } from '../src/identity/identity.js';

@@ -1,4 +1,6 @@
+import fastifySwagger, { type FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import { ErrorBody } from '@tessera-broker/sdk/wire';
 import type { AuditSink } from './audit/audit-log.js';
 import type { RejectionSummary } from './audit/rejection-summary.js';
 import type { ChangeFeed } from './changes/change-feed.js';
@@ -51,6 +53,22 @@ export interface AppDeps {
 
 const MAX_BODY_BYTES = 64 * 1024;
 
+/** The OpenAPI document's fixed part; paths come from the routes. No `servers`: it is the same for every broker (docs/openapi.json). */
+const OPENAPI_BASE: FastifyDynamicSwaggerOptions['openapi'] = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Tessera broker API',
+    version: '1',
+    description: 'Proof-authenticated routes of the Tessera secrets broker; docs/PROTOCOL.md describes proofs, error codes and lease states.',
+  },
+  components: {
+    securitySchemes: {
+      proof: { type: 'http', scheme: 'Proof', description: '`Authorization: Proof <compact JWS>`: a fresh proof signed by the identity key for every request (docs/PROTOCOL.md §3).' },
+    },
+  },
+  security: [{ proof: [] }],
+};
+
 /** One log line per request, with the request, when it completes: fastify's two lines cost a write each. */
 class OneLinePerRequest extends LogController {
   override incomingRequest(): void {}
@@ -99,6 +117,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       throw new TesseraError('invalid_request', 'GET and HEAD requests must not carry a body.');
     }
   });
+
+  // Collects every route's schema (the wire shapes of @tessera-broker/sdk/wire) into the OpenAPI
+  // document served at /openapi.json; registered first so it sees every route.
+  await app.register(fastifySwagger, { openapi: OPENAPI_BASE, refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) } });
+  app.addSchema(ErrorBody);
 
   // A write's response waits until this replica's caches have taken in what it changed, so the
   // caller's next request here sees it (other replicas take it in on NOTIFY, within milliseconds).

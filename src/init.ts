@@ -5,7 +5,7 @@ import { DatabaseAuditLog } from './audit/audit-log.js';
 import { systemClock } from './clock.js';
 import { type Config, type InitState, readInitState, writeInitState } from './config/config.js';
 import { IdentityService } from './identity/identities.js';
-import { keyThumbprint } from './keys/jws.js';
+import { keyThumbprint } from '@tessera-broker/sdk';
 import { KeyStores } from './keys/registry.js';
 import { ensureSoftHsmToken } from './keys/softhsm.js';
 import { openStore } from './store/database.js';

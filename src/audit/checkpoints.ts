@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { type Clock, type Scheduler, systemScheduler } from '../clock.js';
-import { signCompactJws } from '../keys/jws.js';
+import { signCompactJws } from '@tessera-broker/sdk';
 import type { Signer } from '../keys/key-store.js';
 import type { Database } from '../store/schema.js';
 

@@ -2,7 +2,7 @@ import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { base64url } from '../crypto/encoding.js';
 import { parseProofHeader, PROOF_MAX_SKEW_SECONDS, PROOF_SCHEME } from '../identity/proof.js';
-import { keyThumbprint } from '../keys/jws.js';
+import { keyThumbprint } from '@tessera-broker/sdk';
 import { canonicalJson } from './canonical.js';
 import { eventHashWithDetails, GENESIS_HASH, type HashedEvent, STORED_DETAILS, type WithStoredDetails } from './chain.js';
 import { CHECKPOINT_TYPE, type StoredCheckpoint } from './checkpoints.js';

@@ -29,8 +29,6 @@ export interface BackendFactory {
   create(settings: BackendSettings, rootSecret: string, context: BackendContext): CredentialBackend;
   /** Proxied types: the scope preset a role names, whose constraints grants may set. */
   preset?(settings: BackendSettings, role: string): ScopePreset | undefined;
-  /** JSON schema of the credential handed to agents; the lease route serialises nothing else. */
-  readonly credentialSchema: Readonly<Record<string, unknown>>;
 }
 
 const statements = z.array(z.string().min(1).max(4096)).max(64);
@@ -78,12 +76,6 @@ const postgres: BackendFactory = {
   },
   roles: (settings) => Object.keys(postgresSettings.parse(settings).roles),
   create: (settings, rootSecret) => new PostgresBackend({ connectionUrl: rootSecret, roles: postgresSettings.parse(settings).roles }),
-  credentialSchema: {
-    type: 'object',
-    required: ['host', 'port', 'database', 'username', 'password'],
-    additionalProperties: false,
-    properties: { host: { type: 'string' }, port: { type: 'integer' }, database: { type: 'string' }, username: { type: 'string' }, password: { type: 'string' } },
-  },
 };
 
 export const BACKEND_FACTORIES: Readonly<Record<BackendType, BackendFactory>> = { postgres, ...HTTP_API_FACTORIES };

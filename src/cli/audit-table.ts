@@ -1,4 +1,4 @@
-import { parseDuration } from '../config/duration.js';
+import { parseDuration } from '@tessera-broker/sdk';
 import type { ReviewEvent } from '../review/reader.js';
 import { table } from './table.js';
 

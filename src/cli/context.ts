@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { BrokerClient } from '../client/broker-client.js';
+import { BrokerClient } from '@tessera-broker/sdk';
 import { type Config, type ConfigOverrides, loadConfig, readInitState } from '../config/config.js';
 import { TesseraError } from '../errors.js';
 import { KeyStores } from '../keys/registry.js';

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 // pinned SDK supports Node 20 (see engines), so the notice is noise for CLI users.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { registerProvisionerCommands } from '../../provisioner/commands.js';
-import { BrokerRequestError } from '../client/broker-client.js';
+import { BrokerRequestError } from '@tessera-broker/sdk';
 import { TesseraError } from '../errors.js';
 import { checkRequiredOptionsBeforeActions, TesseraCommand } from './command.js';
 import { registerBackendCommands } from './commands/backend.js';

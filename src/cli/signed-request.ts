@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { BrokerClient } from '../client/broker-client.js';
+import { BrokerClient } from '@tessera-broker/sdk';
 import { adminClient, brokerUrl, commandConfig, identityKeyUri, withKeyStores } from './context.js';
 
 /** One request signed as the admin identity, with the key stores open only for its duration. */

@@ -4,7 +4,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { TesseraError } from '../errors.js';
 import type { KeyStoreKind } from '../keys/key-store.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '@tessera-broker/sdk';
 
 /**
  * One validated configuration object. Sources, strongest first: command-line flags, environment

@@ -1,6 +1,6 @@
 import type { JWK } from 'jose';
 import type { Clock } from '../clock.js';
-import { ed25519PublicJwk, keyThumbprint, signCompactJws } from '../keys/jws.js';
+import { ed25519PublicJwk, keyThumbprint, signCompactJws } from '@tessera-broker/sdk';
 import type { Signer } from '../keys/key-store.js';
 import type { Identity } from './identity.js';
 

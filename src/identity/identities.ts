@@ -4,7 +4,7 @@ import type { Clock } from '../clock.js';
 import { isStrictEd25519PublicKey } from '../crypto/ed25519.js';
 import { base64url, randomToken, sha256Base64url } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
-import { keyThumbprint } from '../keys/jws.js';
+import { keyThumbprint } from '@tessera-broker/sdk';
 import { FailureLimit, type FailureLimitSettings } from '../limits/failure-limit.js';
 import type { Database } from '../store/schema.js';
 import { identityFromRow, type Identity, type IdentityRole, type IdentityStatus } from './identity.js';

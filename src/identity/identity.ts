@@ -1,3 +1,4 @@
+import type { IdentityView } from '@tessera-broker/sdk/wire';
 import type { Selectable } from 'kysely';
 import { base64url } from '../crypto/encoding.js';
 import type { IdentityTable } from '../store/schema.js';
@@ -39,7 +40,7 @@ export function identityFromRow(row: Selectable<IdentityTable>): Identity {
 }
 
 /** The JSON view of an identity in API responses (never includes key material beyond the public key). */
-export function identityView(identity: Identity) {
+export function identityView(identity: Identity): IdentityView {
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   return {
     identity_id: identity.id,
@@ -49,7 +50,7 @@ export function identityView(identity: Identity) {
     public_key: base64url.encode(identity.publicKey),
     key_uri: identity.keyUri,
     attributes: identity.attributes,
-    created_at: iso(identity.createdAt),
+    created_at: new Date(identity.createdAt).toISOString(),
     enrolled_at: iso(identity.enrolledAt),
     revoked_at: iso(identity.revokedAt),
     revoked_by: identity.revokedBy,
@@ -57,7 +58,5 @@ export function identityView(identity: Identity) {
   };
 }
 
-export type IdentityView = ReturnType<typeof identityView>;
+export type { IdentityView };
 
-export const ADDRESS_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}@[A-Za-z0-9][A-Za-z0-9.-]{0,189}$';
-export const ATTRIBUTE_KEY_PATTERN = '^[A-Za-z0-9_.:-]{1,64}$';

@@ -1,18 +1,13 @@
-import { randomUUID } from 'node:crypto';
-import { sha256Base64url } from '../crypto/encoding.js';
+import { PROOF_MAX_SKEW_SECONDS, PROOF_TYPE, PROOF_SCHEME, type ProofClaims } from '@tessera-broker/sdk';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { TesseraError } from '../errors.js';
 import { duplicateMember } from '../json-scan.js';
-import { signCompactJws } from '../keys/jws.js';
-import type { Signer } from '../keys/key-store.js';
 
 /**
- * The proof an identity signs for every request (docs/PROTOCOL.md): a compact JWS binding the
- * identity key to this broker (aud), this request (htm, htu, bh) and this moment (iat, jti).
+ * Checking the proof an identity signs for every request (docs/PROTOCOL.md); the SDK creates it
+ * (createProof in @tessera-broker/sdk).
  */
-export const PROOF_TYPE = 'tessera-proof+jwt';
-export const PROOF_MAX_SKEW_SECONDS = 60;
-export const PROOF_SCHEME = 'Proof';
+export { bodyHash, createProof, PROOF_MAX_SKEW_SECONDS, PROOF_SCHEME, PROOF_TYPE, type ProofClaims, type ProofTarget } from '@tessera-broker/sdk';
 
 /**
  * Epoch ms from which a proof dated `iat` is stale: it passes while floor(now / 1000) <= iat + skew,
@@ -29,46 +24,6 @@ export const BROKER_CLOCK_MARGIN_MS = PROOF_MAX_SKEW_SECONDS * 1000;
 /** Epoch ms after which no broker accepts a proof dated `iat`: its jti may be forgotten, the stored proof shown. */
 export function proofReplayableUntil(iat: number): number {
   return proofAcceptedUntil(iat) + BROKER_CLOCK_MARGIN_MS;
-}
-
-export interface ProofClaims {
-  readonly iss: string;
-  readonly aud: string;
-  readonly iat: number;
-  readonly jti: string;
-  readonly htm: string;
-  readonly htu: string;
-  readonly bh: string;
-}
-
-export interface ProofTarget {
-  readonly method: string;
-  /** Absolute URL including the query string, without fragment. */
-  readonly url: string;
-  readonly body: Uint8Array | string;
-}
-
-export function bodyHash(body: Uint8Array | string): string {
-  return sha256Base64url(body);
-}
-
-export async function createProof(
-  signer: Signer,
-  identityId: string,
-  audience: string,
-  target: ProofTarget,
-  nowSeconds = Math.floor(Date.now() / 1000),
-): Promise<string> {
-  const claims: ProofClaims = {
-    iss: identityId,
-    aud: audience,
-    iat: nowSeconds,
-    jti: randomUUID(),
-    htm: target.method.toUpperCase(),
-    htu: target.url,
-    bh: bodyHash(target.body),
-  };
-  return signCompactJws(signer, { alg: 'EdDSA', typ: PROOF_TYPE, kid: identityId }, { ...claims });
 }
 
 export interface ParsedProof {

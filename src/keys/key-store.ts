@@ -4,15 +4,10 @@
  * One file per implementation (pkcs11-key-store.ts, kms-key-store.ts), registered in registry.ts.
  */
 
-/** A handle on an Ed25519 private key that stays inside its key store. */
-export interface Signer {
-  /** Where the key lives, e.g. `pkcs11:token=tessera;object=agent%3Abot` or `aws-kms:<key id>`. */
-  readonly uri: string;
-  /** Raw 32-byte Ed25519 public key. */
-  readonly publicKey: Uint8Array;
-  /** Pure Ed25519 (RFC 8032) signature over `data`: 64 bytes. */
-  sign(data: Uint8Array): Promise<Uint8Array>;
-}
+import type { Signer } from '@tessera-broker/sdk';
+
+/** A handle on an Ed25519 private key that stays inside its key store: the SDK's seam, shared. */
+export type { Signer };
 
 export interface CreateKeyOptions {
   /** Human-readable label: PKCS#11 CKA_LABEL / KMS description. Unique per key store. */

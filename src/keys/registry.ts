@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
+import { findModulePath, readPinFile } from '@tessera-broker/sdk/signers';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import { TesseraError } from '../errors.js';
 import type { KeyStore, KeyStoreKind, Signer } from './key-store.js';
 import { KmsKeyStore } from './kms-key-store.js';
 import { Pkcs11KeyStore } from './pkcs11-key-store.js';
-import { findModulePath, readPinFile } from './softhsm.js';
 
 type KeyStoreSettings = Pick<Config, 'dataDir' | 'pkcs11'>;
 

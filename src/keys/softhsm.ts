@@ -1,56 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import type { PKCS11 } from 'pkcs11js';
+import { acquirePkcs11Module, findModulePath, findTokenSlot, readPinFile } from '@tessera-broker/sdk/signers';
 import { TesseraError } from '../errors.js';
-import { acquirePkcs11Module, findTokenSlot } from './pkcs11-key-store.js';
-
-const MODULE_PATHS = [
-  '/usr/lib/softhsm/libsofthsm2.so',
-  '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so',
-  '/usr/local/lib/softhsm/libsofthsm2.so',
-  '/opt/homebrew/lib/softhsm/libsofthsm2.so',
-];
 
 /** PKCS#11 token labels are 32-byte, blank-padded fields. */
 const TOKEN_LABEL_BYTES = 32;
-
-/** The first SoftHSM2 library found in the usual install locations. */
-export function findModulePath(): string {
-  const found = MODULE_PATHS.find((path) => existsSync(path));
-  if (found === undefined) {
-    throw new TesseraError(
-      'config_invalid',
-      `SoftHSM2 is not installed (looked for ${MODULE_PATHS.join(', ')}). ` +
-        'Install it with `apt-get install -y softhsm2` (Debian) or `brew install softhsm` (macOS), ' +
-        'or configure the path of another PKCS#11 module.',
-    );
-  }
-  return found;
-}
-
-/** Reads a PIN file, refusing one that group or others can read. Trailing newline is dropped. */
-export function readPinFile(path: string): string {
-  let mode: number;
-  let content: string;
-  try {
-    mode = statSync(path).mode;
-    content = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new TesseraError('config_invalid', `Cannot read PIN file ${path}: ${(error as Error).message}`, { cause: error });
-  }
-  if ((mode & 0o077) !== 0) {
-    throw new TesseraError(
-      'config_invalid',
-      `PIN file ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8)}); run \`chmod 600 ${path}\`.`,
-    );
-  }
-  const pin = content.replace(/\r?\n$/, '');
-  if (pin === '') throw new TesseraError('config_invalid', `PIN file ${path} is empty.`);
-  return pin;
-}
 
 export interface SoftHsmToken {
   readonly confPath: string;
@@ -85,7 +43,7 @@ export async function ensureSoftHsmToken(options: { dir: string; tokenLabel: str
   await writeFile(confPath, softHsmConf(tokenDir));
 
   const modulePath = options.modulePath ?? findModulePath();
-  const lease = acquirePkcs11Module(modulePath);
+  const lease = await acquirePkcs11Module(modulePath);
   try {
     if (findTokenSlot(lease.pkcs11, tokenLabel) === undefined) {
       // Reuse PINs left by an attempt that stopped before the token existed; never replace the

@@ -6,7 +6,7 @@ import type { LeaseState, LeaseTable } from '../store/schema.js';
 
 export type LeaseRow = Selectable<LeaseTable>;
 
-export const LEASE_STATES: readonly LeaseState[] = ['pending', 'active', 'expired', 'revoked', 'revocation-pending'];
+export { LEASE_STATES } from '@tessera-broker/sdk/wire';
 
 /** States in which an upstream credential may still exist. */
 export const LIVE_STATES: readonly LeaseState[] = ['pending', 'active', 'revocation-pending'];

@@ -1,4 +1,4 @@
-import type { AuditOutcome } from '../audit/audit-log.js';
+import { AUDIT_OUTCOMES, MAX_AUDIT_LIMIT, RFC3339_PATTERN } from '@tessera-broker/sdk/wire';
 import type { AuditFilter } from '../audit/query.js';
 import { TesseraError } from '../errors.js';
 import type { IdentityService } from '../identity/identities.js';
@@ -26,11 +26,8 @@ export interface AuditQuery {
 }
 
 export const AUDIT_QUERY_KEYS = ['identity', 'actor', 'lease', 'backend', 'action', 'outcome', 'since', 'until', 'after', 'before', 'order', 'limit'] as const;
-export const AUDIT_OUTCOMES: readonly AuditOutcome[] = ['success', 'denied', 'failure'];
+export { AUDIT_OUTCOMES, MAX_AUDIT_LIMIT, RFC3339_PATTERN };
 export const DEFAULT_AUDIT_LIMIT = 100;
-export const MAX_AUDIT_LIMIT = 1000;
-/** RFC 3339 date-time with a zone: what the `since`/`until` filters take. */
-export const RFC3339_PATTERN = '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2})$';
 
 const invalid = (message: string) => new TesseraError('invalid_request', message);
 /** Empty form fields mean "no filter". */

@@ -6,7 +6,7 @@ import { runWithRequestProof } from '../../src/audit/request-proof.js';
 import type { Clock } from '../../src/clock.js';
 import { base64url } from '../../src/crypto/encoding.js';
 import { createProof } from '../../src/identity/proof.js';
-import { keyThumbprint } from '../../src/keys/jws.js';
+import { keyThumbprint } from '@tessera-broker/sdk';
 import { GroupCommitAudit } from '../../src/proxy/group-commit-audit.js';
 import type { Store } from '../../src/store/database.js';
 import { type AuditFixture, auditFixture, ISSUER, memorySigner } from './support.js';

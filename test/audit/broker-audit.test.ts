@@ -6,7 +6,7 @@ import type { JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromJsonLines } from '../../src/audit/jsonl.js';
 import { verifyAuditLog } from '../../src/audit/verify.js';
-import { keyThumbprint } from '../../src/keys/jws.js';
+import { keyThumbprint } from '@tessera-broker/sdk';
 import { createProof, parseProofHeader, PROOF_SCHEME } from '../../src/identity/proof.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 

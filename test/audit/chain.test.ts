@@ -4,7 +4,7 @@ import { DatabaseAuditLog } from '../../src/audit/audit-log.js';
 import { eventHash, GENESIS_HASH } from '../../src/audit/chain.js';
 import { CHECKPOINT_TYPE } from '../../src/audit/checkpoints.js';
 import { base64url } from '../../src/crypto/encoding.js';
-import { signCompactJws } from '../../src/keys/jws.js';
+import { signCompactJws } from '@tessera-broker/sdk';
 import { openStore } from '../../src/store/database.js';
 import { appendEvents, type AuditFixture, auditFixture, jwksOf, memorySigner } from './support.js';
 

@@ -10,7 +10,7 @@ import { exportRecords } from '../../src/audit/export.js';
 import { verifyAuditLog, type VerifyReport } from '../../src/audit/verify.js';
 import { base64url } from '../../src/crypto/encoding.js';
 import { createProof } from '../../src/identity/proof.js';
-import { ed25519PublicJwk, keyThumbprint } from '../../src/keys/jws.js';
+import { ed25519PublicJwk, keyThumbprint } from '@tessera-broker/sdk';
 import type { Signer } from '../../src/keys/key-store.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import { TestClock } from '../support/clock.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiCredential, BackendView, GrantView, LeaseResponse } from '../../src/sdk/wire.js';
+import type { ApiCredential, BackendView, GrantView, LeaseResponse } from '@tessera-broker/sdk/wire';
 import type { TestBroker } from '../support/broker.js';
 import { type CliOptions, cliFails, cliJson } from '../support/cli.js';
 import { type FakeUpstream, startFakeStripe } from '../support/fake-upstream.js';

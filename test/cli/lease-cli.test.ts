@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ProvisionResult } from '../../provisioner/provision.js';
-import type { BackendView, GrantView, LeaseRecord, LeaseResponse, PostgresCredential, RevokeResponse } from '../../src/sdk/wire.js';
+import type { BackendView, GrantView, LeaseRecord, LeaseResponse, PostgresCredential, RevokeResponse } from '@tessera-broker/sdk/wire';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { type CliOptions, cliFails, cliJson, runCli } from '../support/cli.js';
 import { createTestDatabase } from '../support/postgres.js';
@@ -128,6 +128,8 @@ describe('tessera backend / grant / lease / leases', { timeout: 180_000 }, () =>
     const gone = await cliJson<LeaseRecord[]>(['leases', 'list', '--identity', ADDRESS, '--state', 'revoked', '--json'], run);
     expect(gone.find((l) => l.lease_id === lease.lease_id)).toMatchObject({ address: ADDRESS, backend: 'orders', state: 'revoked' });
     expect(JSON.stringify(gone)).not.toContain(lease.credential.password);
+    // Every state of the wire schema is a filter, `pending` (being issued) too.
+    expect(await cliJson<LeaseRecord[]>(['leases', 'list', '--identity', ADDRESS, '--state', 'pending', '--json'], run)).toEqual([]);
 
     // The admin's bulk revocation takes the lease the human-output run issued.
     const bulk = await cliJson<{ revoked: number; pending: number }>(['leases', 'revoke', '--identity', ADDRESS, '--reason', 'test', '--json'], run);

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { LeaseRecord } from '../../src/sdk/wire.js';
+import type { LeaseRecord } from '@tessera-broker/sdk/wire';
 import { type CliOptions, runCli, startCli } from '../support/cli.js';
 import { leaseRolesOf } from '../support/lease-env.js';
 import { createTestDatabase, withClient } from '../support/postgres.js';

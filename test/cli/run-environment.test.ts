@@ -6,7 +6,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { leaseEnvironment } from '../../src/cli/run/environment.js';
 import { checkDistinct, parseLeaseSpec } from '../../src/cli/run/lease-spec.js';
-import type { Lease, LeaseCredential } from '../../src/sdk/index.js';
+import type { Lease, LeaseCredential } from '@tessera-broker/sdk';
 
 const lease = (backend: string, backendType: string, credential: LeaseCredential): Lease => ({
   id: 'lse_1',

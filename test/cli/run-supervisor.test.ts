@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { parseLeaseSpec } from '../../src/cli/run/lease-spec.js';
 import { type RunOptions, runWithLeases } from '../../src/cli/run/supervisor.js';
-import { createClient, type TesseraClient } from '../../src/sdk/index.js';
+import { createClient, type TesseraClient } from '@tessera-broker/sdk';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { ManualTimers, TestClock } from '../support/clock.js';
 import { leaseRolesOf } from '../support/lease-env.js';
@@ -69,7 +69,8 @@ describe('tessera run (supervisor)', { timeout: 60_000 }, () => {
     for (const [backend, role, max] of [['orders', 'readonly', 3600], ['billing', 'readonly', 3600], ['orders', 'readwrite', 60]] as const) {
       await broker.admin.request('POST', '/v1/admin/grants', { subject: ADDRESS, backend, role, max_ttl_seconds: max, default_ttl_seconds: 60 });
     }
-    client = await createClient({ broker: broker.url, key: provisioned.key_uri, config: broker.config });
+    const { module, pin } = broker.config.pkcs11;
+    client = await createClient({ broker: broker.url, key: provisioned.key_uri, pkcs11: { module, pin } });
   });
 
   afterAll(async () => {

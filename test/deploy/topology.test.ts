@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import { KeyStores } from '../../src/keys/registry.js';
-import type { ApiCredential } from '../../src/sdk/wire.js';
+import type { ApiCredential } from '@tessera-broker/sdk/wire';
 import { type BrokerChild, startBrokerChild } from '../support/broker-child.js';
 import { type BackgroundCli, cliJson, REPO_ROOT, runCli, startCli } from '../support/cli.js';
 import { brokerReplicas, readCompose, tesseraService, withFlag } from '../support/compose.js';

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BrokerRequestError } from '../../src/client/broker-client.js';
+import { BrokerRequestError } from '@tessera-broker/sdk';
 import { verifyEd25519 } from '../../src/crypto/ed25519.js';
 import { base64url } from '../../src/crypto/encoding.js';
-import { keyThumbprint } from '../../src/keys/jws.js';
+import { keyThumbprint } from '@tessera-broker/sdk';
 import { startTestBroker, type TestBroker, type TestDialect } from '../support/broker.js';
 import type { KeyStoreKind } from '../../src/keys/key-store.js';
 import { createRemoteJWKSet, jwtVerify } from 'jose';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base64url } from '../../src/crypto/encoding.js';
 import { createProof, PROOF_MAX_SKEW_SECONDS, PROOF_TYPE } from '../../src/identity/proof.js';
-import { signCompactJws } from '../../src/keys/jws.js';
+import { signCompactJws } from '@tessera-broker/sdk';
 import type { Signer } from '../../src/keys/key-store.js';
 import { startTestBroker, type TestBroker, type TestDialect } from '../support/broker.js';
 import { rejectionsSince } from '../support/rejections.js';

@@ -5,8 +5,9 @@ import pkcs11js from 'pkcs11js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyEd25519 } from '../../src/crypto/ed25519.js';
 import { isTesseraError } from '../../src/errors.js';
-import { acquirePkcs11Module, findTokenSlot, formatPkcs11Uri, parsePkcs11Uri, Pkcs11KeyStore } from '../../src/keys/pkcs11-key-store.js';
-import { ensureSoftHsmToken, readPinFile } from '../../src/keys/softhsm.js';
+import { Pkcs11KeyStore } from '../../src/keys/pkcs11-key-store.js';
+import { acquirePkcs11Module, findTokenSlot, formatPkcs11Uri, parsePkcs11Uri, readPinFile } from '@tessera-broker/sdk/signers';
+import { ensureSoftHsmToken } from '../../src/keys/softhsm.js';
 import { describeKeyStoreContract } from '../contract/key-store.contract.js';
 import { createTestToken, type TestToken } from '../support/softhsm.js';
 
@@ -42,7 +43,7 @@ describe('Pkcs11KeyStore on SoftHSM2', () => {
       await store.createWrappingKey({ label: wrappingLabel });
 
       // Inspect the objects through a session of our own; the open store keeps the token logged in.
-      const lease = acquirePkcs11Module(token.modulePath);
+      const lease = await acquirePkcs11Module(token.modulePath);
       const { pkcs11 } = lease;
       const session = pkcs11.C_OpenSession(findTokenSlot(pkcs11, token.tokenLabel)!, pkcs11js.CKF_SERIAL_SESSION);
       try {
@@ -205,7 +206,7 @@ describe('SoftHSM2 token setup', () => {
     expect(process.env.SOFTHSM2_CONF).toBe(token.confPath);
 
     // Still exactly one token with that label, and the PIN still opens it.
-    const lease = acquirePkcs11Module(token.modulePath);
+    const lease = await acquirePkcs11Module(token.modulePath);
     try {
       const labels = lease.pkcs11.C_GetSlotList(true).map((slot) => lease.pkcs11.C_GetTokenInfo(slot).label.trimEnd());
       expect(labels.filter((l) => l === token.tokenLabel)).toHaveLength(1);

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { provisionAgent } from '../../provisioner/provision.js';
-import { BrokerClient } from '../../src/client/broker-client.js';
+import { BrokerClient } from '@tessera-broker/sdk';
 import { systemClock } from '../../src/clock.js';
 import { KeyStores } from '../../src/keys/registry.js';
 import { type BrokerChild, startBrokerChild } from '../support/broker-child.js';

@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { BulkRevokeResponse } from '../../src/sdk/wire.js';
+import type { BulkRevokeResponse } from '@tessera-broker/sdk/wire';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { runCli } from '../support/cli.js';
 import { adminAgent, enrolledAgent, enrolledAgentWithKey, leaseRolesOf, login, seedUpstream, type TestAgent } from '../support/lease-env.js';

@@ -3,7 +3,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { provisionAgent } from '../../provisioner/provision.js';
 import { type Broker, createBroker } from '../../src/broker.js';
-import { BrokerClient } from '../../src/client/broker-client.js';
+import { BrokerClient } from '@tessera-broker/sdk';
 import { KeyStores } from '../../src/keys/registry.js';
 import { prepareBroker, type PreparedBroker } from '../support/broker.js';
 import { ManualScheduler, TestClock } from '../support/clock.js';

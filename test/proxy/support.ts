@@ -3,12 +3,12 @@ import OpenAI from 'openai';
 import Stripe from 'stripe';
 import { Client } from 'undici';
 import { parseHostPort } from '../../src/config/config.js';
-import type { ApiCredential } from '../../src/sdk/wire.js';
+import type { ApiCredential } from '@tessera-broker/sdk/wire';
 import { startTestBroker, type TestBroker, type TestBrokerOptions } from '../support/broker.js';
 import { type FakeOpenAI, type FakeUpstream, startFakeOpenAI, startFakeStripe } from '../support/fake-upstream.js';
 import { adminAgent, type TestAgent } from '../support/lease-env.js';
 
-export type { ApiCredential } from '../../src/sdk/wire.js';
+export type { ApiCredential } from '@tessera-broker/sdk/wire';
 
 export const STRIPE_SECRET = 'sk_test_real_stripe_secret_0123456789';
 export const OPENAI_SECRET = 'sk-real-openai-secret-0123456789';

@@ -4,7 +4,7 @@ import { inject } from 'vitest';
 import { AuditCheckpointer } from '../../src/audit/checkpoints.js';
 import type { ChangeKind } from '../../src/changes/change-feed.js';
 import { PostgresChangeFeed } from '../../src/changes/postgres-change-feed.js';
-import { keyThumbprint } from '../../src/keys/jws.js';
+import { keyThumbprint } from '@tessera-broker/sdk';
 import type { Signer } from '../../src/keys/key-store.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import { runExclusive } from '../../src/store/exclusive.js';

@@ -174,7 +174,7 @@ describe('review API and sessions', () => {
 
   it('lets the session reach no admin route and no mutating route (CSRF: they ignore cookies)', async () => {
     const readOnly = (method: string, url: string) =>
-      (method === 'GET' || method === 'HEAD') && (url.startsWith('/v1/review/') || url.startsWith('/ui') || url.startsWith('/.well-known/') || url === '/healthz');
+      (method === 'GET' || method === 'HEAD') && (url.startsWith('/v1/review/') || url.startsWith('/ui') || url.startsWith('/.well-known/') || url === '/healthz' || url === '/openapi.json');
     const guarded = routesOf(review.env.broker.app).filter(([method, url]) => !readOnly(method, url));
     expect(guarded.length).toBeGreaterThan(15);
     expect(guarded).toContainEqual(['POST', '/v1/review/sessions']);

@@ -4,7 +4,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { type AutoRenewEnd, BrokerRequestError, createClient, isPostgresCredential, type PostgresCredential, type Renewal, type TesseraClient } from '../../src/sdk/index.js';
+import { type AutoRenewEnd, BrokerRequestError, createClient, isPostgresCredential, type PostgresCredential, type Renewal, type TesseraClient } from '@tessera-broker/sdk';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { ManualTimers } from '../support/clock.js';
 import { createTestDatabase, withClient } from '../support/postgres.js';
@@ -43,8 +43,9 @@ describe('SDK', () => {
     for (const [role, max, def] of [['reader', 3600, 300], ['short', 60, 30]] as const) {
       await broker.admin.request('POST', '/v1/admin/grants', { subject: address, backend: BACKEND, role, max_ttl_seconds: max, default_ttl_seconds: def });
     }
-    // The documented path: a key URI, the key store opened from the (test broker's) configuration.
-    const client = await createClient({ broker: broker.url, key: provisioned.key_uri, config: broker.config });
+    // The documented path: a key URI, its token's module and PIN given as options (or TESSERA_PKCS11_*).
+    const { module, pin } = broker.config.pkcs11;
+    const client = await createClient({ broker: broker.url, key: provisioned.key_uri, pkcs11: { module, pin } });
     clients.push(client);
     return client;
   }
@@ -240,5 +241,37 @@ describe('SDK', () => {
     expect(onError).toHaveBeenCalledOnce();
     // Revoking the identity revoked its leases too.
     await expect(readAs(lease.credential)).rejects.toThrow();
+  });
+});
+
+describe('SDK with a KMS key', () => {
+  let broker: TestBroker;
+
+  beforeAll(async () => {
+    // AWS_* for the local KMS are set in this process, as for any agent using the AWS SDK chain.
+    broker = await startTestBroker({ keystore: 'kms' });
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+  });
+
+  it('signs with an aws-kms: key URI, loading the AWS SDK only for it', async () => {
+    const provisioned = await broker.provision('sdk-kms@test.local');
+    expect(provisioned.key_uri).toMatch(/^aws-kms:/);
+    await (await broker.clientFor(provisioned.key_uri)).request('POST', '/v1/enroll', { ticket: provisioned.ticket });
+    const tessera = await createClient({ broker: broker.url, key: provisioned.key_uri });
+    try {
+      expect(await tessera.whoami()).toMatchObject({ address: 'sdk-kms@test.local', status: 'active' });
+    } finally {
+      await tessera.close();
+    }
+  });
+
+  it('refuses a key URI of no known key store, naming the forms it takes', async () => {
+    await expect(rejection(createClient({ broker: broker.url, key: 'file:/tmp/agent.key' }))).resolves.toMatchObject({
+      code: 'config_invalid',
+      message: expect.stringContaining('expected pkcs11:token=...;object=... or aws-kms:<key id>'),
+    });
   });
 });

@@ -5,7 +5,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { inject } from 'vitest';
 import { provisionAgent, type ProvisionResult } from '../../provisioner/provision.js';
 import { type Broker, createBroker } from '../../src/broker.js';
-import { BrokerClient } from '../../src/client/broker-client.js';
+import { BrokerClient } from '@tessera-broker/sdk';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import { initialize } from '../../src/init.js';
 import type { KeyStore, KeyStoreKind } from '../../src/keys/key-store.js';

@@ -11,12 +11,16 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI_ENTRY = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
-/** Compiles src/ and provisioner/ to dist/ (`npm run build` without npm's start-up cost). */
-export function buildCli(timeoutMs = 600_000): Promise<void> {
+/** Compiles the SDK package, then src/ and provisioner/ to dist/ (`npm run build` without npm's start-up cost). */
+export async function buildCli(timeoutMs = 600_000): Promise<void> {
+  for (const project of ['packages/sdk/tsconfig.json', 'tsconfig.build.json']) await compile(project, timeoutMs);
+}
+
+function compile(project: string, timeoutMs: number): Promise<void> {
   const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, timeout: timeoutMs }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`build failed (tsc -p tsconfig.build.json):\n${stdout}${stderr}`, { cause: error }));
+    execFile(process.execPath, [tsc, '-p', project], { cwd: REPO_ROOT, timeout: timeoutMs }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`build failed (tsc -p ${project}):\n${stdout}${stderr}`, { cause: error }));
       else resolve();
     });
   });

@@ -8,10 +8,10 @@ import pg from 'pg';
 import { expect } from 'vitest';
 import type { Clock } from '../../src/clock.js';
 import { createProof, PROOF_SCHEME } from '../../src/identity/proof.js';
-import { keyThumbprint } from '../../src/keys/jws.js';
+import { keyThumbprint } from '@tessera-broker/sdk';
 import type { Signer } from '../../src/keys/key-store.js';
 import type { LeaseRequest } from '../../src/leases/issuer.js';
-import type { PostgresCredential } from '../../src/sdk/wire.js';
+import type { PostgresCredential } from '@tessera-broker/sdk/wire';
 import type { TestBroker } from './broker.js';
 import { withClient } from './postgres.js';
 

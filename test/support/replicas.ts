@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { provisionAgent } from '../../provisioner/provision.js';
-import { BrokerClient } from '../../src/client/broker-client.js';
+import { BrokerClient } from '@tessera-broker/sdk';
 import { systemClock } from '../../src/clock.js';
 import { KeyStores } from '../../src/keys/registry.js';
 import { type BrokerChild, startBrokerChild } from './broker-child.js';

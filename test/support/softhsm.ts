@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureSoftHsmToken, readPinFile } from '../../src/keys/softhsm.js';
+import { readPinFile } from '@tessera-broker/sdk/signers';
+import { ensureSoftHsmToken } from '../../src/keys/softhsm.js';
 
 export interface TestToken {
   readonly dir: string;

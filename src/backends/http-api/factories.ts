@@ -16,13 +16,6 @@ const secret = z.string().min(1).max(8192);
 const httpUrl = z.url({ protocol: /^https?$/ }).max(2048);
 
 /** `{base_url, api_key}`: point the official SDK at base_url with api_key as its key. */
-const apiCredentialSchema = {
-  type: 'object',
-  required: ['base_url', 'api_key'],
-  additionalProperties: false,
-  properties: { base_url: { type: 'string' }, api_key: { type: 'string' } },
-} as const;
-
 const upstreamSettings = z.object({ upstreamUrl: httpUrl });
 
 /** A proxied type with built-in presets and a Bearer secret (Stripe, OpenAI). */
@@ -45,7 +38,6 @@ function bearerProxy(type: keyof typeof DEFAULT_URLS, secretField: string, prese
         probePath,
         proxyUrl: context.proxyUrl,
       }),
-    credentialSchema: apiCredentialSchema,
   };
 }
 
@@ -108,7 +100,6 @@ const http: BackendFactory = {
     };
     return new ProxyBackend(config);
   },
-  credentialSchema: apiCredentialSchema,
 };
 
 const openaiAdminInput = z
@@ -126,7 +117,6 @@ const openaiAdmin: BackendFactory = {
     const parsed = openaiAdminSettings.parse(settings);
     return new OpenAIAdminBackend({ adminKey: rootSecret, projectId: parsed.projectId, upstreamUrl: parsed.upstreamUrl });
   },
-  credentialSchema: apiCredentialSchema,
 };
 
 export const HTTP_API_FACTORIES = {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Argument, type Command } from 'commander';
 import { TesseraError } from '../../errors.js';
-import type { BackendView } from '../../sdk/wire.js';
+import type { BackendView } from '@tessera-broker/sdk/wire';
 import { collect, output } from '../context.js';
 import { adminRequest } from '../signed-request.js';
 import { details, table } from '../table.js';

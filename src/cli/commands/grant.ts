@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { TesseraError } from '../../errors.js';
-import type { GrantView } from '../../sdk/wire.js';
+import type { GrantView } from '@tessera-broker/sdk/wire';
 import { collect, output } from '../context.js';
 import { durationFlagSeconds } from '../duration-flag.js';
 import { adminRequest, queryString } from '../signed-request.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { IdentityView } from '../../identity/identity.js';
 import type { IdentityTimeline } from '../../review/reader.js';
-import type { BulkRevokeResponse } from '../../sdk/wire.js';
+import type { BulkRevokeResponse } from '@tessera-broker/sdk/wire';
 import { eventTable } from '../audit-table.js';
 import { output, reportPending } from '../context.js';
 import { REVIEWER_KEY_FLAGS, REVIEWER_KEY_HELP, reviewerRequest } from '../review-client.js';

@@ -1,7 +1,7 @@
 import { type Command, Option } from 'commander';
 import { TesseraError } from '../../errors.js';
-import { getLease, issueLease, renewLease, revokeLease } from '../../sdk/lease-api.js';
-import { type BulkRevokeResponse, LEASE_STATES, type LeaseRecord, type LeaseResponse } from '../../sdk/wire.js';
+import { getLease, issueLease, renewLease, revokeLease } from '@tessera-broker/sdk';
+import { type BulkRevokeResponse, LEASE_STATES, type LeaseRecord, type LeaseResponse } from '@tessera-broker/sdk/wire';
 import { KEY_HELP, output, reportPending } from '../context.js';
 import { durationFlagSeconds } from '../duration-flag.js';
 import { adminRequest, asIdentity, queryString } from '../signed-request.js';
@@ -86,7 +86,7 @@ function registerLeases(program: Command): void {
       output(options.json, found, () =>
         table(
           ['lease', 'identity', 'backend', 'role', 'state', 'expires'],
-          found.map((l) => [l.lease_id, l.address, l.backend, l.role, l.state, l.expires_at]),
+          found.map((l) => [l.lease_id, l.address ?? '', l.backend, l.role, l.state, l.expires_at]),
           '(no leases)',
         ),
       );

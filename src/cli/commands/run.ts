@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { createClient } from '../run/sdk.js';
+import { createClient } from '@tessera-broker/sdk';
 import { brokerUrl, collect, commandConfig, identityKeyUri, KEY_HELP, withKeyStores } from '../context.js';
 import { LEASE_SPEC_SYNTAX, parseLeaseSpec } from '../run/lease-spec.js';
 import { ON_LEASE_LOST, type OnLeaseLost, runWithLeases } from '../run/supervisor.js';

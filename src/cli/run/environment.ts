@@ -5,7 +5,7 @@
  */
 import type { BackendType } from '../../backends/registry.js';
 import { TesseraError } from '../../errors.js';
-import { isPostgresCredential, type Lease } from './sdk.js';
+import { isPostgresCredential, type Lease } from '@tessera-broker/sdk';
 
 type Variables = Record<string, string>;
 

@@ -1,4 +1,4 @@
-import { parseDuration } from '../../config/duration.js';
+import { parseDuration } from '@tessera-broker/sdk';
 import { TesseraError } from '../../errors.js';
 
 /** One `--lease [NAME=]<backend>:<role>[:<ttl>]` of `tessera run`. */

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { type AutoRenewEnd, type AutoRenewTimers, BrokerRequestError, type Lease, systemTimers, type TesseraClient } from './sdk.js';
+import { type AutoRenewEnd, type AutoRenewTimers, BrokerRequestError, type Lease, systemTimers, type TesseraClient } from '@tessera-broker/sdk';
 import { TesseraError } from '../../errors.js';
 import { leaseEnvironment } from './environment.js';
 import { checkDistinct, type LeaseSpec } from './lease-spec.js';

@@ -2,12 +2,6 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { ERROR_CODES, TesseraError } from '../../errors.js';
 
-export const errorBodySchema = {
-  type: 'object',
-  required: ['error', 'message'],
-  properties: { error: { type: 'string', enum: Object.keys(ERROR_CODES) }, message: { type: 'string' } },
-} as const;
-
 /** Maps every failure to `{error, message}` with the status from the error table. */
 export const errorHandler = fp(async (app: FastifyInstance) => {
   app.setErrorHandler((error: FastifyError | TesseraError, request, reply) => {

@@ -1,19 +1,12 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { BACKEND_TYPES, type BackendType } from '../../backends/registry.js';
 import type { BackendInfo, BackendService } from '../../leases/backend-service.js';
 import { toIso } from '../../leases/lease.js';
 import { callerOf } from '../plugins/proof-auth.js';
-import { backendNameSchema, upstreamErrorResponses } from './lease-schemas.js';
+import { BackendList, BackendName, BackendNameParams, BackendRemoved, BackendView, StringEnum, upstreamErrorResponses } from '@tessera-broker/sdk/wire';
 
-type NameParams = { Params: { name: string } };
-const nameParams = { type: 'object', required: ['name'], properties: { name: backendNameSchema } } as const;
-
-/** Never the root secret: the response schema has no field that could carry it. */
-const backendSchema = {
-  type: 'object',
-  required: ['name', 'type', 'roles', 'created_at'],
-  properties: { name: { type: 'string' }, type: { type: 'string' }, roles: { type: 'array', items: { type: 'string' } }, created_at: { type: 'string' } },
-} as const;
+type NameParams = { Params: BackendNameParams };
 
 const backendView = (backend: BackendInfo) => ({ name: backend.name, type: backend.type, roles: backend.roles, created_at: toIso(backend.createdAt) });
 
@@ -26,8 +19,8 @@ export async function adminBackendRoutes(app: FastifyInstance, { backends }: { b
     {
       schema: {
         // The type-specific fields (e.g. connection_url, roles) are validated by the backend registry.
-        body: { type: 'object', required: ['name', 'type'], properties: { name: backendNameSchema, type: { type: 'string', enum: BACKEND_TYPES } } },
-        response: { 201: backendSchema, ...upstreamErrorResponses },
+        body: Type.Object({ name: BackendName, type: StringEnum(BACKEND_TYPES) }),
+        response: { 201: BackendView, ...upstreamErrorResponses },
       },
     },
     async (request, reply) => {
@@ -40,7 +33,7 @@ export async function adminBackendRoutes(app: FastifyInstance, { backends }: { b
     '/v1/admin/backends',
     {
       schema: {
-        response: { 200: { type: 'object', required: ['backends'], properties: { backends: { type: 'array', items: backendSchema } } }, ...upstreamErrorResponses },
+        response: { 200: BackendList, ...upstreamErrorResponses },
       },
     },
     async () => ({ backends: (await backends.list()).map(backendView) }),
@@ -48,14 +41,14 @@ export async function adminBackendRoutes(app: FastifyInstance, { backends }: { b
 
   app.get<NameParams>(
     '/v1/admin/backends/:name',
-    { schema: { params: nameParams, response: { 200: backendSchema, ...upstreamErrorResponses } } },
+    { schema: { params: BackendNameParams, response: { 200: BackendView, ...upstreamErrorResponses } } },
     async (request) => backendView(await backends.get(request.params.name)),
   );
 
   // Proves the stored root secret still has every privilege leases need (docs/PROTOCOL.md §5.1).
   app.post<NameParams>(
     '/v1/admin/backends/:name/check',
-    { schema: { params: nameParams, response: { 200: backendSchema, ...upstreamErrorResponses } } },
+    { schema: { params: BackendNameParams, response: { 200: BackendView, ...upstreamErrorResponses } } },
     async (request) => backendView(await backends.check(request.params.name, callerOf(request).id)),
   );
 
@@ -63,8 +56,8 @@ export async function adminBackendRoutes(app: FastifyInstance, { backends }: { b
     '/v1/admin/backends/:name',
     {
       schema: {
-        params: nameParams,
-        response: { 200: { type: 'object', required: ['name', 'removed'], properties: { name: { type: 'string' }, removed: { type: 'boolean' } } }, ...upstreamErrorResponses },
+        params: BackendNameParams,
+        response: { 200: BackendRemoved, ...upstreamErrorResponses },
       },
     },
     async (request) => {

@@ -1,12 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { TesseraError } from '../../errors.js';
 import type { IdentityService } from '../../identity/identities.js';
-import { LEASE_STATES } from '../../leases/lease.js';
 import type { LeaseService } from '../../leases/lease-service.js';
-import type { LeaseState } from '../../store/schema.js';
 import { callerOf } from '../plugins/proof-auth.js';
-import { addressSchema } from '../schemas.js';
-import { backendNameSchema, leaseIdParams, leaseViewSchema, revocationCountsSchema, upstreamErrorResponses } from './lease-schemas.js';
+import { BulkRevokeRequest, BulkRevokeResponse, LeaseList, LeaseListQuery, RetryRevocationsRequest, upstreamErrorResponses } from '@tessera-broker/sdk/wire';
 
 export interface AdminLeaseRouteOptions {
   readonly leases: LeaseService;
@@ -17,37 +14,18 @@ export interface AdminLeaseRouteOptions {
 export async function adminLeaseRoutes(app: FastifyInstance, { leases, identities }: AdminLeaseRouteOptions): Promise<void> {
   app.addHook('preValidation', app.proofAuth.requireRole('admin'));
 
-  app.get<{ Querystring: { identity?: string; backend?: string; state?: LeaseState } }>(
+  app.get<{ Querystring: LeaseListQuery }>(
     '/v1/admin/leases',
-    {
-      schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { identity: { type: 'string' }, backend: { type: 'string' }, state: { type: 'string', enum: LEASE_STATES } },
-        },
-        response: { 200: { type: 'object', required: ['leases'], properties: { leases: { type: 'array', items: leaseViewSchema } } }, ...upstreamErrorResponses },
-      },
-    },
+    { schema: { querystring: LeaseListQuery, response: { 200: LeaseList, ...upstreamErrorResponses } } },
     async (request) => {
       const { identity, ...filter } = request.query;
       return { leases: await leases.list({ ...filter, ...(identity !== undefined && { address: identity }) }) };
     },
   );
 
-  app.post<{ Body: { identity?: string; backend?: string; reason: string } }>(
+  app.post<{ Body: BulkRevokeRequest }>(
     '/v1/admin/leases/revoke',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          required: ['reason'],
-          additionalProperties: false,
-          properties: { identity: addressSchema, backend: backendNameSchema, reason: { type: 'string', minLength: 1, maxLength: 1000 } },
-        },
-        response: { 200: revocationCountsSchema, ...upstreamErrorResponses },
-      },
-    },
+    { schema: { body: BulkRevokeRequest, response: { 200: BulkRevokeResponse, ...upstreamErrorResponses } } },
     async (request) => {
       const { identity, backend, reason } = request.body;
       if (identity === undefined && backend === undefined) throw new TesseraError('invalid_request', 'Name an identity, a backend or both.');
@@ -56,18 +34,9 @@ export async function adminLeaseRoutes(app: FastifyInstance, { leases, identitie
     },
   );
 
-  app.post<{ Body: { lease?: string; backend?: string } }>(
+  app.post<{ Body: RetryRevocationsRequest }>(
     '/v1/admin/leases/retry',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { lease: leaseIdParams.properties.id, backend: backendNameSchema },
-        },
-        response: { 200: revocationCountsSchema, ...upstreamErrorResponses },
-      },
-    },
+    { schema: { body: RetryRevocationsRequest, response: { 200: BulkRevokeResponse, ...upstreamErrorResponses } } },
     async (request) => leases.retry({ leaseId: request.body?.lease, backend: request.body?.backend }),
   );
 }

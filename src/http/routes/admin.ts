@@ -7,14 +7,27 @@ import { listAuditEvents } from '../../audit/query.js';
 import { base64url } from '../../crypto/encoding.js';
 import type { Authority } from '../../identity/authority.js';
 import type { IdentityService } from '../../identity/identities.js';
-import { identityView, type IdentityRole, type IdentityStatus } from '../../identity/identity.js';
+import { identityView } from '../../identity/identity.js';
 import type { LeaseService } from '../../leases/lease-service.js';
 import { type AuditQuery, toAuditFilter } from '../../review/audit-filter.js';
 import type { Store } from '../../store/database.js';
 import { callerOf } from '../plugins/proof-auth.js';
-import { addressSchema, attributesSchema, errorResponses, identitySchema } from '../schemas.js';
-import { revocationCountsSchema, upstreamErrorResponses } from './lease-schemas.js';
-import { auditEventsSchema, auditQuerySchema, identityListQuerySchema, identityListSchema } from './review-schemas.js';
+import {
+  AddressParams,
+  AuditEventList,
+  AuditExportQuery,
+  AuditListQuery,
+  errorResponses,
+  IdentityList,
+  IdentityListQuery,
+  IdentityView,
+  RegisterIdentityRequest,
+  RevokeIdentityRequest,
+  RevokeIdentityResponse,
+  TicketRequest,
+  TicketResponse,
+  upstreamErrorResponses,
+} from '@tessera-broker/sdk/wire';
 
 export interface AdminRouteOptions {
   readonly identities: IdentityService;
@@ -26,33 +39,15 @@ export interface AdminRouteOptions {
   readonly leases: LeaseService;
 }
 
-type AddressParams = { Params: { address: string } };
-
-const addressParams = { type: 'object', required: ['address'], properties: { address: addressSchema } } as const;
+type AddressRoute = { Params: AddressParams };
 
 /** Platform-team operations. Every route requires an admin proof; every call is audited. */
 export async function adminRoutes(app: FastifyInstance, { identities, audit, store, leases, authority, publicUrl }: AdminRouteOptions): Promise<void> {
   app.addHook('preValidation', app.proofAuth.requireRole('admin'));
 
-  app.post<{ Body: { address: string; public_key: string; key_uri: string; attributes?: Record<string, string>; role?: IdentityRole } }>(
+  app.post<{ Body: RegisterIdentityRequest }>(
     '/v1/admin/identities',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          required: ['address', 'public_key', 'key_uri'],
-          additionalProperties: false,
-          properties: {
-            address: addressSchema,
-            public_key: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' },
-            key_uri: { type: 'string', pattern: '^(pkcs11|aws-kms):', maxLength: 1024 },
-            attributes: attributesSchema,
-            role: { type: 'string', enum: ['agent', 'reviewer'] },
-          },
-        },
-        response: { 201: identitySchema, ...errorResponses },
-      },
-    },
+    { schema: { body: RegisterIdentityRequest, response: { 201: IdentityView, ...errorResponses } } },
     async (request, reply) => {
       const { address, public_key, key_uri, attributes, role } = request.body;
       const identity = await identities.register(
@@ -63,14 +58,9 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
     },
   );
 
-  app.get<{ Querystring: { status?: IdentityStatus; role?: IdentityRole } }>(
+  app.get<{ Querystring: IdentityListQuery }>(
     '/v1/admin/identities',
-    {
-      schema: {
-        querystring: identityListQuerySchema,
-        response: { 200: identityListSchema, ...errorResponses },
-      },
-    },
+    { schema: { querystring: IdentityListQuery, response: { 200: IdentityList, ...errorResponses } } },
     async (request) => {
       const list = await identities.list(request.query);
       await audit.append({ actor: callerOf(request).id, action: 'identity.listed', outcome: 'success', details: { ...request.query, count: list.length } });
@@ -78,9 +68,9 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
     },
   );
 
-  app.get<AddressParams>(
+  app.get<AddressRoute>(
     '/v1/admin/identities/:address',
-    { schema: { params: addressParams, response: { 200: identitySchema, ...errorResponses } } },
+    { schema: { params: AddressParams, response: { 200: IdentityView, ...errorResponses } } },
     async (request) => {
       const identity = await identities.getByAddress(request.params.address);
       await audit.append({ actor: callerOf(request).id, action: 'identity.viewed', outcome: 'success', identityId: identity.id });
@@ -88,22 +78,9 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
     },
   );
 
-  app.post<AddressParams & { Body: { ttl_seconds?: number } }>(
+  app.post<AddressRoute & { Body: TicketRequest }>(
     '/v1/admin/identities/:address/tickets',
-    {
-      schema: {
-        params: addressParams,
-        body: { type: 'object', additionalProperties: false, properties: { ttl_seconds: { type: 'integer', minimum: 1 } } },
-        response: {
-          201: {
-            type: 'object',
-            required: ['identity_id', 'address', 'ticket', 'ticket_expires_at'],
-            properties: { identity_id: { type: 'string' }, address: { type: 'string' }, ticket: { type: 'string' }, ticket_expires_at: { type: 'string' } },
-          },
-          ...errorResponses,
-        },
-      },
-    },
+    { schema: { params: AddressParams, body: TicketRequest, response: { 201: TicketResponse, ...errorResponses } } },
     async (request, reply) => {
       const { address } = request.params;
       const ttl = request.body?.ttl_seconds;
@@ -112,18 +89,9 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
     },
   );
 
-  app.post<AddressParams & { Body: { reason: string } }>(
+  app.post<AddressRoute & { Body: RevokeIdentityRequest }>(
     '/v1/admin/identities/:address/revoke',
-    {
-      schema: {
-        params: addressParams,
-        body: { type: 'object', required: ['reason'], additionalProperties: false, properties: { reason: { type: 'string', minLength: 1, maxLength: 1000 } } },
-        response: {
-          200: { type: 'object', required: ['identity', 'leases'], properties: { identity: identitySchema, leases: revocationCountsSchema } },
-          ...upstreamErrorResponses,
-        },
-      },
-    },
+    { schema: { params: AddressParams, body: RevokeIdentityRequest, response: { 200: RevokeIdentityResponse, ...upstreamErrorResponses } } },
     // The identity is revoked first, so it can start no new lease while its live ones are revoked.
     async (request) => {
       const actor = callerOf(request).id;
@@ -135,23 +103,14 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
 
   app.get<{ Querystring: AuditQuery }>(
     '/v1/admin/audit',
-    { schema: { querystring: auditQuerySchema, response: { 200: auditEventsSchema, ...errorResponses } } },
+    { schema: { querystring: AuditListQuery, response: { 200: AuditEventList, ...errorResponses } } },
     async (request) => ({ events: await listAuditEvents(store, await toAuditFilter(request.query, identities)) }),
   );
 
   // JSON Lines (docs/PROTOCOL.md §7.4), streamed: `tessera audit verify --file` checks it offline.
-  app.get<{ Querystring: { from?: number; to?: number } }>(
+  app.get<{ Querystring: AuditExportQuery }>(
     '/v1/admin/audit/export',
-    {
-      schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { from: { type: 'integer', minimum: 1 }, to: { type: 'integer', minimum: 1 } },
-        },
-        response: errorResponses,
-      },
-    },
+    { schema: { querystring: AuditExportQuery, response: errorResponses } },
     async (request, reply) => {
       const { from, to } = request.query;
       await audit.append({ actor: callerOf(request).id, action: 'audit.exported', outcome: 'success', details: { from: from ?? null, to: to ?? null } });

@@ -3,7 +3,7 @@ import type { Authority } from '../../identity/authority.js';
 import type { IdentityService } from '../../identity/identities.js';
 import { identityView } from '../../identity/identity.js';
 import { callerOf } from '../plugins/proof-auth.js';
-import { errorResponses, identitySchema } from '../schemas.js';
+import { EnrollRequest, EnrollResponse, errorResponses, IdentityView } from '@tessera-broker/sdk/wire';
 
 export interface AgentRouteOptions {
   readonly identities: IdentityService;
@@ -12,27 +12,9 @@ export interface AgentRouteOptions {
 
 /** Routes an identity calls for itself, authenticated by its own proof. */
 export async function agentRoutes(app: FastifyInstance, { identities, authority }: AgentRouteOptions): Promise<void> {
-  app.post<{ Body: { ticket: string } }>(
+  app.post<{ Body: EnrollRequest }>(
     '/v1/enroll',
-    {
-      preValidation: app.proofAuth.pendingIdentity,
-      schema: {
-        body: {
-          type: 'object',
-          required: ['ticket'],
-          additionalProperties: false,
-          properties: { ticket: { type: 'string', minLength: 10, maxLength: 128 } },
-        },
-        response: {
-          200: {
-            type: 'object',
-            required: ['identity', 'credential', 'credential_expires_at'],
-            properties: { identity: identitySchema, credential: { type: 'string' }, credential_expires_at: { type: 'string' } },
-          },
-          ...errorResponses,
-        },
-      },
-    },
+    { preValidation: app.proofAuth.pendingIdentity, schema: { body: EnrollRequest, response: { 200: EnrollResponse, ...errorResponses } } },
     async (request) => {
       const enrolled = await identities.redeemTicket(callerOf(request), request.body.ticket);
       const credential = await authority.issueCredential(enrolled);
@@ -46,7 +28,7 @@ export async function agentRoutes(app: FastifyInstance, { identities, authority 
 
   app.get(
     '/v1/whoami',
-    { preValidation: app.proofAuth.identity, schema: { response: { 200: identitySchema, ...errorResponses } } },
+    { preValidation: app.proofAuth.identity, schema: { response: { 200: IdentityView, ...errorResponses } } },
     async (request) => identityView(callerOf(request)),
   );
 }

@@ -1,3 +1,4 @@
+import { Discovery, Health, Jwks } from '@tessera-broker/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import type { ChangeFeed } from '../../changes/change-feed.js';
 import type { Authority } from '../../identity/authority.js';
@@ -11,15 +12,12 @@ export interface DiscoveryOptions {
   readonly publicUrl: string;
 }
 
-const jwkSchema = {
-  type: 'object',
-  required: ['kty', 'crv', 'x', 'kid'],
-  properties: { kty: { type: 'string' }, crv: { type: 'string' }, x: { type: 'string' }, kid: { type: 'string' }, alg: { type: 'string' }, use: { type: 'string' } },
-} as const;
+/** Unauthenticated routes: no proof in the OpenAPI document either. */
+const PUBLIC: never[] = [];
 
 /** Public, unauthenticated documents: everything a client in any language needs from the broker URL alone. */
 export async function discoveryRoutes(app: FastifyInstance, { authority, leases, changes, publicUrl }: DiscoveryOptions): Promise<void> {
-  const configuration = {
+  const configuration: Discovery = {
     issuer: publicUrl,
     proof_audience: publicUrl,
     proof_typ: PROOF_TYPE,
@@ -32,15 +30,12 @@ export async function discoveryRoutes(app: FastifyInstance, { authority, leases,
     admin_identities_endpoint: `${publicUrl}/v1/admin/identities`,
     admin_audit_endpoint: `${publicUrl}/v1/admin/audit`,
     key_stores_supported: ['pkcs11', 'kms'],
+    openapi_uri: `${publicUrl}/openapi.json`,
   };
 
   // Leases whose revocation failed and is being retried: a credential may still work upstream. A
   // replica that cannot confirm its change feed is current answers 503, so a load balancer skips it.
-  const health = {
-    type: 'object',
-    properties: { status: { type: 'string' }, revocations_pending: { type: 'integer' }, replica_lag_ms: { type: ['integer', 'null'] } },
-  } as const;
-  app.get('/healthz', { schema: { response: { 200: health, 503: health } } }, async (_request, reply) => {
+  app.get('/healthz', { schema: { security: PUBLIC, response: { 200: Health, 503: Health } } }, async (_request, reply) => {
     const current = await changes.ensureCurrent().then(
       () => true,
       () => false,
@@ -52,27 +47,16 @@ export async function discoveryRoutes(app: FastifyInstance, { authority, leases,
 
   app.get(
     '/.well-known/jwks.json',
-    { schema: { response: { 200: { type: 'object', required: ['keys'], properties: { keys: { type: 'array', items: jwkSchema } } } } } },
+    { schema: { security: PUBLIC, response: { 200: Jwks } } },
     async () => authority.jwks(),
   );
 
   app.get(
     '/.well-known/tessera-configuration',
-    {
-      schema: {
-        response: {
-          200: {
-            type: 'object',
-            properties: Object.fromEntries(
-              Object.entries(configuration).map(([key, value]) => [
-                key,
-                Array.isArray(value) ? { type: 'array', items: { type: 'string' } } : { type: typeof value },
-              ]),
-            ),
-          },
-        },
-      },
-    },
+    { schema: { security: PUBLIC, response: { 200: Discovery } } },
     async () => configuration,
   );
+
+  // This API as OpenAPI 3.1, generated from the route schemas (also committed as docs/openapi.json).
+  app.get('/openapi.json', { schema: { security: PUBLIC } }, async () => app.swagger());
 }

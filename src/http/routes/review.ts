@@ -1,37 +1,28 @@
 import type { FastifyInstance } from 'fastify';
-import type { IdentityRole, IdentityStatus } from '../../identity/identity.js';
-import { LEASE_STATES } from '../../leases/lease.js';
 import type { AuditQuery } from '../../review/audit-filter.js';
 import type { ReviewReader } from '../../review/reader.js';
 import type { ReviewSessions } from '../../review/sessions.js';
-import type { LeaseState } from '../../store/schema.js';
 import { callerOf } from '../plugins/proof-auth.js';
-import { addressSchema, errorResponses, identitySchema } from '../schemas.js';
-import { leaseViewSchema } from './lease-schemas.js';
-import { auditEventSchema, auditEventsSchema, auditQuerySchema, identityListQuerySchema, identityListSchema } from './review-schemas.js';
+import {
+  AddressParams,
+  AuditEventList,
+  AuditListQuery,
+  ChainStatus,
+  errorResponses,
+  IdentityList,
+  IdentityListQuery,
+  IdentityTimeline,
+  LeaseList,
+  LeaseListQuery,
+  ReviewSession,
+  ReviewSessionRequest,
+} from '@tessera-broker/sdk/wire';
 
 export interface ReviewRouteOptions {
   readonly reader: ReviewReader;
   readonly sessions: ReviewSessions;
   readonly publicUrl: string;
 }
-
-const chainStatusSchema = {
-  type: 'object',
-  required: ['ok', 'from', 'to', 'head', 'events', 'checkpoints', 'proofs', 'last_checkpoint', 'problem', 'checked_at'],
-  properties: {
-    ok: { type: 'boolean' },
-    from: { type: 'integer' },
-    to: { type: 'integer' },
-    head: { type: 'object', properties: { seq: { type: 'integer' }, hash: { type: 'string' } } },
-    events: { type: 'integer' },
-    checkpoints: { type: 'integer' },
-    proofs: { type: 'integer' },
-    last_checkpoint: { type: ['object', 'null'], properties: { seq: { type: 'integer' }, at: { type: 'string' } } },
-    problem: { type: ['object', 'null'], properties: { seq: { type: 'integer' }, code: { type: 'string' }, message: { type: 'string' } } },
-    checked_at: { type: 'string' },
-  },
-} as const;
 
 /**
  * The read-only review API (docs/PROTOCOL.md §9): GET routes for reviewers and admins, by proof
@@ -44,11 +35,8 @@ export async function reviewRoutes(app: FastifyInstance, { reader, sessions, pub
     {
       preValidation: app.proofAuth.requireRole('reviewer', 'admin'),
       schema: {
-        body: { type: 'object', additionalProperties: false, properties: {} },
-        response: {
-          201: { type: 'object', required: ['login_url', 'expires_at'], properties: { login_url: { type: 'string' }, expires_at: { type: 'string' } } },
-          ...errorResponses,
-        },
+        body: ReviewSessionRequest,
+        response: { 201: ReviewSession, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -61,47 +49,26 @@ export async function reviewRoutes(app: FastifyInstance, { reader, sessions, pub
   app.register(async (reads) => {
     reads.addHook('preValidation', reads.reviewAuth.proofOrSession);
 
-    reads.get<{ Querystring: { status?: IdentityStatus; role?: IdentityRole } }>(
+    reads.get<{ Querystring: IdentityListQuery }>(
       '/v1/review/identities',
-      {
-        schema: {
-          querystring: identityListQuerySchema,
-          response: { 200: identityListSchema, ...errorResponses },
-        },
-      },
+      { schema: { querystring: IdentityListQuery, response: { 200: IdentityList, ...errorResponses } } },
       async (request) => ({ identities: await reader.identities(request.query) }),
     );
 
-    reads.get<{ Params: { address: string } }>(
+    reads.get<{ Params: AddressParams }>(
       '/v1/review/identities/:address/timeline',
       {
         schema: {
-          params: { type: 'object', required: ['address'], properties: { address: addressSchema } },
-          response: {
-            200: {
-              type: 'object',
-              required: ['identity', 'leases', 'events', 'truncated'],
-              properties: { identity: identitySchema, leases: { type: 'array', items: leaseViewSchema }, events: { type: 'array', items: auditEventSchema }, truncated: { type: 'boolean' } },
-            },
-            ...errorResponses,
-          },
+          params: AddressParams,
+          response: { 200: IdentityTimeline, ...errorResponses },
         },
       },
       async (request) => reader.timeline(request.params.address),
     );
 
-    reads.get<{ Querystring: { identity?: string; backend?: string; state?: LeaseState } }>(
+    reads.get<{ Querystring: LeaseListQuery }>(
       '/v1/review/leases',
-      {
-        schema: {
-          querystring: {
-            type: 'object',
-            additionalProperties: false,
-            properties: { identity: { type: 'string' }, backend: { type: 'string' }, state: { type: 'string', enum: LEASE_STATES } },
-          },
-          response: { 200: { type: 'object', required: ['leases'], properties: { leases: { type: 'array', items: leaseViewSchema } } }, ...errorResponses },
-        },
-      },
+      { schema: { querystring: LeaseListQuery, response: { 200: LeaseList, ...errorResponses } } },
       async (request) => {
         const { identity, ...filter } = request.query;
         return { leases: await reader.leases({ ...filter, ...(identity !== undefined && { address: identity }) }) };
@@ -110,10 +77,10 @@ export async function reviewRoutes(app: FastifyInstance, { reader, sessions, pub
 
     reads.get<{ Querystring: AuditQuery }>(
       '/v1/review/audit',
-      { schema: { querystring: auditQuerySchema, response: { 200: auditEventsSchema, ...errorResponses } } },
+      { schema: { querystring: AuditListQuery, response: { 200: AuditEventList, ...errorResponses } } },
       async (request) => ({ events: await reader.audit(request.query) }),
     );
 
-    reads.get('/v1/review/chain', { schema: { response: { 200: chainStatusSchema, ...errorResponses } } }, async () => reader.chainStatus());
+    reads.get('/v1/review/chain', { schema: { response: { 200: ChainStatus, ...errorResponses } } }, async () => reader.chainStatus());
   });
 }

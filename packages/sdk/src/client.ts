@@ -1,24 +1,23 @@
-import { BrokerClient } from '../client/broker-client.js';
-import { type Config, loadConfig } from '../config/config.js';
-import type { IdentityView } from '../identity/identity.js';
-import type { Signer } from '../keys/key-store.js';
-import { KeyStores } from '../keys/registry.js';
 import { type AutoRenewer, type AutoRenewOptions, autoRenew } from './auto-renew.js';
+import { BrokerClient } from './broker-client.js';
+import { TesseraError } from './errors.js';
 import { type Lease, leaseFromWire, type Renewal, renewalFromWire } from './lease.js';
 import { issueLease, renewLease, revokeLease } from './lease-api.js';
+import { type KeySettings, openSigner } from './signers/open-signer.js';
+import type { OpenedSigner, Signer } from './signers/signer.js';
 import { type Ttl, ttlSeconds } from './ttl.js';
-import type { LeaseCredential, LeaseState } from './wire.js';
+import type { IdentityView } from './wire/identities.js';
+import type { LeaseCredential, LeaseState } from './wire/leases.js';
 
-export interface ClientOptions {
-  /** The broker's URL, e.g. http://127.0.0.1:8700. */
-  readonly broker: string;
-  /** The identity key: a key URI (pkcs11:... / aws-kms:...) or an open Signer. */
-  readonly key: string | Signer;
+export interface ClientOptions extends KeySettings {
+  /** The broker's URL, e.g. http://127.0.0.1:8700. Default: TESSERA_URL. */
+  readonly broker?: string;
   /**
-   * Where the key store for a key URI is: data dir and PKCS#11 settings. Default: the standard
-   * Tessera environment (TESSERA_DATA_DIR, TESSERA_PKCS11_*, AWS_*) and the data dir's tessera.json.
+   * The identity key: a key URI (`pkcs11:token=...;object=...` or `aws-kms:...`) or an open Signer.
+   * Default: TESSERA_KEY. A PKCS#11 key also needs its token's PIN (`pkcs11.pin`, TESSERA_PKCS11_PIN
+   * or TESSERA_PKCS11_PIN_FILE); a KMS key uses the standard AWS settings (AWS_REGION, ...).
    */
-  readonly config?: Pick<Config, 'dataDir' | 'pkcs11'>;
+  readonly key?: string | Signer;
 }
 
 export interface LeaseOptions {
@@ -29,26 +28,35 @@ export interface LeaseOptions {
 
 const optionalTtl = (ttl: Ttl | undefined) => (ttl === undefined ? undefined : ttlSeconds(ttl));
 
+/** An option, else its environment variable, else a config_invalid error naming both. */
+function required(value: string | undefined, variable: string, what: string): string {
+  const found = value ?? (process.env[variable] || undefined);
+  if (found === undefined) throw new TesseraError('config_invalid', `No ${what}: pass it to createClient() or set ${variable}.`);
+  return found;
+}
+
 /** One agent identity talking to one broker. Every request carries a fresh proof signed by the key. */
 export class TesseraClient {
   readonly #broker: BrokerClient;
-  /** Only when the client opened them (key given as a URI): closed by close(). */
-  readonly #keyStores: KeyStores | undefined;
+  /** Only when the client opened it (key given as a URI): closed by close(). */
+  readonly #opened: OpenedSigner | undefined;
   readonly #renewers = new Set<AutoRenewer>();
 
-  private constructor(broker: BrokerClient, keyStores: KeyStores | undefined) {
+  private constructor(broker: BrokerClient, opened: OpenedSigner | undefined) {
     this.#broker = broker;
-    this.#keyStores = keyStores;
+    this.#opened = opened;
   }
 
   /** Use createClient(). */
-  static async create(options: ClientOptions): Promise<TesseraClient> {
-    if (typeof options.key !== 'string') return new TesseraClient(await BrokerClient.connect(options.broker, options.key), undefined);
-    const keyStores = new KeyStores(options.config ?? loadConfig());
+  static async create(options: ClientOptions = {}): Promise<TesseraClient> {
+    const brokerUrl = required(options.broker, 'TESSERA_URL', 'broker URL (e.g. http://127.0.0.1:8700)');
+    const key = typeof options.key === 'object' ? options.key : required(options.key, 'TESSERA_KEY', 'identity key URI (pkcs11:... or aws-kms:...)');
+    if (typeof key !== 'string') return new TesseraClient(await BrokerClient.connect(brokerUrl, key), undefined);
+    const opened = await openSigner(key, options);
     try {
-      return new TesseraClient(await BrokerClient.connect(options.broker, await keyStores.signer(options.key)), keyStores);
+      return new TesseraClient(await BrokerClient.connect(brokerUrl, opened.signer), opened);
     } catch (error) {
-      await keyStores.close();
+      await opened.close();
       throw error;
     }
   }
@@ -85,9 +93,9 @@ export class TesseraClient {
     return renewer;
   }
 
-  /** Stops every auto-renewal (waiting for renewals in flight), then closes the key store it opened. */
+  /** Stops every auto-renewal (waiting for renewals in flight), then closes the key it opened. */
   async close(): Promise<void> {
     await Promise.all([...this.#renewers].map((renewer) => renewer.stop()));
-    await this.#keyStores?.close();
+    await this.#opened?.close();
   }
 }

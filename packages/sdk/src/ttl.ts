@@ -1,5 +1,5 @@
-import { parseDuration } from '../config/duration.js';
-import { TesseraError } from '../errors.js';
+import { parseDuration } from './duration.js';
+import { TesseraError } from './errors.js';
 
 /** A lifetime: whole seconds, or a duration string such as '90s', '5m', '1h'. */
 export type Ttl = number | string;

@@ -1,6 +1,7 @@
-import { keyThumbprint } from '../keys/jws.js';
-import type { Signer } from '../keys/key-store.js';
-import { createProof, PROOF_SCHEME } from '../identity/proof.js';
+import { keyThumbprint } from './jws.js';
+import { createProof, PROOF_SCHEME } from './proof.js';
+import type { Signer } from './signers/signer.js';
+import type { Discovery } from './wire/discovery.js';
 
 /** An error response from the broker: `code` is the stable code of docs/PROTOCOL.md. */
 export class BrokerRequestError extends Error {
@@ -12,12 +13,6 @@ export class BrokerRequestError extends Error {
     super(message);
     this.name = 'BrokerRequestError';
   }
-}
-
-export interface Discovery {
-  readonly issuer: string;
-  readonly proof_audience: string;
-  readonly [key: string]: unknown;
 }
 
 async function readJson(response: Response): Promise<unknown> {

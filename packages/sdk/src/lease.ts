@@ -1,4 +1,4 @@
-import type { LeaseCredential, LeaseResponse, PostgresCredential, RenewResponse } from './wire.js';
+import type { LeaseCredential, LeaseResponse, PostgresCredential, RenewResponse } from './wire/leases.js';
 
 /** A lease on a backend credential, as the SDK returns it. */
 export interface Lease<C extends LeaseCredential = LeaseCredential> {

@@ -1,5 +1,5 @@
-import { BrokerRequestError } from '../client/broker-client.js';
-import { TesseraError } from '../errors.js';
+import { BrokerRequestError } from './broker-client.js';
+import { TesseraError } from './errors.js';
 import type { Lease, Renewal } from './lease.js';
 import { type Ttl, ttlSeconds } from './ttl.js';
 

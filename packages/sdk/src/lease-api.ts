@@ -1,5 +1,5 @@
-import type { BrokerClient } from '../client/broker-client.js';
-import type { LeaseCredential, LeaseRecord, LeaseResponse, RenewResponse, RevokeResponse } from './wire.js';
+import type { BrokerClient } from './broker-client.js';
+import type { LeaseCredential, LeaseRecord, LeaseResponse, RenewResponse, RevokeResponse } from './wire/leases.js';
 
 /** The node-side lease routes, signed as the caller's identity. */
 
