@@ -17,6 +17,8 @@ export interface TurnBatch<T, R> {
    * which one failed (default: always). Otherwise every item fails with the batch's error.
    */
   readonly undone?: (error: unknown) => boolean;
+  /** At most this many items per batch; more in one turn are split into batches run concurrently. */
+  readonly maxItems?: number;
 }
 
 /**
@@ -43,6 +45,13 @@ export class TurnBatcher<T, R> {
   async #run(): Promise<void> {
     const waiting = this.#waiting;
     this.#waiting = [];
+    const size = this.batch.maxItems ?? waiting.length;
+    const batches: Waiting<T, R>[][] = [];
+    for (let start = 0; start < waiting.length; start += size) batches.push(waiting.slice(start, start + size));
+    await Promise.all(batches.map((batch) => this.#runBatch(batch)));
+  }
+
+  async #runBatch(waiting: readonly Waiting<T, R>[]): Promise<void> {
     const alone = (entry: Waiting<T, R>) => this.batch.alone(entry.item).then(entry.resolve, entry.reject);
     if (waiting.length === 1) return alone(waiting[0]!);
     let results: R[];
