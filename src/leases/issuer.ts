@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
-import { requestProofFor } from '../audit/request-proof.js';
 import { type AuditedChange, auditedUpdate, auditedUpdates } from '../audit/audited-update.js';
+import { requestProofFor } from '../audit/request-proof.js';
 import type { IssuedCredential } from '../backends/credential-backend.js';
 import type { Clock } from '../clock.js';
 import { randomToken } from '../crypto/encoding.js';
