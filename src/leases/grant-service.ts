@@ -1,10 +1,11 @@
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Constraints } from '../backends/http-api/scopes.js';
 import type { Clock } from '../clock.js';
 import { randomToken } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
+import { type Precompiled, precompiled } from '../store/precompiled.js';
 import type { Database, GrantTable } from '../store/schema.js';
 import type { BackendService } from './backend-service.js';
 
@@ -27,10 +28,39 @@ function subjectsOf(identity: Identity): string[] {
   return [identity.address, ...Object.entries(identity.attributes).map(([key, value]) => `${ATTRIBUTE_SUBJECT}${key}=${value}`)];
 }
 
+/**
+ * find()'s query for an identity with `count` subjects (its address and one per attribute: at most
+ * 33), compiled once per count: it runs on every lease request.
+ */
+const grantQueries = new Map<number, Precompiled<Grant>>();
+function grantQuery(count: number): Precompiled<Grant> {
+  let query = grantQueries.get(count);
+  if (!query) {
+    const sample = ['backend', 'role', ...Array.from({ length: count }, (_, i) => `subject ${i}`)];
+    query = precompiled<Grant>(
+      (db, backend: string, role: string, ...subjects: string[]) =>
+        db
+          .selectFrom('grants')
+          .selectAll()
+          .where('backend', '=', backend)
+          .where('role', '=', role)
+          .where('subject', 'in', subjects)
+          .orderBy('max_ttl_ms', 'desc')
+          .orderBy('id')
+          .limit(sql.lit(1)),
+      sample,
+    );
+    grantQueries.set(count, query);
+  }
+  return query;
+}
+
 /** Who may lease which backend role, for how long. Deny by default: no matching grant, no lease. */
 export class GrantService {
   constructor(
     private readonly db: Kysely<Database>,
+    /** Store.reader: find() runs on every lease request and must not queue behind other requests' transactions. */
+    private readonly reader: Kysely<Database>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly backends: BackendService,
@@ -76,15 +106,8 @@ export class GrantService {
 
   /** The most generous grant (longest max TTL) naming this identity for the backend role. */
   async find(identity: Identity, backend: string, role: string): Promise<Grant | undefined> {
-    return this.db
-      .selectFrom('grants')
-      .selectAll()
-      .where('backend', '=', backend)
-      .where('role', '=', role)
-      .where('subject', 'in', subjectsOf(identity))
-      .orderBy('max_ttl_ms', 'desc')
-      .orderBy('id')
-      .executeTakeFirst();
+    const subjects = subjectsOf(identity);
+    return (await grantQuery(subjects.length)(this.reader, [backend, role, ...subjects])).rows[0];
   }
 
   async findById(id: string): Promise<Grant | undefined> {

@@ -1,13 +1,16 @@
 import { type Kysely, sql } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
-import { auditedUpdate } from '../audit/audited-update.js';
+import { type AuditedChange, auditedUpdate, auditedUpdates } from '../audit/audited-update.js';
+import { requestProofFor } from '../audit/request-proof.js';
 import type { IssuedCredential } from '../backends/credential-backend.js';
 import type { Clock } from '../clock.js';
 import { randomToken } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
+import { sqliteIfIdle } from '../store/database.js';
 import { precompiled } from '../store/precompiled.js';
 import type { Database } from '../store/schema.js';
+import { TurnBatcher } from '../store/turn-batcher.js';
 import type { BackendService } from './backend-service.js';
 import type { GrantService } from './grant-service.js';
 import { leaseRoleRefusal, type LeaseRow } from './lease.js';
@@ -35,6 +38,21 @@ const LEASE_COLUMNS = [
 
 // The two writes of every issuance, compiled once (see precompiled.ts).
 const insertIntent = precompiled((db, ...values: unknown[]) => db.insertInto('leases').values(Object.fromEntries(LEASE_COLUMNS.map((column, i) => [column, values[i]])) as LeaseRow), LEASE_COLUMNS);
+const intentValues = (intent: LeaseRow) => LEASE_COLUMNS.map((column) => intent[column]);
+
+/** Several intents in one transaction, all or nothing (synchronously on an idle SQLite writer). */
+async function insertIntents(db: Kysely<Database>, intents: readonly LeaseRow[]): Promise<void[]> {
+  const sqlite = sqliteIfIdle(db);
+  if (sqlite) {
+    const statement = sqlite.prepare(insertIntent.sql(db));
+    return sqlite.transaction(() => intents.map((intent) => void statement.run(intentValues(intent))));
+  }
+  return db.transaction().execute(async (trx) => {
+    for (const intent of intents) await insertIntent(trx, intentValues(intent));
+    return intents.map(() => undefined);
+  });
+}
+
 const activateIntent = precompiled(
   (db, leaseId: string, identityId: string) =>
     db
@@ -52,6 +70,14 @@ const activateIntent = precompiled(
  * the intent is recorded is revoked at once; if the broker dies instead, reconcile revokes it.
  */
 export class LeaseIssuer {
+  /**
+   * Concurrent issuances write their intents, and later their activations, together: one commit
+   * per step for all the requests in flight, instead of one each (TurnBatcher). An intent is
+   * still committed before its credential is minted.
+   */
+  readonly #intents: TurnBatcher<LeaseRow, void>;
+  readonly #activations: TurnBatcher<AuditedChange, boolean>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly audit: AuditSink,
@@ -59,7 +85,16 @@ export class LeaseIssuer {
     private readonly backends: BackendService,
     private readonly grants: GrantService,
     private readonly revoker: LeaseRevoker,
-  ) {}
+  ) {
+    this.#intents = new TurnBatcher({
+      together: (intents) => insertIntents(db, intents),
+      alone: async (intent) => void (await insertIntent(db, intentValues(intent))),
+    });
+    this.#activations = new TurnBatcher({
+      together: (changes) => auditedUpdates(db, audit, activateIntent, changes),
+      alone: ({ parameters, event }) => auditedUpdate(db, audit, activateIntent, parameters, event),
+    });
+  }
 
   async issue(identity: Identity, request: LeaseRequest): Promise<IssuedLease> {
     const deny = async (error: TesseraError, leaseId?: string) => {
@@ -112,7 +147,7 @@ export class LeaseIssuer {
       // The lease keeps the scope it was granted, even if the grant changes later.
       constraints: grant.constraints,
     };
-    await insertIntent(this.db, LEASE_COLUMNS.map((column) => intent[column]));
+    await this.#intents.submit(intent);
 
     let credential: IssuedCredential;
     try {
@@ -137,12 +172,17 @@ export class LeaseIssuer {
 
   /** Only a still-pending lease of a still-active identity becomes active (see identity revocation). */
   private activate(lease: LeaseRow): Promise<boolean> {
-    return auditedUpdate(this.db, this.audit, activateIntent, [lease.id, lease.identity_id], {
-      actor: lease.identity_id,
-      action: 'lease.granted',
-      outcome: 'success',
-      identityId: lease.identity_id,
-      details: { lease_id: lease.id, backend: lease.backend, role: lease.role, grant_id: lease.grant_id, expires_at: lease.expires_at, max_expires_at: lease.max_expires_at },
+    return this.#activations.submit({
+      parameters: [lease.id, lease.identity_id],
+      event: {
+        actor: lease.identity_id,
+        action: 'lease.granted',
+        outcome: 'success',
+        identityId: lease.identity_id,
+        details: { lease_id: lease.id, backend: lease.backend, role: lease.role, grant_id: lease.grant_id, expires_at: lease.expires_at, max_expires_at: lease.max_expires_at },
+        // Written on a later turn of the event loop, outside the request's context: named here.
+        proof: requestProofFor(lease.identity_id),
+      },
     });
   }
 

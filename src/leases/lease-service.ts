@@ -3,6 +3,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
+import { precompiled } from '../store/precompiled.js';
 import type { Database, LeaseState } from '../store/schema.js';
 import type { BackendService } from './backend-service.js';
 import type { GrantService } from './grant-service.js';
@@ -13,6 +14,9 @@ import { upstreamError } from './upstream-error.js';
 export type LeaseView = ReturnType<typeof leaseView>;
 
 type PendingScope = { readonly leaseId?: string; readonly identityId?: string; readonly backend?: string };
+
+/** Every view, renewal and release of one lease starts with this lookup: compiled once. */
+const leaseById = precompiled<LeaseRow>((db, leaseId: string) => db.selectFrom('leases').selectAll().where('id', '=', leaseId), ['lease']);
 
 /** At most this many pending leases are listed with their reason; `pending` counts them all. */
 const REPORTED_FAILURES = 100;
@@ -157,7 +161,7 @@ export class LeaseService {
   }
 
   private async visible(caller: Identity, leaseId: string, asAdmin: boolean): Promise<LeaseRow> {
-    const row = await this.db.selectFrom('leases').selectAll().where('id', '=', leaseId).executeTakeFirst();
+    const [row] = (await leaseById(this.db, [leaseId])).rows;
     if (!row || (row.identity_id !== caller.id && !asAdmin)) throw new TesseraError('not_found', `No lease ${leaseId}.`);
     return row;
   }

@@ -50,9 +50,9 @@ export class LeaseSystem {
     backendContext: BackendContext,
     log?: RevocationLog,
   ) {
-    const { db } = store;
+    const { db, reader } = store;
     this.backends = new BackendService(db, audit, clock, wrappingKeys, backendContext);
-    this.grants = new GrantService(db, audit, clock, this.backends);
+    this.grants = new GrantService(db, reader, audit, clock, this.backends);
     this.revoker = new LeaseRevoker(db, audit, clock, this.backends, {
       concurrencyPerBackend: settings.revocationConcurrencyPerBackend,
       claimTimeoutMs: settings.revocationClaimTimeoutMs,

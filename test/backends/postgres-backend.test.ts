@@ -286,6 +286,24 @@ describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
     await backend.revoke(plan.revocation);
   });
 
+  it('fails only the failing mint of concurrent ones sent to the server together', async () => {
+    const retried = lease('readonly');
+    const retriedPlan = backend.plan(retried);
+    await backend.mint(retried, retriedPlan);
+    // Submitted in one turn of the event loop, so they go to the server as one batch.
+    const requests = Array.from({ length: 4 }, () => lease('readonly'));
+    const plans = requests.map((request) => backend.plan(request));
+    const [duplicate, ...fresh] = await Promise.allSettled([backend.mint(retried, retriedPlan), ...requests.map((request, i) => backend.mint(request, plans[i]!))]);
+    expect(duplicate!.status).toBe('rejected');
+    expect(((duplicate as PromiseRejectedResult).reason as BackendError).retryable).toBe(false);
+    for (const outcome of fresh) {
+      expect(outcome.status).toBe('fulfilled');
+      const session = await login((outcome as PromiseFulfilledResult<IssuedCredential>).value);
+      await session.end();
+    }
+    await Promise.all([retriedPlan, ...plans].map((plan) => backend.revoke(plan.revocation)));
+  });
+
   it('rejects unknown roles and unknown placeholders', () => {
     for (const call of [() => backend.validateRole('nope'), () => backend.plan(lease('nope'))]) {
       expect(call).toThrow(expect.objectContaining({ code: 'invalid_request' }));

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { PROOF_SCHEME } from '../../src/identity/proof.js';
 import { startTestBroker, type TestBroker, type TestDialect } from '../support/broker.js';
 import {
   adminAgent,
@@ -102,6 +103,30 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('leased PostgreSQL credential
 
     const granted = (await audit('lease.granted')).find((e) => e.details.lease_id === lease.lease_id);
     expect(granted).toMatchObject({ actor: agent.identityId, identity_id: agent.identityId, details: { backend, role: 'readonly' } });
+  });
+
+  it('audits each of many concurrent grants with the proof of the request that asked for it', async () => {
+    const agents = await Promise.all([1, 2].map((i) => enrolledAgent(env, `concurrent-${i}-${dialect}@acme.local`)));
+    for (const agent of agents) await grant(agent.address, 'readonly', 600);
+    // Issued together, their intents and activations are written in shared transactions.
+    const leases = await Promise.all(agents.flatMap((agent) => [1, 2, 3].map(async () => ({ agent, lease: await agent.lease(backend, 'readonly') }))));
+    const path = '/v1/admin/audit/export';
+    const exported = await fetch(env.url + path, { headers: { authorization: `${PROOF_SCHEME} ${await admin.proof('GET', path)}` } });
+    const granted = new Map(
+      (await exported.text())
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => JSON.parse(line) as { action?: string; actor: string; proof: string | null; details: { lease_id?: string } })
+        .filter((record) => record.action === 'lease.granted')
+        .map((record) => [record.details.lease_id, record]),
+    );
+    const proofs = leases.map(({ agent, lease }) => {
+      const event = granted.get(lease.lease_id);
+      expect(event).toMatchObject({ actor: agent.identityId, proof: expect.any(String) });
+      expect(JSON.parse(Buffer.from(event!.proof!.split('.')[0]!, 'base64url').toString())).toMatchObject({ kid: agent.identityId });
+      return event!.proof;
+    });
+    expect(new Set(proofs).size).toBe(leases.length);
   });
 
   it('grants by attribute', async () => {
