@@ -5,8 +5,10 @@
  * switch that turns auditing off (every grant is audited).
  *
  * SIGUSR2 toggles between the real sink and the no-op one (it starts real). `{ toggles, noop,
- * appends, appendMs }` goes to $BENCH_AUDIT_STATS on every toggle and every 100 ms: real appends so
- * far and the wall time spent in them (under concurrency that includes other requests' turns).
+ * appends, appendMs, reports }` goes to $BENCH_AUDIT_STATS on every toggle and when asked with
+ * SIGWINCH (SIGUSR1 would start Node's inspector): real appends so far and the wall time spent in
+ * them (under concurrency that includes other requests' turns). Only when asked, so that the
+ * harness takes no CPU from the broker it measures.
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { DatabaseAuditLog } from '../src/audit/audit-log.js';
@@ -15,7 +17,7 @@ const statsPath = process.env.BENCH_AUDIT_STATS;
 if (!statsPath) throw new Error('BENCH_AUDIT_STATS must name the stats file');
 
 const realAppend = DatabaseAuditLog.prototype.append;
-const stats = { toggles: 0, noop: false, appends: 0, appendMs: 0 };
+const stats = { toggles: 0, noop: false, appends: 0, appendMs: 0, reports: 0 };
 DatabaseAuditLog.prototype.append = async function append(this: DatabaseAuditLog, ...args: Parameters<DatabaseAuditLog['append']>): Promise<void> {
   if (stats.noop) return;
   const start = performance.now();
@@ -39,11 +41,12 @@ DatabaseAuditLog.prototype.appendSync = function appendSync(this: DatabaseAuditL
 };
 // Written aside and renamed into place: the bench never reads a half-written file.
 const writeStats = () => {
+  stats.reports += 1;
   writeFileSync(`${statsPath}.tmp`, JSON.stringify(stats));
   renameSync(`${statsPath}.tmp`, statsPath);
 };
 writeStats();
-setInterval(writeStats, 100).unref();
+process.on('SIGWINCH', writeStats);
 process.on('SIGUSR2', () => {
   stats.noop = !stats.noop;
   stats.toggles += 1;

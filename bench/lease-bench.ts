@@ -418,25 +418,29 @@ interface SinkStats {
   readonly noop: boolean;
   readonly appends: number;
   readonly appendMs: number;
+  /** how many times the broker has written these stats */
+  readonly reports: number;
 }
 
 const readStats = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as SinkStats;
 
-/** Lets the broker write its sink stats (every 100 ms) after the last request of a phase. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 250));
+/** Signals the broker (SIGWINCH: report, SIGUSR2: toggle the sink and report) and waits for its report. */
+async function brokerStats(pid: number, statsPath: string, signal: 'SIGWINCH' | 'SIGUSR2'): Promise<SinkStats> {
+  const before = readStats(statsPath);
+  process.kill(pid, signal);
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const stats = readStats(statsPath);
+    if (stats.reports > before.reports) return stats;
+    if (Date.now() > deadline) throw new Error(`the broker did not answer ${signal}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 /** Swaps the broker's audit sink (real <-> no-op) and waits until it has. */
 async function toggleSink(pid: number, statsPath: string, noop: boolean): Promise<SinkStats> {
   const before = readStats(statsPath);
-  if (before.noop === noop) return before;
-  process.kill(pid, 'SIGUSR2');
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const stats = readStats(statsPath);
-    if (stats.toggles > before.toggles) return stats;
-    if (Date.now() > deadline) throw new Error('the broker did not switch its audit sink');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  return before.noop === noop ? before : brokerStats(pid, statsPath, 'SIGUSR2');
 }
 
 /**
@@ -458,8 +462,7 @@ async function measureAuditCost(
   for (let round = 0; round < settings.auditRounds; round++) {
     for (const noop of round % 2 === 0 ? [false, true] : [true, false]) {
       await toggleSink(pid, statsPath, noop);
-      await settle();
-      const before = readStats(statsPath);
+      const before = await brokerStats(pid, statsPath, 'SIGWINCH');
       const cpuBefore = readCpuMs(pid) ?? Number.NaN;
       const result = await phase(settings.concurrency, settings.auditRoundMs, MAX_OPS, issue, errors);
       const cpu = (readCpuMs(pid) ?? Number.NaN) - cpuBefore;
@@ -470,8 +473,7 @@ async function measureAuditCost(
       sum.cpu += cpu;
       sum.lat.push(result.latencyMs.p50);
       if (!noop) {
-        await settle();
-        const after = readStats(statsPath);
+        const after = await brokerStats(pid, statsPath, 'SIGWINCH');
         appends += after.appends - before.appends;
         appendMs += after.appendMs - before.appendMs;
       }
