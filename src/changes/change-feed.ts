@@ -51,8 +51,8 @@ export interface ChangeFeed {
   close(): Promise<void>;
 }
 
-/** The listeners of a feed and its delivery count; each feed implementation delivers through one. */
-export class Subscribers {
+/** A feed's listeners and delivery count, shared by every feed implementation; each reads the changes its own way. */
+export abstract class SubscribedFeed implements ChangeFeed {
   readonly #listeners = new Map<ChangeKind, Set<ChangeListener>>(CHANGE_KINDS.map((kind) => [kind, new Set()]));
   #version = 0;
 
@@ -66,13 +66,19 @@ export class Subscribers {
     return () => sets.forEach((set) => set.delete(listener));
   }
 
-  deliver(kind: ChangeKind, key: string | null): void {
+  protected deliver(kind: ChangeKind, key: string | null): void {
     this.#version++;
     for (const listener of this.#listeners.get(kind) ?? []) listener(kind, key);
   }
 
   /** After a gap in the feed: everything of every kind may have changed. */
-  deliverGap(): void {
+  protected deliverGap(): void {
     for (const kind of CHANGE_KINDS) this.deliver(kind, null);
   }
+
+  abstract sync(): boolean;
+  abstract ensureCurrent(): Promise<void>;
+  abstract catchUp(): Promise<void>;
+  abstract status(): FeedStatus;
+  abstract close(): Promise<void>;
 }

@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import { sqliteIfIdle } from '../store/database.js';
 import { precompiled } from '../store/precompiled.js';
 import type { ChangeKind, Database } from '../store/schema.js';
-import { type ChangeFeed, type ChangeListener, type FeedStatus, Subscribers } from './change-feed.js';
+import { type FeedStatus, SubscribedFeed } from './change-feed.js';
 
 const changesAfter = precompiled<{ id: number; kind: ChangeKind; key: string }>(
   (db, after: number) => db.selectFrom('changes').select(['id', 'kind', 'key']).where('id', '>', after).orderBy('id'),
@@ -16,11 +16,12 @@ const lastChange = precompiled<{ id: number | null }>((db) => db.selectFrom('cha
  * synchronously (one indexed statement on the read connection) whenever a cache is about to be
  * used. Nothing is ever stale; there is nothing to wait for.
  */
-export class LocalChangeFeed implements ChangeFeed {
-  readonly #subscribers = new Subscribers();
+export class LocalChangeFeed extends SubscribedFeed {
   #cursor = 0;
 
-  private constructor(private readonly reader: Kysely<Database>) {}
+  private constructor(private readonly reader: Kysely<Database>) {
+    super();
+  }
 
   /** `reader`: Store.reader, which sees committed rows only (the writer's own connection in-memory). */
   static async open(reader: Kysely<Database>): Promise<LocalChangeFeed> {
@@ -29,21 +30,13 @@ export class LocalChangeFeed implements ChangeFeed {
     return feed;
   }
 
-  get version(): number {
-    return this.#subscribers.version;
-  }
-
-  subscribe(kinds: ChangeKind | readonly ChangeKind[], listener: ChangeListener): () => void {
-    return this.#subscribers.subscribe(kinds, listener);
-  }
-
   sync(): boolean {
     // An in-memory store reads through the writer, which would also see a transaction still open.
     const sqlite = sqliteIfIdle(this.reader);
     if (!sqlite) return false;
     for (const change of sqlite.all<{ id: number; kind: ChangeKind; key: string }>(changesAfter.sql(this.reader), [this.#cursor])) {
       this.#cursor = change.id;
-      this.#subscribers.deliver(change.kind, change.key);
+      this.deliver(change.kind, change.key);
     }
     return true;
   }

@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { Clock, Scheduler } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import type { ChangeKind, Database } from '../store/schema.js';
-import { type ChangeFeed, type ChangeListener, type FeedStatus, Subscribers } from './change-feed.js';
+import { type FeedStatus, SubscribedFeed } from './change-feed.js';
 
 export interface PostgresFeedSettings {
   /** TESSERA_REPLICA_MAX_STALENESS: past this without a confirmed read, authenticated requests are refused */
@@ -44,8 +44,7 @@ const CHANGES_SINCE = `
  * concurrent demands share one read. A read that succeeds confirms the replica current as of the
  * instant it started; after a gap longer than the staleness bound every cache is cleared.
  */
-export class PostgresChangeFeed implements ChangeFeed {
-  readonly #subscribers = new Subscribers();
+export class PostgresChangeFeed extends SubscribedFeed {
   #snapshot: string | undefined;
   #confirmedAt: number | undefined;
   #reading: Promise<void> | undefined;
@@ -63,7 +62,9 @@ export class PostgresChangeFeed implements ChangeFeed {
     private readonly clock: Clock,
     private readonly settings: PostgresFeedSettings,
     private readonly log: FeedLog | undefined,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Listens, takes the starting snapshot (nothing is cached yet, so nothing earlier matters) and polls. */
   static async open(url: string, db: Kysely<Database>, clock: Clock, scheduler: Scheduler, settings: PostgresFeedSettings, log?: FeedLog): Promise<PostgresChangeFeed> {
@@ -75,14 +76,6 @@ export class PostgresChangeFeed implements ChangeFeed {
       return feed.read().catch(() => undefined);
     });
     return feed;
-  }
-
-  get version(): number {
-    return this.#subscribers.version;
-  }
-
-  subscribe(kinds: ChangeKind | readonly ChangeKind[], listener: ChangeListener): () => void {
-    return this.#subscribers.subscribe(kinds, listener);
   }
 
   sync(): boolean {
@@ -149,7 +142,7 @@ export class PostgresChangeFeed implements ChangeFeed {
       } else {
         const rows = await this.#query<{ snapshot: string; kind: ChangeKind | null; key: string | null }>(CHANGES_SINCE, [this.#snapshot]);
         this.#snapshot = rows[0]!.snapshot;
-        for (const row of rows) if (row.kind !== null) this.#subscribers.deliver(row.kind, row.key);
+        for (const row of rows) if (row.kind !== null) this.deliver(row.kind, row.key);
       }
     } catch (error) {
       if (!this.#failing) this.log?.warn({ err: error }, 'reading the change feed failed; retrying');
@@ -157,7 +150,7 @@ export class PostgresChangeFeed implements ChangeFeed {
       throw error;
     }
     // Caches were bypassed while stale, but rows older than the retention may be gone: start over.
-    if (hadGap) this.#subscribers.deliverGap();
+    if (hadGap) this.deliverGap();
     if (this.#failing) this.log?.warn({}, 'reading the change feed works again');
     this.#failing = false;
     this.#confirmedAt = startedAt;
