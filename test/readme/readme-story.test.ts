@@ -12,9 +12,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { groupNameFor } from '../../src/backends/postgres-backend.js';
 import { OPENAI_SECRET, STRIPE_SECRET } from '../proxy/support.js';
-import { CLI_ENTRY, cleanEnv, REPO_ROOT, runCli, startCli, stopAllCli, waitForHttp } from '../support/cli.js';
+import { CLI_ENTRY, cleanEnv, REPO_ROOT, runCli, serveOnFreePorts, stopAllCli } from '../support/cli.js';
 import { type FakeOpenAI, type FakeUpstream, startFakeOpenAI, startFakeStripe } from '../support/fake-upstream.js';
-import { freePort } from '../support/ports.js';
 import { createAdminRole, createTestDatabase, withClient } from '../support/postgres.js';
 import { type ReadmeBlock, sectionBlocks, ShellSession } from './readme-blocks.js';
 
@@ -124,10 +123,6 @@ const checks: Record<string, (output: string) => Promise<void> | void> = {
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tessera-readme-'));
   const dataDir = join(work, 'data');
-  const port = await freePort();
-  const proxyPort = await freePort();
-  brokerUrl = `http://127.0.0.1:${port}`;
-  proxyUrl = `http://127.0.0.1:${proxyPort}`;
 
   // The reader's database: an admin role without superuser that owns the orders table.
   database = await createTestDatabase(inject('postgresUrl'));
@@ -149,11 +144,12 @@ beforeAll(async () => {
   chmodSync(join(bin, 'tessera'), 0o755);
 
   // `npm start`: init, then serve (here on free ports, which the reader's shell learns from the environment).
-  const brokerEnv = { TESSERA_DATA_DIR: dataDir, TESSERA_LISTEN: `127.0.0.1:${port}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}` };
-  const init = await runCli(['init'], { cwd: work, env: brokerEnv, timeoutMs: 120_000 });
+  const init = await runCli(['init'], { cwd: work, env: { TESSERA_DATA_DIR: dataDir }, timeoutMs: 120_000 });
   expect(init.code, init.stderr).toBe(0);
-  const server = startCli(['serve'], { cwd: work, env: brokerEnv });
-  await waitForHttp(`${brokerUrl}/healthz`, server);
+  const serving = await serveOnFreePorts({ cwd: work, env: { TESSERA_DATA_DIR: dataDir } });
+  brokerUrl = serving.url;
+  proxyUrl = serving.proxyUrl;
+  const brokerEnv = serving.env;
 
   const scriptDir = join(work, 'blocks');
   mkdirSync(scriptDir);
