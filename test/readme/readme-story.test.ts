@@ -10,10 +10,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { groupNameFor } from '../../src/backends/postgres-backend.js';
 import { OPENAI_SECRET, STRIPE_SECRET } from '../proxy/support.js';
 import { CLI_ENTRY, cleanEnv, REPO_ROOT, runCli, serveOnFreePorts, stopAllCli } from '../support/cli.js';
 import { type FakeOpenAI, type FakeUpstream, startFakeOpenAI, startFakeStripe } from '../support/fake-upstream.js';
+import { leaseRolesOf } from '../support/lease-env.js';
 import { createAdminRole, createTestDatabase, withClient } from '../support/postgres.js';
 import { type ReadmeBlock, sectionBlocks, ShellSession } from './readme-blocks.js';
 
@@ -33,18 +33,7 @@ let brokerUrl: string;
 let proxyUrl: string;
 
 /** Login roles leased from orders-db that still exist in our database's groups (roles are cluster-wide). */
-async function leaseLogins(): Promise<string[]> {
-  const name = new URL(database.url).pathname.slice(1);
-  const groups = ['readonly', 'readwrite'].map((role) => groupNameFor(name, 'orders-db', role));
-  const { rows } = await withClient(database.url, (client) =>
-    client.query<{ rolname: string }>(
-      `SELECT r.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member
-       WHERE g.rolname = ANY($1) AND r.rolcanlogin AND r.rolvaliduntil IS NOT NULL`,
-      [groups],
-    ),
-  );
-  return rows.map((row) => row.rolname);
-}
+const leaseLogins = () => leaseRolesOf(database.url, 'orders-db');
 
 const refundsSeen = () => stripe.seen.filter((request) => request.path === '/v1/refunds');
 
