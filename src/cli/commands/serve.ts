@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { createBroker } from '../../broker.js';
 import { parseHostPort } from '../../config/config.js';
 import { TesseraError } from '../../errors.js';
 import { commandConfig } from '../context.js';
@@ -15,6 +14,8 @@ export function registerServe(program: Command): void {
     .action(async (options: { listen?: string; proxyListen?: string }, command: Command) => {
       const config = commandConfig(command, { listen: options.listen, proxyListen: options.proxyListen });
       const logger = pino({ level: config.logLevel }, await logDestination(process.stdout));
+      // Loaded here, not at the top: every CLI command imports this module, and only serve needs the broker.
+      const { createBroker } = await import('../../broker.js');
       const broker = await createBroker(config, { logger });
 
       let stopping = false;
