@@ -43,9 +43,8 @@ export class LocalChangeFeed extends SubscribedFeed {
 
   async ensureCurrent(): Promise<void> {}
 
-  async catchUp(): Promise<void> {
-    this.sync();
-  }
+  /** Nothing to wait for: a cache reads the feed synchronously (sync()) before every use. */
+  async catchUp(): Promise<void> {}
 
   status(): FeedStatus {
     return { current: true, lagMs: 0 };
