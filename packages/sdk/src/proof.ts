@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { signCompactJws } from './jws.js';
 import type { Signer } from './signers/signer.js';
 
@@ -30,7 +30,7 @@ export interface ProofTarget {
 
 /** SHA-256 of the exact body bytes, base64url: the `bh` claim. */
 export function bodyHash(body: Uint8Array | string): string {
-  return createHash('sha256').update(body).digest('base64url');
+  return hash('sha256', body, 'base64url');
 }
 
 export async function createProof(
