@@ -125,8 +125,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // A write's response waits until this replica's caches have taken in what it changed, so the
   // caller's next request here sees it (other replicas take it in on NOTIFY, within milliseconds).
-  app.addHook('onSend', async (request) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD') await deps.changes.catchUp();
+  // Refusals (401, 403, 429, ...) changed nothing, and a failure is no write to read back.
+  app.addHook('onSend', async (request, reply) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD' && reply.statusCode < 400) await deps.changes.catchUp();
   });
 
   await app.register(errorHandler);
