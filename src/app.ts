@@ -31,6 +31,13 @@ import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
 import type { Store } from './store/database.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route writes nothing a replica caches (leases only: src/changes/), so its response need not wait for the feed. */
+    readonly writesNothingCached?: boolean;
+  }
+}
+
 export interface AppDeps {
   readonly store: Store;
   readonly audit: AuditSink;
@@ -127,7 +134,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // caller's next request here sees it (other replicas take it in on NOTIFY, within milliseconds).
   // Refusals (401, 403, 429, ...) changed nothing, and a failure is no write to read back.
   app.addHook('onSend', async (request, reply) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD' && reply.statusCode < 400) await deps.changes.catchUp();
+    if (request.method === 'GET' || request.method === 'HEAD' || reply.statusCode >= 400 || request.routeOptions.config.writesNothingCached) return;
+    await deps.changes.catchUp();
   });
 
   await app.register(errorHandler);
