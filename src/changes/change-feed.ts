@@ -10,8 +10,8 @@ export type { ChangeKind };
 export const CHANGE_KINDS: readonly ChangeKind[] = ['identity', 'backend'];
 
 /**
- * Called once per changed row with its kind and key (an identity or lease id, a grant id, a
- * backend name); `key` null means any row of `kind` may have changed (the feed had a gap), so
+ * Called once per changed row with its kind and key (an identity id, a backend name); `key`
+ * null means any row of `kind` may have changed (the feed had a gap), so
  * everything cached of that kind must go.
  */
 export type ChangeListener = (kind: ChangeKind, key: string | null) => void;

@@ -43,7 +43,7 @@ export class BackendService {
     private readonly context: BackendContext,
     private readonly feed: ChangeFeed,
   ) {
-    this.#unsubscribe = feed.subscribe('backend', (_kind, name) => this.#forget(name));
+    this.#unsubscribe = feed.subscribe('backend', (_kind, name) => void this.#forget(name));
   }
 
   /** Checks the backend (connection and privileges) before anything is stored: a backend that is saved can mint and revoke. */
