@@ -3,7 +3,7 @@ import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /**
- * The storage seam (docs/ARCHITECTURE.md): outside src/store, code reaches the tables only through
+ * The storage seam (README, Storage): outside src/store, code reaches the tables only through
  * the repositories (Store.repos, Store.transaction). This finds code that still goes around them:
  * kysely imports, query builders, raw SQL, the SQLite fast-path helpers and the store's raw
  * connections.
