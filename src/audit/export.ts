@@ -1,6 +1,6 @@
 import type { JSONWebKeySet } from 'jose';
 import type { Repositories } from '../store/repositories/index.js';
-import type { AuditOutcome } from '../store/repositories/audit.js';
+import type { AuditOutcome, MakeEvent } from '../store/repositories/audit.js';
 import { STORED_DETAILS, type WithStoredDetails } from './chain.js';
 import { type CheckpointRecord, EXPORT_FORMAT, type EventRecord, type ExportRecord, type HeaderRecord, type IdentityRecord } from './records.js';
 import { type PagedRecords, RECORD_PAGES } from './verify.js';
@@ -81,7 +81,9 @@ async function* exportPages({ audit, identities }: Pick<Repositories, 'audit' | 
   if (rest.length > 0) yield rest;
 }
 
-const storedEvent = (...columns: ConstructorParameters<typeof StoredEvent>): EventRecord => new StoredEvent(...columns);
+/** Positional, no rest/spread: it runs once per event of a verification. */
+const storedEvent: MakeEvent<EventRecord> = (seq, at, actor, action, outcome, identityId, reason, details, proof, prevHash, hash) =>
+  new StoredEvent(seq, at, actor, action, outcome, identityId, reason, details, proof, prevHash, hash);
 
 /**
  * An event record read from the database. `details` is parsed from the stored text only when asked
