@@ -200,7 +200,7 @@ describe('the change feed on an embedded (SQLite) store', () => {
   it('keeps what a cache read while only another kind changed, not what may predate a change of its own kind', async () => {
     const store = await openStore('sqlite::memory:');
     try {
-      const feed = await LocalChangeFeed.open(store.reader);
+      const feed = await LocalChangeFeed.open(store.repos.changes);
       const identities = new FeedCache<string>(feed, 'identity');
       await identities.get('kept', async () => {
         await sql`INSERT INTO backends (name, type, config, sealed_secret, wrapped_key, wrapping_key_uri, created_at, created_by) VALUES ('b', 'http', '{}', 'x', 'x', 'x', 0, 'test')`.execute(store.db);
