@@ -14,6 +14,7 @@
  *     outcomes within 100 ms (GroupCommitAudit.defer): nothing waits for it.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
@@ -86,12 +87,13 @@ export class CredentialProxy {
     this.#server = createLimitedServer(deps.limits, (request, response) => void this.#handle(request, response), { keepAlive: true, noDelay: true });
   }
 
-  listen(address: { host: string; port: number }): Promise<void> {
+  /** Resolves with the port bound (the OS picks one for port 0). */
+  listen(address: { host: string; port: number }): Promise<number> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(address.port, address.host, () => {
         this.#server.off('error', reject);
-        resolve();
+        resolve((this.#server.address() as AddressInfo).port);
       });
     });
   }

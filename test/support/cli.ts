@@ -7,7 +7,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './ports.js';
+import { onFreePorts } from './ports.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI_ENTRY = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -270,22 +270,23 @@ export interface Serving {
   readonly env: NodeJS.ProcessEnv;
 }
 
-/**
- * `tessera serve` on free loopback ports, answering /healthz. A port found free can be taken by
- * another test file before serve binds it, so a start that fails with EADDRINUSE is tried again
- * on new ports.
- */
-export async function serveOnFreePorts(options: CliOptions & { readonly env: NodeJS.ProcessEnv }, attempts = 5): Promise<Serving> {
-  for (let attempt = 1; ; attempt++) {
-    const [port, proxyPort] = [await freePort(), await freePort()];
+/** `tessera serve` on free loopback ports (onFreePorts: new ones if they were taken meanwhile), answering /healthz. */
+export function serveOnFreePorts(options: CliOptions & { readonly env: NodeJS.ProcessEnv }): Promise<Serving> {
+  return onFreePorts(2, async ([port, proxyPort]) => {
     const env = { ...options.env, TESSERA_LISTEN: `127.0.0.1:${port}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}` };
-    const server = startCli(['serve'], { ...options, env });
     const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitForHttp(`${url}/healthz`, server);
-      return { server, url, proxyUrl: `http://127.0.0.1:${proxyPort}`, env };
-    } catch (error) {
-      if (attempt >= attempts || !server.output().stderr.includes('EADDRINUSE')) throw error;
-    }
+    const server = await serveOn(url, startCli(['serve'], { ...options, env }));
+    return { server, url, proxyUrl: `http://127.0.0.1:${proxyPort}`, env };
+  });
+}
+
+/** `server` once `url`/healthz answers; stopped if it never does. */
+export async function serveOn(url: string, server: BackgroundCli): Promise<BackgroundCli> {
+  try {
+    await waitForHttp(`${url}/healthz`, server);
+    return server;
+  } catch (error) {
+    await server.stop();
+    throw error;
   }
 }
