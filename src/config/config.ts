@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { TesseraError } from '../errors.js';
+import { proxyTrust } from '../http/client-address.js';
 import type { KeyStoreKind } from '../keys/key-store.js';
 import { parseDuration } from '@tessera-broker/sdk';
 
@@ -29,6 +30,18 @@ const hostPort = z
     const port = Number(address.slice(address.lastIndexOf(':') + 1));
     return port >= 1 && port <= 65535;
   }, 'the port must be 1 to 65535');
+
+/** TESSERA_TRUSTED_PROXIES: comma-separated addresses and CIDR ranges (src/http/client-address.ts). */
+const addressList = z.string().transform((text, ctx) => {
+  const entries = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  try {
+    proxyTrust(entries);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `must be IP addresses or CIDR ranges separated by commas (${(error as Error).message})` });
+    return z.NEVER;
+  }
+  return entries;
+});
 
 const schema = z.object({
   dataDir: z.string().min(1),
@@ -64,6 +77,8 @@ const schema = z.object({
   /** per client address: failed authentications (API 401s, unknown proxy tokens) per window before 429 (src/limits/) */
   authFailureLimit: z.coerce.number().int().min(1),
   authFailureWindowMs: duration,
+  /** peers (the load balancer) whose X-Forwarded-For names the client those per-address limits count against */
+  trustedProxies: addressList,
   /** per identity: failed ticket redemptions per window before 429 */
   ticketFailureLimit: z.coerce.number().int().min(1),
   ticketFailureWindowMs: duration,
@@ -103,6 +118,7 @@ const ENV_NAMES: Record<string, string> = {
   auditRejectionWindowMs: 'TESSERA_AUDIT_REJECTION_WINDOW',
   authFailureLimit: 'TESSERA_AUTH_FAILURE_LIMIT',
   authFailureWindowMs: 'TESSERA_AUTH_FAILURE_WINDOW',
+  trustedProxies: 'TESSERA_TRUSTED_PROXIES',
   ticketFailureLimit: 'TESSERA_TICKET_FAILURE_LIMIT',
   ticketFailureWindowMs: 'TESSERA_TICKET_FAILURE_WINDOW',
   leasePendingGraceMs: 'TESSERA_LEASE_PENDING_GRACE',
@@ -201,6 +217,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     auditRejectionWindowMs: env.TESSERA_AUDIT_REJECTION_WINDOW ?? '10s',
     authFailureLimit: env.TESSERA_AUTH_FAILURE_LIMIT ?? '100',
     authFailureWindowMs: env.TESSERA_AUTH_FAILURE_WINDOW ?? '10s',
+    trustedProxies: env.TESSERA_TRUSTED_PROXIES ?? '',
     ticketFailureLimit: env.TESSERA_TICKET_FAILURE_LIMIT ?? '10',
     ticketFailureWindowMs: env.TESSERA_TICKET_FAILURE_WINDOW ?? '10m',
     leasePendingGraceMs: env.TESSERA_LEASE_PENDING_GRACE ?? '60s',

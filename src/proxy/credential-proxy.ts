@@ -25,6 +25,7 @@ import { isRefusal, type Refusal } from '../backends/http-api/scopes.js';
 import type { Clock } from '../clock.js';
 import { sha256Base64url } from '../crypto/encoding.js';
 import type { ErrorCode } from '../errors.js';
+import { clientAddress, type ProxyTrust, proxyTrust } from '../http/client-address.js';
 import { createLimitedServer, type ServerLimits } from '../http/server-limits.js';
 import type { BackendService } from '../leases/backend-service.js';
 import { addressKey, type FailureLimit } from '../limits/failure-limit.js';
@@ -47,6 +48,8 @@ export interface CredentialProxyDeps {
   readonly rejections: RejectionSummary;
   /** refusals of missing or unknown tokens allowed per client address and window */
   readonly tokenFailures: FailureLimit;
+  /** TESSERA_TRUSTED_PROXIES: peers whose X-Forwarded-For names the client (src/http/client-address.ts) */
+  readonly trustedProxies: readonly string[];
   readonly logger?: FastifyBaseLogger;
 }
 
@@ -81,9 +84,11 @@ class ProxyRefusal extends Error {
 export class CredentialProxy {
   readonly #server: Server;
   readonly #audit: GroupCommitAudit;
+  readonly #trust: ProxyTrust;
 
   constructor(private readonly deps: CredentialProxyDeps) {
     this.#audit = new GroupCommitAudit(deps.db, deps.audit);
+    this.#trust = proxyTrust(deps.trustedProxies);
     this.#server = createLimitedServer(deps.limits, (request, response) => void this.#handle(request, response), { keepAlive: true, noDelay: true });
   }
 
@@ -117,7 +122,7 @@ export class CredentialProxy {
     const url = request.url ?? '/';
     const query = url.indexOf('?');
     const call: Call = {
-      source: request.socket.remoteAddress ?? '',
+      source: clientAddress(request, this.#trust),
       method: request.method ?? 'GET',
       path: query === -1 ? url : url.slice(0, query),
       query: query === -1 ? '' : url.slice(query + 1),

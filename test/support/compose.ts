@@ -19,11 +19,13 @@ export interface ComposeService {
   readonly ports?: readonly string[];
   readonly volumes?: readonly string[];
   readonly healthcheck?: { readonly test: readonly string[] };
+  readonly networks?: Readonly<Record<string, { readonly ipv4_address?: string }>>;
 }
 
 export interface ComposeFile {
   readonly services: Readonly<Record<string, ComposeService>>;
   readonly volumes?: Readonly<Record<string, unknown>>;
+  readonly networks?: Readonly<Record<string, { readonly ipam?: { readonly config?: readonly { readonly subnet?: string }[] } }>>;
 }
 
 /** The file with its anchors and merge keys (`<<:`) resolved, as Compose reads it. */
