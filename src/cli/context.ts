@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { BrokerClient } from '@tessera-broker/sdk';
-import { type Config, type ConfigOverrides, loadConfig, readInitState } from '../config/config.js';
+import { type Config, type ConfigOverrides, HOST_PORT, loadConfig } from '../config/config.js';
 import { TesseraError } from '../errors.js';
 import { KeyStores } from '../keys/registry.js';
 
@@ -25,7 +25,7 @@ export function brokerUrl(command: Command, config: Config): string {
 
 /** An http(s) URL; a bare `host:port` (as TESSERA_LISTEN is written) means http://host:port. */
 export function parseBrokerUrl(text: string, setting: string): string {
-  const withScheme = /^[^\s/:]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/.test(text) ? `http://${text}` : text;
+  const withScheme = HOST_PORT.test(text) ? `http://${text}` : text;
   if (URL.canParse(withScheme) && /^https?:$/.test(new URL(withScheme).protocol)) return withScheme.replace(/\/+$/, '');
   throw new TesseraError('config_invalid', `${setting} expects the broker's URL, http(s)://host:port or host:port, e.g. http://127.0.0.1:8700 (got "${text}").`);
 }
@@ -37,8 +37,7 @@ export const KEY_HELP = 'the identity key, pkcs11:... or aws-kms:... (default: T
  * remembered for this data dir.
  */
 export function identityKeyUri(config: Config, flag: string | undefined): string {
-  // An empty TESSERA_KEY (`TESSERA_KEY= tessera ...`) counts as unset.
-  const keyUri = flag ?? (process.env.TESSERA_KEY || undefined) ?? readInitState(config.dataDir).identityKeyUri;
+  const keyUri = flag ?? config.identityKeyUri;
   if (keyUri === undefined || keyUri === '') {
     throw new TesseraError(
       'invalid_request',

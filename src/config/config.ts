@@ -23,9 +23,12 @@ const duration = z
     return ms;
   });
 
+/** `host:port` or `[v6]:port`, as TESSERA_LISTEN is written (and a broker URL may be: src/cli/context.ts). */
+export const HOST_PORT = /^(?:[^\s/:]+|\[[0-9a-fA-F:]+\]):\d{1,5}$/;
+
 const hostPort = z
   .string()
-  .regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port')
+  .regex(HOST_PORT, 'must be host:port')
   .refine((address) => {
     const port = Number(address.slice(address.lastIndexOf(':') + 1));
     return port >= 1 && port <= 65535;
@@ -88,6 +91,8 @@ const schema = z.object({
   replicaMaxStalenessMs: duration,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   adminKeyUri: z.string().optional(),
+  /** agent commands' default --key: TESSERA_KEY, else the key `tessera enroll` remembered in tessera.json */
+  identityKeyUri: z.string().optional(),
 });
 
 export type Config = z.output<typeof schema>;
@@ -125,6 +130,7 @@ const ENV_NAMES: Record<string, string> = {
   replicaMaxStalenessMs: 'TESSERA_REPLICA_MAX_STALENESS',
   logLevel: 'TESSERA_LOG_LEVEL',
   adminKeyUri: 'TESSERA_ADMIN_KEY',
+  identityKeyUri: 'TESSERA_KEY',
 };
 
 /**
@@ -224,6 +230,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     replicaMaxStalenessMs: env.TESSERA_REPLICA_MAX_STALENESS ?? '2s',
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
     adminKeyUri: env.TESSERA_ADMIN_KEY ?? state.adminKeyUri,
+    // An empty TESSERA_KEY (`TESSERA_KEY= tessera ...`) counts as unset.
+    identityKeyUri: env.TESSERA_KEY || state.identityKeyUri,
   };
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
