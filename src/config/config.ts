@@ -145,7 +145,7 @@ export interface InitState {
   identityKeyUri?: string;
 }
 
-export const STATE_FILE = 'tessera.json';
+const STATE_FILE = 'tessera.json';
 
 export function readInitState(dataDir: string): InitState {
   const path = join(dataDir, STATE_FILE);

@@ -28,6 +28,7 @@ import type { ErrorCode } from '../errors.js';
 import { clientAddress, type ProxyTrust, proxyTrust } from '../http/client-address.js';
 import { createLimitedServer, type ServerLimits } from '../http/server-limits.js';
 import type { BackendService } from '../leases/backend-service.js';
+import { leaseRoleRefusal } from '../leases/lease.js';
 import { addressKey, type FailureLimit } from '../limits/failure-limit.js';
 import type { Database } from '../store/schema.js';
 import { forward, upstreamHeaders } from './forward.js';
@@ -163,7 +164,8 @@ export class CredentialProxy {
     if (lease.expires_at <= this.deps.clock.now()) throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} has expired.`);
     if (lease.identity_status !== 'active') throw new ProxyRefusal('identity_revoked', 'The identity holding this lease has been revoked.');
     // Leases issued to an admin or reviewer before only agents could lease are not honoured either.
-    if (lease.identity_role !== 'agent') throw new ProxyRefusal('role_cannot_lease');
+    const roleRefusal = leaseRoleRefusal({ role: lease.identity_role });
+    if (roleRefusal) throw new ProxyRefusal(roleRefusal.code, roleRefusal.message);
     invalidIf(requestFormProblem(call.path, request.headers));
     return backend;
   }

@@ -32,7 +32,7 @@ function compile(project: string, timeoutMs: number): Promise<void> {
  * under a character device, which no one can create, so that such a run fails instead of writing
  * into the real ~/.local/share/tessera. Tests of the default set XDG_DATA_HOME (or HOME) themselves.
  */
-export const UNUSABLE_XDG_DATA_HOME = '/dev/null/tests-name-their-data-dir';
+const UNUSABLE_XDG_DATA_HOME = '/dev/null/tests-name-their-data-dir';
 
 /**
  * The parent's environment minus everything that would steer the CLI: Tessera settings, the
@@ -201,7 +201,7 @@ export function startCli(args: readonly string[], options: CliOptions = {}): Bac
 }
 
 /** Polls `url` until it answers 200, failing early if `server` exits. */
-export async function waitForHttp(url: string, server: BackgroundCli, timeoutMs = 60_000): Promise<void> {
+async function waitForHttp(url: string, server: BackgroundCli, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exited = false;
   server.child.once('close', () => (exited = true));
@@ -244,7 +244,7 @@ export async function stopAllCli(): Promise<void> {
 }
 
 /** Every regular file under `dir`, recursively. */
-export function listFiles(dir: string): string[] {
+function listFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) return listFiles(path);

@@ -34,7 +34,7 @@ export function readCompose(): ComposeFile {
 }
 
 /** The service running `tessera <args...>` (first word `tessera`), by the arguments its command starts with. */
-export function tesseraServices(compose: ComposeFile, ...args: string[]): [string, ComposeService][] {
+function tesseraServices(compose: ComposeFile, ...args: string[]): [string, ComposeService][] {
   return Object.entries(compose.services).filter(
     ([, service]) => service.command?.[0] === 'tessera' && args.every((arg, index) => service.command?.[index + 1] === arg),
   );

@@ -34,7 +34,7 @@ export async function onFreePorts<T>(count: number, bind: (ports: number[]) => P
 }
 
 /** An error (or one of its causes) from a bind to an address in use, in-process or a child's output in the message. */
-export function isAddressInUse(error: unknown): boolean {
+function isAddressInUse(error: unknown): boolean {
   for (let current = error; current instanceof Error; current = current.cause) {
     if ((current as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(current.message)) return true;
   }
