@@ -1,4 +1,3 @@
-import type { Kysely, Selectable } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { ChangeFeed } from '../changes/change-feed.js';
 import type { Clock } from '../clock.js';
@@ -8,9 +7,9 @@ import { type BackendContext, backendFactory, type BackendSettings, type Backend
 import { isTesseraError, TesseraError } from '../errors.js';
 import { open, seal } from '../secrets/envelope.js';
 import type { WrappingKeys } from '../secrets/wrapping-keys.js';
-import type { BackendTable, Database } from '../store/schema.js';
-import { LIVE_STATES } from './lease.js';
-import { repositoriesOn } from '../store/repositories/index.js';
+import type { Store } from '../store/database.js';
+import { isDuplicateKey, type StoredBackend } from '../store/repositories/backends.js';
+import type { Repositories } from '../store/repositories/index.js';
 
 export interface BackendInfo {
   readonly name: string;
@@ -19,12 +18,10 @@ export interface BackendInfo {
   readonly createdAt: number;
 }
 
-type BackendRow = Selectable<BackendTable>;
-
 const sealContext = (name: string) => `tessera-backend:${name}`;
 
-function infoOf(row: BackendRow): BackendInfo {
-  return { name: row.name, type: row.type, roles: backendFactory(row.type).roles(JSON.parse(row.config) as BackendSettings), createdAt: row.created_at };
+function infoOf(backend: StoredBackend): BackendInfo {
+  return { name: backend.name, type: backend.type, roles: backendFactory(backend.type).roles(JSON.parse(backend.config) as BackendSettings), createdAt: backend.createdAt };
 }
 
 /**
@@ -37,7 +34,7 @@ export class BackendService {
   readonly #unsubscribe: () => void;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly wrappingKeys: WrappingKeys,
@@ -50,27 +47,27 @@ export class BackendService {
   /** Checks the backend (connection and privileges) before anything is stored: a backend that is saved can mint and revoke. */
   async add(name: string, type: BackendType, input: Readonly<Record<string, unknown>>, actor: string): Promise<BackendInfo> {
     const { settings, rootSecret } = parseBackendInput(type, input, name);
-    if (await this.db.selectFrom('backends').select('name').where('name', '=', name).executeTakeFirst()) {
+    if (await this.store.repos.backends.find(name)) {
       throw new TesseraError('conflict', `Backend ${name} already exists.`);
     }
     const backend = instantiate(type, settings, rootSecret, this.context);
     try {
       await prove(name, backend);
       const sealed = await seal(rootSecret, await this.wrappingKeys.current(), sealContext(name));
-      const row: BackendRow = {
+      const stored: StoredBackend = {
         name,
         type,
         config: JSON.stringify(settings),
-        sealed_secret: sealed.ciphertext,
-        wrapped_key: sealed.wrappedKey,
-        wrapping_key_uri: sealed.wrappingKeyUri,
-        created_at: this.clock.now(),
-        created_by: actor,
+        sealedSecret: sealed.ciphertext,
+        wrappedKey: sealed.wrappedKey,
+        wrappingKeyUri: sealed.wrappingKeyUri,
+        createdAt: this.clock.now(),
+        createdBy: actor,
       };
-      const info = infoOf(row);
-      await this.db.transaction().execute(async (trx) => {
-        await trx.insertInto('backends').values(row).execute();
-        await this.audit.append({ actor, action: 'backend.added', outcome: 'success', details: { backend: name, type, roles: info.roles } }, repositoriesOn(trx));
+      const info = infoOf(stored);
+      await this.store.transaction(async (repos) => {
+        await repos.backends.insert(stored);
+        await this.audit.append({ actor, action: 'backend.added', outcome: 'success', details: { backend: name, type, roles: info.roles } }, repos);
       });
       return info;
     } catch (error) {
@@ -96,7 +93,7 @@ export class BackendService {
   }
 
   async list(): Promise<BackendInfo[]> {
-    return (await this.db.selectFrom('backends').selectAll().orderBy('name').execute()).map(infoOf);
+    return (await this.store.repos.backends.list()).map(infoOf);
   }
 
   async get(name: string): Promise<BackendInfo> {
@@ -116,21 +113,12 @@ export class BackendService {
 
   /** Refused while any lease of the backend may still hold an upstream credential. */
   async remove(name: string, actor: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await this.row(name, trx);
-      const live = await trx
-        .selectFrom('leases')
-        .select((eb) => eb.fn.countAll<number>().as('count'))
-        .where('backend', '=', name)
-        .where('state', 'in', LIVE_STATES)
-        .executeTakeFirstOrThrow();
-      if (Number(live.count) > 0) throw new TesseraError('conflict', `Backend ${name} still has ${live.count} live lease(s); revoke them first.`);
-      const grants = await trx.deleteFrom('grants').where('backend', '=', name).executeTakeFirst();
-      await trx.deleteFrom('backends').where('name', '=', name).execute();
-      await this.audit.append(
-        { actor, action: 'backend.removed', outcome: 'success', details: { backend: name, grants_removed: Number(grants.numDeletedRows) } },
-        repositoriesOn(trx),
-      );
+    await this.store.transaction(async (repos) => {
+      await this.row(name, repos);
+      const live = await repos.backends.liveLeaseCount(name);
+      if (live > 0) throw new TesseraError('conflict', `Backend ${name} still has ${live} live lease(s); revoke them first.`);
+      const { grantsRemoved } = await repos.backends.remove(name);
+      await this.audit.append({ actor, action: 'backend.removed', outcome: 'success', details: { backend: name, grants_removed: grantsRemoved } }, repos);
     });
     await this.#forget(name);
   }
@@ -172,13 +160,13 @@ export class BackendService {
 
   private async build(name: string): Promise<CredentialBackend> {
     const row = await this.row(name);
-    const sealed = { ciphertext: row.sealed_secret, wrappedKey: row.wrapped_key, wrappingKeyUri: row.wrapping_key_uri };
-    const rootSecret = await open(sealed, await this.wrappingKeys.get(row.wrapping_key_uri), sealContext(name));
+    const sealed = { ciphertext: row.sealedSecret, wrappedKey: row.wrappedKey, wrappingKeyUri: row.wrappingKeyUri };
+    const rootSecret = await open(sealed, await this.wrappingKeys.get(row.wrappingKeyUri), sealContext(name));
     return backendFactory(row.type).create(JSON.parse(row.config) as BackendSettings, rootSecret, this.context);
   }
 
-  private async row(name: string, db: Kysely<Database> = this.db): Promise<BackendRow> {
-    const row = await db.selectFrom('backends').selectAll().where('name', '=', name).executeTakeFirst();
+  private async row(name: string, repos: Repositories = this.store.repos): Promise<StoredBackend> {
+    const row = await repos.backends.find(name);
     if (!row) throw new TesseraError('not_found', `No backend named ${name}.`);
     return row;
   }
@@ -202,9 +190,4 @@ function instantiate(type: BackendType, settings: BackendSettings, rootSecret: s
     if (isTesseraError(error, 'config_invalid')) throw new TesseraError('invalid_request', error.message);
     throw error;
   }
-}
-
-function isDuplicateKey(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }

@@ -1,16 +1,14 @@
-import { type Kysely, type Selectable, sql } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Constraints } from '../backends/http-api/scopes.js';
 import type { Clock } from '../clock.js';
 import { randomToken } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
-import { type Precompiled, precompiled } from '../store/precompiled.js';
-import type { Database, GrantTable } from '../store/schema.js';
+import type { Store } from '../store/database.js';
+import type { Grant } from '../store/repositories/grants.js';
 import type { BackendService } from './backend-service.js';
-import { repositoriesOn } from '../store/repositories/index.js';
 
-export type Grant = Selectable<GrantTable>;
+export type { Grant };
 
 export interface NewGrant {
   readonly subject: string;
@@ -29,39 +27,10 @@ function subjectsOf(identity: Identity): string[] {
   return [identity.address, ...Object.entries(identity.attributes).map(([key, value]) => `${ATTRIBUTE_SUBJECT}${key}=${value}`)];
 }
 
-/**
- * find()'s query for an identity with `count` subjects (its address and one per attribute: at most
- * 33), compiled once per count: it runs on every lease request.
- */
-const grantQueries = new Map<number, Precompiled<Grant>>();
-function grantQuery(count: number): Precompiled<Grant> {
-  let query = grantQueries.get(count);
-  if (!query) {
-    const sample = ['backend', 'role', ...Array.from({ length: count }, (_, i) => `subject ${i}`)];
-    query = precompiled<Grant>(
-      (db, backend: string, role: string, ...subjects: string[]) =>
-        db
-          .selectFrom('grants')
-          .selectAll()
-          .where('backend', '=', backend)
-          .where('role', '=', role)
-          .where('subject', 'in', subjects)
-          .orderBy('max_ttl_ms', 'desc')
-          .orderBy('id')
-          .limit(sql.lit(1)),
-      sample,
-    );
-    grantQueries.set(count, query);
-  }
-  return query;
-}
-
 /** Who may lease which backend role, for how long. Deny by default: no matching grant, no lease. */
 export class GrantService {
   constructor(
-    private readonly db: Kysely<Database>,
-    /** Store.reader: find() runs on every lease request and must not queue behind other requests' transactions. */
-    private readonly reader: Kysely<Database>,
+    private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly backends: BackendService,
@@ -83,36 +52,32 @@ export class GrantService {
       created_at: this.clock.now(),
       created_by: actor,
     };
-    await this.db.transaction().execute(async (trx) => {
-      await trx.insertInto('grants').values(grant).execute();
-      await this.audit.append({ actor, action: 'grant.created', outcome: 'success', details: grantDetails(grant) }, repositoriesOn(trx));
+    await this.store.transaction(async (repos) => {
+      await repos.grants.insert(grant);
+      await this.audit.append({ actor, action: 'grant.created', outcome: 'success', details: grantDetails(grant) }, repos);
     });
     return grant;
   }
 
   async list(filter: { backend?: string; subject?: string } = {}): Promise<Grant[]> {
-    let query = this.db.selectFrom('grants').selectAll().orderBy('created_at').orderBy('id');
-    if (filter.backend) query = query.where('backend', '=', filter.backend);
-    if (filter.subject) query = query.where('subject', '=', filter.subject);
-    return query.execute();
+    return this.store.repos.grants.list(filter);
   }
 
   async revoke(id: string, actor: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      const grant = await trx.deleteFrom('grants').where('id', '=', id).returningAll().executeTakeFirst();
+    await this.store.transaction(async (repos) => {
+      const grant = await repos.grants.remove(id);
       if (!grant) throw new TesseraError('not_found', `No grant ${id}.`);
-      await this.audit.append({ actor, action: 'grant.revoked', outcome: 'success', details: grantDetails(grant) }, repositoriesOn(trx));
+      await this.audit.append({ actor, action: 'grant.revoked', outcome: 'success', details: grantDetails(grant) }, repos);
     });
   }
 
   /** The most generous grant (longest max TTL) naming this identity for the backend role. */
   async find(identity: Identity, backend: string, role: string): Promise<Grant | undefined> {
-    const subjects = subjectsOf(identity);
-    return (await grantQuery(subjects.length)(this.reader, [backend, role, ...subjects])).rows[0];
+    return this.store.repos.grants.mostGenerous(backend, role, subjectsOf(identity));
   }
 
   async findById(id: string): Promise<Grant | undefined> {
-    return this.db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    return this.store.repos.grants.findById(id);
   }
 }
 

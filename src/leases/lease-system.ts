@@ -53,8 +53,8 @@ export class LeaseSystem {
     log?: RevocationLog,
   ) {
     const { db, reader } = store;
-    this.backends = new BackendService(db, audit, clock, wrappingKeys, backendContext, changes);
-    this.grants = new GrantService(db, reader, audit, clock, this.backends);
+    this.backends = new BackendService(store, audit, clock, wrappingKeys, backendContext, changes);
+    this.grants = new GrantService(store, audit, clock, this.backends);
     this.revoker = new LeaseRevoker(db, audit, clock, this.backends, {
       concurrencyPerBackend: settings.revocationConcurrencyPerBackend,
       claimTimeoutMs: settings.revocationClaimTimeoutMs,

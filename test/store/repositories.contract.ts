@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { Identity } from '../../src/identity/identity.js';
 import type { Store } from '../../src/store/database.js';
 import type { AuditRow, ChainHead } from '../../src/store/repositories/audit.js';
+import { isDuplicateKey, type StoredBackend } from '../../src/store/repositories/backends.js';
+import type { Grant } from '../../src/store/repositories/grants.js';
 
 /** A migrated store and, for cross-broker semantics, a second store on the same database. */
 export interface StorePair {
@@ -31,6 +33,14 @@ function identity(overrides: Partial<Identity> = {}): Identity {
     revocationReason: null,
     ...overrides,
   };
+}
+
+function backend(name = unique('backend')): StoredBackend {
+  return { name, type: 'postgres', config: '{"roles":{}}', sealedSecret: 'sealed', wrappedKey: 'wrapped', wrappingKeyUri: 'memory:wrap', createdAt: 1_000, createdBy: 'admin-kid' };
+}
+
+function grant(backendName: string, overrides: Partial<Grant> = {}): Grant {
+  return { id: unique('grt'), subject: 'agent@acme.local', backend: backendName, role: 'reader', max_ttl_ms: 60_000, default_ttl_ms: 30_000, constraints: '{}', created_at: 1_000, created_by: 'admin-kid', ...overrides };
 }
 
 /** Chains `count` events with stand-in hashes: the repository stores what it is given, in order. */
@@ -281,6 +291,51 @@ export function describeRepositoryContract(name: string, open: () => Promise<Sto
         await store.repos.settings.set('wrapping_key_uri', 'kms:one');
         await other.repos.settings.set('wrapping_key_uri', 'kms:two');
         expect(await store.repos.settings.get('wrapping_key_uri')).toBe('kms:two');
+      }),
+    );
+
+    it(
+      'backends: insert, find, list by name; a taken name is a duplicate key; removal takes its grants along',
+      withStores(async ({ store, other }) => {
+        const { backends, grants } = store.repos;
+        const [b, a] = [backend(`b-${unique('x')}`), backend(`a-${unique('x')}`)];
+        await backends.insert(b);
+        await backends.insert(a);
+        expect(await other.repos.backends.find(a.name)).toEqual(a);
+        expect(await backends.find('nobody')).toBeUndefined();
+        expect((await backends.list()).map((each) => each.name)).toEqual([a.name, b.name]);
+        const duplicate = await backends.insert({ ...a, type: 'other' }).then(() => undefined, (error: unknown) => error);
+        expect(isDuplicateKey(duplicate)).toBe(true);
+        expect(await backends.liveLeaseCount(a.name)).toBe(0);
+        await grants.insert(grant(a.name));
+        await grants.insert(grant(a.name));
+        await grants.insert(grant(b.name));
+        expect(await backends.remove(a.name)).toEqual({ grantsRemoved: 2 });
+        expect(await backends.find(a.name)).toBeUndefined();
+        expect((await grants.list()).map((each) => each.backend)).toEqual([b.name]);
+      }),
+    );
+
+    it(
+      'grants: insert, find, list in creation order with filters, remove once; the most generous grant for a set of subjects',
+      withStores(async ({ store }) => {
+        const { grants } = store.repos;
+        const target = backend();
+        await store.repos.backends.insert(target);
+        const short = grant(target.name, { subject: 'attr:team=payments', max_ttl_ms: 10_000, default_ttl_ms: 10_000, created_at: 3 });
+        const long = grant(target.name, { max_ttl_ms: 90_000, constraints: '{"max_amount":"5"}', created_at: 2 });
+        const otherRole = grant(target.name, { role: 'writer', max_ttl_ms: 900_000, created_at: 1 });
+        for (const each of [short, long, otherRole]) await grants.insert(each);
+        expect(await grants.findById(long.id)).toEqual(long);
+        expect((await grants.list()).map((each) => each.id)).toEqual([otherRole.id, long.id, short.id]);
+        expect((await grants.list({ subject: 'attr:team=payments' })).map((each) => each.id)).toEqual([short.id]);
+        expect(await grants.list({ backend: 'nobody' })).toEqual([]);
+        expect(await grants.mostGenerous(target.name, 'reader', ['agent@acme.local', 'attr:team=payments'])).toEqual(long);
+        expect(await grants.mostGenerous(target.name, 'reader', ['other@acme.local', 'attr:team=payments'])).toEqual(short);
+        expect(await grants.mostGenerous(target.name, 'reader', ['other@acme.local'])).toBeUndefined();
+        expect(await grants.remove(long.id)).toEqual(long);
+        expect(await grants.remove(long.id)).toBeUndefined();
+        expect(await grants.mostGenerous(target.name, 'reader', ['agent@acme.local', 'attr:team=payments'])).toEqual(short);
       }),
     );
   });

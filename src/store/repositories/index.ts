@@ -1,14 +1,16 @@
 import { type Kysely, PostgresAdapter } from 'kysely';
 import type { Database } from '../schema.js';
 import { type AuditRepository, SqlAuditRepository } from './audit.js';
+import { type BackendRepository, SqlBackendRepository } from './backends.js';
 import { type ChangeRepository, SqlChangeRepository } from './changes.js';
+import { type GrantRepository, SqlGrantRepository } from './grants.js';
 import { type IdentityRepository, SqlIdentityRepository } from './identities.js';
 import { type ReplayCache, SqlReplayCache } from './replay-cache.js';
 import { type ReviewSessionRepository, SqlReviewSessionRepository } from './review-sessions.js';
 import { type SettingsRepository, SqlSettingsRepository } from './settings.js';
 import { SqlTicketRepository, type TicketRepository } from './tickets.js';
 
-export type { AuditRepository, ChangeRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SettingsRepository, TicketRepository };
+export type { AuditRepository, BackendRepository, ChangeRepository, GrantRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SettingsRepository, TicketRepository };
 
 /**
  * Storage, one repository per aggregate. Each speaks domain types; its SQL implementation runs on
@@ -23,6 +25,8 @@ export interface Repositories {
   readonly changes: ChangeRepository;
   readonly reviewSessions: ReviewSessionRepository;
   readonly settings: SettingsRepository;
+  readonly backends: BackendRepository;
+  readonly grants: GrantRepository;
 }
 
 /** Repositories on `db`, built on first use: a transaction's set costs nothing for those it leaves alone. */
@@ -34,6 +38,8 @@ class SqlRepositories implements Repositories {
   #changes?: ChangeRepository;
   #reviewSessions?: ReviewSessionRepository;
   #settings?: SettingsRepository;
+  #backends?: BackendRepository;
+  #grants?: GrantRepository;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -61,6 +67,12 @@ class SqlRepositories implements Repositories {
   }
   get settings() {
     return (this.#settings ??= new SqlSettingsRepository(this.db));
+  }
+  get backends() {
+    return (this.#backends ??= new SqlBackendRepository(this.db));
+  }
+  get grants() {
+    return (this.#grants ??= new SqlGrantRepository(this.db, this.reader));
   }
 }
 
