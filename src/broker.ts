@@ -85,9 +85,9 @@ export async function createBroker(
 
     const started = leases;
     const prune = () =>
-      runExclusive(store, 'prune', async () => {
-        await authenticator.pruneReplayCache();
-        await pruneChanges(store.repos.changes, clock.now());
+      runExclusive(store, 'prune', async (repos) => {
+        await authenticator.pruneReplayCache(repos);
+        await pruneChanges(repos.changes, clock.now());
       }).then(() => undefined);
     const stopPruning = scheduler.every(PRUNE_INTERVAL_MS, () => prune().catch((error: unknown) => app.log.warn({ err: error }, 'pruning the proof replay cache or the change feed failed')));
     const auditCheckpoints = new AuditCheckpointer(

@@ -2,6 +2,7 @@ import { type Clock, type Scheduler, systemScheduler } from '../clock.js';
 import { signCompactJws } from '@tessera-broker/sdk';
 import type { Signer } from '../keys/key-store.js';
 import type { AuditRepository } from '../store/repositories/audit.js';
+import type { Repositories } from '../store/repositories/index.js';
 
 export const CHECKPOINT_TYPE = 'tessera-audit-checkpoint+jwt';
 
@@ -35,33 +36,34 @@ export class AuditCheckpointer {
   private running: Promise<unknown> | undefined;
 
   constructor(
-    private readonly audit: AuditRepository,
+    audit: AuditRepository,
     private readonly signer: Signer,
     private readonly kid: string,
     private readonly clock: Clock,
     private readonly policy: CheckpointPolicy,
     /**
      * Runs a checkpointing pass unless another broker on the database is in one (then undefined),
-     * so replicas sign each due head once (src/store/exclusive.ts). Alone: run it.
+     * so replicas sign each due head once (src/store/exclusive.ts), on the repositories it gives
+     * (the lock's own connection). Alone: run it on `audit`.
      */
-    private readonly exclusive: <T>(work: () => Promise<T>) => Promise<T | undefined> = (work) => work(),
+    private readonly exclusive: <T>(work: (repos: Pick<Repositories, 'audit'>) => Promise<T>) => Promise<T | undefined> = (work) => work({ audit }),
   ) {}
 
   /** Signs the head if the policy says so; undefined when nothing was due (or another broker is signing). */
   checkpointIfDue(): Promise<StoredCheckpoint | undefined> {
-    return this.exclusive(async () => {
-      const [head, last] = await Promise.all([this.head(), this.lastCheckpoint()]);
+    return this.exclusive(async ({ audit }) => {
+      const [head, last] = await Promise.all([audit.head(), audit.lastCheckpoint()]);
       const pending = head.seq - (last?.seq ?? 0);
       const due = pending >= this.policy.everyEvents || (pending > 0 && this.clock.now() - (last?.at ?? 0) >= this.policy.intervalMs);
-      return due ? this.sign(head) : undefined;
+      return due ? this.sign(audit, head) : undefined;
     });
   }
 
   /** Signs the current head now, unless it is empty or already signed (or another broker is signing). */
   checkpoint(): Promise<StoredCheckpoint | undefined> {
-    return this.exclusive(async () => {
-      const [head, last] = await Promise.all([this.head(), this.lastCheckpoint()]);
-      return head.seq > (last?.seq ?? 0) ? this.sign(head) : undefined;
+    return this.exclusive(async ({ audit }) => {
+      const [head, last] = await Promise.all([audit.head(), audit.lastCheckpoint()]);
+      return head.seq > (last?.seq ?? 0) ? this.sign(audit, head) : undefined;
     });
   }
 
@@ -83,20 +85,12 @@ export class AuditCheckpointer {
     };
   }
 
-  private async sign(head: { seq: number; hash: string }): Promise<StoredCheckpoint> {
+  private async sign(audit: AuditRepository, head: { seq: number; hash: string }): Promise<StoredCheckpoint> {
     const payload: CheckpointPayload = { seq: head.seq, hash: head.hash, at: this.clock.now() };
     const jws = await signCompactJws(this.signer, { alg: 'EdDSA', typ: CHECKPOINT_TYPE, kid: this.kid }, { ...payload });
     const checkpoint = { ...payload, jws };
     // Several brokers on one database may sign the same head; the first one stored stands.
-    await this.audit.insertCheckpoint(checkpoint);
+    await audit.insertCheckpoint(checkpoint);
     return checkpoint;
-  }
-
-  private head(): Promise<{ seq: number; hash: string }> {
-    return this.audit.head();
-  }
-
-  private lastCheckpoint(): Promise<CheckpointPayload | undefined> {
-    return this.audit.lastCheckpoint();
   }
 }

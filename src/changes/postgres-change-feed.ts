@@ -1,8 +1,7 @@
-import { CompiledQuery, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { Clock, Scheduler } from '../clock.js';
 import { TesseraError } from '../errors.js';
-import type { ChangeKind, Database } from '../store/schema.js';
+import type { ChangeRepository } from '../store/repositories/changes.js';
 import { type FeedStatus, SubscribedFeed } from './change-feed.js';
 
 export interface PostgresFeedSettings {
@@ -19,26 +18,10 @@ export interface FeedLog {
 /** The channel migration 0006's trigger notifies on commit. */
 const CHANNEL = 'tessera_changes';
 
-const FIRST_SNAPSHOT = 'SELECT pg_current_snapshot()::text AS snapshot';
-
-/**
- * The rows whose transactions are visible in this statement's snapshot but were not in the
- * previous read's ($1), with this snapshot (pg_current_snapshot() is the statement's own).
- */
-const CHANGES_SINCE = `
-  WITH now AS (SELECT pg_current_snapshot() AS snapshot)
-  SELECT now.snapshot::text AS snapshot, changes.kind, changes.key
-    FROM now LEFT JOIN changes
-      ON changes.tx >= pg_snapshot_xmin($1::pg_snapshot)
-     AND NOT pg_visible_in_snapshot(changes.tx, $1::pg_snapshot)
-   ORDER BY changes.id`;
-
 /**
  * The feed on a shared PostgreSQL store. Each read takes, in one statement, the rows committed
- * since the previous read's snapshot and the statement's own snapshot: a row is delivered when its
- * transaction is visible now and was not then, so transactions that commit out of id order are
- * neither skipped nor delivered twice (a plain `id > cursor` would skip a row whose transaction
- * committed after a later id was read).
+ * since the previous read's snapshot and the statement's own snapshot (ChangeRepository
+ * .changesSinceSnapshot): a row is delivered when its transaction is visible now and was not then.
  *
  * Reads run on every NOTIFY (a dedicated connection, outside the pool), on a timer, and on demand;
  * concurrent demands share one read. A read that succeeds confirms the replica current as of the
@@ -58,7 +41,7 @@ export class PostgresChangeFeed extends SubscribedFeed {
 
   private constructor(
     private readonly url: string,
-    private readonly db: Kysely<Database>,
+    private readonly changes: ChangeRepository,
     private readonly clock: Clock,
     private readonly settings: PostgresFeedSettings,
     private readonly log: FeedLog | undefined,
@@ -67,8 +50,8 @@ export class PostgresChangeFeed extends SubscribedFeed {
   }
 
   /** Listens, takes the starting snapshot (nothing is cached yet, so nothing earlier matters) and polls. */
-  static async open(url: string, db: Kysely<Database>, clock: Clock, scheduler: Scheduler, settings: PostgresFeedSettings, log?: FeedLog): Promise<PostgresChangeFeed> {
-    const feed = new PostgresChangeFeed(url, db, clock, settings, log);
+  static async open(url: string, changes: ChangeRepository, clock: Clock, scheduler: Scheduler, settings: PostgresFeedSettings, log?: FeedLog): Promise<PostgresChangeFeed> {
+    const feed = new PostgresChangeFeed(url, changes, clock, settings, log);
     await feed.#listen();
     await feed.read();
     feed.#stopPolling = scheduler.every(settings.pollMs, () => {
@@ -137,12 +120,13 @@ export class PostgresChangeFeed extends SubscribedFeed {
     const startedAt = this.clock.now();
     const hadGap = this.#confirmedAt !== undefined && !this.#isCurrent();
     try {
-      if (this.#snapshot === undefined) {
-        this.#snapshot = (await this.#query<{ snapshot: string }>(FIRST_SNAPSHOT, []))[0]!.snapshot;
+      const since = this.#snapshot;
+      if (since === undefined) {
+        this.#snapshot = await this.#read((connection) => this.changes.currentSnapshot(connection));
       } else {
-        const rows = await this.#query<{ snapshot: string; kind: ChangeKind | null; key: string | null }>(CHANGES_SINCE, [this.#snapshot]);
-        this.#snapshot = rows[0]!.snapshot;
-        for (const row of rows) if (row.kind !== null) this.deliver(row.kind, row.key);
+        const { snapshot, changes } = await this.#read((connection) => this.changes.changesSinceSnapshot(since, connection));
+        this.#snapshot = snapshot;
+        for (const change of changes) this.deliver(change.kind, change.key);
       }
     } catch (error) {
       if (!this.#failing) this.log?.warn({ err: error }, 'reading the change feed failed; retrying');
@@ -160,11 +144,11 @@ export class PostgresChangeFeed extends SubscribedFeed {
    * On the NOTIFY connection while it is up (it is idle otherwise), so that a busy pool cannot hold
    * up the reads that keep this replica current; on the pool while it is down.
    */
-  async #query<R>(text: string, parameters: unknown[]): Promise<R[]> {
+  async #read<R>(read: (connection?: pg.Client) => Promise<R>): Promise<R> {
     const listener = this.#listener;
-    if (!listener) return (await this.db.executeQuery<R>(CompiledQuery.raw(text, parameters))).rows;
+    if (!listener) return read();
     try {
-      return (await listener.query<R & pg.QueryResultRow>(text, parameters)).rows;
+      return await read(listener);
     } catch (error) {
       // A query that timed out may still be running: start afresh on the next poll.
       this.#drop(listener);

@@ -83,8 +83,9 @@ export class ProofAuthenticator {
   }
 
   /** Deletes only jtis whose proofs can no longer be accepted, however often it runs. */
-  async pruneReplayCache(): Promise<void> {
-    await this.repos.replayCache.prune(this.clock.now());
+  /** On `repos` when given (a job's own connection, src/store/exclusive.ts). */
+  async pruneReplayCache(repos: Pick<Repositories, 'replayCache'> = this.repos): Promise<void> {
+    await repos.replayCache.prune(this.clock.now());
   }
 
   private async auditRejection(error: TesseraError, claimedKid: string | undefined, request: IncomingRequest): Promise<void> {

@@ -62,7 +62,7 @@ describe('the change feed on PostgreSQL', () => {
   async function openFeed(): Promise<{ feed: PostgresChangeFeed; seen: string[] }> {
     const store = await openStore(database.url);
     stores.push(store);
-    const feed = await PostgresChangeFeed.open(database.url, store.db, clock, scheduler, { maxStalenessMs: 2_000, pollMs: 500 });
+    const feed = await PostgresChangeFeed.open(database.url, store.repos.changes, clock, scheduler, { maxStalenessMs: 2_000, pollMs: 500 });
     feeds.push(feed);
     const seen: string[] = [];
     feed.subscribe(CHANGE_KINDS, (kind: ChangeKind, key) => seen.push(`${kind}:${key}`));

@@ -34,9 +34,6 @@ const NOT_YET_MOVED = [
   'src/proxy/credential-proxy.ts',
   'src/proxy/group-commit-audit.ts',
   'src/proxy/lease-token.ts',
-  // The PostgreSQL change feed reads the changes table by committed transaction on its LISTEN connection.
-  'src/changes/open.ts',
-  'src/changes/postgres-change-feed.ts',
 ];
 
 const root = join(import.meta.dirname, '..', '..');

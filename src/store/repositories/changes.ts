@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { CompiledQuery, type Kysely, sql } from 'kysely';
 import { precompiled } from '../precompiled.js';
 import type { ChangeKind, Database } from '../schema.js';
 import { sqliteIfIdle } from '../sync-sqlite.js';
@@ -9,9 +9,22 @@ export interface Change {
   readonly key: string;
 }
 
+/** What a PostgreSQL feed read returns: the changes committed since the previous read, and this read's snapshot. */
+export interface SnapshotRead {
+  readonly snapshot: string;
+  /** In id order. */
+  readonly changes: readonly Omit<Change, 'id'>[];
+}
+
+/** A connection of the feed's own (its LISTEN connection, a pg.Client): reads run there, not on the pool. */
+export interface FeedConnection {
+  query(text: string, parameters: unknown[]): Promise<{ rows: any[] }>;
+}
+
 /**
  * The change feed's table (written by triggers, migrations 0006 and 0011). The PostgreSQL feed
- * (src/changes/postgres-change-feed.ts) reads it by committing transaction instead.
+ * (src/changes/postgres-change-feed.ts) reads it by committing transaction instead (the
+ * *Snapshot methods: PostgreSQL only).
  */
 export interface ChangeRepository {
   /** The highest change id, 0 when there is none. */
@@ -24,7 +37,27 @@ export interface ChangeRepository {
   afterSync(after: number): Change[] | undefined;
   /** Deletes changes written (by the database clock) before `before`. */
   pruneBefore(before: number): Promise<void>;
+  /** PostgreSQL: the current snapshot, where a feed starts (on `connection` if given, else the pool). */
+  currentSnapshot(connection?: FeedConnection): Promise<string>;
+  /**
+   * PostgreSQL: the rows whose transactions are visible now but were not in `snapshot`, with the
+   * snapshot of now, in one statement: transactions that commit out of id order are neither
+   * skipped nor read twice (a plain `id > cursor` would skip a row whose transaction committed
+   * after a later id was read).
+   */
+  changesSinceSnapshot(snapshot: string, connection?: FeedConnection): Promise<SnapshotRead>;
 }
+
+const CURRENT_SNAPSHOT = 'SELECT pg_current_snapshot()::text AS snapshot';
+
+/** pg_current_snapshot() is the statement's own; the LEFT JOIN returns it when nothing changed. */
+const CHANGES_SINCE = `
+  WITH now AS (SELECT pg_current_snapshot() AS snapshot)
+  SELECT now.snapshot::text AS snapshot, changes.kind, changes.key
+    FROM now LEFT JOIN changes
+      ON changes.tx >= pg_snapshot_xmin($1::pg_snapshot)
+     AND NOT pg_visible_in_snapshot(changes.tx, $1::pg_snapshot)
+   ORDER BY changes.id`;
 
 const changesAfter = precompiled<Change>((db, after: number) => db.selectFrom('changes').select(['id', 'kind', 'key']).where('id', '>', after).orderBy('id'), [0]);
 const lastChange = precompiled<{ id: number | null }>((db) => db.selectFrom('changes').select(sql<number | null>`max(id)`.as('id')), []);
@@ -46,5 +79,19 @@ export class SqlChangeRepository implements ChangeRepository {
 
   async pruneBefore(before: number): Promise<void> {
     await this.db.deleteFrom('changes').where('at', '<', before).execute();
+  }
+
+  async currentSnapshot(connection?: FeedConnection): Promise<string> {
+    return (await this.#query<{ snapshot: string }>(CURRENT_SNAPSHOT, [], connection))[0]!.snapshot;
+  }
+
+  async changesSinceSnapshot(snapshot: string, connection?: FeedConnection): Promise<SnapshotRead> {
+    const rows = await this.#query<{ snapshot: string; kind: ChangeKind | null; key: string | null }>(CHANGES_SINCE, [snapshot], connection);
+    return { snapshot: rows[0]!.snapshot, changes: rows.flatMap((row) => (row.kind === null ? [] : [{ kind: row.kind, key: row.key! }])) };
+  }
+
+  async #query<R>(text: string, parameters: unknown[], connection: FeedConnection | undefined): Promise<R[]> {
+    if (connection) return (await connection.query(text, parameters)).rows as R[];
+    return (await this.db.executeQuery<R>(CompiledQuery.raw(text, parameters))).rows;
   }
 }
