@@ -100,8 +100,7 @@ export async function createBroker(
     );
     const stopCheckpoints = auditCheckpoints.start((error) => app.log.error({ err: error }, 'signing an audit checkpoint failed'), scheduler);
     const proxy = new CredentialProxy({
-      db: store.db,
-      reader: store.reader,
+      store,
       audit,
       clock,
       backends: started.backends,

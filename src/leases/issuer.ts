@@ -1,15 +1,12 @@
-import { type Kysely, sql } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
-import { type AuditedChange, auditedUpdate, auditedUpdates } from '../audit/audited-update.js';
 import { requestProofFor } from '../audit/request-proof.js';
 import type { IssuedCredential } from '../backends/credential-backend.js';
 import type { Clock } from '../clock.js';
 import { randomToken } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
-import { sqliteIfIdle } from '../store/database.js';
-import { precompiled } from '../store/precompiled.js';
-import type { Database } from '../store/schema.js';
+import type { Store } from '../store/database.js';
+import type { AuditedLeaseChange } from '../store/repositories/leases.js';
 import { TurnBatcher } from '../store/turn-batcher.js';
 import type { BackendService } from './backend-service.js';
 import type { GrantService } from './grant-service.js';
@@ -31,38 +28,7 @@ export interface IssuedLease {
   readonly credential: IssuedCredential;
 }
 
-const LEASE_COLUMNS = [
-  'id', 'identity_id', 'backend', 'role', 'grant_id', 'state', 'revocation', 'issued_at', 'expires_at', 'max_expires_at', 'revoked_at',
-  'revoked_by', 'revocation_reason', 'attempts', 'next_attempt_at', 'last_error', 'token_hash', 'constraints',
-] as const satisfies readonly (keyof LeaseRow)[];
-
-// The two writes of every issuance, compiled once (see precompiled.ts).
-const insertIntent = precompiled((db, ...values: unknown[]) => db.insertInto('leases').values(Object.fromEntries(LEASE_COLUMNS.map((column, i) => [column, values[i]])) as LeaseRow), LEASE_COLUMNS);
-const intentValues = (intent: LeaseRow) => LEASE_COLUMNS.map((column) => intent[column]);
-
-/** Several intents in one transaction, all or nothing (synchronously on an idle SQLite writer). */
-async function insertIntents(db: Kysely<Database>, intents: readonly LeaseRow[]): Promise<void[]> {
-  const sqlite = sqliteIfIdle(db);
-  if (sqlite) {
-    const statement = sqlite.prepare(insertIntent.sql(db));
-    return sqlite.transaction(() => intents.map((intent) => void statement.run(intentValues(intent))));
-  }
-  return db.transaction().execute(async (trx) => {
-    for (const intent of intents) await insertIntent(trx, intentValues(intent));
-    return intents.map(() => undefined);
-  });
-}
-
-const activateIntent = precompiled(
-  (db, leaseId: string, identityId: string) =>
-    db
-      .updateTable('leases')
-      .set({ state: sql.lit('active') })
-      .where('id', '=', leaseId)
-      .where('state', '=', sql.lit('pending'))
-      .where((eb) => eb.exists(eb.selectFrom('identities').select('identities.id').where('identities.id', '=', identityId).where('identities.status', '=', sql.lit('active')))),
-  ['lease', 'identity'],
-);
+type Activation = AuditedLeaseChange<{ leaseId: string; identityId: string }>;
 
 /**
  * Issues leases in the crash-safe order: plan -> record the intent (pending, with everything
@@ -76,10 +42,10 @@ export class LeaseIssuer {
    * still committed before its credential is minted.
    */
   readonly #intents: TurnBatcher<LeaseRow, void>;
-  readonly #activations: TurnBatcher<AuditedChange, boolean>;
+  readonly #activations: TurnBatcher<Activation, boolean>;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    store: Pick<Store, 'repos'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly backends: BackendService,
@@ -87,12 +53,15 @@ export class LeaseIssuer {
     private readonly revoker: LeaseRevoker,
   ) {
     this.#intents = new TurnBatcher({
-      together: (intents) => insertIntents(db, intents),
-      alone: async (intent) => void (await insertIntent(db, intentValues(intent))),
+      together: async (intents) => {
+        await store.repos.leases.insertIntents(intents);
+        return intents.map(() => undefined);
+      },
+      alone: (intent) => store.repos.leases.insertIntent(intent),
     });
     this.#activations = new TurnBatcher({
-      together: (changes) => auditedUpdates(db, audit, activateIntent, changes),
-      alone: ({ parameters, event }) => auditedUpdate(db, audit, activateIntent, parameters, event),
+      together: (changes) => store.repos.leases.activate(changes, audit),
+      alone: async (change) => (await store.repos.leases.activate([change], audit))[0]!,
     });
   }
 
@@ -173,7 +142,7 @@ export class LeaseIssuer {
   /** Only a still-pending lease of a still-active identity becomes active (see identity revocation). */
   private activate(lease: LeaseRow): Promise<boolean> {
     return this.#activations.submit({
-      parameters: [lease.id, lease.identity_id],
+      change: { leaseId: lease.id, identityId: lease.identity_id },
       event: {
         actor: lease.identity_id,
         action: 'lease.granted',

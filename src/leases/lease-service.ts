@@ -1,23 +1,18 @@
-import type { Kysely } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
-import { precompiled } from '../store/precompiled.js';
-import type { Database, LeaseState } from '../store/schema.js';
+import type { Store } from '../store/database.js';
+import type { LeaseFilter, PendingScope } from '../store/repositories/leases.js';
 import type { BackendService } from './backend-service.js';
 import type { GrantService } from './grant-service.js';
 import { isRenewable, leaseRoleRefusal, type LeaseRow, leaseView, revocationHandleOf } from './lease.js';
 import type { LeaseRevoker, RevocationCause, RevocationCounts } from './revoker.js';
 import { upstreamError } from './upstream-error.js';
-import { repositoriesOn } from '../store/repositories/index.js';
 
 export type LeaseView = ReturnType<typeof leaseView>;
 
-type PendingScope = { readonly leaseId?: string; readonly identityId?: string; readonly backend?: string };
-
-/** Every view, renewal and release of one lease starts with this lookup: compiled once. */
-const leaseById = precompiled<LeaseRow>((db, leaseId: string) => db.selectFrom('leases').selectAll().where('id', '=', leaseId), ['lease']);
+export type { LeaseFilter };
 
 /** At most this many pending leases are listed with their reason; `pending` counts them all. */
 const REPORTED_FAILURES = 100;
@@ -27,16 +22,10 @@ export interface RevocationReport extends RevocationCounts {
   readonly failures: { readonly lease_id: string; readonly backend: string; readonly error: string }[];
 }
 
-export interface LeaseFilter {
-  readonly address?: string;
-  readonly backend?: string;
-  readonly state?: LeaseState;
-}
-
 /** Everything after issue: reading, renewing and revoking leases. */
 export class LeaseService {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly backends: BackendService,
@@ -45,18 +34,7 @@ export class LeaseService {
   ) {}
 
   async list(filter: LeaseFilter = {}, limit = 1000): Promise<LeaseView[]> {
-    let query = this.db
-      .selectFrom('leases')
-      .leftJoin('identities', 'identities.id', 'leases.identity_id')
-      .selectAll('leases')
-      .select('identities.address')
-      .orderBy('leases.issued_at')
-      .orderBy('leases.id')
-      .limit(limit);
-    if (filter.address) query = query.where('identities.address', '=', filter.address);
-    if (filter.backend) query = query.where('leases.backend', '=', filter.backend);
-    if (filter.state) query = query.where('leases.state', '=', filter.state);
-    return (await query.execute()).map(({ address, ...row }) => leaseView(row, address));
+    return (await this.store.repos.leases.list(filter, limit)).map(({ address, ...row }) => leaseView(row, address));
   }
 
   /** The owner and admins see a lease; to anyone else it does not exist. */
@@ -95,9 +73,8 @@ export class LeaseService {
       throw await deny(upstreamError(error));
     }
     const renewed = { ...row, expires_at: expiresAt };
-    await this.db.transaction().execute(async (trx) => {
-      const result = await trx.updateTable('leases').set({ expires_at: expiresAt }).where('id', '=', row.id).where('state', '=', 'active').executeTakeFirst();
-      if (result.numUpdatedRows !== 1n) throw new TesseraError('lease_inactive', `Lease ${leaseId} was revoked meanwhile.`);
+    await this.store.transaction(async (repos) => {
+      if (!(await repos.leases.renew(row.id, expiresAt))) throw new TesseraError('lease_inactive', `Lease ${leaseId} was revoked meanwhile.`);
       await this.audit.append(
         {
           actor: caller.id,
@@ -106,7 +83,7 @@ export class LeaseService {
           identityId: row.identity_id,
           details: { lease_id: row.id, backend: row.backend, role: row.role, expires_at: expiresAt, renewable: isRenewable(renewed) },
         },
-        repositoriesOn(trx),
+        repos,
       );
     });
     return renewed;
@@ -137,38 +114,26 @@ export class LeaseService {
 
   /** Leases whose credential may still exist upstream after a failed revocation (`/healthz`). */
   async pendingRevocations(): Promise<number> {
-    return Number((await this.pendingIn({}).select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow()).count);
+    return this.store.repos.leases.countPendingRevocations({});
   }
 
   /** What is still revocation-pending in `scope` after a revocation, and why (the first few). */
   private async report(revoked: number, scope: PendingScope): Promise<RevocationReport> {
-    const [count, failures] = await Promise.all([
-      this.pendingIn(scope).select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow(),
-      this.pendingIn(scope).select(['id', 'backend', 'last_error']).orderBy('id').limit(REPORTED_FAILURES).execute(),
-    ]);
+    const [pending, failures] = await Promise.all([this.store.repos.leases.countPendingRevocations(scope), this.store.repos.leases.pendingRevocations(scope, REPORTED_FAILURES)]);
     return {
       revoked,
-      pending: Number(count.count),
+      pending,
       failures: failures.map((row) => ({ lease_id: row.id, backend: row.backend, error: row.last_error ?? 'revocation in progress' })),
     };
   }
 
-  private pendingIn(scope: PendingScope) {
-    let query = this.db.selectFrom('leases').where('state', '=', 'revocation-pending');
-    if (scope.leaseId !== undefined) query = query.where('id', '=', scope.leaseId);
-    if (scope.identityId !== undefined) query = query.where('identity_id', '=', scope.identityId);
-    if (scope.backend !== undefined) query = query.where('backend', '=', scope.backend);
-    return query;
-  }
-
   private async visible(caller: Identity, leaseId: string, asAdmin: boolean): Promise<LeaseRow> {
-    const [row] = (await leaseById(this.db, [leaseId])).rows;
+    const row = await this.store.repos.leases.findById(leaseId);
     if (!row || (row.identity_id !== caller.id && !asAdmin)) throw new TesseraError('not_found', `No lease ${leaseId}.`);
     return row;
   }
 
   private async addressOf(identityId: string): Promise<string | null> {
-    const row = await this.db.selectFrom('identities').select('address').where('id', '=', identityId).executeTakeFirst();
-    return row?.address ?? null;
+    return (await this.store.repos.identities.addresses([identityId])).get(identityId) ?? null;
   }
 }

@@ -52,17 +52,15 @@ export class LeaseSystem {
     changes: ChangeFeed,
     log?: RevocationLog,
   ) {
-    const { db, reader } = store;
     this.backends = new BackendService(store, audit, clock, wrappingKeys, backendContext, changes);
     this.grants = new GrantService(store, audit, clock, this.backends);
-    this.revoker = new LeaseRevoker(db, audit, clock, this.backends, {
+    this.revoker = new LeaseRevoker(store, audit, clock, this.backends, {
       concurrencyPerBackend: settings.revocationConcurrencyPerBackend,
       claimTimeoutMs: settings.revocationClaimTimeoutMs,
       batchSize: settings.revocationBatchSize,
-      dialect: store.dialect,
     }, log);
-    this.issuer = new LeaseIssuer(db, audit, clock, this.backends, this.grants, this.revoker);
-    this.leases = new LeaseService(db, audit, clock, this.backends, this.grants, this.revoker);
+    this.issuer = new LeaseIssuer(store, audit, clock, this.backends, this.grants, this.revoker);
+    this.leases = new LeaseService(store, audit, clock, this.backends, this.grants, this.revoker);
     this.reaper = new LeaseReaper(this.revoker, clock, { intervalMs: settings.reaperIntervalMs, pendingGraceMs: settings.pendingGraceMs });
   }
 

@@ -1,10 +1,10 @@
-import type { Selectable } from 'kysely';
 import type { RevocationHandle } from '../backends/credential-backend.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
-import type { LeaseState, LeaseTable } from '../store/schema.js';
+import type { LeaseRow } from '../store/repositories/leases.js';
+import type { LeaseState } from '../store/schema.js';
 
-export type LeaseRow = Selectable<LeaseTable>;
+export type { LeaseRow };
 
 /** States in which an upstream credential may still exist. */
 export const LIVE_STATES: readonly LeaseState[] = ['pending', 'active', 'revocation-pending'];

@@ -1,38 +1,20 @@
-import { type ExpressionBuilder, type Kysely, sql } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
-import { type AuditedChange, auditedUpdate, auditedUpdates } from '../audit/audited-update.js';
 import { requestProofFor } from '../audit/request-proof.js';
 import { BackendError } from '../backends/credential-backend.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
-import type { SqlDialect } from '../store/database.js';
-import { precompiled } from '../store/precompiled.js';
-import type { Database, LeaseState } from '../store/schema.js';
+import type { Store } from '../store/database.js';
+import type { AuditedLeaseChange, ClaimScope } from '../store/repositories/leases.js';
+import type { LeaseState } from '../store/schema.js';
 import { TurnBatcher } from '../store/turn-batcher.js';
 import type { BackendService } from './backend-service.js';
 import { retryDelayMs } from './backoff.js';
 import { type LeaseRow, revocationHandleOf, toIso } from './lease.js';
 import { Semaphore } from './semaphore.js';
-import { repositoriesOn } from '../store/repositories/index.js';
 
-/** Which leases a claim takes. Every scope only takes rows nobody is revoking right now. */
-export type ClaimScope =
-  | { readonly kind: 'expired' }
-  | { readonly kind: 'retry' }
-  | { readonly kind: 'stale-pending'; readonly issuedBefore: number }
-  | { readonly kind: 'live'; readonly leaseId?: string; readonly identityId?: string; readonly backend?: string }
-  /** An admin's "retry now": revocation-pending leases whatever their backoff says. */
-  | { readonly kind: 'pending'; readonly leaseId?: string; readonly backend?: string };
+export type { ClaimScope };
 
-const finishRevocation = precompiled(
-  (db, state: LeaseState, now: number, leaseId: string) =>
-    db
-      .updateTable('leases')
-      .set({ state, revoked_at: now, next_attempt_at: sql.lit(null), last_error: sql.lit(null) })
-      .where('id', '=', leaseId)
-      .where('state', '=', sql.lit('revocation-pending')),
-  ['state', 'now', 'lease'],
-);
+type FinishedRevocation = AuditedLeaseChange<{ leaseId: string; state: Extract<LeaseState, 'expired' | 'revoked'>; at: number }>;
 
 /** Where failed revocation attempts are reported; the broker's pino logger fits. */
 export interface RevocationLog {
@@ -59,8 +41,6 @@ export interface RevokerOptions {
    */
   readonly claimTimeoutMs: number;
   readonly batchSize: number;
-  /** PostgreSQL: replicas claiming at once skip each other's locked rows instead of queueing on them. */
-  readonly dialect: SqlDialect;
 }
 
 export const SYSTEM_REASONS = { expired: 'expired', reconciled: 'reconciled', mintFailed: 'mint_failed', activationFailed: 'activation_failed' } as const;
@@ -72,36 +52,6 @@ function outcomeOf(row: LeaseRow): { state: Extract<LeaseState, 'expired' | 'rev
   return { state: 'revoked', action: 'lease.revoked' };
 }
 
-function scopeFilter(scope: ClaimScope, now: number) {
-  return (eb: ExpressionBuilder<Database, 'leases'>) => {
-    switch (scope.kind) {
-      case 'expired':
-        return eb.and([eb('state', '=', 'active'), eb('expires_at', '<=', now)]);
-      case 'retry':
-        return eb.and([eb('state', '=', 'revocation-pending'), eb('next_attempt_at', '<=', now)]);
-      case 'stale-pending':
-        return eb.and([eb('state', '=', 'pending'), eb('issued_at', '<', scope.issuedBefore)]);
-      case 'live': {
-        const conditions = [
-          eb.or([eb('state', 'in', ['pending', 'active']), eb.and([eb('state', '=', 'revocation-pending'), eb('next_attempt_at', '<=', now)])]),
-        ];
-        if (scope.leaseId !== undefined) conditions.push(eb('id', '=', scope.leaseId));
-        if (scope.identityId !== undefined) conditions.push(eb('identity_id', '=', scope.identityId));
-        if (scope.backend !== undefined) conditions.push(eb('backend', '=', scope.backend));
-        return eb.and(conditions);
-      }
-      case 'pending': {
-        // A lease another sweep is revoking at this moment may be taken too: revoke() is idempotent
-        // and recordSuccess() audits only the first finish.
-        const conditions = [eb('state', '=', 'revocation-pending')];
-        if (scope.leaseId !== undefined) conditions.push(eb('id', '=', scope.leaseId));
-        if (scope.backend !== undefined) conditions.push(eb('backend', '=', scope.backend));
-        return eb.and(conditions);
-      }
-    }
-  };
-}
-
 /**
  * Revokes leases upstream and records the outcome. A revocation first claims its rows (a
  * conditional UPDATE to revocation-pending, so two brokers never work on the same lease at once),
@@ -111,10 +61,10 @@ function scopeFilter(scope: ClaimScope, now: number) {
 export class LeaseRevoker {
   private readonly limits = new Map<string, Semaphore>();
   /** Revocations finishing in one turn (a batch revoked together upstream) are recorded in one transaction. */
-  readonly #finishes: TurnBatcher<AuditedChange, boolean>;
+  readonly #finishes: TurnBatcher<FinishedRevocation, boolean>;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly backends: BackendService,
@@ -122,43 +72,19 @@ export class LeaseRevoker {
     private readonly log?: RevocationLog,
   ) {
     this.#finishes = new TurnBatcher({
-      together: (changes) => auditedUpdates(db, audit, finishRevocation, changes),
-      alone: ({ parameters, event }) => auditedUpdate(db, audit, finishRevocation, parameters, event),
+      together: (changes) => store.repos.leases.finishRevocations(changes, audit),
+      alone: async (change) => (await store.repos.leases.finishRevocations([change], audit))[0]!,
     });
   }
 
   /**
    * Claims at most one batch of leases in `scope`; `cause` is kept if the lease already has one.
-   * The re-checked filter makes a claim exclusive; on PostgreSQL, FOR UPDATE SKIP LOCKED makes
-   * replicas sweeping at once take disjoint batches rather than wait for one another's rows and
-   * then find them gone (an empty batch would end their drain early).
+   * Exclusive, and replicas sweeping at once take disjoint batches (LeaseRepository.claim) rather
+   * than wait for one another's rows and then find them gone (an empty batch would end a drain early).
    */
   async claim(scope: ClaimScope, cause?: RevocationCause): Promise<LeaseRow[]> {
     const now = this.clock.now();
-    const filter = scopeFilter(scope, now);
-    const skipLocked = this.options.dialect === 'postgres';
-    return this.db
-      .updateTable('leases')
-      .set({
-        state: 'revocation-pending',
-        next_attempt_at: now + this.options.claimTimeoutMs,
-        ...(cause && {
-          revoked_by: sql<string | null>`coalesce(revoked_by, ${cause.actor})`,
-          revocation_reason: sql<string | null>`coalesce(revocation_reason, ${cause.reason})`,
-        }),
-      })
-      .where('id', 'in', (eb) =>
-        eb
-          .selectFrom('leases')
-          .select('id')
-          .where(filter)
-          .orderBy('expires_at')
-          .limit(this.options.batchSize)
-          .$if(skipLocked, (query) => query.forUpdate().skipLocked()),
-      )
-      .where(filter)
-      .returningAll()
-      .execute();
+    return this.store.repos.leases.claim({ scope, now, reservedUntil: now + this.options.claimTimeoutMs, limit: this.options.batchSize, ...(cause && { cause }) });
   }
 
   /**
@@ -166,17 +92,7 @@ export class LeaseRevoker {
    * recorded: the credential may exist upstream even if someone already marked the lease revoked.
    */
   async abandon(leaseId: string, reason: string): Promise<RevocationCounts> {
-    const rows = await this.db
-      .updateTable('leases')
-      .set({
-        state: 'revocation-pending',
-        next_attempt_at: this.clock.now() + this.options.claimTimeoutMs,
-        revocation_reason: sql<string | null>`coalesce(revocation_reason, ${reason})`,
-      })
-      .where('id', '=', leaseId)
-      .returningAll()
-      .execute();
-    return this.revoke(rows);
+    return this.revoke(await this.store.repos.leases.takeOver(leaseId, reason, this.clock.now() + this.options.claimTimeoutMs));
   }
 
   /** Claims and revokes everything in `scope`, batch by batch, yielding to other work in between. */
@@ -222,7 +138,7 @@ export class LeaseRevoker {
     const { state, action } = outcomeOf(row);
     // Not updated: another broker finished the same (idempotent) revocation first and audited it.
     await this.#finishes.submit({
-      parameters: [state, this.clock.now(), row.id],
+      change: { leaseId: row.id, state, at: this.clock.now() },
       event: {
         actor: row.revoked_by,
         action,
@@ -246,13 +162,8 @@ export class LeaseRevoker {
       { lease_id: row.id, backend: row.backend, role: row.role, attempts, retryable, next_attempt_at: toIso(nextAttemptAt), reason: message },
       'lease revocation failed; retrying',
     );
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('leases')
-        .set({ attempts: sql<number>`attempts + 1`, next_attempt_at: nextAttemptAt, last_error: message })
-        .where('id', '=', row.id)
-        .where('state', '=', 'revocation-pending')
-        .execute();
+    await this.store.transaction(async (repos) => {
+      await repos.leases.recordRevocationFailure(row.id, { nextAttemptAt, error: message });
       await this.audit.append(
         {
           actor: row.revoked_by,
@@ -262,7 +173,7 @@ export class LeaseRevoker {
           reason: retryable ? 'retryable' : 'permanent',
           details: { lease_id: row.id, backend: row.backend, role: row.role, attempts, error: message, next_attempt_at: nextAttemptAt },
         },
-        repositoriesOn(trx),
+        repos,
       );
     });
   }

@@ -16,7 +16,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Kysely } from 'kysely';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
 import type { RejectionSummary } from '../audit/rejection-summary.js';
 import { errorReply, type ErrorFormat } from '../backends/http-api/error-format.js';
@@ -30,17 +29,17 @@ import { createLimitedServer, type ServerLimits } from '../http/server-limits.js
 import type { BackendService } from '../leases/backend-service.js';
 import { leaseRoleRefusal } from '../leases/lease.js';
 import { addressKey, type FailureLimit } from '../limits/failure-limit.js';
-import type { Database } from '../store/schema.js';
+import type { Store } from '../store/database.js';
+import type { ProxiedLease } from '../store/repositories/leases.js';
 import { forward, upstreamHeaders } from './forward.js';
 import { GroupCommitAudit } from './group-commit-audit.js';
-import { leaseByTokenHash, leaseToken, type ProxiedLease } from './lease-token.js';
+import { leaseToken } from './lease-token.js';
 import { hasBody, readBody } from './request-body.js';
 import { requestFormProblem, tokenHeaderProblem } from './request-shape.js';
 
 export interface CredentialProxyDeps {
-  readonly db: Kysely<Database>;
-  /** Store.reader: the per-call lease lookup. */
-  readonly reader: Kysely<Database>;
+  /** The per-call lease lookup (repos.leases, on Store.reader) and the audit batches' transactions. */
+  readonly store: Pick<Store, 'repos' | 'transaction'>;
   readonly audit: AuditSink;
   readonly clock: Clock;
   readonly backends: BackendService;
@@ -88,7 +87,7 @@ export class CredentialProxy {
   readonly #trust: ProxyTrust;
 
   constructor(private readonly deps: CredentialProxyDeps) {
-    this.#audit = new GroupCommitAudit(deps.db, deps.audit);
+    this.#audit = new GroupCommitAudit(deps.store, deps.audit);
     this.#trust = proxyTrust(deps.trustedProxies);
     this.#server = createLimitedServer(deps.limits, (request, response) => void this.#handle(request, response), { keepAlive: true, noDelay: true });
   }
@@ -152,7 +151,7 @@ export class CredentialProxy {
     const token = leaseToken(request.headers);
     if (token === undefined) throw new ProxyRefusal('lease_token_invalid', 'No lease token: send it as the API key (Authorization: Bearer).');
     call.tokenHash = sha256Base64url(token);
-    const lease = await leaseByTokenHash(this.deps.reader, call.tokenHash);
+    const lease = await this.deps.store.repos.leases.findByTokenHash(call.tokenHash);
     if (!lease) throw new ProxyRefusal('lease_token_invalid');
     call.lease = lease;
     const backend = await this.deps.backends.instance(lease.backend).catch(() => {

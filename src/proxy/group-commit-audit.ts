@@ -1,7 +1,5 @@
-import type { Kysely } from 'kysely';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
-import type { Database } from '../store/schema.js';
-import { repositoriesOn } from '../store/repositories/index.js';
+import type { Store } from '../store/database.js';
 
 interface Waiting {
   readonly event: AuditEvent;
@@ -40,7 +38,7 @@ export class GroupCommitAudit {
   #markIdle: () => void = () => undefined;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: Pick<Store, 'transaction'>,
     private readonly audit: AuditSink,
   ) {}
 
@@ -94,8 +92,8 @@ export class GroupCommitAudit {
       // One multi-event append in its own transaction where the sink has it (a few statements per
       // batch, synchronous on SQLite), else one append per event in a shared transaction.
       if (this.audit.appendMany) await this.audit.appendMany(events);
-      else await this.db.transaction().execute(async (trx) => {
-        for (const event of events) await this.audit.append(event, repositoriesOn(trx));
+      else await this.store.transaction(async (repos) => {
+        for (const event of events) await this.audit.append(event, repos);
       });
       for (const waiting of batch) waiting.resolve();
     } catch (error) {

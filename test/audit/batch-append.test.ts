@@ -163,7 +163,7 @@ describe.each(['sqlite', 'postgres'] as const)('batched audit appends (%s)', (di
 
   it('deferred events are written together, apart from the batches callers wait for', async () => {
     const events = sampleEvents(agentId, proof, 18).filter((event) => event.proof !== undefined); // 6 events
-    const group = new GroupCommitAudit(batched.store.db, batchLog);
+    const group = new GroupCommitAudit(batched.store, batchLog);
     const deferred = group.defer(events[0]!);
     await group.append(events[1]!);
     expect((await rows(batched.store)).map((row) => row.action)).toEqual([events[1]!.action]); // not held up, not joined
@@ -179,7 +179,7 @@ describe.each(['sqlite', 'postgres'] as const)('batched audit appends (%s)', (di
 
   it('the proxy group commit writes through appendMany, and still works with a sink that only appends', async () => {
     const events = sampleEvents(agentId, proof, 40).filter((event) => event.proof !== undefined); // the proxy always sets proof
-    const group = new GroupCommitAudit(batched.store.db, batchLog);
+    const group = new GroupCommitAudit(batched.store, batchLog);
     await Promise.all(events.slice(0, 30).map((event) => group.append(event)));
     await Promise.all(events.slice(30).map((event) => group.append(event)));
     await group.drained();
@@ -187,7 +187,7 @@ describe.each(['sqlite', 'postgres'] as const)('batched audit appends (%s)', (di
     expect(await rows(batched.store)).toEqual(await rows(single.store));
 
     const appendOnly: AuditSink = { append: (event, executor) => batchLog.append(event, executor) };
-    const fallback = new GroupCommitAudit(batched.store.db, appendOnly);
+    const fallback = new GroupCommitAudit(batched.store, appendOnly);
     await Promise.all(events.slice(0, 5).map((event) => fallback.append(event)));
     expect(await batched.verify()).toMatchObject({ ok: true, events: events.length + 5 });
   });

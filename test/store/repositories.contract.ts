@@ -3,7 +3,9 @@ import type { Identity } from '../../src/identity/identity.js';
 import type { Store } from '../../src/store/database.js';
 import type { AuditRow, ChainHead } from '../../src/store/repositories/audit.js';
 import { isDuplicateKey, type StoredBackend } from '../../src/store/repositories/backends.js';
+import { DatabaseAuditLog } from '../../src/audit/audit-log.js';
 import type { Grant } from '../../src/store/repositories/grants.js';
+import type { LeaseRow } from '../../src/store/repositories/leases.js';
 
 /** A migrated store and, for cross-broker semantics, a second store on the same database. */
 export interface StorePair {
@@ -42,6 +44,43 @@ function backend(name = unique('backend')): StoredBackend {
 function grant(backendName: string, overrides: Partial<Grant> = {}): Grant {
   return { id: unique('grt'), subject: 'agent@acme.local', backend: backendName, role: 'reader', max_ttl_ms: 60_000, default_ttl_ms: 30_000, constraints: '{}', created_at: 1_000, created_by: 'admin-kid', ...overrides };
 }
+
+function lease(owner: Identity, backendName: string, grantId: string, overrides: Partial<LeaseRow> = {}): LeaseRow {
+  return {
+    id: unique('lse'),
+    identity_id: owner.id,
+    backend: backendName,
+    role: 'reader',
+    grant_id: grantId,
+    state: 'pending',
+    revocation: '{"user":"u"}',
+    issued_at: 1_000,
+    expires_at: 5_000,
+    max_expires_at: 9_000,
+    revoked_at: null,
+    revoked_by: null,
+    revocation_reason: null,
+    attempts: 0,
+    next_attempt_at: null,
+    last_error: null,
+    token_hash: null,
+    constraints: '{}',
+    ...overrides,
+  };
+}
+
+/** An active agent, a backend and a grant for it: what a lease refers to. */
+async function leaseParties(store: Store) {
+  const owner = identity({ status: 'active', enrolledAt: 1 });
+  await store.repos.identities.insert(owner, null);
+  const target = backend();
+  await store.repos.backends.insert(target);
+  const granted = grant(target.name);
+  await store.repos.grants.insert(granted);
+  return { owner, target, granted, leaseFor: (overrides: Partial<LeaseRow> = {}) => lease(owner, target.name, granted.id, overrides) };
+}
+
+const auditEvent = (leaseId: string) => ({ actor: null, action: 'lease.test', outcome: 'success' as const, details: { lease_id: leaseId } });
 
 /** Chains `count` events with stand-in hashes: the repository stores what it is given, in order. */
 function chainOf(count: number, seen: ChainHead[] = [], details: (i: number) => Record<string, unknown> = () => ({})) {
@@ -336,6 +375,125 @@ export function describeRepositoryContract(name: string, open: () => Promise<Sto
         expect(await grants.remove(long.id)).toEqual(long);
         expect(await grants.remove(long.id)).toBeUndefined();
         expect(await grants.mostGenerous(target.name, 'reader', ['agent@acme.local', 'attr:team=payments'])).toEqual(short);
+      }),
+    );
+
+    it(
+      'leases: intents are inserted alone or together, found by id and token, listed with their address; a renewal needs an active lease',
+      withStores(async ({ store, other }) => {
+        const { owner, target, leaseFor } = await leaseParties(store);
+        const { leases } = store.repos;
+        const first = leaseFor({ issued_at: 2_000, token_hash: 'token-hash-1' });
+        const [second, third] = [leaseFor({ issued_at: 1_000 }), leaseFor({ issued_at: 3_000, state: 'active' })];
+        await leases.insertIntent(first);
+        await leases.insertIntents([second, third]);
+        expect(await other.repos.leases.findById(first.id)).toEqual(first);
+        expect(await leases.findById('nobody')).toBeUndefined();
+        expect(await leases.findByTokenHash('token-hash-1')).toEqual({
+          id: first.id, identity_id: owner.id, backend: target.name, role: 'reader', constraints: '{}', state: 'pending', expires_at: 5_000, identity_status: 'active', identity_role: 'agent',
+        });
+        expect(await leases.findByTokenHash('unknown')).toBeUndefined();
+        expect((await leases.list({}, 10)).map((each) => [each.id, each.address])).toEqual([second, first, third].map((each) => [each.id, owner.address]));
+        expect((await leases.list({ state: 'active' }, 10)).map((each) => each.id)).toEqual([third.id]);
+        expect((await leases.list({ address: 'other@acme.local' }, 10))).toEqual([]);
+        expect((await leases.list({ backend: target.name }, 1)).map((each) => each.id)).toEqual([second.id]);
+        // All or nothing: a batch with a duplicate id leaves none of its intents behind.
+        const fresh = leaseFor();
+        await expect(leases.insertIntents([fresh, first])).rejects.toThrow();
+        expect(await leases.findById(fresh.id)).toBeUndefined();
+        expect(await leases.renew(first.id, 6_000)).toBe(false);
+        expect(await leases.renew(third.id, 6_000)).toBe(true);
+        expect((await leases.findById(third.id))?.expires_at).toBe(6_000);
+      }),
+    );
+
+    it(
+      'leases: activation and finished revocations change a row once, each with its audit event, in one transaction',
+      withStores(async ({ store, other }) => {
+        const { owner, leaseFor } = await leaseParties(store);
+        const audit = new DatabaseAuditLog(store.repos, { now: () => 7_000 });
+        const [a, b] = [leaseFor(), leaseFor()];
+        await store.repos.leases.insertIntents([a, b]);
+        const activation = (each: LeaseRow) => ({ change: { leaseId: each.id, identityId: owner.id }, event: auditEvent(each.id) });
+        expect(await store.repos.leases.activate([activation(a), activation(a), activation(b)], audit)).toEqual([true, false, true]);
+        expect((await store.repos.leases.findById(a.id))?.state).toBe('active');
+        // An identity that is no longer active gets no lease activated.
+        const c = leaseFor();
+        await store.repos.leases.insertIntent(c);
+        await store.repos.identities.revoke(owner.address, { at: 7_000, by: 'admin-kid', reason: 'test' });
+        expect(await store.repos.leases.activate([activation(c)], audit)).toEqual([false]);
+
+        const claimed = await store.repos.leases.claim({ scope: { kind: 'live', identityId: owner.id }, now: 7_000, reservedUntil: 8_000, limit: 10, cause: { actor: 'admin-kid', reason: 'revoked by admin' } });
+        expect(claimed.map((each) => each.id).sort()).toEqual([a.id, b.id, c.id].sort());
+        expect(claimed.every((each) => each.state === 'revocation-pending' && each.next_attempt_at === 8_000 && each.revoked_by === 'admin-kid')).toBe(true);
+        const finish = (each: LeaseRow) => ({ change: { leaseId: each.id, state: 'revoked' as const, at: 7_500 }, event: auditEvent(each.id) });
+        // Two brokers finishing the same revocation: only the first records it.
+        expect(await store.repos.leases.finishRevocations([finish(a), finish(b)], audit)).toEqual([true, true]);
+        expect(await other.repos.leases.finishRevocations([finish(a)], new DatabaseAuditLog(other.repos, { now: () => 7_000 }))).toEqual([false]);
+        expect(await store.repos.leases.findById(a.id)).toMatchObject({ state: 'revoked', revoked_at: 7_500, next_attempt_at: null, revoked_by: 'admin-kid', revocation_reason: 'revoked by admin' });
+        const events = await store.repos.audit.list({ action: 'lease.test', limit: 100 });
+        expect(events.map((event) => (JSON.parse(event.details) as { lease_id: string }).lease_id).sort()).toEqual([a.id, b.id, a.id, b.id].sort());
+      }),
+    );
+
+    it(
+      'leases: claims take each scope, re-checked, at most a batch; failures are counted and reported; a take-over claims any state',
+      withStores(async ({ store }) => {
+        const { leaseFor } = await leaseParties(store);
+        const { leases } = store.repos;
+        const expired = leaseFor({ state: 'active', expires_at: 1_500 });
+        const live = leaseFor({ state: 'active', expires_at: 9_000 });
+        const stale = leaseFor({ issued_at: 100 });
+        const due = leaseFor({ state: 'revocation-pending', next_attempt_at: 1_900 });
+        const reserved = leaseFor({ state: 'revocation-pending', next_attempt_at: 5_000 });
+        const done = leaseFor({ state: 'revoked', revoked_at: 500 });
+        await leases.insertIntents([expired, live, stale, due, reserved, done]);
+        const claim = async (scope: Parameters<typeof leases.claim>[0]['scope'], limit = 10) =>
+          (await leases.claim({ scope, now: 2_000, reservedUntil: 3_000, limit })).map((each) => each.id).sort();
+        expect(await claim({ kind: 'expired' })).toEqual([expired.id]);
+        expect(await claim({ kind: 'expired' })).toEqual([]);
+        expect(await claim({ kind: 'retry' })).toEqual([due.id]);
+        expect(await claim({ kind: 'stale-pending', issuedBefore: 200 })).toEqual([stale.id]);
+        expect(await claim({ kind: 'live', leaseId: done.id })).toEqual([]);
+        expect(await claim({ kind: 'pending', leaseId: reserved.id })).toEqual([reserved.id]);
+        expect(await leases.countPendingRevocations({})).toBe(4);
+        await leases.recordRevocationFailure(due.id, { nextAttemptAt: 4_000, error: 'upstream down' });
+        await leases.recordRevocationFailure(live.id, { nextAttemptAt: 4_000, error: 'not pending: unchanged' });
+        expect(await leases.findById(due.id)).toMatchObject({ attempts: 1, next_attempt_at: 4_000, last_error: 'upstream down' });
+        expect(await leases.findById(live.id)).toEqual(live);
+        expect(await leases.pendingRevocations({ leaseId: due.id }, 10)).toEqual([{ id: due.id, backend: due.backend, last_error: 'upstream down' }]);
+        expect(await leases.pendingRevocations({}, 2)).toHaveLength(2);
+        const [takenOver] = await leases.takeOver(done.id, 'mint_failed', 3_000);
+        expect(takenOver).toMatchObject({ id: done.id, state: 'revocation-pending', next_attempt_at: 3_000, revocation_reason: 'mint_failed' });
+        expect(await leases.takeOver('nobody', 'mint_failed', 3_000)).toEqual([]);
+      }),
+    );
+
+    it(
+      'leases: brokers claiming at once each claim a lease once, batch by batch',
+      withStores(async ({ store, other }) => {
+        const { leaseFor } = await leaseParties(store);
+        const expired = Array.from({ length: 60 }, (_, i) => leaseFor({ state: 'active', expires_at: 1_000 + i }));
+        await store.repos.leases.insertIntents(expired);
+        const sweep = async (each: Store) => {
+          const claimed: string[] = [];
+          for (;;) {
+            const batch = await each.repos.leases.claim({ scope: { kind: 'expired' }, now: 2_000, reservedUntil: 3_000, limit: 7 });
+            claimed.push(...batch.map((row) => row.id));
+            if (batch.length === 0) return claimed;
+          }
+        };
+        const claims = (await Promise.all([store, other, store, other].map(sweep))).flat();
+        expect(claims.sort()).toEqual(expired.map((each) => each.id).sort());
+      }),
+    );
+
+    it(
+      'backends: leases that may hold a credential upstream count as live',
+      withStores(async ({ store }) => {
+        const { target, leaseFor } = await leaseParties(store);
+        await store.repos.leases.insertIntents(['pending', 'active', 'revocation-pending', 'revoked', 'expired'].map((state) => leaseFor({ state: state as LeaseRow['state'] })));
+        expect(await store.repos.backends.liveLeaseCount(target.name)).toBe(3);
       }),
     );
   });

@@ -18,24 +18,6 @@ const STORAGE_ACCESS = [
   /\{ db(, reader)? \} = store\b/,
 ];
 
-/**
- * Files not moved behind the repositories yet. This list only shrinks: a file that no longer
- * needs its entry fails the test until the entry is removed, and no file may be added.
- */
-const NOT_YET_MOVED = [
-  // Leases, grants, backends and the proxy's lease lookups: the next aggregates to move.
-  'src/audit/audited-update.ts',
-  'src/broker.ts',
-  'src/leases/issuer.ts',
-  'src/leases/lease-service.ts',
-  'src/leases/lease-system.ts',
-  'src/leases/lease.ts',
-  'src/leases/revoker.ts',
-  'src/proxy/credential-proxy.ts',
-  'src/proxy/group-commit-audit.ts',
-  'src/proxy/lease-token.ts',
-];
-
 const root = join(import.meta.dirname, '..', '..');
 
 function sourceFiles(dir: string): string[] {
@@ -55,12 +37,8 @@ const offenders = sourceFiles(join(root, 'src'))
   .sort();
 
 describe('storage seam', () => {
-  it('keeps queries, kysely and raw connections inside src/store, but for the files not moved yet', () => {
-    expect(offenders.filter((file) => !NOT_YET_MOVED.includes(file))).toEqual([]);
-  });
-
-  it('shrinks the list of files not moved yet as they move', () => {
-    expect(NOT_YET_MOVED.filter((file) => !offenders.includes(file))).toEqual([]);
+  it('keeps queries, kysely and raw connections inside src/store', () => {
+    expect(offenders).toEqual([]);
   });
 
   it('finds storage access where there is some', () => {

@@ -5,12 +5,13 @@ import { type BackendRepository, SqlBackendRepository } from './backends.js';
 import { type ChangeRepository, SqlChangeRepository } from './changes.js';
 import { type GrantRepository, SqlGrantRepository } from './grants.js';
 import { type IdentityRepository, SqlIdentityRepository } from './identities.js';
+import { type LeaseRepository, SqlLeaseRepository } from './leases.js';
 import { type ReplayCache, SqlReplayCache } from './replay-cache.js';
 import { type ReviewSessionRepository, SqlReviewSessionRepository } from './review-sessions.js';
 import { type SettingsRepository, SqlSettingsRepository } from './settings.js';
 import { SqlTicketRepository, type TicketRepository } from './tickets.js';
 
-export type { AuditRepository, BackendRepository, ChangeRepository, GrantRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SettingsRepository, TicketRepository };
+export type { AuditRepository, BackendRepository, ChangeRepository, GrantRepository, IdentityRepository, LeaseRepository, ReplayCache, ReviewSessionRepository, SettingsRepository, TicketRepository };
 
 /**
  * Storage, one repository per aggregate. Each speaks domain types; its SQL implementation runs on
@@ -27,6 +28,7 @@ export interface Repositories {
   readonly settings: SettingsRepository;
   readonly backends: BackendRepository;
   readonly grants: GrantRepository;
+  readonly leases: LeaseRepository;
 }
 
 /** Repositories on `db`, built on first use: a transaction's set costs nothing for those it leaves alone. */
@@ -40,6 +42,7 @@ class SqlRepositories implements Repositories {
   #settings?: SettingsRepository;
   #backends?: BackendRepository;
   #grants?: GrantRepository;
+  #leases?: LeaseRepository;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -73,6 +76,9 @@ class SqlRepositories implements Repositories {
   }
   get grants() {
     return (this.#grants ??= new SqlGrantRepository(this.db, this.reader));
+  }
+  get leases() {
+    return (this.#leases ??= new SqlLeaseRepository(this.db, this.reader, dialectOf(this.db)));
   }
 }
 

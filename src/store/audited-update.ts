@@ -1,26 +1,19 @@
 import type { Kysely } from 'kysely';
-import { sqliteIfIdle } from '../store/database.js';
-import { repositoriesOn } from '../store/repositories/index.js';
-import type { Precompiled } from '../store/precompiled.js';
-import type { Database } from '../store/schema.js';
-import type { AuditEvent, AuditSink } from './audit-log.js';
+import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
+import type { Precompiled } from './precompiled.js';
+import { repositoriesOn } from './repositories/index.js';
+import type { Database } from './schema.js';
+import { sqliteIfIdle } from './sync-sqlite.js';
 
-/** A precompiled UPDATE of one row, and the event that records it. */
+/** A precompiled UPDATE's parameters for one row, and the event that records it. */
 export interface AuditedChange {
   readonly parameters: unknown[];
   readonly event: AuditEvent;
 }
 
 /**
- * Runs `update` (a precompiled UPDATE of one row) and, if it changed that row, appends `event` in
- * the same transaction; returns whether it did.
- */
-export async function auditedUpdate(db: Kysely<Database>, audit: AuditSink, update: Precompiled<unknown>, parameters: unknown[], event: AuditEvent): Promise<boolean> {
-  return (await auditedUpdates(db, audit, update, [{ parameters, event }]))[0]!;
-}
-
-/**
- * auditedUpdate() for several rows in one transaction, all or nothing: one commit for all of them.
+ * Runs `update` (a precompiled UPDATE of one row) once per change, appending the change's event
+ * if it changed its row, all in one transaction, all or nothing: one commit for all of them.
  * Returns, per change, whether it changed its row. On an idle SQLite writer, with a sink that
  * appends synchronously, the transaction runs synchronously: it holds the write lock for its
  * statements only, not across event-loop turns during which every other request's write would queue.
