@@ -17,6 +17,7 @@ import { loggedRequest } from './http/request-log.js';
 import { adminBackendRoutes } from './http/routes/admin-backends.js';
 import { adminGrantRoutes } from './http/routes/admin-grants.js';
 import { adminLeaseRoutes } from './http/routes/admin-leases.js';
+import { adminKeyRoutes } from './http/routes/admin-keys.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { agentRoutes } from './http/routes/agent.js';
 import { discoveryRoutes } from './http/routes/discovery.js';
@@ -29,6 +30,7 @@ import type { LeaseSystem } from './leases/lease-system.js';
 import { addressKey, FailureLimit, type FailureLimitSettings } from './limits/failure-limit.js';
 import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
+import type { WrappingKeyRotation } from './secrets/wrapping-key-rotation.js';
 import type { Store } from './store/database.js';
 
 export interface AppDeps {
@@ -38,6 +40,8 @@ export interface AppDeps {
   readonly identities: IdentityService;
   readonly authenticator: ProofAuthenticator;
   readonly leases: LeaseSystem;
+  /** `POST /v1/admin/wrapping-key/rotate` (src/secrets/wrapping-key-rotation.ts, bound to the broker's key stores) */
+  readonly rotateWrappingKey: (actor: string) => Promise<WrappingKeyRotation>;
   /** Changes by every broker on the database: /healthz reports it, writes wait for it (read-your-writes). */
   readonly changes: ChangeFeed;
   readonly clock: Clock;
@@ -135,6 +139,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, changes: deps.changes, publicUrl: deps.publicUrl });
   await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });
   await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl });
+  await app.register(adminKeyRoutes, { identities: deps.identities, authority: deps.authority, rotateWrappingKey: deps.rotateWrappingKey });
   await app.register(leaseRoutes, { issuer: deps.leases.issuer, leases: deps.leases.leases });
   await app.register(adminBackendRoutes, { backends: deps.leases.backends });
   await app.register(adminGrantRoutes, { grants: deps.leases.grants });

@@ -16,6 +16,7 @@ import { KeyStores } from './keys/registry.js';
 import { DEFAULT_LEASE_SETTINGS, type LeaseSettings, LeaseSystem } from './leases/lease-system.js';
 import { FailureLimit } from './limits/failure-limit.js';
 import { CredentialProxy } from './proxy/credential-proxy.js';
+import { rotateWrappingKey } from './secrets/wrapping-key-rotation.js';
 import { KeyStoreWrappingKeys } from './secrets/wrapping-keys.js';
 import { openStore } from './store/database.js';
 import { runExclusive } from './store/exclusive.js';
@@ -61,10 +62,7 @@ export async function createBroker(
   let leases: LeaseSystem | undefined;
   let changes: ChangeFeed | undefined;
   try {
-    const authorityKeyUri = await readSetting(store.db, 'authority_key_uri');
-    if (!authorityKeyUri) throw new TesseraError('config_invalid', `No authority key in ${config.databaseUrl}: run "tessera init" first.`);
-    const authoritySigner = await keyStores.signer(authorityKeyUri);
-    const authority = await Authority.create(authoritySigner, config.publicUrl, clock, config.credentialTtlMs / 1000);
+    if (!(await readSetting(store.db, 'authority_key_uri'))) throw new TesseraError('config_invalid', `No authority key in ${config.databaseUrl}: run "tessera init" first.`);
     const audit = new DatabaseAuditLog(store.db, clock);
     const identities = new IdentityService(store.db, audit, clock, {
       defaultTtlMs: config.ticketTtlMs,
@@ -74,12 +72,15 @@ export async function createBroker(
     const rejections = new RejectionSummary(audit, clock, config.auditRejectionWindowMs);
     changes = await openChangeFeed(store, config.databaseUrl, clock, scheduler, { maxStalenessMs: config.replicaMaxStalenessMs }, options.logger);
     const feed = changes;
+    const authority = await Authority.open({ db: store.db, keyStores, audit, feed, clock }, config.publicUrl, config.credentialTtlMs / 1000);
     const authenticator = new ProofAuthenticator(store.db, store.reader, audit, clock, config.publicUrl, rejections, feed);
     const authFailures = { max: config.authFailureLimit, windowMs: config.authFailureWindowMs };
-    leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.db), { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
+    const wrappingKeys = new KeyStoreWrappingKeys(keyStores, store.db);
+    const rotateWrapping = (actor: string) => rotateWrappingKey({ db: store.db, keyStores, wrappingKeys, audit, clock }, actor);
+    leases = new LeaseSystem(store, audit, clock, wrappingKeys, { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
     }, options.logger);
-    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, logger: options.logger });
+    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, rotateWrappingKey: rotateWrapping, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, logger: options.logger });
     // Before listening: on an embedded store every pending lease is an orphan of a previous process;
     // on a shared one, those older than the grace period (another replica may be issuing the rest).
     await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'), scheduler);
@@ -89,12 +90,14 @@ export async function createBroker(
       runExclusive(store, 'prune', async () => {
         await authenticator.pruneReplayCache();
         await pruneChanges(store.db, clock.now());
+        // Superseded keys past their grace or overlap: audited once (they are refused from then on anyway).
+        await identities.retireExpiredKeys();
+        await authority.retireExpiredKeys();
       }).then(() => undefined);
     const stopPruning = scheduler.every(PRUNE_INTERVAL_MS, () => prune().catch((error: unknown) => app.log.warn({ err: error }, 'pruning the proof replay cache or the change feed failed')));
     const auditCheckpoints = new AuditCheckpointer(
       store.db,
-      authoritySigner,
-      authority.kid,
+      authority,
       clock,
       { everyEvents: config.auditCheckpointEvery, intervalMs: config.auditCheckpointIntervalMs },
       (work) => runExclusive(store, 'audit-checkpoint', work),

@@ -53,11 +53,12 @@ async function* exportPages(db: Kysely<Database>, options: ExportOptions): Async
   };
   yield [header];
 
+  // Every key each identity has had (a rotated identity's proofs are signed by several).
   for (let after = ''; ; ) {
-    const rows = await db.selectFrom('identities').select(['id', 'public_key']).where('id', '>', after).orderBy('id').limit(BATCH).execute();
-    if (rows.length > 0) yield rows.map((row): IdentityRecord => ({ type: 'identity', identity_id: row.id, public_key: row.public_key }));
+    const rows = await db.selectFrom('identity_keys').select(['key_id', 'identity_id', 'public_key']).where('key_id', '>', after).orderBy('key_id').limit(BATCH).execute();
+    if (rows.length > 0) yield rows.map((row): IdentityRecord => ({ type: 'identity', identity_id: row.identity_id, public_key: row.public_key }));
     if (rows.length < BATCH) break;
-    after = rows[rows.length - 1]!.id;
+    after = rows[rows.length - 1]!.key_id;
   }
 
   const checkpoints = batches(

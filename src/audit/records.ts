@@ -27,7 +27,10 @@ export interface HeaderRecord {
 export interface IdentityRecord {
   readonly type: 'identity';
   readonly identity_id: string;
-  /** base64url raw Ed25519 public key; its RFC 7638 thumbprint must equal identity_id */
+  /**
+   * base64url raw Ed25519 public key. Its RFC 7638 thumbprint (the `kid` of proofs it signed) equals
+   * identity_id for the identity's first key; a key rotated in later (identity.key_rotated) has its own.
+   */
   readonly public_key: string;
 }
 

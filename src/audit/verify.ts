@@ -106,7 +106,8 @@ export async function verifyAuditLog(records: AsyncIterable<ExportRecord>, optio
 class ChainVerifier {
   private header: HeaderRecord | undefined;
   private jwks: ReturnType<typeof createLocalJWKSet> | undefined;
-  private readonly identityKeys = new Map<string, Uint8Array>();
+  /** key id (thumbprint) -> the identity it belongs to and the key */
+  private readonly identityKeys = new Map<string, { readonly identityId: string; readonly key: Uint8Array }>();
   /** recently verified stored proofs (bounded) */
   private readonly verifiedProofs = new Set<string>();
   private last: HashedEvent | undefined;
@@ -169,10 +170,19 @@ class ChainVerifier {
     return (this.last?.seq ?? (this.header?.from ?? 1) - 1) + 1;
   }
 
-  /** An identity id is the thumbprint of its key, so a key that does not hash to it is ignored, not trusted. */
+  /**
+   * Keys are indexed by their thumbprint, the kid of the proofs they sign. An identity's first key
+   * hashes to the identity id; a rotated-in key does not, and is only as trustworthy as the file
+   * (its identity.key_rotated event in the chain records it too). A first key claimed for another
+   * identity is ignored: an identity id is the thumbprint of its first key.
+   */
   private async addIdentity(identityId: string, publicKey: string): Promise<void> {
     const key = base64url.decode(publicKey);
-    if (key.length === 32 && (await keyThumbprint(key)) === identityId) this.identityKeys.set(identityId, key);
+    if (key.length !== 32) return;
+    const keyId = await keyThumbprint(key);
+    const owner = this.identityKeys.get(keyId);
+    if (owner !== undefined && owner.identityId === keyId) return;
+    this.identityKeys.set(keyId, { identityId, key });
   }
 
   private checkEvent(event: HashedEvent, header: HeaderRecord): void {
@@ -222,9 +232,12 @@ class ChainVerifier {
     } catch {
       throw fail(event.seq, 'proof_malformed', `seq ${event.seq}: the stored proof is not a well-formed proof JWS.`);
     }
-    if (parsed.kid !== event.actor) throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by ${parsed.kid}, not by the actor.`);
-    const key = this.identityKeys.get(parsed.kid);
-    if (!key) throw fail(event.seq, 'proof_unknown_identity', `seq ${event.seq}: no public key for identity ${parsed.kid}.`);
+    const signer = this.identityKeys.get(parsed.kid);
+    if (signer !== undefined ? signer.identityId !== event.actor : parsed.kid !== event.actor) {
+      throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by ${parsed.kid}, not by the actor.`);
+    }
+    if (!signer) throw fail(event.seq, 'proof_unknown_identity', `seq ${event.seq}: no public key for identity ${parsed.kid}.`);
+    const { key } = signer;
     // A request that causes several events stores its proof on each: one signature check does for all.
     if (!this.verifiedProofs.has(proof)) {
       if (!verifyEd25519(parsed.signature, parsed.signingInput, key)) {

@@ -17,6 +17,7 @@ import { registerIdentityCommands } from './commands/identity.js';
 import { registerInit } from './commands/init.js';
 import { registerLeaseCommands } from './commands/lease.js';
 import { registerReviewCommands } from './commands/review.js';
+import { registerRotationCommands } from './commands/rotate.js';
 import { registerRun } from './commands/run.js';
 import { registerServe } from './commands/serve.js';
 
@@ -39,6 +40,7 @@ registerBackendCommands(program);
 registerGrantCommands(program);
 registerLeaseCommands(program);
 registerRun(program);
+registerRotationCommands(program);
 registerAuditCommands(program);
 registerReviewCommands(program);
 registerDevCommands(program);

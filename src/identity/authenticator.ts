@@ -7,8 +7,9 @@ import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import { sqliteIfIdle } from '../store/database.js';
 import { precompiled } from '../store/precompiled.js';
+import { SqlIdentityKeyRepository } from '../store/repositories/identity-keys.js';
 import type { Database, IdentityTable } from '../store/schema.js';
-import { identityFromRow, type Identity } from './identity.js';
+import { identityFromRow, type Identity, type IdentityKey, keyAcceptsAt } from './identity.js';
 import { bodyHash, checkProof, parseProofHeader, proofReplayableUntil } from './proof.js';
 
 export interface IncomingRequest {
@@ -28,11 +29,19 @@ const insertJti = precompiled((db, jti: string, identityId: string, expiresAt: n
   ['jti', 'identity', 1],
 );
 
+/** An identity and its keys by key id, as cached between requests. */
+interface KnownIdentity {
+  readonly identity: Identity;
+  readonly keys: ReadonlyMap<string, IdentityKey>;
+}
+
 interface PendingJti {
   readonly parameters: [key: string, identityId: string, expiresAt: number];
   resolve(fresh: boolean): void;
   reject(error: unknown): void;
 }
+
+const MAX_KEY_OWNERS = 10_000;
 
 /** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
 const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'proof_bad_signature']);
@@ -50,7 +59,9 @@ const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proo
 export class ProofAuthenticator {
   /** jtis waiting for the next group commit (SQLite). */
   #pendingJtis: PendingJti[] = [];
-  readonly #identities: FeedCache<Identity>;
+  readonly #identities: FeedCache<KnownIdentity>;
+  /** key id -> identity id: fixed once a key is registered, so kept without invalidation (bounded). */
+  readonly #owners = new Map<string, string>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -69,30 +80,62 @@ export class ProofAuthenticator {
     // Not a rejection of the caller (nor audited: the database may be what is unreachable).
     await this.feed.ensureCurrent();
     let claimedKid: string | undefined;
+    /** once the key is known: its identity (a rotated key's kid is not the identity id) */
+    let identityId: string | undefined;
     try {
       const proof = parseProofHeader(request.authorization);
       claimedKid = proof.kid;
-      const identity = await this.#identities.get(proof.kid, async () => {
-        const [row] = (await identityById(this.reader, [proof.kid])).rows;
-        return row && identityFromRow(row);
-      });
-      if (!identity) throw new TesseraError('proof_unknown_key');
+      const known = await this.#identityOfKey(proof.kid);
+      const key = known?.keys.get(proof.kid);
+      if (!known || !key) throw new TesseraError('proof_unknown_key');
+      const { identity } = known;
+      identityId = identity.id;
       const now = this.clock.now();
-      checkProof(proof, identity.publicKey, {
+      checkProof(proof, key.publicKey, {
         audience: this.audience,
         method: request.method,
         url: request.url,
         bodyHash: bodyHash(request.body),
         nowSeconds: Math.floor(now / 1000),
       });
+      if (!keyAcceptsAt(key, now)) throw new TesseraError('key_retired');
       if (identity.status === 'revoked') throw new TesseraError('identity_revoked');
       if (identity.status === 'pending' && !options.allowPending) throw new TesseraError('identity_not_enrolled');
       await this.rememberJti(proof.claims.jti, identity.id, proof.claims.iat);
       return identity;
     } catch (error) {
-      if (error instanceof TesseraError) await this.auditRejection(error, claimedKid, request);
+      if (error instanceof TesseraError) await this.auditRejection(error, claimedKid, identityId, request);
       throw error;
     }
+  }
+
+  /**
+   * The identity a key belongs to. A key that never rotated has the identity id as its key id, so
+   * the common case costs one cached lookup; a rotated-in key is mapped to its identity once.
+   */
+  async #identityOfKey(keyId: string): Promise<KnownIdentity | undefined> {
+    let identityId = this.#owners.get(keyId) ?? keyId;
+    let known = await this.#loadIdentity(identityId);
+    if (!known?.keys.has(keyId)) {
+      const owner = await new SqlIdentityKeyRepository(this.reader).identityOf(keyId);
+      if (owner === undefined || owner === identityId) return known;
+      identityId = owner;
+      known = await this.#loadIdentity(identityId);
+    }
+    if (identityId !== keyId) {
+      if (this.#owners.size >= MAX_KEY_OWNERS) this.#owners.clear();
+      this.#owners.set(keyId, identityId);
+    }
+    return known;
+  }
+
+  #loadIdentity(identityId: string): Promise<KnownIdentity | undefined> {
+    return this.#identities.get(identityId, async () => {
+      const [row] = (await identityById(this.reader, [identityId])).rows;
+      if (!row) return undefined;
+      const keys = await new SqlIdentityKeyRepository(this.reader).forIdentity(identityId);
+      return { identity: identityFromRow(row), keys: new Map(keys.map((key) => [key.keyId, key])) };
+    });
   }
 
   /**
@@ -142,17 +185,20 @@ export class ProofAuthenticator {
     await this.db.deleteFrom('proof_replays').where('expires_at', '<=', this.clock.now()).execute();
   }
 
-  private async auditRejection(error: TesseraError, claimedKid: string | undefined, request: IncomingRequest): Promise<void> {
-    const details = { method: request.method, url: request.url };
+  private async auditRejection(error: TesseraError, claimedKid: string | undefined, identityId: string | undefined, request: IncomingRequest): Promise<void> {
+    const details: Record<string, string> = { method: request.method, url: request.url };
+    // A rotated key's kid is not the identity id: the event names the key that signed.
+    if (identityId !== undefined && claimedKid !== undefined && identityId !== claimedKid) details.key_id = claimedKid;
     if (UNAUTHENTICATED_CODES.has(error.code)) {
       this.rejections.record({ source: request.source, action: 'proof.rejected', reason: error.code, sample: { ...details, claimed_kid: claimedKid ?? null } });
       return;
     }
+    const actor = identityId ?? claimedKid ?? null;
     await this.audit.append({
-      actor: claimedKid ?? null,
+      actor,
       action: 'proof.rejected',
       outcome: 'denied',
-      identityId: claimedKid ?? null,
+      identityId: actor,
       reason: error.code,
       details,
     });

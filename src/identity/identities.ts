@@ -6,8 +6,10 @@ import { base64url, randomToken, sha256Base64url } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
 import { FailureLimit, type FailureLimitSettings } from '../limits/failure-limit.js';
+import { keyStoreKindOf } from '../keys/registry.js';
+import { type IdentityKeyRepository, SqlIdentityKeyRepository } from '../store/repositories/identity-keys.js';
 import type { Database } from '../store/schema.js';
-import { identityFromRow, type Identity, type IdentityRole, type IdentityStatus } from './identity.js';
+import { identityFromRow, type Identity, type IdentityKey, type IdentityRole, type IdentityStatus } from './identity.js';
 
 export interface RegisterIdentity {
   readonly address: string;
@@ -32,6 +34,22 @@ export interface TicketPolicy {
   readonly failures: FailureLimitSettings;
 }
 
+export interface NewKey {
+  readonly publicKey: Uint8Array;
+  readonly keyUri: string;
+}
+
+export interface KeyRotation {
+  readonly identity: Identity;
+  readonly key: IdentityKey;
+  /** the superseded key, accepted until its notAfter */
+  readonly previous: IdentityKey;
+}
+
+/** How long the old key of a rotation is accepted by default, and at most. */
+export const DEFAULT_ROTATION_GRACE_MS = 10 * 60_000;
+export const MAX_ROTATION_GRACE_MS = 7 * 24 * 3600_000;
+
 const TICKET_PREFIX = 'tkt_';
 /** 32 bytes = 256 bits of CSPRNG output per ticket. */
 const TICKET_BYTES = 32;
@@ -50,20 +68,15 @@ export class IdentityService {
   }
 
   async register(input: RegisterIdentity, actor: string | null): Promise<Identity> {
-    if (input.publicKey.length !== 32) throw new TesseraError('invalid_request', 'public_key must be a raw 32-byte Ed25519 key.');
-    // A small-order key is a universal forgery target for cofactorless verifiers; a non-canonical one has twins.
-    if (!isStrictEd25519PublicKey(input.publicKey)) {
-      throw new TesseraError('invalid_request', 'public_key must be the canonical encoding of an Ed25519 point that is not of small order.');
-    }
-    const id = await keyThumbprint(input.publicKey);
+    const id = await checkedKeyId(input.publicKey);
     return this.db.transaction().execute(async (trx) => {
       const clash = await trx
         .selectFrom('identities')
         .select(['address', 'id'])
         .where((eb) => eb.or([eb('address', '=', input.address), eb('id', '=', id)]))
         .executeTakeFirst();
-      if (clash) {
-        const what = clash.address === input.address ? `address ${input.address} is already provisioned` : 'this public key is already registered';
+      if (clash || (await new SqlIdentityKeyRepository(trx).identityOf(id))) {
+        const what = clash?.address === input.address ? `address ${input.address} is already provisioned` : 'this public key is already registered';
         throw new TesseraError('conflict', `Identity conflict: ${what}.`);
       }
       const row = {
@@ -82,12 +95,100 @@ export class IdentityService {
         revocation_reason: null,
       } as const;
       await trx.insertInto('identities').values(row).execute();
+      await new SqlIdentityKeyRepository(trx).add({ keyId: id, identityId: id, publicKey: input.publicKey, keyUri: input.keyUri, createdAt: row.created_at, notAfter: null, retiredAt: null });
       await this.audit.append(
         { actor, action: 'identity.registered', outcome: 'success', identityId: id, details: { address: input.address, role: row.role, key_uri: input.keyUri } },
         trx,
       );
       return identityFromRow(row);
     });
+  }
+
+  /** Every key the identity has had, oldest first. */
+  keysOf(identityId: string, db: Kysely<Database> = this.db): Promise<IdentityKey[]> {
+    return this.keys(db).forIdentity(identityId);
+  }
+
+  /**
+   * Makes `key` the identity's primary key; the identity id stays. The key it replaces signs
+   * acceptable proofs for `graceMs` more, then is refused (`key_retired`). The new key must be in
+   * the same kind of key store as the old one.
+   */
+  async rotateKey(address: string, key: NewKey, graceMs: number, actor: string): Promise<KeyRotation> {
+    if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > MAX_ROTATION_GRACE_MS) {
+      throw new TesseraError('invalid_request', `The grace period must be between 0 s and ${MAX_ROTATION_GRACE_MS / 1000} s.`);
+    }
+    const keyId = await checkedKeyId(key.publicKey);
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('identities').selectAll().where('address', '=', address).executeTakeFirst();
+      if (!row) throw new TesseraError('not_found', `No identity with address ${address}.`);
+      const identity = identityFromRow(row);
+      if (identity.status === 'revoked') throw new TesseraError('identity_revoked', `Identity ${address} is revoked; its key cannot be rotated.`);
+      if (keyStoreKindOf(key.keyUri) !== keyStoreKindOf(identity.keyUri)) {
+        throw new TesseraError('invalid_request', `The new key must be in the same key store as the current one (${keyStoreKindOf(identity.keyUri)}).`);
+      }
+      const keys = this.keys(trx);
+      if ((await keys.identityOf(keyId)) !== undefined || (await trx.selectFrom('identities').select('id').where('id', '=', keyId).executeTakeFirst())) {
+        throw new TesseraError('conflict', 'Identity conflict: this public key is already registered.');
+      }
+      const now = this.clock.now();
+      const previous = (await keys.forIdentity(identity.id)).find((k) => k.notAfter === null);
+      if (!previous) throw new TesseraError('internal', `Identity ${address} has no current key.`);
+      const notAfter = now + graceMs;
+      await keys.supersede(identity.id, notAfter);
+      const added: IdentityKey = { keyId, identityId: identity.id, publicKey: key.publicKey, keyUri: key.keyUri, createdAt: now, notAfter: null, retiredAt: null };
+      await keys.add(added);
+      // The identity row carries the current key; updating it also tells every replica (change feed).
+      const updated = await trx
+        .updateTable('identities')
+        .set({ public_key: base64url.encode(key.publicKey), key_uri: key.keyUri })
+        .where('id', '=', identity.id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await this.audit.append(
+        {
+          actor,
+          action: 'identity.key_rotated',
+          outcome: 'success',
+          identityId: identity.id,
+          details: {
+            address,
+            key_id: keyId,
+            public_key: base64url.encode(key.publicKey),
+            key_uri: key.keyUri,
+            previous_key_id: previous.keyId,
+            previous_key_uri: previous.keyUri,
+            previous_not_after: notAfter,
+          },
+        },
+        trx,
+      );
+      return { identity: identityFromRow(updated), key: added, previous: { ...previous, notAfter } };
+    });
+  }
+
+  /**
+   * Records, once per key, that a superseded key's grace has ended (`identity.key_retired`). Proofs
+   * by such a key are refused from its notAfter on whether or not this has run; run by the prune job.
+   */
+  async retireExpiredKeys(): Promise<IdentityKey[]> {
+    const now = this.clock.now();
+    const retired: IdentityKey[] = [];
+    for (const key of await this.keys(this.db).retirable(now)) {
+      await this.db.transaction().execute(async (trx) => {
+        if (!(await this.keys(trx).markRetired(key.keyId, now))) return;
+        await this.audit.append(
+          { actor: null, action: 'identity.key_retired', outcome: 'success', identityId: key.identityId, details: { key_id: key.keyId, key_uri: key.keyUri, not_after: key.notAfter } },
+          trx,
+        );
+        retired.push({ ...key, retiredAt: now });
+      });
+    }
+    return retired;
+  }
+
+  private keys(db: Kysely<Database>): IdentityKeyRepository {
+    return new SqlIdentityKeyRepository(db);
   }
 
   async findByAddress(address: string): Promise<Identity | undefined> {
@@ -219,4 +320,14 @@ export class IdentityService {
       return identityFromRow(revoked);
     });
   }
+}
+
+/** The key's thumbprint, after checking it is a key proofs can safely be verified against. */
+async function checkedKeyId(publicKey: Uint8Array): Promise<string> {
+  if (publicKey.length !== 32) throw new TesseraError('invalid_request', 'public_key must be a raw 32-byte Ed25519 key.');
+  // A small-order key is a universal forgery target for cofactorless verifiers; a non-canonical one has twins.
+  if (!isStrictEd25519PublicKey(publicKey)) {
+    throw new TesseraError('invalid_request', 'public_key must be the canonical encoding of an Ed25519 point that is not of small order.');
+  }
+  return keyThumbprint(publicKey);
 }

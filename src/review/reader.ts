@@ -79,8 +79,8 @@ export class ReviewReader {
     return { identity: identityView(identity), leases: await this.leases({ address }), events, truncated: newest.length > MAX_AUDIT_LIMIT };
   }
 
-  chainStatus(): Promise<ChainStatus> {
+  async chainStatus(): Promise<ChainStatus> {
     const { store, authority, publicUrl, clock } = this.deps;
-    return chainStatus(store.db, { issuer: publicUrl, jwks: authority.jwks(), now: clock.now() });
+    return chainStatus(store.db, { issuer: publicUrl, jwks: await authority.auditJwks(), now: clock.now() });
   }
 }

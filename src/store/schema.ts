@@ -147,7 +147,7 @@ export interface ReviewSessionTable {
   expires_at: number | null;
 }
 
-export type ChangeKind = 'identity' | 'lease' | 'grant' | 'backend';
+export type ChangeKind = 'identity' | 'lease' | 'grant' | 'backend' | 'broker_key';
 
 /**
  * The change feed (src/changes/): a row per changed identity, lease, grant or backend, written by
@@ -165,6 +165,35 @@ export interface ChangeTable {
   key: string;
 }
 
+/** Every key an identity has had (migration 0008): the current one has no not_after. */
+export interface IdentityKeyTable {
+  /** RFC 7638 thumbprint: the `kid` of the proofs it signs */
+  key_id: string;
+  identity_id: string;
+  /** base64url raw Ed25519 public key */
+  public_key: string;
+  key_uri: string;
+  created_at: number;
+  /** end of the grace period of a superseded key: proofs it signs after this are refused */
+  not_after: number | null;
+  /** when the broker audited the key's retirement */
+  retired_at: number | null;
+}
+
+export type BrokerKeyPurpose = 'authority' | 'wrapping';
+
+/** A superseded broker key (the current ones are in settings): authority keys stay in JWKS until not_after. */
+export interface BrokerKeyTable {
+  uri: string;
+  purpose: BrokerKeyPurpose;
+  /** authority keys: RFC 7638 thumbprint and base64url public key; null for wrapping keys */
+  kid: string | null;
+  public_key: string | null;
+  created_at: number;
+  not_after: number;
+  retired_at: number | null;
+}
+
 export interface Database {
   identities: IdentityTable;
   enrollment_tickets: EnrollmentTicketTable;
@@ -178,4 +207,6 @@ export interface Database {
   leases: LeaseTable;
   review_sessions: ReviewSessionTable;
   changes: ChangeTable;
+  identity_keys: IdentityKeyTable;
+  broker_keys: BrokerKeyTable;
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import { inject } from 'vitest';
 import { DatabaseAuditLog } from '../../src/audit/audit-log.js';
-import { AuditCheckpointer } from '../../src/audit/checkpoints.js';
+import { AuditCheckpointer, fixedCheckpointKey } from '../../src/audit/checkpoints.js';
 import { exportRecords } from '../../src/audit/export.js';
 import { verifyAuditLog, type VerifyReport } from '../../src/audit/verify.js';
 import { base64url } from '../../src/crypto/encoding.js';
@@ -65,7 +65,7 @@ export async function auditFixture(dialect: 'sqlite' | 'postgres'): Promise<Audi
     clock,
     audit: new DatabaseAuditLog(store.db, clock),
     authority,
-    checkpoints: new AuditCheckpointer(store.db, authority, kid, clock, { everyEvents: 1000, intervalMs: 60_000 }),
+    checkpoints: new AuditCheckpointer(store.db, fixedCheckpointKey(authority, kid), clock, { everyEvents: 1000, intervalMs: 60_000 }),
     async agent(address) {
       const signer = memorySigner();
       const id = await keyThumbprint(signer.publicKey);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { AuditCheckpointer } from '../../src/audit/checkpoints.js';
+import { AuditCheckpointer, fixedCheckpointKey } from '../../src/audit/checkpoints.js';
 import type { ChangeKind } from '../../src/changes/change-feed.js';
 import { PostgresChangeFeed } from '../../src/changes/postgres-change-feed.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
@@ -198,7 +198,7 @@ describe('work that must happen once', () => {
     };
     const kid = await keyThumbprint(authority.publicKey);
     const [first, ...rest] = others.map(
-      (store) => new AuditCheckpointer(store.db, gated, kid, env.clock, { everyEvents: 1, intervalMs: 60_000 }, (work) => runExclusive(store, 'audit-checkpoint', work)),
+      (store) => new AuditCheckpointer(store.db, fixedCheckpointKey(gated, kid), env.clock, { everyEvents: 1, intervalMs: 60_000 }, (work) => runExclusive(store, 'audit-checkpoint', work)),
     );
     const signed = first!.checkpointIfDue();
     await firstSigning;

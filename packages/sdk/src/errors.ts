@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   proof_wrong_url: { status: 401, message: 'The proof htu does not match the request URL.' },
   proof_wrong_body: { status: 401, message: 'The proof bh does not match the SHA-256 of the request body.' },
   proof_replayed: { status: 401, message: 'The proof jti has already been used.' },
+  key_retired: { status: 401, message: 'The proof is signed by a key the identity rotated away from, after its grace period ended.' },
 
   // Review sessions (the read-only review page, docs/PROTOCOL.md §9)
   session_invalid: { status: 401, message: 'The review session or login code is missing, unknown, expired or already used.' },

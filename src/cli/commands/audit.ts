@@ -31,7 +31,7 @@ const seqNumber = (text: string) => {
 /** The authority keys checkpoints must verify against: a pinned file, else what the broker publishes. */
 async function loadJwks(command: Command, config: Config, file: string | undefined): Promise<JSONWebKeySet> {
   if (file) return JSON.parse(readFileSync(file, 'utf8')) as JSONWebKeySet;
-  const url = `${brokerUrl(command, config).replace(/\/+$/, '')}/.well-known/jwks.json`;
+  const url = `${brokerUrl(command, config).replace(/\/+$/, '')}/.well-known/audit-jwks.json`;
   const response = await fetch(url).catch((error: unknown) => {
     throw new TesseraError('config_invalid', `Cannot fetch ${url} (${(error as Error).message}); pass --jwks <file>.`);
   });

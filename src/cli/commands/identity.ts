@@ -7,6 +7,7 @@ import { output, reportPending } from '../context.js';
 import { REVIEWER_KEY_FLAGS, REVIEWER_KEY_HELP, reviewerRequest } from '../review-client.js';
 import { adminRequest, queryString } from '../signed-request.js';
 import { table } from '../table.js';
+import { registerIdentityRotate } from './rotate.js';
 
 const line = (identity: IdentityView) =>
   `${identity.address.padEnd(32)} ${identity.status.padEnd(8)} ${identity.role.padEnd(8)} ${identity.identity_id}`;
@@ -28,7 +29,7 @@ const details = (identity: IdentityView) =>
     .join('\n');
 
 export function registerIdentityCommands(program: Command): void {
-  const identity = program.command('identity').description('inspect and revoke identities (admin)');
+  const identity = program.command('identity').description('inspect, rotate and revoke identities (admin)');
 
   identity
     .command('list')
@@ -49,6 +50,8 @@ export function registerIdentityCommands(program: Command): void {
       // JSON stays the identity (as before) plus its leases and timeline.
       output(options.json, { ...shown.identity, leases: shown.leases, timeline: shown.events, truncated: shown.truncated }, () => timelineLines(shown));
     });
+
+  registerIdentityRotate(identity);
 
   identity
     .command('revoke <address>')

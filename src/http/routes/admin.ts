@@ -114,7 +114,7 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
     async (request, reply) => {
       const { from, to } = request.query;
       await audit.append({ actor: callerOf(request).id, action: 'audit.exported', outcome: 'success', details: { from: from ?? null, to: to ?? null } });
-      const records = exportRecords(store.db, { issuer: publicUrl, jwks: authority.jwks(), from, to, exportedAt: Date.now() });
+      const records = exportRecords(store.db, { issuer: publicUrl, jwks: await authority.auditJwks(), from, to, exportedAt: Date.now() });
       return reply.type('application/x-ndjson').send(Readable.from(toJsonLines(records)));
     },
   );

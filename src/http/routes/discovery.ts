@@ -25,6 +25,7 @@ export async function discoveryRoutes(app: FastifyInstance, { authority, leases,
     proof_max_clock_skew_seconds: PROOF_MAX_SKEW_SECONDS,
     authorization_scheme: 'Proof',
     jwks_uri: `${publicUrl}/.well-known/jwks.json`,
+    audit_jwks_uri: `${publicUrl}/.well-known/audit-jwks.json`,
     enroll_endpoint: `${publicUrl}/v1/enroll`,
     whoami_endpoint: `${publicUrl}/v1/whoami`,
     admin_identities_endpoint: `${publicUrl}/v1/admin/identities`,
@@ -49,6 +50,13 @@ export async function discoveryRoutes(app: FastifyInstance, { authority, leases,
     '/.well-known/jwks.json',
     { schema: { security: PUBLIC, response: { 200: Jwks } } },
     async () => authority.jwks(),
+  );
+
+  // Checkpoints signed before a rotation verify against it after the old key has left jwks.json.
+  app.get(
+    '/.well-known/audit-jwks.json',
+    { schema: { security: PUBLIC, response: { 200: Jwks } } },
+    async () => authority.auditJwks(),
   );
 
   app.get(

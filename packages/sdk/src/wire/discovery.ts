@@ -9,6 +9,8 @@ export const Discovery = Type.Object({
   proof_max_clock_skew_seconds: Type.Number(),
   authorization_scheme: Type.String(),
   jwks_uri: Type.String(),
+  /** Every authority key ever used, for audit checkpoints only (they outlive a key's JWKS overlap). */
+  audit_jwks_uri: Type.String(),
   enroll_endpoint: Type.String(),
   whoami_endpoint: Type.String(),
   admin_identities_endpoint: Type.String(),

@@ -9,4 +9,5 @@ export * from './backends.js';
 export * from './common.js';
 export * from './discovery.js';
 export * from './identities.js';
+export * from './keys.js';
 export * from './leases.js';
