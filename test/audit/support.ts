@@ -25,6 +25,18 @@ export function memorySigner(): Signer {
   return { uri: 'memory:test', publicKey: raw, sign: async (data) => new Uint8Array(sign(null, data, privateKey)) };
 }
 
+/** An active identity row and its key (identity_keys: the audit export takes the keys from there), as registration writes them. */
+export async function insertIdentity(store: Store, signer: Signer, address: string, at: number): Promise<string> {
+  const id = await keyThumbprint(signer.publicKey);
+  const publicKey = base64url.encode(signer.publicKey);
+  await store.db
+    .insertInto('identities')
+    .values({ id, address, role: 'agent', status: 'active', public_key: publicKey, key_uri: 'memory:test', attributes: '{}', created_at: at, created_by: null, enrolled_at: at, revoked_at: null, revoked_by: null, revocation_reason: null })
+    .execute();
+  await store.db.insertInto('identity_keys').values({ key_id: id, identity_id: id, public_key: publicKey, key_uri: 'memory:test', created_at: at, not_after: null, retired_at: null }).execute();
+  return id;
+}
+
 export async function jwksOf(signer: Signer): Promise<JSONWebKeySet> {
   return { keys: [{ ...ed25519PublicJwk(signer.publicKey), kid: await keyThumbprint(signer.publicKey), alg: 'EdDSA', use: 'sig' }] };
 }
@@ -69,10 +81,7 @@ export async function auditFixture(dialect: 'sqlite' | 'postgres'): Promise<Audi
     async agent(address) {
       const signer = memorySigner();
       const id = await keyThumbprint(signer.publicKey);
-      await store.db
-        .insertInto('identities')
-        .values({ id, address, role: 'agent', status: 'active', public_key: base64url.encode(signer.publicKey), key_uri: 'memory:test', attributes: '{}', created_at: clock.now(), created_by: null, enrolled_at: clock.now(), revoked_at: null, revoked_by: null, revocation_reason: null })
-        .execute();
+      await insertIdentity(store, signer, address, clock.now());
       return { id, signer, proof: () => createProof(signer, id, ISSUER, { method: 'POST', url: `${ISSUER}/v1/leases`, body: '{}' }) };
     },
     verify: (range = {}, override = jwks) => verifyAuditLog(exportRecords(store.db, { issuer: ISSUER, jwks: override, exportedAt: clock.now(), ...range })),
