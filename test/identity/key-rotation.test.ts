@@ -73,6 +73,8 @@ describe.each<KeyStoreKind>(['pkcs11', 'kms'])('key rotation (%s keys)', (keysto
     for (const signer of [agent.signer, newSigner]) {
       expect(await send(signer, 'GET', '/v1/whoami')).toMatchObject({ status: 200, body: { identity_id: agent.identity_id, address: agent.address } });
     }
+    // An audited request signed by the new key: its event stores the proof, which names the new key.
+    expect(await send(newSigner, 'POST', '/v1/leases', { backend: 'nowhere', role: 'reader' })).toMatchObject({ status: 403, body: { error: 'no_grant' } });
     // A credential asked for with the new key is bound to it, under the stable identity id.
     const issued = await send(newSigner, 'POST', '/v1/credentials');
     expect(issued.status).toBe(200);
@@ -108,6 +110,8 @@ describe.each<KeyStoreKind>(['pkcs11', 'kms'])('key rotation (%s keys)', (keysto
     await env.broker.auditCheckpoints.checkpoint();
     const report = await verifyLog((await env.broker.app.inject({ url: '/.well-known/audit-jwks.json' })).json());
     expect(report).toMatchObject({ ok: true, problem: null });
+    const denied = await store.db.selectFrom('audit_events').select('proof').where('action', '=', 'lease.denied').where('identity_id', '=', agent.identity_id).executeTakeFirstOrThrow();
+    expect(JSON.parse(Buffer.from(denied.proof!.split('.')[0]!, 'base64url').toString())).toMatchObject({ kid: rotated.key.key_id });
     expect(report.proofs).toBeGreaterThan(0);
   });
 
