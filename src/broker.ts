@@ -20,7 +20,6 @@ import { rotateWrappingKey } from './secrets/wrapping-key-rotation.js';
 import { KeyStoreWrappingKeys } from './secrets/wrapping-keys.js';
 import { openStore } from './store/database.js';
 import { runExclusive } from './store/exclusive.js';
-import { readSetting } from './store/settings.js';
 
 export interface Broker {
   readonly app: FastifyInstance;
@@ -62,9 +61,9 @@ export async function createBroker(
   let leases: LeaseSystem | undefined;
   let changes: ChangeFeed | undefined;
   try {
-    if (!(await readSetting(store.db, 'authority_key_uri'))) throw new TesseraError('config_invalid', `No authority key in ${config.databaseUrl}: run "tessera init" first.`);
-    const audit = new DatabaseAuditLog(store.db, clock);
-    const identities = new IdentityService(store.db, audit, clock, {
+    if (!(await store.repos.settings.get('authority_key_uri'))) throw new TesseraError('config_invalid', `No authority key in ${config.databaseUrl}: run "tessera init" first.`);
+    const audit = new DatabaseAuditLog(store.repos, clock);
+    const identities = new IdentityService(store, audit, clock, {
       defaultTtlMs: config.ticketTtlMs,
       maxTtlMs: config.ticketMaxTtlMs,
       failures: { max: config.ticketFailureLimit, windowMs: config.ticketFailureWindowMs },
@@ -72,11 +71,11 @@ export async function createBroker(
     const rejections = new RejectionSummary(audit, clock, config.auditRejectionWindowMs);
     changes = await openChangeFeed(store, config.databaseUrl, clock, scheduler, { maxStalenessMs: config.replicaMaxStalenessMs }, options.logger);
     const feed = changes;
-    const authority = await Authority.open({ db: store.db, keyStores, audit, feed, clock }, config.publicUrl, config.credentialTtlMs / 1000);
-    const authenticator = new ProofAuthenticator(store.db, store.reader, audit, clock, config.publicUrl, rejections, feed);
+    const authority = await Authority.open({ store, keyStores, audit, feed, clock }, config.publicUrl, config.credentialTtlMs / 1000);
+    const authenticator = new ProofAuthenticator(store.repos, audit, clock, config.publicUrl, rejections, feed);
     const authFailures = { max: config.authFailureLimit, windowMs: config.authFailureWindowMs };
-    const wrappingKeys = new KeyStoreWrappingKeys(keyStores, store.db);
-    const rotateWrapping = (actor: string) => rotateWrappingKey({ db: store.db, keyStores, wrappingKeys, audit, clock }, actor);
+    const wrappingKeys = new KeyStoreWrappingKeys(keyStores, store.repos.settings);
+    const rotateWrapping = (actor: string) => rotateWrappingKey({ store, keyStores, wrappingKeys, audit, clock }, actor);
     leases = new LeaseSystem(store, audit, clock, wrappingKeys, { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
     }, options.logger);
@@ -89,14 +88,14 @@ export async function createBroker(
     const prune = () =>
       runExclusive(store, 'prune', async () => {
         await authenticator.pruneReplayCache();
-        await pruneChanges(store.db, clock.now());
+        await pruneChanges(store.repos.changes, clock.now());
         // Superseded keys past their grace or overlap: audited once (they are refused from then on anyway).
         await identities.retireExpiredKeys();
         await authority.retireExpiredKeys();
       }).then(() => undefined);
     const stopPruning = scheduler.every(PRUNE_INTERVAL_MS, () => prune().catch((error: unknown) => app.log.warn({ err: error }, 'pruning the proof replay cache or the change feed failed')));
     const auditCheckpoints = new AuditCheckpointer(
-      store.db,
+      store.repos.audit,
       authority,
       clock,
       { everyEvents: config.auditCheckpointEvery, intervalMs: config.auditCheckpointIntervalMs },

@@ -1,15 +1,11 @@
-import type { Kysely, Selectable } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { RejectionSummary } from '../audit/rejection-summary.js';
 import type { ChangeFeed } from '../changes/change-feed.js';
 import { FeedCache } from '../changes/feed-cache.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
-import { sqliteIfIdle } from '../store/database.js';
-import { precompiled } from '../store/precompiled.js';
-import { SqlIdentityKeyRepository } from '../store/repositories/identity-keys.js';
-import type { Database, IdentityTable } from '../store/schema.js';
-import { identityFromRow, type Identity, type IdentityKey, keyAcceptsAt } from './identity.js';
+import type { Repositories } from '../store/repositories/index.js';
+import { type Identity, type IdentityKey, keyAcceptsAt } from './identity.js';
 import { bodyHash, checkProof, parseProofHeader, proofReplayableUntil } from './proof.js';
 
 export interface IncomingRequest {
@@ -22,12 +18,8 @@ export interface IncomingRequest {
   readonly source: string;
 }
 
-// The two queries every authenticated request runs, compiled once rather than rebuilt per request.
-const identityById = precompiled<Selectable<IdentityTable>>((db, id: string) => db.selectFrom('identities').selectAll().where('id', '=', id), ['kid']);
-const insertJti = precompiled((db, jti: string, identityId: string, expiresAt: number) =>
-  db.insertInto('proof_replays').values({ jti, identity_id: identityId, expires_at: expiresAt }).onConflict((conflict) => conflict.column('jti').doNothing()),
-  ['jti', 'identity', 1],
-);
+/** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
+const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'proof_bad_signature']);
 
 /** An identity and its keys by key id, as cached between requests. */
 interface KnownIdentity {
@@ -35,16 +27,7 @@ interface KnownIdentity {
   readonly keys: ReadonlyMap<string, IdentityKey>;
 }
 
-interface PendingJti {
-  readonly parameters: [key: string, identityId: string, expiresAt: number];
-  resolve(fresh: boolean): void;
-  reject(error: unknown): void;
-}
-
 const MAX_KEY_OWNERS = 10_000;
-
-/** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
-const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'proof_bad_signature']);
 
 /**
  * Turns a request's proof into the identity that signed it, checking current state on every call:
@@ -57,16 +40,13 @@ const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proo
  * is refused by all.
  */
 export class ProofAuthenticator {
-  /** jtis waiting for the next group commit (SQLite). */
-  #pendingJtis: PendingJti[] = [];
   readonly #identities: FeedCache<KnownIdentity>;
   /** key id -> identity id: fixed once a key is registered, so kept without invalidation (bounded). */
   readonly #owners = new Map<string, string>();
 
   constructor(
-    private readonly db: Kysely<Database>,
-    /** Store.reader: the identity lookup must not queue behind other requests' transactions. */
-    private readonly reader: Kysely<Database>,
+    /** Store.repos: the identity lookup reads through Store.reader, not queueing behind other requests' transactions. */
+    private readonly repos: Pick<Repositories, 'identities' | 'identityKeys' | 'replayCache'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly audience: string,
@@ -80,7 +60,7 @@ export class ProofAuthenticator {
     // Not a rejection of the caller (nor audited: the database may be what is unreachable).
     await this.feed.ensureCurrent();
     let claimedKid: string | undefined;
-    /** once the key is known: its identity (a rotated key's kid is not the identity id) */
+    /** once the key is known: its identity (a rotated-in key's kid is not the identity id) */
     let identityId: string | undefined;
     try {
       const proof = parseProofHeader(request.authorization);
@@ -117,7 +97,7 @@ export class ProofAuthenticator {
     let identityId = this.#owners.get(keyId) ?? keyId;
     let known = await this.#loadIdentity(identityId);
     if (!known?.keys.has(keyId)) {
-      const owner = await new SqlIdentityKeyRepository(this.reader).identityOf(keyId);
+      const owner = await this.repos.identityKeys.identityOf(keyId);
       if (owner === undefined || owner === identityId) return known;
       identityId = owner;
       known = await this.#loadIdentity(identityId);
@@ -131,10 +111,10 @@ export class ProofAuthenticator {
 
   #loadIdentity(identityId: string): Promise<KnownIdentity | undefined> {
     return this.#identities.get(identityId, async () => {
-      const [row] = (await identityById(this.reader, [identityId])).rows;
-      if (!row) return undefined;
-      const keys = await new SqlIdentityKeyRepository(this.reader).forIdentity(identityId);
-      return { identity: identityFromRow(row), keys: new Map(keys.map((key) => [key.keyId, key])) };
+      const identity = await this.repos.identities.findById(identityId);
+      if (!identity) return undefined;
+      const keys = await this.repos.identityKeys.forIdentity(identityId);
+      return { identity, keys: new Map(keys.map((key) => [key.keyId, key])) };
     });
   }
 
@@ -143,51 +123,18 @@ export class ProofAuthenticator {
    * proof's iat, not from its first use (a proof dated +60 s is good for two minutes after it).
    */
   private async rememberJti(jti: string, identityId: string, iat: number): Promise<void> {
-    const parameters: PendingJti['parameters'] = [`${identityId}:${jti}`, identityId, proofReplayableUntil(iat)];
-    const fresh = sqliteIfIdle(this.db) ? await this.#groupCommit(parameters) : (await insertJti(this.db, parameters)).numAffectedRows !== 0n;
+    const fresh = await this.repos.replayCache.remember(`${identityId}:${jti}`, identityId, proofReplayableUntil(iat));
     if (!fresh) throw new TesseraError('proof_replayed');
-  }
-
-  /**
-   * SQLite: the jtis of the requests arriving within one turn of the event loop go into one
-   * transaction, committed before any of those requests proceeds, instead of one commit each.
-   * Each insert still says whether its jti was new, so a replay within a batch is caught too.
-   */
-  #groupCommit(parameters: PendingJti['parameters']): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      if (this.#pendingJtis.length === 0) setImmediate(() => this.#flushJtis());
-      this.#pendingJtis.push({ parameters, resolve, reject });
-    });
-  }
-
-  #flushJtis(): void {
-    const batch = this.#pendingJtis;
-    this.#pendingJtis = [];
-    const sqlite = sqliteIfIdle(this.db);
-    if (!sqlite) {
-      // A transaction is open on the writer across an await: queue on kysely's connection like any write.
-      for (const pending of batch) insertJti(this.db, pending.parameters).then((result) => pending.resolve(result.numAffectedRows !== 0n), pending.reject);
-      return;
-    }
-    let fresh: boolean[];
-    try {
-      const statement = sqlite.prepare(insertJti.sql(this.db));
-      fresh = sqlite.transaction(() => batch.map((pending) => statement.run(pending.parameters).changes !== 0));
-    } catch (error) {
-      for (const pending of batch) pending.reject(error);
-      return;
-    }
-    batch.forEach((pending, i) => pending.resolve(fresh[i]!));
   }
 
   /** Deletes only jtis whose proofs can no longer be accepted, however often it runs. */
   async pruneReplayCache(): Promise<void> {
-    await this.db.deleteFrom('proof_replays').where('expires_at', '<=', this.clock.now()).execute();
+    await this.repos.replayCache.prune(this.clock.now());
   }
 
   private async auditRejection(error: TesseraError, claimedKid: string | undefined, identityId: string | undefined, request: IncomingRequest): Promise<void> {
     const details: Record<string, string> = { method: request.method, url: request.url };
-    // A rotated key's kid is not the identity id: the event names the key that signed.
+    // A rotated-in key's kid is not the identity id: the event names the key that signed.
     if (identityId !== undefined && claimedKid !== undefined && identityId !== claimedKid) details.key_id = claimedKid;
     if (UNAUTHENTICATED_CODES.has(error.code)) {
       this.rejections.record({ source: request.source, action: 'proof.rejected', reason: error.code, sample: { ...details, claimed_kid: claimedKid ?? null } });

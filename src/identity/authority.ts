@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
-import type { Kysely } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { ChangeFeed } from '../changes/change-feed.js';
 import { FeedCache } from '../changes/feed-cache.js';
@@ -10,9 +9,8 @@ import { TesseraError } from '../errors.js';
 import { ed25519PublicJwk, keyThumbprint, signCompactJws } from '@tessera-broker/sdk';
 import type { Signer } from '../keys/key-store.js';
 import { keyStoreKindOf, type KeyStores } from '../keys/registry.js';
-import { type BrokerKeyRepository, type RetiringBrokerKey, SqlBrokerKeyRepository } from '../store/repositories/broker-keys.js';
-import type { Database } from '../store/schema.js';
-import { readSetting, writeSetting } from '../store/settings.js';
+import type { Store } from '../store/database.js';
+import type { RetiringBrokerKey } from '../store/repositories/broker-keys.js';
 import type { Identity } from './identity.js';
 
 export const CREDENTIAL_TYPE = 'tessera-identity+jwt';
@@ -49,10 +47,9 @@ const jwk = (publicKey: Uint8Array, kid: string): JWK => ({ ...ed25519PublicJwk(
 export class Authority {
   readonly #current: FeedCache<AuthorityKey>;
   readonly #signers = new Map<string, Promise<AuthorityKey>>();
-  readonly #previous: BrokerKeyRepository;
 
   private constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly keyStores: KeyStores,
     private readonly audit: AuditSink,
     private readonly issuer: string,
@@ -61,15 +58,14 @@ export class Authority {
     feed: ChangeFeed,
   ) {
     this.#current = new FeedCache(feed, 'broker_key');
-    this.#previous = new SqlBrokerKeyRepository(db);
   }
 
   static async open(
-    deps: { db: Kysely<Database>; keyStores: KeyStores; audit: AuditSink; feed: ChangeFeed; clock: Clock },
+    deps: { store: Pick<Store, 'repos' | 'transaction'>; keyStores: KeyStores; audit: AuditSink; feed: ChangeFeed; clock: Clock },
     issuer: string,
     credentialTtlSeconds: number,
   ): Promise<Authority> {
-    const authority = new Authority(deps.db, deps.keyStores, deps.audit, issuer, deps.clock, credentialTtlSeconds, deps.feed);
+    const authority = new Authority(deps.store, deps.keyStores, deps.audit, issuer, deps.clock, credentialTtlSeconds, deps.feed);
     await authority.current(); // fails now, not on the first request, if the key is missing
     return authority;
   }
@@ -77,7 +73,7 @@ export class Authority {
   /** The key that signs now (re-read after a rotation on any broker). */
   async current(): Promise<AuthorityKey> {
     const key = await this.#current.get('authority', async () => {
-      const uri = await readSetting(this.db, 'authority_key_uri');
+      const uri = await this.store.repos.settings.get('authority_key_uri');
       if (!uri) throw new TesseraError('config_invalid', 'No authority key in the database: run "tessera init" first.');
       return this.#open(uri);
     });
@@ -87,7 +83,7 @@ export class Authority {
   /** What /.well-known/jwks.json publishes: the current key and superseded ones still within their overlap. */
   async jwks(): Promise<{ keys: JWK[] }> {
     const current = await this.current();
-    const overlapping = await this.#previous.overlapping('authority', this.clock.now());
+    const overlapping = await this.store.repos.brokerKeys.overlapping('authority', this.clock.now());
     return { keys: [jwk(current.signer.publicKey, current.kid), ...overlapping.map(previousJwk)] };
   }
 
@@ -97,7 +93,7 @@ export class Authority {
    */
   async auditJwks(): Promise<{ keys: JWK[] }> {
     const current = await this.current();
-    const previous = await this.#previous.all('authority');
+    const previous = await this.store.repos.brokerKeys.all('authority');
     return { keys: [jwk(current.signer.publicKey, current.kid), ...previous.reverse().map(previousJwk)] };
   }
 
@@ -142,11 +138,11 @@ export class Authority {
     const kid = await keyThumbprint(signer.publicKey);
     const now = this.clock.now();
     const previousNotAfter = now + overlapMs;
-    await this.db.transaction().execute(async (trx) => {
-      if ((await readSetting(trx, 'authority_key_uri')) !== previous.signer.uri) throw new TesseraError('conflict', 'The authority key was rotated meanwhile; try again.');
-      await writeSetting(trx, 'authority_key_uri', signer.uri);
+    await this.store.transaction(async (repos) => {
+      if ((await repos.settings.get('authority_key_uri')) !== previous.signer.uri) throw new TesseraError('conflict', 'The authority key was rotated meanwhile; try again.');
+      await repos.settings.set('authority_key_uri', signer.uri);
       // The broker_keys insert is what the change feed carries to every broker.
-      await new SqlBrokerKeyRepository(trx).add({
+      await repos.brokerKeys.add({
         uri: previous.signer.uri,
         purpose: 'authority',
         kid: previous.kid,
@@ -162,7 +158,7 @@ export class Authority {
           outcome: 'success',
           details: { kid, key_uri: signer.uri, public_key: base64url.encode(signer.publicKey), previous_kid: previous.kid, previous_key_uri: previous.signer.uri, previous_not_after: previousNotAfter },
         },
-        trx,
+        repos,
       );
     });
     this.#signers.set(signer.uri, Promise.resolve({ signer, kid }));
@@ -173,10 +169,10 @@ export class Authority {
   async retireExpiredKeys(): Promise<RetiringBrokerKey[]> {
     const now = this.clock.now();
     const retired: RetiringBrokerKey[] = [];
-    for (const key of await this.#previous.retirable(now)) {
-      await this.db.transaction().execute(async (trx) => {
-        if (!(await new SqlBrokerKeyRepository(trx).markRetired(key.uri, now))) return;
-        await this.audit.append({ actor: null, action: 'authority.key_retired', outcome: 'success', details: { kid: key.kid, key_uri: key.uri, not_after: key.notAfter } }, trx);
+    for (const key of await this.store.repos.brokerKeys.retirable(now)) {
+      await this.store.transaction(async (repos) => {
+        if (!(await repos.brokerKeys.markRetired(key.uri, now))) return;
+        await this.audit.append({ actor: null, action: 'authority.key_retired', outcome: 'success', details: { kid: key.kid, key_uri: key.uri, not_after: key.notAfter } }, repos);
         retired.push(key);
       });
     }

@@ -1,12 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import { keyStoreKindOf, type KeyStores } from '../keys/registry.js';
-import { SqlBrokerKeyRepository } from '../store/repositories/broker-keys.js';
-import type { Database } from '../store/schema.js';
-import { readSetting, writeSetting } from '../store/settings.js';
+import type { Store } from '../store/database.js';
 import { rewrap } from './envelope.js';
 import type { WrappingKeys } from './wrapping-keys.js';
 
@@ -25,39 +22,38 @@ export interface WrappingKeyRotation {
  * in the key store (deleting it there is the operator's call, once backups sealed with it are gone).
  */
 export async function rotateWrappingKey(
-  deps: { db: Kysely<Database>; keyStores: KeyStores; wrappingKeys: WrappingKeys; audit: AuditSink; clock: Clock },
+  deps: { store: Pick<Store, 'repos' | 'transaction'>; keyStores: KeyStores; wrappingKeys: WrappingKeys; audit: AuditSink; clock: Clock },
   actor: string,
 ): Promise<WrappingKeyRotation> {
-  const { db, keyStores, wrappingKeys, audit, clock } = deps;
-  const previousKeyUri = await readSetting(db, 'wrapping_key_uri');
+  const { store, keyStores, wrappingKeys, audit, clock } = deps;
+  const previousKeyUri = await store.repos.settings.get('wrapping_key_uri');
   if (!previousKeyUri) throw new TesseraError('config_invalid', 'The broker has no wrapping key: run "tessera init" to create it.');
-  const store = await keyStores.get(keyStoreKindOf(previousKeyUri));
-  const next = await store.createWrappingKey({ label: `tessera-wrapping-${randomBytes(4).toString('hex')}`, tags: { 'tessera:purpose': 'wrapping' } });
-  return db.transaction().execute(async (trx) => {
+  const keyStore = await keyStores.get(keyStoreKindOf(previousKeyUri));
+  const next = await keyStore.createWrappingKey({ label: `tessera-wrapping-${randomBytes(4).toString('hex')}`, tags: { 'tessera:purpose': 'wrapping' } });
+  return store.transaction(async (repos) => {
     // Re-read inside the transaction: two concurrent rotations must not both retire the same key.
-    if ((await readSetting(trx, 'wrapping_key_uri')) !== previousKeyUri) throw new TesseraError('conflict', 'The wrapping key was rotated meanwhile; try again.');
-    await writeSetting(trx, 'wrapping_key_uri', next.uri);
-    const rows = await trx.selectFrom('backends').select(['name', 'sealed_secret', 'wrapped_key', 'wrapping_key_uri']).execute();
+    if ((await repos.settings.get('wrapping_key_uri')) !== previousKeyUri) throw new TesseraError('conflict', 'The wrapping key was rotated meanwhile; try again.');
+    await repos.settings.set('wrapping_key_uri', next.uri);
+    const rows = await repos.sealedSecrets.all();
     const retiredUris = new Set<string>();
     for (const row of rows) {
-      const sealed = { ciphertext: row.sealed_secret, wrappedKey: row.wrapped_key, wrappingKeyUri: row.wrapping_key_uri };
-      const rewrapped = await rewrap(sealed, await wrappingKeys.get(row.wrapping_key_uri), next);
-      await trx.updateTable('backends').set({ wrapped_key: rewrapped.wrappedKey, wrapping_key_uri: next.uri }).where('name', '=', row.name).execute();
-      retiredUris.add(row.wrapping_key_uri);
+      const rewrapped = await rewrap(row.sealed, await wrappingKeys.get(row.sealed.wrappingKeyUri), next);
+      await repos.sealedSecrets.rewrap(row.backend, rewrapped);
+      retiredUris.add(row.sealed.wrappingKeyUri);
     }
     retiredUris.add(previousKeyUri);
     const now = clock.now();
-    const brokerKeys = new SqlBrokerKeyRepository(trx);
+    const brokerKeys = repos.brokerKeys;
     const known = new Set((await brokerKeys.all('wrapping')).map((key) => key.uri));
     for (const uri of retiredUris) {
       if (!known.has(uri)) await brokerKeys.add({ uri, purpose: 'wrapping', kid: null, publicKey: null, createdAt: now, notAfter: now, retiredAt: now });
     }
     await audit.append(
       { actor, action: 'secrets.wrapping_key_rotated', outcome: 'success', details: { key_uri: next.uri, previous_key_uri: previousKeyUri, rewrapped: rows.length } },
-      trx,
+      repos,
     );
     for (const uri of retiredUris) {
-      await audit.append({ actor, action: 'secrets.wrapping_key_retired', outcome: 'success', details: { key_uri: uri } }, trx);
+      await audit.append({ actor, action: 'secrets.wrapping_key_retired', outcome: 'success', details: { key_uri: uri } }, repos);
     }
     return { keyUri: next.uri, previousKeyUri, rewrapped: rows.length };
   });

@@ -25,15 +25,14 @@ export function memorySigner(): Signer {
   return { uri: 'memory:test', publicKey: raw, sign: async (data) => new Uint8Array(sign(null, data, privateKey)) };
 }
 
-/** An active identity row and its key (identity_keys: the audit export takes the keys from there), as registration writes them. */
+/** An active identity and its key, as registration writes them (the audit export takes the keys from identity_keys). */
 export async function insertIdentity(store: Store, signer: Signer, address: string, at: number): Promise<string> {
   const id = await keyThumbprint(signer.publicKey);
-  const publicKey = base64url.encode(signer.publicKey);
-  await store.db
-    .insertInto('identities')
-    .values({ id, address, role: 'agent', status: 'active', public_key: publicKey, key_uri: 'memory:test', attributes: '{}', created_at: at, created_by: null, enrolled_at: at, revoked_at: null, revoked_by: null, revocation_reason: null })
-    .execute();
-  await store.db.insertInto('identity_keys').values({ key_id: id, identity_id: id, public_key: publicKey, key_uri: 'memory:test', created_at: at, not_after: null, retired_at: null }).execute();
+  await store.repos.identities.insert(
+    { id, address, role: 'agent', status: 'active', publicKey: signer.publicKey, keyUri: 'memory:test', attributes: {}, createdAt: at, enrolledAt: at, revokedAt: null, revokedBy: null, revocationReason: null },
+    null,
+  );
+  await store.repos.identityKeys.add({ keyId: id, identityId: id, publicKey: signer.publicKey, keyUri: 'memory:test', createdAt: at, notAfter: null, retiredAt: null });
   return id;
 }
 
@@ -75,16 +74,16 @@ export async function auditFixture(dialect: 'sqlite' | 'postgres'): Promise<Audi
   return {
     store,
     clock,
-    audit: new DatabaseAuditLog(store.db, clock),
+    audit: new DatabaseAuditLog(store.repos, clock),
     authority,
-    checkpoints: new AuditCheckpointer(store.db, fixedCheckpointKey(authority, kid), clock, { everyEvents: 1000, intervalMs: 60_000 }),
+    checkpoints: new AuditCheckpointer(store.repos.audit, fixedCheckpointKey(authority, kid), clock, { everyEvents: 1000, intervalMs: 60_000 }),
     async agent(address) {
       const signer = memorySigner();
       const id = await keyThumbprint(signer.publicKey);
       await insertIdentity(store, signer, address, clock.now());
       return { id, signer, proof: () => createProof(signer, id, ISSUER, { method: 'POST', url: `${ISSUER}/v1/leases`, body: '{}' }) };
     },
-    verify: (range = {}, override = jwks) => verifyAuditLog(exportRecords(store.db, { issuer: ISSUER, jwks: override, exportedAt: clock.now(), ...range })),
+    verify: (range = {}, override = jwks) => verifyAuditLog(exportRecords(store.repos, { issuer: ISSUER, jwks: override, exportedAt: clock.now(), ...range })),
     async close() {
       for (const cleanup of cleanups.reverse()) await cleanup();
     },

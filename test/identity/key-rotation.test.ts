@@ -55,7 +55,7 @@ describe.each<KeyStoreKind>(['pkcs11', 'kms'])('key rotation (%s keys)', (keysto
     return events.filter((event) => event.identity_id === identityId);
   };
 
-  const verifyLog = async (jwks: JSONWebKeySet) => verifyAuditLog(exportRecords(store.db, { issuer: env.url, jwks, exportedAt: env.clock.now() }), { jwks });
+  const verifyLog = async (jwks: JSONWebKeySet) => verifyAuditLog(exportRecords(store.repos, { issuer: env.url, jwks, exportedAt: env.clock.now() }), { jwks });
 
   it('rotates an agent key in the same key store: the id stays, the old key works for the grace period, then key_retired', async () => {
     const agent = await enrolledAgent();
@@ -195,7 +195,7 @@ describe.each<KeyStoreKind>(['pkcs11', 'kms'])('key rotation (%s keys)', (keysto
     const after = await store.db.selectFrom('backends').selectAll().where('name', '=', backend).executeTakeFirstOrThrow();
     expect(after).toMatchObject({ sealed_secret: before.sealed_secret, wrapping_key_uri: key_uri });
     expect(after.wrapped_key).not.toBe(before.wrapped_key);
-    const wrappingKeys = new KeyStoreWrappingKeys(env.keyStores, store.db);
+    const wrappingKeys = new KeyStoreWrappingKeys(env.keyStores, store.repos.settings);
     const sealed = { ciphertext: after.sealed_secret, wrappedKey: after.wrapped_key, wrappingKeyUri: after.wrapping_key_uri };
     expect(await open(sealed, await wrappingKeys.get(key_uri), `tessera-backend:${backend}`)).toBe('upstream-root-secret');
     await expect(open(sealed, await wrappingKeys.get(previous_key_uri), `tessera-backend:${backend}`)).rejects.toThrow();

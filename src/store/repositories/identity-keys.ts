@@ -33,7 +33,11 @@ function fromRow(row: Selectable<IdentityKeyTable>): IdentityKey {
 }
 
 export class SqlIdentityKeyRepository implements IdentityKeyRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    /** Store.reader for the authenticator's lookups outside a transaction */
+    private readonly reader: Kysely<Database> = db,
+  ) {}
 
   async add(key: IdentityKey): Promise<void> {
     await this.db
@@ -51,11 +55,11 @@ export class SqlIdentityKeyRepository implements IdentityKeyRepository {
   }
 
   async identityOf(keyId: string): Promise<string | undefined> {
-    return (await this.db.selectFrom('identity_keys').select('identity_id').where('key_id', '=', keyId).executeTakeFirst())?.identity_id;
+    return (await this.reader.selectFrom('identity_keys').select('identity_id').where('key_id', '=', keyId).executeTakeFirst())?.identity_id;
   }
 
   async forIdentity(identityId: string): Promise<IdentityKey[]> {
-    const rows = await this.db.selectFrom('identity_keys').selectAll().where('identity_id', '=', identityId).orderBy('created_at').orderBy('key_id').execute();
+    const rows = await this.reader.selectFrom('identity_keys').selectAll().where('identity_id', '=', identityId).orderBy('created_at').orderBy('key_id').execute();
     return rows.map(fromRow);
   }
 
