@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
+import { ttlSeconds } from '@tessera-broker/sdk';
 import { rotateIdentityKey } from '../../../provisioner/provision.js';
 import { readInitState, writeInitState } from '../../config/config.js';
 import { TesseraError } from '../../errors.js';
 import type { RotateAuthorityResponse, RotateIdentityKeyResponse, RotateWrappingKeyResponse } from '@tessera-broker/sdk/wire';
 import { adminClient, commandConfig, output, withKeyStores } from '../context.js';
-import { durationFlagSeconds } from '../duration-flag.js';
 import { adminRequest } from '../signed-request.js';
 
 /** A grace or overlap flag: a duration, or 0 for none. */
-const optionalPeriod = (text: string | undefined, flag: string) => (text === undefined ? undefined : text === '0' ? 0 : durationFlagSeconds(text, flag));
+const optionalPeriod = (text: string | undefined, flag: string) => (text === undefined ? undefined : text === '0' ? 0 : ttlSeconds(text, flag));
 
 const rotatedLines = (rotated: RotateIdentityKeyResponse) =>
   [
