@@ -88,9 +88,12 @@ const refuse = (code: ConstructorParameters<typeof TesseraError>[0], message: st
  */
 export class DelegationService {
   readonly #repository: DelegationRepository;
+  /** Store.reader: the checks on every lease request must not queue behind other requests' transactions. */
+  readonly #reads: DelegationRepository;
 
   constructor(
     private readonly db: Kysely<Database>,
+    reader: Kysely<Database>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly grants: GrantService,
@@ -99,6 +102,7 @@ export class DelegationService {
     private readonly settings: DelegationSettings,
   ) {
     this.#repository = new SqlDelegationRepository(db);
+    this.#reads = new SqlDelegationRepository(reader);
   }
 
   /** An agent delegates part of its authority to another agent; refusals are audited. */
@@ -245,7 +249,7 @@ export class DelegationService {
     if (delegationId === undefined) {
       const grant = await this.grants.find(identity, backend, role);
       if (grant) return { grant };
-      const received = await this.#repository.activeReceived(identity.id, backend, role, this.clock.now());
+      const received = await this.#reads.activeReceived(identity.id, backend, role, this.clock.now());
       if (received.length === 0) throw refuse('no_grant', `No grant or delegation lets ${identity.address} use ${backend}/${role}.`);
       if (received.length > 1) throw refuse('delegation_ambiguous', `${received.length} delegations apply to ${backend}/${role} (${received.map((d) => d.id).join(', ')}): name one.`);
       delegationId = received[0]!.id;
@@ -260,9 +264,9 @@ export class DelegationService {
 
   /** Walks the chain up from `delegationId` and checks every link against the current state. */
   async effectiveScope(delegationId: string): Promise<EffectiveScope> {
-    const chain = (await this.#repository.chain(delegationId)).reverse();
+    const chain = (await this.#reads.chain(delegationId)).reverse();
     if (chain.length === 0) throw refuse('not_found', `No delegation ${delegationId}.`);
-    return this.#scopeOf(chain, this.#repository, this.clock.now());
+    return this.#scopeOf(chain, this.#reads, this.clock.now());
   }
 
   async #scopeOf(chain: readonly Delegation[], repository: DelegationRepository, now: number): Promise<EffectiveScope> {
