@@ -143,7 +143,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(delegationRoutes, { delegations: deps.leases.delegations, identities: deps.identities });
 
   // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.
-  const sessions = new ReviewSessions(deps.store.db, deps.audit, deps.clock, deps.rejections);
+  const sessions = new ReviewSessions(deps.store, deps.audit, deps.clock, deps.rejections);
   const cookie = new SessionCookie(deps.publicUrl);
   const reader = new ReviewReader({ store: deps.store, identities: deps.identities, leases: deps.leases.leases, delegations: deps.leases.delegations, authority: deps.authority, publicUrl: deps.publicUrl, clock: deps.clock });
   await app.register(reviewAuth, { sessions, cookie });
