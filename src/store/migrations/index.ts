@@ -7,6 +7,7 @@ import { proxyLeases } from './0004-proxy-leases.js';
 import { reviewSessions } from './0005-review-sessions.js';
 import { changes } from './0006-changes.js';
 import { delegations } from './0009-delegations.js';
+import { changeKinds } from './0011-change-kinds.js';
 
 /**
  * Migrations are code, bundled with the broker, one file each; every one must run unchanged on
@@ -21,7 +22,8 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0004-proxy-leases': proxyLeases(),
     '0005-review-sessions': reviewSessions(),
     '0006-changes': changes(dialect),
-    '0009-delegations': delegations(dialect),
+    '0009-delegations': delegations(),
+    '0011-change-kinds': changeKinds(dialect),
   };
 }
 
