@@ -5,13 +5,14 @@ import { type BrokerKeyRepository, SqlBrokerKeyRepository } from './broker-keys.
 import { type IdentityKeyRepository, SqlIdentityKeyRepository } from './identity-keys.js';
 import { type SealedSecretRepository, SqlSealedSecretRepository } from './sealed-secrets.js';
 import { type ChangeRepository, SqlChangeRepository } from './changes.js';
+import { type DelegationRepository, SqlDelegationRepository } from './delegations.js';
 import { type IdentityRepository, SqlIdentityRepository } from './identities.js';
 import { type ReplayCache, SqlReplayCache } from './replay-cache.js';
 import { type ReviewSessionRepository, SqlReviewSessionRepository } from './review-sessions.js';
 import { type SettingsRepository, SqlSettingsRepository } from './settings.js';
 import { SqlTicketRepository, type TicketRepository } from './tickets.js';
 
-export type { AuditRepository, BrokerKeyRepository, ChangeRepository, IdentityKeyRepository, SealedSecretRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SettingsRepository, TicketRepository };
+export type { AuditRepository, BrokerKeyRepository, ChangeRepository, DelegationRepository, IdentityKeyRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SealedSecretRepository, SettingsRepository, TicketRepository };
 
 /**
  * Storage, one repository per aggregate. Each speaks domain types; its SQL implementation runs on
@@ -32,6 +33,7 @@ export interface Repositories {
   readonly brokerKeys: BrokerKeyRepository;
   /** backends' sealed root secrets (wrapping-key rotation) */
   readonly sealedSecrets: SealedSecretRepository;
+  readonly delegations: DelegationRepository;
 }
 
 /** Repositories on `db`, built on first use: a transaction's set costs nothing for those it leaves alone. */
@@ -46,6 +48,7 @@ class SqlRepositories implements Repositories {
   #identityKeys?: IdentityKeyRepository;
   #brokerKeys?: BrokerKeyRepository;
   #sealedSecrets?: SealedSecretRepository;
+  #delegations?: DelegationRepository;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -82,6 +85,9 @@ class SqlRepositories implements Repositories {
   }
   get sealedSecrets() {
     return (this.#sealedSecrets ??= new SqlSealedSecretRepository(this.db));
+  }
+  get delegations() {
+    return (this.#delegations ??= new SqlDelegationRepository(this.db, this.reader));
   }
 }
 

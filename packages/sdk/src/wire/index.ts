@@ -11,3 +11,4 @@ export * from './discovery.js';
 export * from './identities.js';
 export * from './keys.js';
 export * from './leases.js';
+export * from './delegations.js';
