@@ -17,6 +17,7 @@ import { loggedRequest } from './http/request-log.js';
 import { adminBackendRoutes } from './http/routes/admin-backends.js';
 import { adminGrantRoutes } from './http/routes/admin-grants.js';
 import { adminLeaseRoutes } from './http/routes/admin-leases.js';
+import { adminTrustRoutes } from './http/routes/admin-trust.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { agentRoutes } from './http/routes/agent.js';
 import { discoveryRoutes } from './http/routes/discovery.js';
@@ -30,6 +31,7 @@ import { addressKey, FailureLimit, type FailureLimitSettings } from './limits/fa
 import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
 import type { Store } from './store/database.js';
+import { TrustService } from './trust/trust-service.js';
 
 export interface AppDeps {
   readonly store: Store;
@@ -139,6 +141,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(adminBackendRoutes, { backends: deps.leases.backends });
   await app.register(adminGrantRoutes, { grants: deps.leases.grants });
   await app.register(adminLeaseRoutes, { leases: deps.leases.leases, identities: deps.identities });
+  await app.register(adminTrustRoutes, { trust: new TrustService(deps.store.db, deps.audit, deps.clock) });
 
   // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.
   const sessions = new ReviewSessions(deps.store.db, deps.audit, deps.clock, deps.rejections);

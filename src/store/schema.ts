@@ -165,6 +165,24 @@ export interface ChangeTable {
   key: string;
 }
 
+/** A trusted OpenID Connect / JWT issuer (src/trust/): whose user tokens are accepted, and how strictly. */
+export interface TrustedIssuerTable {
+  /** the exact `iss` its tokens carry */
+  issuer: string;
+  /** the exact `aud` a token must name (this broker's audience at that issuer) */
+  audience: string;
+  /** JSON array, a subset of EdDSA, ES256, RS256 */
+  algorithms: string;
+  /** where its JWKS is fetched; null when `jwks` is set */
+  jwks_url: string | null;
+  /** a static JWKS (JSON), from `--jwks-file`; null when `jwks_url` is set */
+  jwks: string | null;
+  /** JSON object claim -> value a token must carry to be accepted at all */
+  required_claims: Generated<string>;
+  created_at: number;
+  created_by: string | null;
+}
+
 export interface Database {
   identities: IdentityTable;
   enrollment_tickets: EnrollmentTicketTable;
@@ -178,4 +196,5 @@ export interface Database {
   leases: LeaseTable;
   review_sessions: ReviewSessionTable;
   changes: ChangeTable;
+  trusted_issuers: TrustedIssuerTable;
 }
