@@ -19,6 +19,7 @@ import { registerLeaseCommands } from './commands/lease.js';
 import { registerReviewCommands } from './commands/review.js';
 import { registerRun } from './commands/run.js';
 import { registerServe } from './commands/serve.js';
+import { registerTrustCommands } from './commands/trust.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -37,6 +38,7 @@ registerAgentCommands(program);
 registerIdentityCommands(program);
 registerBackendCommands(program);
 registerGrantCommands(program);
+registerTrustCommands(program);
 registerLeaseCommands(program);
 registerRun(program);
 registerAuditCommands(program);

@@ -3,6 +3,7 @@ import { TesseraError } from '../../errors.js';
 import type { GrantView } from '@tessera-broker/sdk/wire';
 import { collect, output } from '../context.js';
 import { durationFlagSeconds } from '../duration-flag.js';
+import { keyValueFlags } from '../key-value-flag.js';
 import { adminRequest, queryString } from '../signed-request.js';
 import { formatSeconds, table } from '../table.js';
 
@@ -21,20 +22,6 @@ function checkSubject(subject: string): string {
     throw new TesseraError('invalid_request', `An attribute subject is attr:<key>=<value> (got "${subject}").`);
   }
   return subject;
-}
-
-/** `--constraint k=v` (repeatable, each name once) -> {k: v}. */
-function parseConstraints(specs: string[] = []): Record<string, string> | undefined {
-  if (specs.length === 0) return undefined;
-  const constraints: Record<string, string> = {};
-  for (const spec of specs) {
-    const separator = spec.indexOf('=');
-    if (separator <= 0) throw new TesseraError('invalid_request', `--constraint expects <name>=<value> (got "${spec}").`);
-    const name = spec.slice(0, separator).trim();
-    if (Object.hasOwn(constraints, name)) throw new TesseraError('invalid_request', `--constraint ${name} is given more than once; give each constraint once.`);
-    constraints[name] = spec.slice(separator + 1).trim();
-  }
-  return constraints;
 }
 
 function roleOf(options: AddOptions): string {
@@ -62,7 +49,7 @@ export function registerGrantCommands(program: Command): void {
     .option('--default-ttl <duration>', 'TTL when the agent asks for none')
     .option('--json', 'print JSON')
     .action(async (subject: string, backend: string, options: AddOptions, command: Command) => {
-      const constraints = parseConstraints(options.constraint);
+      const constraints = keyValueFlags('--constraint', options.constraint);
       const maxTtl = durationFlagSeconds(options.maxTtl, '--max-ttl');
       const defaultTtl = options.defaultTtl === undefined ? undefined : durationFlagSeconds(options.defaultTtl, '--default-ttl');
       // Checked here too so that the message names the flags, not the API's fields.
