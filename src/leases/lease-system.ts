@@ -2,6 +2,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import type { BackendContext } from '../backends/registry.js';
 import type { Clock, Scheduler } from '../clock.js';
 import type { WrappingKeys } from '../secrets/wrapping-keys.js';
+import { type DelegationSettings, DelegationService, DEFAULT_DELEGATION_SETTINGS } from '../delegations/delegation-service.js';
 import type { Store } from '../store/database.js';
 import { BackendService } from './backend-service.js';
 import { GrantService } from './grant-service.js';
@@ -36,6 +37,7 @@ export const DEFAULT_LEASE_SETTINGS: LeaseSettings = {
 export class LeaseSystem {
   readonly backends: BackendService;
   readonly grants: GrantService;
+  readonly delegations: DelegationService;
   readonly issuer: LeaseIssuer;
   readonly leases: LeaseService;
   readonly reaper: LeaseReaper;
@@ -49,6 +51,7 @@ export class LeaseSystem {
     private readonly settings: LeaseSettings,
     backendContext: BackendContext,
     log?: RevocationLog,
+    delegationSettings: DelegationSettings = DEFAULT_DELEGATION_SETTINGS,
   ) {
     const { db, reader } = store;
     this.backends = new BackendService(db, audit, clock, wrappingKeys, backendContext);
@@ -59,8 +62,9 @@ export class LeaseSystem {
       batchSize: settings.revocationBatchSize,
       dialect: store.dialect,
     }, log);
-    this.issuer = new LeaseIssuer(db, audit, clock, this.backends, this.grants, this.revoker);
-    this.leases = new LeaseService(db, audit, clock, this.backends, this.grants, this.revoker);
+    this.delegations = new DelegationService(db, audit, clock, this.grants, this.backends, this.revoker, delegationSettings);
+    this.issuer = new LeaseIssuer(db, audit, clock, this.backends, this.delegations, this.revoker);
+    this.leases = new LeaseService(db, audit, clock, this.backends, this.grants, this.delegations, this.revoker);
     this.reaper = new LeaseReaper(this.revoker, clock, { intervalMs: settings.reaperIntervalMs, pendingGraceMs: settings.pendingGraceMs });
   }
 

@@ -132,6 +132,10 @@ export interface LeaseTable {
   token_hash: Generated<string | null>;
   /** The grant's constraints when the lease was issued (JSON object): a lease keeps its scope. */
   constraints: Generated<string>;
+  /** The delegation the lease was issued under (src/delegations/); null for a lease under the caller's own grant. */
+  delegation_id: Generated<string | null>;
+  /** JSON RFC 8693 `act` chain {sub, act: {...}} of a delegated lease (docs/PROTOCOL.md §12); null otherwise. */
+  act: Generated<string | null>;
 }
 
 /** A one-time review login code and, once redeemed, the browser session it became (src/review/sessions.ts). */
@@ -147,7 +151,7 @@ export interface ReviewSessionTable {
   expires_at: number | null;
 }
 
-export type ChangeKind = 'identity' | 'lease' | 'grant' | 'backend';
+export type ChangeKind = 'identity' | 'lease' | 'grant' | 'backend' | 'delegation';
 
 /**
  * The change feed (src/changes/): a row per changed identity, lease, grant or backend, written by
@@ -163,6 +167,33 @@ export interface ChangeTable {
   kind: ChangeKind;
   /** the changed row's id (a backend's name) */
   key: string;
+}
+
+/** One link of a delegation chain (src/delegations/, migration 0009). */
+export interface DelegationTable {
+  id: string;
+  parent_id: string | null;
+  root_kind: 'agent' | 'user';
+  /** null when the delegator is a user */
+  delegator_identity_id: string | null;
+  /** JSON {iss, sub, claims} of a user delegator; null for an agent delegator */
+  delegator_user: string | null;
+  delegatee_identity_id: string;
+  backend: string;
+  role: string;
+  /** JSON object of scope constraints, at least as tight as the delegator's */
+  constraints: string;
+  purpose: string;
+  /** 1: straight from the delegator's own authority (grant or user); parent's depth + 1 below */
+  depth: number;
+  expires_at: number;
+  created_at: number;
+  status: 'active' | 'revoked';
+  revoked_at: number | null;
+  revoked_by: string | null;
+  revoked_reason: string | null;
+  /** JSON: the delegator's signed request (src/delegations/evidence.ts) */
+  evidence: string;
 }
 
 /** A trusted OpenID Connect / JWT issuer (src/trust/): whose user tokens are accepted, and how strictly. */
@@ -196,5 +227,6 @@ export interface Database {
   leases: LeaseTable;
   review_sessions: ReviewSessionTable;
   changes: ChangeTable;
+  delegations: DelegationTable;
   trusted_issuers: TrustedIssuerTable;
 }
