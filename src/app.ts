@@ -24,6 +24,7 @@ import { discoveryRoutes } from './http/routes/discovery.js';
 import { leaseRoutes } from './http/routes/leases.js';
 import { reviewRoutes } from './http/routes/review.js';
 import { uiRoutes } from './http/routes/ui.js';
+import { userDelegationRoutes } from './http/routes/user-delegations.js';
 import { createLimitedServer, type ServerLimits } from './http/server-limits.js';
 import { SessionCookie } from './http/session-cookie.js';
 import type { LeaseSystem } from './leases/lease-system.js';
@@ -31,7 +32,10 @@ import { addressKey, FailureLimit, type FailureLimitSettings } from './limits/fa
 import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
 import type { Store } from './store/database.js';
+import { SqlTrustedIssuers } from './store/repositories/trusted-issuers.js';
 import { TrustService } from './trust/trust-service.js';
+import { UserDelegations } from './trust/user-delegations.js';
+import { UserTokenVerifier } from './trust/user-token-verifier.js';
 
 export interface AppDeps {
   readonly store: Store;
@@ -142,6 +146,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(adminGrantRoutes, { grants: deps.leases.grants });
   await app.register(adminLeaseRoutes, { leases: deps.leases.leases, identities: deps.identities });
   await app.register(adminTrustRoutes, { trust: new TrustService(deps.store.db, deps.audit, deps.clock) });
+  // One verifier for the app's lifetime: it holds the issuers' JWKS caches.
+  const verifier = new UserTokenVerifier(new SqlTrustedIssuers(deps.store.reader), deps.clock);
+  const userDelegations = new UserDelegations(verifier, deps.leases.delegations, deps.leases.grants, deps.leases.backends, deps.audit, deps.clock);
+  await app.register(userDelegationRoutes, { userDelegations });
 
   // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.
   const sessions = new ReviewSessions(deps.store.db, deps.audit, deps.clock, deps.rejections);

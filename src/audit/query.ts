@@ -14,6 +14,8 @@ export interface AuditFilter {
   readonly lease?: string;
   /** events about this backend (`details.backend`) */
   readonly backend?: string;
+  /** events whose delegation chain acts for this subject (`details.act.sub`: a user's sub, or the root agent's address) */
+  readonly onBehalfOf?: string;
   /** seq strictly greater than this: the cursor for the next page in ascending order */
   readonly after?: number;
   /** seq strictly less than this: the cursor for the next page in descending order */
@@ -26,9 +28,9 @@ export interface AuditFilter {
   readonly limit: number;
 }
 
-/** A member of the `details` JSON text, as SQL text (each dialect has its own JSON functions). */
-function detailsField(dialect: SqlDialect, key: 'lease_id' | 'backend') {
-  return dialect === 'postgres' ? sql<string>`(details::jsonb ->> ${key})` : sql<string>`json_extract(details, ${`$.${key}`})`;
+/** A member of the `details` JSON text (a path of keys), as SQL text (each dialect has its own JSON functions). */
+function detailsField(dialect: SqlDialect, ...path: ['lease_id'] | ['backend'] | ['act', 'sub']) {
+  return dialect === 'postgres' ? sql<string>`(details::jsonb #>> ${`{${path.join(',')}}`})` : sql<string>`json_extract(details, ${`$.${path.join('.')}`})`;
 }
 
 /** A page of audit events in seq order, as the admin API shows them (times as RFC 3339). */
@@ -44,6 +46,7 @@ export async function listAuditEvents({ db, dialect }: Pick<Store, 'db' | 'diale
   if (filter.outcome !== undefined) query = query.where('outcome', '=', filter.outcome);
   if (filter.lease !== undefined) query = query.where(detailsField(dialect, 'lease_id'), '=', filter.lease);
   if (filter.backend !== undefined) query = query.where(detailsField(dialect, 'backend'), '=', filter.backend);
+  if (filter.onBehalfOf !== undefined) query = query.where(detailsField(dialect, 'act', 'sub'), '=', filter.onBehalfOf);
   if (filter.after !== undefined) query = query.where('seq', '>', filter.after);
   if (filter.before !== undefined) query = query.where('seq', '<', filter.before);
   if (filter.since !== undefined) query = query.where('at', '>=', filter.since);

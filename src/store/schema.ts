@@ -103,6 +103,8 @@ export interface GrantTable {
   default_ttl_ms: number;
   /** JSON object of scope constraints (e.g. {"max_amount":"5000"}), checked by the credential proxy. */
   constraints: Generated<string>;
+  /** JSON object claim -> value: leases must act for a user (a user-rooted chain) carrying these claims (src/trust/user-claims.ts) */
+  required_user_claims: Generated<string>;
   created_at: number;
   created_by: string | null;
 }

@@ -4,6 +4,7 @@ import { sha256Base64url } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import type { TrustedIssuers } from '../store/repositories/trusted-issuers.js';
 import type { IssuerProfile } from './issuer-profile.js';
+import { claimMatches } from './user-claims.js';
 import { USER_TOKEN_ALGORITHMS } from './issuer-profile.js';
 import { DEFAULT_REMOTE_JWKS_SETTINGS, type KeyResolver, RemoteJwks, type RemoteJwksSettings } from './jwks.js';
 
@@ -31,7 +32,7 @@ export interface VerifiedUserToken {
 
 /**
  * Verifies a user's ID token or JWT access token against the trusted issuer its `iss` names
- * (docs/PROTOCOL.md §12). jose checks the signature and the registered claims; this class picks
+ * (docs/PROTOCOL.md §13). jose checks the signature and the registered claims; this class picks
  * the profile and the key source, and turns every failure into one of the stable error codes.
  * Keys come only from the profile: `jku`, `x5u`, `jwk` and `x5c` headers are never used.
  */
@@ -96,12 +97,6 @@ export class UserTokenVerifier {
     }
     return remote.resolve;
   }
-}
-
-/** A claim matches `expected` if it equals it as text, or is a list (e.g. `groups`) containing it. */
-export function claimMatches(claim: unknown, expected: string): boolean {
-  if (Array.isArray(claim)) return claim.some((item) => claimMatches(item, expected));
-  return (typeof claim === 'string' || typeof claim === 'number' || typeof claim === 'boolean') && String(claim) === expected;
 }
 
 function verificationError(error: unknown, profile: IssuerProfile): TesseraError {

@@ -11,6 +11,7 @@ interface AddOptions {
   role?: string;
   scope?: string;
   constraint?: string[];
+  requireUserClaim?: string[];
   maxTtl: string;
   defaultTtl?: string;
   json?: boolean;
@@ -45,11 +46,13 @@ export function registerGrantCommands(program: Command): void {
     .option('--role <role>', 'the backend role (postgres, openai-admin)')
     .option('--scope <preset>', 'the scope preset (stripe, openai, http), e.g. refunds:write')
     .option('--constraint <name=value>', 'a constraint of the scope, e.g. max_amount=5000 or models=gpt-4o-mini (repeatable)', collect)
+    .option('--require-user-claim <name=value>', 'leases must act for a user (tessera act-for) whose token carries this claim, e.g. groups=support (repeatable)', collect)
     .requiredOption('--max-ttl <duration>', 'longest lifetime of a lease, renewals included, e.g. 1h')
     .option('--default-ttl <duration>', 'TTL when the agent asks for none')
     .option('--json', 'print JSON')
     .action(async (subject: string, backend: string, options: AddOptions, command: Command) => {
       const constraints = keyValueFlags('--constraint', options.constraint);
+      const requiredUserClaims = keyValueFlags('--require-user-claim', options.requireUserClaim);
       const maxTtl = durationFlagSeconds(options.maxTtl, '--max-ttl');
       const defaultTtl = options.defaultTtl === undefined ? undefined : durationFlagSeconds(options.defaultTtl, '--default-ttl');
       // Checked here too so that the message names the flags, not the API's fields.
@@ -61,6 +64,7 @@ export function registerGrantCommands(program: Command): void {
         backend,
         role: roleOf(options),
         ...(constraints && { constraints }),
+        ...(requiredUserClaims && { required_user_claims: requiredUserClaims }),
         max_ttl_seconds: maxTtl,
         ...(defaultTtl === undefined ? {} : { default_ttl_seconds: defaultTtl }),
       };

@@ -15,7 +15,7 @@ const issuerView = (profile: IssuerProfile): IssuerView => ({
   created_at: toIso(profile.createdAt),
 });
 
-/** Trusted identity providers whose user tokens agents may present (admin, docs/PROTOCOL.md §12). */
+/** Trusted identity providers whose user tokens agents may present (admin, docs/PROTOCOL.md §13). */
 export async function adminTrustRoutes(app: FastifyInstance, { trust }: { trust: TrustService }): Promise<void> {
   app.addHook('preValidation', app.proofAuth.requireRole('admin'));
 

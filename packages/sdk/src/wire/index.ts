@@ -11,3 +11,4 @@ export * from './discovery.js';
 export * from './identities.js';
 export * from './leases.js';
 export * from './trust.js';
+export * from './user-delegations.js';

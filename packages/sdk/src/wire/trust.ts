@@ -1,4 +1,4 @@
-/** JSON shapes of the admin's trusted-issuer routes (docs/PROTOCOL.md §12). */
+/** JSON shapes of the admin's trusted-issuer routes (docs/PROTOCOL.md §13). */
 import { type Static, Type } from '@sinclair/typebox';
 import { NullableString, StringEnum, StringMap } from './common.js';
 
