@@ -20,6 +20,7 @@ import { adminLeaseRoutes } from './http/routes/admin-leases.js';
 import { adminTrustRoutes } from './http/routes/admin-trust.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { agentRoutes } from './http/routes/agent.js';
+import { delegationRoutes } from './http/routes/delegations.js';
 import { discoveryRoutes } from './http/routes/discovery.js';
 import { leaseRoutes } from './http/routes/leases.js';
 import { reviewRoutes } from './http/routes/review.js';
@@ -140,11 +141,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(proofAuth, { authenticator: deps.authenticator, audit: deps.audit, publicUrl: deps.publicUrl });
   await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, changes: deps.changes, publicUrl: deps.publicUrl });
   await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });
-  await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl });
+  await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, delegations: deps.leases.delegations, authority: deps.authority, publicUrl: deps.publicUrl });
   await app.register(leaseRoutes, { issuer: deps.leases.issuer, leases: deps.leases.leases });
   await app.register(adminBackendRoutes, { backends: deps.leases.backends });
   await app.register(adminGrantRoutes, { grants: deps.leases.grants });
   await app.register(adminLeaseRoutes, { leases: deps.leases.leases, identities: deps.identities });
+  await app.register(delegationRoutes, { delegations: deps.leases.delegations, identities: deps.identities });
   await app.register(adminTrustRoutes, { trust: new TrustService(deps.store.db, deps.audit, deps.clock) });
   // One verifier for the app's lifetime: it holds the issuers' JWKS caches.
   const verifier = new UserTokenVerifier(new SqlTrustedIssuers(deps.store.reader), deps.clock);

@@ -162,7 +162,7 @@ export class DelegationService {
     };
     const chain = [...(parent?.chain ?? []), delegation];
     const identities = await this.#repository.identities(chain.flatMap(linkIdentities));
-    await this.#record(delegation, delegator.id, { request_body: evidence.body, act: actChain(chain, identities) });
+    await this.#record(delegation, delegator.id, { delegatee: delegatee.address, request_body: evidence.body, act: actChain(chain, identities) });
     return delegation;
   }
 
@@ -191,7 +191,7 @@ export class DelegationService {
       evidence: input.evidence,
     };
     // The same checks as on every use: the acting agent must hold a grant the scope fits in.
-    await this.#record(delegation, actor, { act: actChain([delegation], new Map([[input.delegatee.id, input.delegatee]])) }, async (trx) => {
+    await this.#record(delegation, actor, { delegatee: input.delegatee.address, act: actChain([delegation], new Map([[input.delegatee.id, input.delegatee]])) }, async (trx) => {
       await this.#scopeOf([delegation], trx, now);
     });
     return delegation;
@@ -309,6 +309,11 @@ export class DelegationService {
     const chain = await this.#repository.chain(id);
     if (!chain.some((link) => link.delegatorIdentityId === caller.id || link.delegateeIdentityId === caller.id)) throw refuse('not_found', `No delegation ${id}.`);
     return chain[0]!;
+  }
+
+  /** `id` and its ancestors, root first. */
+  async chainOf(id: string): Promise<Delegation[]> {
+    return (await this.#repository.chain(id)).reverse();
   }
 
   list(filter: DelegationFilter, limit = 1000): Promise<Delegation[]> {

@@ -25,6 +25,9 @@ function checkSubject(subject: string): string {
   return subject;
 }
 
+/** `--constraint k=v` (repeatable, each name once) -> {k: v}; also `tessera delegate`'s. */
+export const parseConstraints = (specs?: string[]) => keyValueFlags('--constraint', specs);
+
 function roleOf(options: AddOptions): string {
   const role = options.role ?? options.scope;
   if (role === undefined || (options.role !== undefined && options.scope !== undefined)) {
@@ -51,7 +54,7 @@ export function registerGrantCommands(program: Command): void {
     .option('--default-ttl <duration>', 'TTL when the agent asks for none')
     .option('--json', 'print JSON')
     .action(async (subject: string, backend: string, options: AddOptions, command: Command) => {
-      const constraints = keyValueFlags('--constraint', options.constraint);
+      const constraints = parseConstraints(options.constraint);
       const requiredUserClaims = keyValueFlags('--require-user-claim', options.requireUserClaim);
       const maxTtl = durationFlagSeconds(options.maxTtl, '--max-ttl');
       const defaultTtl = options.defaultTtl === undefined ? undefined : durationFlagSeconds(options.defaultTtl, '--default-ttl');

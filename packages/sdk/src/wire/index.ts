@@ -10,5 +10,6 @@ export * from './common.js';
 export * from './discovery.js';
 export * from './identities.js';
 export * from './leases.js';
+export * from './delegations.js';
 export * from './trust.js';
 export * from './user-delegations.js';
