@@ -22,6 +22,7 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('acting for a user (%s store)
   let env: TestBroker;
   let admin: TestAgent;
   let agent: TestAgent;
+  let helper: TestAgent;
   let issuer: LocalIssuer;
   let upstream: { url: string; drop(): Promise<void> };
   const tokens: string[] = [];
@@ -42,6 +43,7 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('acting for a user (%s store)
     admin = await adminAgent(env);
     await admin.expect(201, 'POST', '/v1/admin/backends', { name: 'db', type: 'postgres', connection_url: upstream.url });
     agent = await enrolledAgent(env, 'support-bot@acme.local');
+    helper = await enrolledAgent(env, 'helper-bot@acme.local');
   }, 120_000);
 
   afterAll(async () => {
@@ -82,6 +84,9 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('acting for a user (%s store)
   it('a grant requiring groups=support: no direct lease; a support user\'s delegation leases a real role, with the chain in audit', async () => {
     await admin.expect(201, 'POST', '/v1/admin/grants', { subject: agent.address, backend: 'db', role: 'readonly', max_ttl_seconds: 3600, required_user_claims: { groups: 'support' } });
     expect(await agent.send('POST', '/v1/leases', { backend: 'db', role: 'readonly' })).toMatchObject({ status: 403, body: { error: 'user_claim_required', message: expect.stringContaining('acts for no user') } });
+    // Nor through a sub-agent: a chain rooted at the agent itself acts for no user either.
+    const handOff = await agent.send('POST', '/v1/delegations', { delegatee: helper.address, backend: 'db', role: 'readonly', ttl_seconds: 300, purpose: 'launder the grant' });
+    expect(handOff).toMatchObject({ status: 403, body: { error: 'user_claim_required' } });
 
     const alice = await token('alice', { claims: { email_verified: true, groups: ['staff', 'support'] }, exp: 900 });
     const created = await actFor(alice);
@@ -114,9 +119,10 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('acting for a user (%s store)
     expect(wider).toMatchObject({ status: 403, body: { error: 'no_grant' } });
 
     const denied = await audit('action=delegation.denied');
-    expect(denied.map((event) => event.reason)).toEqual(['user_claim_required', 'user_token_invalid', 'user_token_invalid', 'no_grant']);
-    expect(denied[0]!.details).toMatchObject({ root_kind: 'user', delegator_user: { sub: 'bob' }, token_sha256: expect.any(String) });
-    expect(denied[1]!.details).not.toHaveProperty('delegator_user');
+    // The first is the agent's hand-off to a sub-agent in the test before.
+    expect(denied.map((event) => event.reason)).toEqual(['user_claim_required', 'user_claim_required', 'user_token_invalid', 'user_token_invalid', 'no_grant']);
+    expect(denied[1]!.details).toMatchObject({ root_kind: 'user', delegator_user: { sub: 'bob' }, token_sha256: expect.any(String) });
+    expect(denied[2]!.details).not.toHaveProperty('delegator_user');
     expect(await audit('on_behalf_of=bob')).toEqual([]);
   });
 
