@@ -6,6 +6,9 @@
  * (`on_behalf_of`), and never holds the raw token.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { ExportRecord } from '../../src/audit/records.js';
+import { verifyAuditLog } from '../../src/audit/verify.js';
+import { PROOF_SCHEME } from '../../src/identity/proof.js';
 import { startTestBroker, type TestBroker, type TestDialect } from '../support/broker.js';
 import { type LocalIssuer, startLocalIssuer } from '../support/issuer.js';
 import { adminAgent, enrolledAgent, login, seedUpstream, type TestAgent } from '../support/lease-env.js';
@@ -143,5 +146,13 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('acting for a user (%s store)
     const everything = JSON.stringify(await audit('order=asc'));
     expect(tokens.length).toBeGreaterThan(5);
     for (const raw of tokens) expect(everything).not.toContain(raw.split('.')[2]);
+  });
+
+  it('the exported audit log, user delegations included, verifies offline', async () => {
+    const path = '/v1/admin/audit/export';
+    const response = await fetch(env.url + path, { headers: { authorization: `${PROOF_SCHEME} ${await admin.proof('GET', path)}` } });
+    const records = (await response.text()).trimEnd().split('\n').map((line) => JSON.parse(line) as ExportRecord);
+    expect(records.some((record) => record.type === 'event' && record.action === 'delegation.created')).toBe(true);
+    await expect(verifyAuditLog((async function* () { yield* records; })())).resolves.toMatchObject({ ok: true, problem: null });
   });
 });
