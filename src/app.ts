@@ -33,7 +33,6 @@ import { addressKey, FailureLimit, type FailureLimitSettings } from './limits/fa
 import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
 import type { Store } from './store/database.js';
-import { SqlTrustedIssuers } from './store/repositories/trusted-issuers.js';
 import { TrustService } from './trust/trust-service.js';
 import { UserDelegations } from './trust/user-delegations.js';
 import { UserTokenVerifier } from './trust/user-token-verifier.js';
@@ -147,14 +146,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(adminGrantRoutes, { grants: deps.leases.grants });
   await app.register(adminLeaseRoutes, { leases: deps.leases.leases, identities: deps.identities });
   await app.register(delegationRoutes, { delegations: deps.leases.delegations, identities: deps.identities });
-  await app.register(adminTrustRoutes, { trust: new TrustService(deps.store.db, deps.audit, deps.clock) });
+  await app.register(adminTrustRoutes, { trust: new TrustService(deps.store, deps.audit, deps.clock) });
   // One verifier for the app's lifetime: it holds the issuers' JWKS caches.
-  const verifier = new UserTokenVerifier(new SqlTrustedIssuers(deps.store.reader), deps.clock);
+  const verifier = new UserTokenVerifier(deps.store.repos.trustedIssuers, deps.clock);
   const userDelegations = new UserDelegations(verifier, deps.leases.delegations, deps.leases.grants, deps.leases.backends, deps.audit, deps.clock);
   await app.register(userDelegationRoutes, { userDelegations });
 
   // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.
-  const sessions = new ReviewSessions(deps.store.db, deps.audit, deps.clock, deps.rejections);
+  const sessions = new ReviewSessions(deps.store, deps.audit, deps.clock, deps.rejections);
   const cookie = new SessionCookie(deps.publicUrl);
   const reader = new ReviewReader({ store: deps.store, identities: deps.identities, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl, clock: deps.clock });
   await app.register(reviewAuth, { sessions, cookie });

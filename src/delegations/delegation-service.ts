@@ -10,6 +10,7 @@ import type { Grant, GrantService } from '../leases/grant-service.js';
 import { leaseRoleRefusal } from '../leases/lease.js';
 import type { LeaseRevoker, RevocationCounts } from '../leases/revoker.js';
 import { type Delegation, type DelegationFilter, type DelegationRepository, SqlDelegationRepository, type UserPrincipal } from '../store/repositories/delegations.js';
+import { repositoriesOn } from '../store/repositories/index.js';
 import type { Database } from '../store/schema.js';
 import { requiresUser, userClaimRefusal } from '../trust/user-claims.js';
 import { type ActClaim, actChain } from './act-chain.js';
@@ -224,7 +225,7 @@ export class DelegationService {
             ...extra,
           },
         },
-        trx,
+        repositoriesOn(trx),
       );
     });
   }
@@ -353,7 +354,7 @@ export class DelegationService {
             reason: cause.reason,
             details: { delegation_id: link.id, parent_id: link.parentId, backend: link.backend, role: link.role },
           },
-          trx,
+          repositoriesOn(trx),
         );
       }
       return result;

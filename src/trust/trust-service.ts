@@ -1,9 +1,7 @@
-import type { Kysely } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
-import { SqlTrustedIssuers } from '../store/repositories/trusted-issuers.js';
-import type { Database } from '../store/schema.js';
+import type { Store } from '../store/database.js';
 import { type IssuerProfile, USER_TOKEN_ALGORITHMS, type UserTokenAlgorithm } from './issuer-profile.js';
 import { checkJwks, checkJwksUrl } from './jwks.js';
 
@@ -20,7 +18,7 @@ export interface NewIssuer {
 /** Which identity providers' user tokens the broker accepts (admin). Every change is audited. */
 export class TrustService {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
   ) {}
@@ -38,24 +36,24 @@ export class TrustService {
       createdAt: this.clock.now(),
       createdBy: actor,
     };
-    await this.db.transaction().execute(async (trx) => {
-      if (!(await new SqlTrustedIssuers(trx).add(profile))) {
+    await this.store.transaction(async (repos) => {
+      if (!(await repos.trustedIssuers.add(profile))) {
         throw new TesseraError('conflict', `Issuer ${profile.issuer} is trusted already; remove it first to change its profile.`);
       }
-      await this.audit.append({ actor, action: 'issuer.trusted', outcome: 'success', details: issuerDetails(profile) }, trx);
+      await this.audit.append({ actor, action: 'issuer.trusted', outcome: 'success', details: issuerDetails(profile) }, repos);
     });
     return profile;
   }
 
   list(): Promise<IssuerProfile[]> {
-    return new SqlTrustedIssuers(this.db).list();
+    return this.store.repos.trustedIssuers.list();
   }
 
   async remove(issuer: string, actor: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      const removed = await new SqlTrustedIssuers(trx).remove(issuer);
+    await this.store.transaction(async (repos) => {
+      const removed = await repos.trustedIssuers.remove(issuer);
       if (!removed) throw new TesseraError('not_found', `Issuer ${issuer} is not trusted.`);
-      await this.audit.append({ actor, action: 'issuer.removed', outcome: 'success', details: issuerDetails(removed) }, trx);
+      await this.audit.append({ actor, action: 'issuer.removed', outcome: 'success', details: issuerDetails(removed) }, repos);
     });
   }
 }

@@ -12,7 +12,6 @@ import { base64url, SignJWT } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DatabaseAuditLog } from '../../src/audit/audit-log.js';
 import { openStore, type Store } from '../../src/store/database.js';
-import { SqlTrustedIssuers } from '../../src/store/repositories/trusted-issuers.js';
 import { DEFAULT_REMOTE_JWKS_SETTINGS } from '../../src/trust/jwks.js';
 import { TrustService } from '../../src/trust/trust-service.js';
 import { MAX_USER_TOKEN_BYTES, USER_TOKEN_CLOCK_SKEW_SECONDS, UserTokenVerifier } from '../../src/trust/user-token-verifier.js';
@@ -36,7 +35,7 @@ describe('user tokens from a trusted issuer', () => {
     dir = await mkdtemp(join(tmpdir(), 'tessera-user-token-'));
     store = await openStore(`sqlite:${join(dir, 'tessera.db')}`);
     clock = new TestClock();
-    trust = new TrustService(store.db, new DatabaseAuditLog(store.db, clock), clock);
+    trust = new TrustService(store, new DatabaseAuditLog(store.repos, clock), clock);
   });
 
   afterAll(async () => {
@@ -49,7 +48,7 @@ describe('user tokens from a trusted issuer', () => {
     clock.pin(NOW);
     issuer = await startLocalIssuer('ES256');
     await trust.add({ issuer: issuer.issuer, audience: issuer.audience, jwksUrl: issuer.jwksUrl, requiredClaims: {} }, ADMIN);
-    verifier = new UserTokenVerifier(new SqlTrustedIssuers(store.reader), clock);
+    verifier = new UserTokenVerifier(store.repos.trustedIssuers, clock);
     return async () => {
       await trust.remove(issuer.issuer, ADMIN);
       await issuer.close();

@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
-import { type Identity, identityFromRow } from '../../identity/identity.js';
+import type { Identity } from '../../identity/identity.js';
+import { identityFromRow } from './identities.js';
 import type { Database, DelegationTable } from '../schema.js';
 
 /** A user at the root of a chain (helper userauth's user delegations): the token's issuer, subject and chosen claims. */

@@ -14,8 +14,12 @@ export interface TrustedIssuers {
 }
 
 export class SqlTrustedIssuers implements TrustedIssuers {
-  /** `db` may be a transaction, so that a change and its audit event commit together. */
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    /** the store's writer, or a unit of work's transaction (a change and its audit event commit together) */
+    private readonly db: Kysely<Database>,
+    /** Store.reader: get() runs on every user token presented */
+    private readonly reader: Kysely<Database> = db,
+  ) {}
 
   async add(profile: IssuerProfile): Promise<boolean> {
     const inserted = await this.db
@@ -27,7 +31,7 @@ export class SqlTrustedIssuers implements TrustedIssuers {
   }
 
   async get(issuer: string): Promise<IssuerProfile | undefined> {
-    const row = await this.db.selectFrom('trusted_issuers').selectAll().where('issuer', '=', issuer).executeTakeFirst();
+    const row = await this.reader.selectFrom('trusted_issuers').selectAll().where('issuer', '=', issuer).executeTakeFirst();
     return row && fromRow(row);
   }
 
