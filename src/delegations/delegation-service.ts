@@ -1,4 +1,3 @@
-import type { Kysely } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Constraints } from '../backends/http-api/scopes.js';
 import type { Clock } from '../clock.js';
@@ -9,9 +8,8 @@ import type { BackendService } from '../leases/backend-service.js';
 import type { Grant, GrantService } from '../leases/grant-service.js';
 import { leaseRoleRefusal } from '../leases/lease.js';
 import type { LeaseRevoker, RevocationCounts } from '../leases/revoker.js';
-import { type Delegation, type DelegationFilter, type DelegationRepository, SqlDelegationRepository, type UserPrincipal } from '../store/repositories/delegations.js';
-import { repositoriesOn } from '../store/repositories/index.js';
-import type { Database } from '../store/schema.js';
+import type { Store } from '../store/database.js';
+import type { Delegation, DelegationFilter, DelegationRepository, UserPrincipal } from '../store/repositories/delegations.js';
 import { requiresUser, userClaimRefusal } from '../trust/user-claims.js';
 import { type ActClaim, actChain } from './act-chain.js';
 import { inheritConstraints, looserConstraint } from './narrowing.js';
@@ -92,7 +90,7 @@ export class DelegationService {
   readonly #repository: DelegationRepository;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly grants: GrantService,
@@ -100,7 +98,7 @@ export class DelegationService {
     private readonly revoker: LeaseRevoker,
     private readonly settings: DelegationSettings,
   ) {
-    this.#repository = new SqlDelegationRepository(db);
+    this.#repository = store.repos.delegations;
   }
 
   /** An agent delegates part of its authority to another agent; refusals are audited. */
@@ -199,8 +197,8 @@ export class DelegationService {
   }
 
   async #record(delegation: Delegation, actor: string, extra: Record<string, unknown>, check?: (trx: DelegationRepository) => Promise<unknown>): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      const repository = new SqlDelegationRepository(trx);
+    await this.store.transaction(async (repos) => {
+      const repository = repos.delegations;
       await check?.(repository);
       await repository.insert(delegation);
       await this.audit.append(
@@ -225,7 +223,7 @@ export class DelegationService {
             ...extra,
           },
         },
-        repositoriesOn(trx),
+        repos,
       );
     });
   }
@@ -342,8 +340,8 @@ export class DelegationService {
   }
 
   async revokeCascade(ids: readonly string[], cause: { actor: string | null; reason: string }): Promise<DelegationRevocation> {
-    const { revoked, subtree } = await this.db.transaction().execute(async (trx) => {
-      const result = await new SqlDelegationRepository(trx).revokeSubtrees(ids, { ...cause, at: this.clock.now() });
+    const { revoked, subtree } = await this.store.transaction(async (repos) => {
+      const result = await repos.delegations.revokeSubtrees(ids, { ...cause, at: this.clock.now() });
       for (const link of result.revoked) {
         await this.audit.append(
           {
@@ -354,7 +352,7 @@ export class DelegationService {
             reason: cause.reason,
             details: { delegation_id: link.id, parent_id: link.parentId, backend: link.backend, role: link.role },
           },
-          repositoriesOn(trx),
+          repos,
         );
       }
       return result;

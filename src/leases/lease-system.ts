@@ -62,7 +62,7 @@ export class LeaseSystem {
       batchSize: settings.revocationBatchSize,
       dialect: store.dialect,
     }, log);
-    this.delegations = new DelegationService(db, audit, clock, this.grants, this.backends, this.revoker, delegationSettings);
+    this.delegations = new DelegationService(store, audit, clock, this.grants, this.backends, this.revoker, delegationSettings);
     this.issuer = new LeaseIssuer(db, audit, clock, this.backends, this.delegations, this.revoker);
     this.leases = new LeaseService(db, audit, clock, this.backends, this.grants, this.delegations, this.revoker);
     this.reaper = new LeaseReaper(this.revoker, clock, { intervalMs: settings.reaperIntervalMs, pendingGraceMs: settings.pendingGraceMs });
