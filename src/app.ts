@@ -37,6 +37,13 @@ import { TrustService } from './trust/trust-service.js';
 import { UserDelegations } from './trust/user-delegations.js';
 import { UserTokenVerifier } from './trust/user-token-verifier.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route writes nothing a replica caches (leases only: src/changes/), so its response need not wait for the feed. */
+    readonly writesNothingCached?: boolean;
+  }
+}
+
 export interface AppDeps {
   readonly store: Store;
   readonly audit: AuditSink;
@@ -131,8 +138,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // A write's response waits until this replica's caches have taken in what it changed, so the
   // caller's next request here sees it (other replicas take it in on NOTIFY, within milliseconds).
-  app.addHook('onSend', async (request) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD') await deps.changes.catchUp();
+  // Refusals (401, 403, 429, ...) changed nothing, and a failure is no write to read back.
+  app.addHook('onSend', async (request, reply) => {
+    if (request.method === 'GET' || request.method === 'HEAD' || reply.statusCode >= 400 || request.routeOptions.config.writesNothingCached) return;
+    await deps.changes.catchUp();
   });
 
   await app.register(errorHandler);
@@ -155,7 +164,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.
   const sessions = new ReviewSessions(deps.store, deps.audit, deps.clock, deps.rejections);
   const cookie = new SessionCookie(deps.publicUrl);
-  const reader = new ReviewReader({ store: deps.store, identities: deps.identities, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl, clock: deps.clock });
+  const reader = new ReviewReader({ store: deps.store, identities: deps.identities, leases: deps.leases.leases, delegations: deps.leases.delegations, authority: deps.authority, publicUrl: deps.publicUrl, clock: deps.clock });
   await app.register(reviewAuth, { sessions, cookie });
   await app.register(reviewRoutes, { reader, sessions, publicUrl: deps.publicUrl });
   await app.register(uiRoutes, { reader, sessions, cookie });

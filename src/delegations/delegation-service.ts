@@ -9,7 +9,8 @@ import type { Grant, GrantService } from '../leases/grant-service.js';
 import { leaseRoleRefusal } from '../leases/lease.js';
 import type { LeaseRevoker, RevocationCounts } from '../leases/revoker.js';
 import type { Store } from '../store/database.js';
-import type { Delegation, DelegationFilter, DelegationRepository, UserPrincipal } from '../store/repositories/delegations.js';
+import type { Delegation, DelegationFilter, UserPrincipal } from '../store/repositories/delegations.js';
+import type { Repositories } from '../store/repositories/index.js';
 import { requiresUser, userClaimRefusal } from '../trust/user-claims.js';
 import { type ActClaim, actChain } from './act-chain.js';
 import { inheritConstraints, looserConstraint } from './narrowing.js';
@@ -87,10 +88,8 @@ const refuse = (code: ConstructorParameters<typeof TesseraError>[0], message: st
  * (effectiveScope), since a delegator may since have lost its grant.
  */
 export class DelegationService {
-  readonly #repository: DelegationRepository;
-
   constructor(
-    private readonly store: Pick<Store, 'repos' | 'transaction'>,
+    private readonly store: Store,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly grants: GrantService,
@@ -98,7 +97,6 @@ export class DelegationService {
     private readonly revoker: LeaseRevoker,
     private readonly settings: DelegationSettings,
   ) {
-    this.#repository = store.repos.delegations;
   }
 
   /** An agent delegates part of its authority to another agent; refusals are audited. */
@@ -160,7 +158,7 @@ export class DelegationService {
       evidence,
     };
     const chain = [...(parent?.chain ?? []), delegation];
-    const identities = await this.#repository.identities(chain.flatMap(linkIdentities));
+    const identities = await this.store.repos.identities.findByIds(chain.flatMap(linkIdentities));
     await this.#record(delegation, delegator.id, { delegatee: delegatee.address, request_body: evidence.body, act: actChain(chain, identities) });
     return delegation;
   }
@@ -196,11 +194,10 @@ export class DelegationService {
     return delegation;
   }
 
-  async #record(delegation: Delegation, actor: string, extra: Record<string, unknown>, check?: (trx: DelegationRepository) => Promise<unknown>): Promise<void> {
+  async #record(delegation: Delegation, actor: string, extra: Record<string, unknown>, check?: (repos: Repositories) => Promise<unknown>): Promise<void> {
     await this.store.transaction(async (repos) => {
-      const repository = repos.delegations;
-      await check?.(repository);
-      await repository.insert(delegation);
+      await check?.(repos);
+      await repos.delegations.insert(delegation);
       await this.audit.append(
         {
           actor,
@@ -229,7 +226,7 @@ export class DelegationService {
   }
 
   async #delegatee(address: string, delegator: Identity): Promise<Identity> {
-    const found = await this.#repository.identityByAddress(address);
+    const found = await this.store.repos.identities.findByAddress(address);
     if (!found || found.id === delegator.id || found.status !== 'active' || leaseRoleRefusal(found)) {
       throw refuse('delegatee_invalid', `${address} is not another enrolled, active agent identity.`);
     }
@@ -246,7 +243,7 @@ export class DelegationService {
       const grant = await this.grants.find(identity, backend, role);
       // A grant that requires acting for a user is used only through a user's delegation.
       if (grant && !requiresUser(grant)) return { grant };
-      const received = await this.#repository.activeReceived(identity.id, backend, role, this.clock.now());
+      const received = await this.store.repos.delegations.activeReceived(identity.id, backend, role, this.clock.now());
       if (received.length === 0 && grant) throw userClaimRefusal(grant, undefined)!;
       if (received.length === 0) throw refuse('no_grant', `No grant or delegation lets ${identity.address} use ${backend}/${role}.`);
       if (received.length > 1) throw refuse('delegation_ambiguous', `${received.length} delegations apply to ${backend}/${role} (${received.map((d) => d.id).join(', ')}): name one.`);
@@ -262,13 +259,13 @@ export class DelegationService {
 
   /** Walks the chain up from `delegationId` and checks every link against the current state. */
   async effectiveScope(delegationId: string): Promise<EffectiveScope> {
-    const chain = (await this.#repository.chain(delegationId)).reverse();
+    const chain = (await this.store.repos.delegations.chain(delegationId)).reverse();
     if (chain.length === 0) throw refuse('not_found', `No delegation ${delegationId}.`);
-    return this.#scopeOf(chain, this.#repository, this.clock.now());
+    return this.#scopeOf(chain, this.store.repos, this.clock.now());
   }
 
-  async #scopeOf(chain: readonly Delegation[], repository: DelegationRepository, now: number): Promise<EffectiveScope> {
-    const identities = await repository.identities(chain.flatMap(linkIdentities));
+  async #scopeOf(chain: readonly Delegation[], repos: Repositories, now: number): Promise<EffectiveScope> {
+    const identities = await repos.identities.findByIds(chain.flatMap(linkIdentities));
     const root = chain[0]!;
     const leaf = chain[chain.length - 1]!;
     let expiresAt = Number.POSITIVE_INFINITY;
@@ -297,7 +294,7 @@ export class DelegationService {
   }
 
   async get(id: string): Promise<Delegation> {
-    const delegation = await this.#repository.get(id);
+    const delegation = await this.store.repos.delegations.get(id);
     if (!delegation) throw refuse('not_found', `No delegation ${id}.`);
     return delegation;
   }
@@ -305,23 +302,23 @@ export class DelegationService {
   /** `id` as `caller` may see it: admins see every delegation, an agent those whose chain it is in. */
   async visible(caller: Identity, id: string): Promise<Delegation> {
     if (caller.role === 'admin') return this.get(id);
-    const chain = await this.#repository.chain(id);
+    const chain = await this.store.repos.delegations.chain(id);
     if (!chain.some((link) => link.delegatorIdentityId === caller.id || link.delegateeIdentityId === caller.id)) throw refuse('not_found', `No delegation ${id}.`);
     return chain[0]!;
   }
 
   /** `id` and its ancestors, root first. */
   async chainOf(id: string): Promise<Delegation[]> {
-    return (await this.#repository.chain(id)).reverse();
+    return (await this.store.repos.delegations.chain(id)).reverse();
   }
 
   list(filter: DelegationFilter, limit = 1000): Promise<Delegation[]> {
-    return this.#repository.list(filter, limit);
+    return this.store.repos.delegations.list(filter, limit);
   }
 
   /** Address of every identity the delegations name (for views). */
   async addresses(delegations: readonly Delegation[]): Promise<Map<string, string>> {
-    const identities = await this.#repository.identities(delegations.flatMap(linkIdentities));
+    const identities = await this.store.repos.identities.findByIds(delegations.flatMap(linkIdentities));
     return new Map([...identities].map(([id, identity]) => [id, identity.address]));
   }
 
@@ -336,7 +333,7 @@ export class DelegationService {
 
   /** What an identity revocation cuts: every chain the identity gives or receives in. */
   async revokeForIdentity(identityId: string, cause: { actor: string | null; reason: string }): Promise<DelegationRevocation> {
-    return this.revokeCascade(await this.#repository.activeTouching(identityId), cause);
+    return this.revokeCascade(await this.store.repos.delegations.activeTouching(identityId), cause);
   }
 
   async revokeCascade(ids: readonly string[], cause: { actor: string | null; reason: string }): Promise<DelegationRevocation> {

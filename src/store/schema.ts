@@ -153,11 +153,11 @@ export interface ReviewSessionTable {
   expires_at: number | null;
 }
 
-export type ChangeKind = 'identity' | 'lease' | 'grant' | 'backend' | 'delegation';
+export type ChangeKind = 'identity' | 'backend';
 
 /**
- * The change feed (src/changes/): a row per changed identity, lease, grant or backend, written by
- * triggers in the changing transaction (migration 0006). Replicas read it to invalidate caches.
+ * The change feed (src/changes/): a row per changed identity or backend, written by triggers in
+ * the changing transaction (migrations 0006, 0011). Replicas read it to invalidate caches.
  */
 export interface ChangeTable {
   /** ascending; on PostgreSQL in assignment order, which concurrent transactions may commit out of */

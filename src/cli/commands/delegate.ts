@@ -10,7 +10,8 @@ import { parseConstraints } from './grant.js';
 
 const KEY_FLAGS = '--key <uri>';
 
-const delegationTable = (delegations: readonly DelegationView[]) =>
+/** One line per delegation (also `tessera identity show`). */
+export const delegationTable = (delegations: readonly DelegationView[]) =>
   table(
     ['delegation', 'delegator', 'delegatee', 'backend', 'role', 'depth', 'status', 'expires'],
     delegations.map((d) => [d.delegation_id, d.delegator ?? d.delegator_user?.sub ?? '', d.delegatee ?? d.delegatee_identity_id, d.backend, d.role, String(d.depth), d.status, d.expires_at]),

@@ -1,14 +1,13 @@
-import { type Kysely, type Migration, sql } from 'kysely';
-import type { SqlDialect } from '../database.js';
+import type { Kysely, Migration } from 'kysely';
 
 /**
  * Delegations (src/delegations/): an agent (or, for helper userauth's user delegations, a user)
  * hands part of its authority to another identity; a delegation may itself be delegated further
  * (parent_id). Leases record the delegation they were issued under and the chain in RFC 8693
- * `act` form. Delegations are watched by the change feed like identities and leases. Frozen code:
- * imports nothing live.
+ * `act` form. Like leases, delegations are read from the database on every use, so no replica
+ * caches them and the change feed does not record them. Frozen code: imports nothing live.
  */
-export function delegations(dialect: SqlDialect): Migration {
+export function delegations(): Migration {
   return {
     async up(db: Kysely<unknown>) {
       await db.schema
@@ -43,16 +42,6 @@ export function delegations(dialect: SqlDialect): Migration {
       // JSON {sub, act: {...}}: the chain the lease acts under, copied so the proxy needs no join.
       await db.schema.alterTable('leases').addColumn('act', 'text').execute();
       await db.schema.createIndex('leases_delegation').on('leases').columns(['delegation_id', 'state']).execute();
-
-      if (dialect === 'postgres') {
-        await sql`CREATE TRIGGER delegations_changes AFTER INSERT OR UPDATE OR DELETE ON delegations
-          FOR EACH ROW EXECUTE FUNCTION tessera_record_change('delegation', 'id')`.execute(db);
-      } else {
-        for (const [operation, row] of [['INSERT', 'NEW'], ['UPDATE', 'NEW'], ['DELETE', 'OLD']] as const) {
-          await sql`CREATE TRIGGER ${sql.id(`delegations_changes_${operation.toLowerCase()}`)} AFTER ${sql.raw(operation)} ON delegations
-            BEGIN INSERT INTO changes (kind, key) VALUES ('delegation', ${sql.raw(`${row}.id`)}); END`.execute(db);
-        }
-      }
     },
   };
 }

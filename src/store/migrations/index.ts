@@ -8,6 +8,7 @@ import { reviewSessions } from './0005-review-sessions.js';
 import { changes } from './0006-changes.js';
 import { delegations } from './0009-delegations.js';
 import { trustedIssuers } from './0010-trusted-issuers.js';
+import { changeKinds } from './0011-change-kinds.js';
 
 /**
  * Migrations are code, bundled with the broker, one file each; every one must run unchanged on
@@ -22,8 +23,9 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0004-proxy-leases': proxyLeases(),
     '0005-review-sessions': reviewSessions(),
     '0006-changes': changes(dialect),
-    '0009-delegations': delegations(dialect),
+    '0009-delegations': delegations(),
     '0010-trusted-issuers': trustedIssuers(),
+    '0011-change-kinds': changeKinds(dialect),
   };
 }
 

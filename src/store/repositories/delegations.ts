@@ -1,6 +1,4 @@
 import type { Kysely, Selectable } from 'kysely';
-import type { Identity } from '../../identity/identity.js';
-import { identityFromRow } from './identities.js';
 import type { Database, DelegationTable } from '../schema.js';
 
 /** A user at the root of a chain (helper userauth's user delegations): the token's issuer, subject and chosen claims. */
@@ -60,9 +58,6 @@ export interface DelegationRepository {
   /** Active delegations `identityId` received for a backend role (unexpired at `now`). */
   activeReceived(identityId: string, backend: string, role: string, now: number): Promise<Delegation[]>;
   list(filter: DelegationFilter, limit: number): Promise<Delegation[]>;
-  /** The identities with these ids (links name their delegator and delegatee by id). */
-  identities(ids: readonly string[]): Promise<Map<string, Identity>>;
-  identityByAddress(address: string): Promise<Identity | undefined>;
   /**
    * Revokes the active delegations among `rootIds` and every delegation below them, and returns the
    * ids of the whole subtree (already revoked links included: their leases go too).
@@ -122,7 +117,11 @@ function toRow(delegation: Delegation): Row {
 
 /** The delegations table on either dialect; bind it to a transaction by constructing it on one. */
 export class SqlDelegationRepository implements DelegationRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    /** Store.reader for the chain checks every lease request runs (outside a transaction); `db` inside one. */
+    private readonly reader: Kysely<Database>,
+  ) {}
 
   async insert(delegation: Delegation): Promise<void> {
     await this.db.insertInto('delegations').values(toRow(delegation)).execute();
@@ -135,7 +134,7 @@ export class SqlDelegationRepository implements DelegationRepository {
 
   async chain(id: string): Promise<Delegation[]> {
     // A chain is short (the depth limit): one recursive query rather than a round trip per link.
-    const rows = await this.db
+    const rows = await this.reader
       .withRecursive('up', (db) =>
         db
           .selectFrom('delegations')
@@ -151,7 +150,7 @@ export class SqlDelegationRepository implements DelegationRepository {
   }
 
   async activeReceived(identityId: string, backend: string, role: string, now: number): Promise<Delegation[]> {
-    const rows = await this.db
+    const rows = await this.reader
       .selectFrom('delegations')
       .selectAll()
       .where('delegatee_identity_id', '=', identityId)
@@ -170,17 +169,6 @@ export class SqlDelegationRepository implements DelegationRepository {
     if (filter.delegateeIdentityId !== undefined) query = query.where('delegatee_identity_id', '=', filter.delegateeIdentityId);
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     return (await query.execute()).map(fromRow);
-  }
-
-  async identities(ids: readonly string[]): Promise<Map<string, Identity>> {
-    if (ids.length === 0) return new Map();
-    const rows = await this.db.selectFrom('identities').selectAll().where('id', 'in', [...new Set(ids)]).execute();
-    return new Map(rows.map((row) => [row.id, identityFromRow(row)]));
-  }
-
-  async identityByAddress(address: string): Promise<Identity | undefined> {
-    const row = await this.db.selectFrom('identities').selectAll().where('address', '=', address).executeTakeFirst();
-    return row && identityFromRow(row);
   }
 
   async revokeSubtrees(rootIds: readonly string[], cause: RevocationCause): Promise<{ revoked: Delegation[]; subtree: string[] }> {

@@ -72,7 +72,7 @@ class SqlRepositories implements Repositories {
     return (this.#trustedIssuers ??= new SqlTrustedIssuers(this.db, this.reader));
   }
   get delegations() {
-    return (this.#delegations ??= new SqlDelegationRepository(this.db));
+    return (this.#delegations ??= new SqlDelegationRepository(this.db, this.reader));
   }
 }
 
