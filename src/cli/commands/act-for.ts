@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { createUserDelegation } from '@tessera-broker/sdk';
+import { createUserDelegation, ttlSeconds } from '@tessera-broker/sdk';
 import { TesseraError } from '../../errors.js';
 import { collect, KEY_HELP, output } from '../context.js';
-import { durationFlagSeconds } from '../duration-flag.js';
 import { asIdentity } from '../signed-request.js';
 import { details } from '../table.js';
 import { parseConstraints } from './grant.js';
@@ -42,11 +41,11 @@ export function registerActForCommand(program: Command): void {
     .option('--key <uri>', KEY_HELP)
     .option('--json', 'print JSON')
     .action(async (options: ActForOptions, command: Command) => {
-      const ttlSeconds = durationFlagSeconds(options.ttl, '--ttl');
+      const ttl = ttlSeconds(options.ttl, '--ttl');
       const constraints = parseConstraints(options.constraint);
       const token = readUserToken(options.userTokenFile);
       const created = await asIdentity(command, options.key, (client) =>
-        createUserDelegation(client, { token, backend: options.backend, role: options.role, ttl_seconds: ttlSeconds, purpose: options.purpose, ...(constraints && { constraints }) }),
+        createUserDelegation(client, { token, backend: options.backend, role: options.role, ttl_seconds: ttl, purpose: options.purpose, ...(constraints && { constraints }) }),
       );
       output(options.json, created, () => details(created));
     });

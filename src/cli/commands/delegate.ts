@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { createDelegation, getDelegation, revokeDelegation } from '@tessera-broker/sdk';
+import { createDelegation, getDelegation, revokeDelegation, ttlSeconds } from '@tessera-broker/sdk';
 import type { DelegationDetail, DelegationList, DelegationView, RevokeDelegationResponse } from '@tessera-broker/sdk/wire';
 import { collect, KEY_HELP, output } from '../context.js';
-import { durationFlagSeconds } from '../duration-flag.js';
 import { adminRequest, asIdentity, queryString } from '../signed-request.js';
 import { details, table } from '../table.js';
 import { parseConstraints } from './grant.js';
@@ -41,14 +40,14 @@ export function registerDelegationCommands(program: Command): void {
     .option(KEY_FLAGS, KEY_HELP)
     .option('--json', 'print JSON')
     .action(async (delegatee: string, options: { backend: string; role: string; constraint?: string[]; ttl: string; purpose: string; parent?: string; key?: string; json?: boolean }, command: Command) => {
-      const ttlSeconds = durationFlagSeconds(options.ttl, '--ttl');
+      const ttl = ttlSeconds(options.ttl, '--ttl');
       const constraints = parseConstraints(options.constraint);
       const created = await asIdentity(command, options.key, (client) =>
         createDelegation(client, {
           delegatee,
           backend: options.backend,
           role: options.role,
-          ttl_seconds: ttlSeconds,
+          ttl_seconds: ttl,
           purpose: options.purpose,
           ...(constraints && { constraints }),
           ...(options.parent !== undefined && { parent: options.parent }),
