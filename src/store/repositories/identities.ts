@@ -135,7 +135,7 @@ export class SqlIdentityRepository implements IdentityRepository {
   }
 }
 
-export function identityFromRow(row: Selectable<IdentityTable>): Identity {
+function identityFromRow(row: Selectable<IdentityTable>): Identity {
   return {
     id: row.id,
     address: row.address,
