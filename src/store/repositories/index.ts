@@ -11,8 +11,9 @@ import { type ReplayCache, SqlReplayCache } from './replay-cache.js';
 import { type ReviewSessionRepository, SqlReviewSessionRepository } from './review-sessions.js';
 import { type SettingsRepository, SqlSettingsRepository } from './settings.js';
 import { SqlTicketRepository, type TicketRepository } from './tickets.js';
+import { SqlTrustedIssuers, type TrustedIssuers } from './trusted-issuers.js';
 
-export type { AuditRepository, BrokerKeyRepository, ChangeRepository, DelegationRepository, IdentityKeyRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SealedSecretRepository, SettingsRepository, TicketRepository };
+export type { AuditRepository, BrokerKeyRepository, ChangeRepository, DelegationRepository, IdentityKeyRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SealedSecretRepository, SettingsRepository, TicketRepository, TrustedIssuers };
 
 /**
  * Storage, one repository per aggregate. Each speaks domain types; its SQL implementation runs on
@@ -33,6 +34,7 @@ export interface Repositories {
   readonly brokerKeys: BrokerKeyRepository;
   /** backends' sealed root secrets (wrapping-key rotation) */
   readonly sealedSecrets: SealedSecretRepository;
+  readonly trustedIssuers: TrustedIssuers;
   readonly delegations: DelegationRepository;
 }
 
@@ -48,6 +50,7 @@ class SqlRepositories implements Repositories {
   #identityKeys?: IdentityKeyRepository;
   #brokerKeys?: BrokerKeyRepository;
   #sealedSecrets?: SealedSecretRepository;
+  #trustedIssuers?: TrustedIssuers;
   #delegations?: DelegationRepository;
 
   constructor(
@@ -85,6 +88,9 @@ class SqlRepositories implements Repositories {
   }
   get sealedSecrets() {
     return (this.#sealedSecrets ??= new SqlSealedSecretRepository(this.db));
+  }
+  get trustedIssuers() {
+    return (this.#trustedIssuers ??= new SqlTrustedIssuers(this.db, this.reader));
   }
   get delegations() {
     return (this.#delegations ??= new SqlDelegationRepository(this.db, this.reader));

@@ -12,3 +12,5 @@ export * from './identities.js';
 export * from './keys.js';
 export * from './leases.js';
 export * from './delegations.js';
+export * from './trust.js';
+export * from './user-delegations.js';
