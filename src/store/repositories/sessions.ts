@@ -33,8 +33,8 @@ export interface SessionRepository {
   insert(session: SessionRecord): Promise<void>;
   /** Ends every session of the identity not ended yet; returns how many. */
   endAll(identityId: string, now: number): Promise<number>;
-  /** Every session certificate (of these identities), oldest first: audit export and verify. */
-  certificates(identityIds?: readonly string[]): Promise<{ id: string; identityId: string; certificate: string }[]>;
+  /** Session certificates by id, `limit` after the id `after` (audit export, which pages through them all). */
+  certificatesAfter(after: string, limit: number): Promise<{ id: string; identityId: string; certificate: string }[]>;
 }
 
 function fromRow(row: Selectable<SessionTable>): SessionRecord {
@@ -95,10 +95,9 @@ export class SqlSessionRepository implements SessionRepository {
     return Number(result.numUpdatedRows);
   }
 
-  async certificates(identityIds?: readonly string[]): Promise<{ id: string; identityId: string; certificate: string }[]> {
-    let query = this.db.selectFrom('sessions').select(['id', 'identity_id', 'certificate']).orderBy('created_at').orderBy('id');
-    if (identityIds) query = query.where('identity_id', 'in', identityIds);
-    const rows = await query.execute();
+  async certificatesAfter(after: string, limit: number): Promise<{ id: string; identityId: string; certificate: string }[]> {
+    const rows = await this.db.selectFrom('sessions').select(['id', 'identity_id', 'certificate']).where('id', '>', after).orderBy('id').limit(limit).execute();
     return rows.map((row) => ({ id: row.id, identityId: row.identity_id, certificate: row.certificate }));
   }
+
 }
