@@ -22,7 +22,8 @@ import { initialize } from '../src/init.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
 import { KeyStores } from '../src/keys/registry.js';
 import { ManualScheduler, TestClock } from '../test/support/clock.js';
-import { freePort } from '../test/support/ports.js';
+import { listenInProcess } from '../test/support/listen.js';
+import { onFreePorts } from '../test/support/ports.js';
 import { startPostgres } from '../test/support/postgres.js';
 import { createTestToken } from '../test/support/softhsm.js';
 import { type BenchSection, Cleanup, envNumber, fmtInt, fmtMs, log, round, type SectionResult, summarizeLatencies, verdict } from './support.js';
@@ -45,7 +46,6 @@ export const massExpirySection: BenchSection = {
       cleanup.add('data dir', () => rm(dataDir, { recursive: true, force: true }));
       const token = await createTestToken();
       cleanup.add('token', () => token.cleanup());
-      const port = await freePort();
       const env = {
         TESSERA_DATA_DIR: dataDir,
         TESSERA_PKCS11_MODULE: token.modulePath,
@@ -53,16 +53,15 @@ export const massExpirySection: BenchSection = {
         TESSERA_PKCS11_PIN: token.pin,
         SOFTHSM2_CONF: token.confPath,
         TESSERA_LOG_LEVEL: 'silent',
-        TESSERA_LISTEN: `127.0.0.1:${port}`,
-        TESSERA_PROXY_LISTEN: `127.0.0.1:${await freePort()}`,
       };
       await initialize(loadConfig({}, env));
-      const config = loadConfig({}, env);
       const clock = new TestClock();
       const scheduler = new ManualScheduler();
-      const broker = await createBroker(config, { clock, scheduler, walCheckpointThread: false });
+      const { config, broker } = await onFreePorts(2, async ([port, proxyPort]) => {
+        const config = loadConfig({}, { ...env, TESSERA_LISTEN: `127.0.0.1:${port}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}` });
+        return { config, broker: await listenInProcess(port!, createBroker(config, { clock, scheduler, walCheckpointThread: false })) };
+      });
       cleanup.add('broker', () => broker.close());
-      await broker.app.listen({ host: '127.0.0.1', port });
       const keyStores = new KeyStores(config);
       cleanup.add('key stores', () => keyStores.close());
       const admin = await BrokerClient.connect(config.publicUrl, await keyStores.signer(config.adminKeyUri!));

@@ -22,12 +22,10 @@
  *
  * Knobs (bounded): BENCH_REPLICAS_S (6, per phase), BENCH_REPLICAS_CONCURRENCY (24), BENCH_REPLICAS_REVOCATIONS (30).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { BrokerClient } from '@tessera-broker/sdk';
 import { loadConfig } from '../src/config/config.js';
@@ -36,7 +34,6 @@ import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
 import type { Signer } from '../src/keys/key-store.js';
 import { KeyStores } from '../src/keys/registry.js';
-import { freePort } from '../test/support/ports.js';
 import { startPostgres, withClient } from '../test/support/postgres.js';
 import { memorySigner } from './audit-bench.js';
 import {
@@ -44,9 +41,9 @@ import {
   Cleanup,
   cliEnvironment,
   envNumber,
-  exited,
   fmtInt,
   fmtMs,
+  initBench,
   log,
   percentile,
   readCpuMs,
@@ -54,11 +51,10 @@ import {
   round,
   runLoad,
   type SectionResult,
-  stopChild,
+  serveBench,
   verdict,
 } from './support.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const TARGET_PROPAGATION_P99_MS = 100;
 const REPLICA_COUNTS = [1, 2, 3] as const;
 
@@ -100,19 +96,19 @@ async function measure(cleanup: Cleanup): Promise<SectionResult> {
 
   const dataDir = await mkdtemp(join(tmpdir(), 'tessera-bench-replicas-'));
   cleanup.add('remove data dir', () => rm(dataDir, { recursive: true, force: true }));
-  const ports = await Promise.all(REPLICA_COUNTS.map(() => freePort()));
-  const urls = ports.map((port) => `http://127.0.0.1:${port}`);
   const env = cliEnvironment({
     TESSERA_DATA_DIR: dataDir,
     TESSERA_DATABASE_URL: databaseUrl,
-    TESSERA_PUBLIC_URL: urls[0]!,
     TESSERA_MAX_CONNECTIONS_PER_ADDRESS: '0',
     TESSERA_LOG_LEVEL: 'warn',
   });
-  const init = spawnSync(process.execPath, [CLI, 'init', '--json'], { env, encoding: 'utf8', timeout: 60_000 });
-  if (init.status !== 0) throw new Error(`tessera init failed (${init.status ?? init.signal}): ${init.stderr || init.stdout}`);
+  initBench(env);
   log(`replicas: starting ${REPLICA_COUNTS.length} replicas`);
-  const replicaPids = await Promise.all(ports.map(async (port) => startReplica(cleanup, { ...env, TESSERA_LISTEN: `127.0.0.1:${port}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${await freePort()}` }, `http://127.0.0.1:${port}`).then((child) => child.pid!)));
+  // Replica 0 first: its address is the public URL every replica accepts proofs for.
+  const first = await serveBench(cleanup, env);
+  const replicaBrokers = [first, ...(await Promise.all(REPLICA_COUNTS.slice(1).map(() => serveBench(cleanup, { ...env, TESSERA_PUBLIC_URL: first.url }))))];
+  const urls = replicaBrokers.map((replica) => replica.url);
+  const replicaPids = replicaBrokers.map((replica) => replica.pid);
 
   // The admin signs through the token this process opens like the brokers do.
   const previousConf = process.env.SOFTHSM2_CONF;
@@ -250,19 +246,6 @@ function withDatabase(url: string, database: string): string {
 }
 
 /** `tessera serve` with its output discarded; resolves once it answers. */
-async function startReplica(cleanup: Cleanup, env: NodeJS.ProcessEnv, url: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: 'ignore' });
-  cleanup.add(`stop replica ${url}`, () => stopChild(child, 10_000));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (exited(child)) throw new Error(`the replica at ${url} exited during start-up (${child.exitCode ?? child.signalCode})`);
-    if (Date.now() > deadline) throw new Error(`the replica at ${url} did not answer in time`);
-    const ready = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) }).then((response) => response.ok, () => false);
-    if (ready) return child;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 /** Agents with in-memory keys, written into the database as provisioning + enrollment leave them. */
 async function registerAgents(databaseUrl: string, prefix: string, count: number): Promise<Agent[]> {
   const agents: Agent[] = [];

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../test/support/ports.js';
+import { onFreePorts } from '../test/support/ports.js';
 
 /** Shared helpers for the benchmark sections: statistics, a bounded load loop, /proc sampling, tables. */
 
@@ -442,63 +442,71 @@ export interface BenchBrokerOptions {
 
 /**
  * A temp data dir initialised by `tessera init` (SQLite file + SoftHSM2 token, the embedded
- * defaults), and `tessera serve` on a free loopback port. Registers its clean-up (broker stop,
- * data dir incl. token removal) on `cleanup`.
+ * defaults), and `tessera serve` on it (serveBench). Registers its clean-up (broker stop, data dir
+ * incl. token removal) on `cleanup`.
  */
 export async function startBenchBroker(cleanup: Cleanup, options: BenchBrokerOptions = {}): Promise<BenchBroker> {
   const dataDir = await mkdtemp(join(tmpdir(), 'tessera-bench-'));
   cleanup.add('remove data dir', () => rm(dataDir, { recursive: true, force: true }));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  // The credential proxy gets its own free port too (its default, 8701, may be taken).
-  const proxyPort = await freePort();
   // Every load loop connects from 127.0.0.1: no per-address connection limit.
-  const env = cliEnvironment({
-    TESSERA_DATA_DIR: dataDir,
-    TESSERA_LISTEN: `127.0.0.1:${port}`,
-    TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
-    TESSERA_MAX_CONNECTIONS_PER_ADDRESS: '0',
-  });
+  const env = cliEnvironment({ TESSERA_DATA_DIR: dataDir, TESSERA_MAX_CONNECTIONS_PER_ADDRESS: '0' });
+  initBench(env);
+  return serveBench(cleanup, env, options);
+}
 
+/** `tessera init --json` with `env`. */
+export function initBench(env: NodeJS.ProcessEnv): void {
   const init = spawnSync(process.execPath, [CLI, 'init', '--json'], { env, encoding: 'utf8', timeout: 60_000 });
   if (init.status !== 0) throw new Error(`tessera init failed (${init.status ?? init.signal}): ${init.stderr || init.stdout}`);
+}
 
-  // stdout (pino request logs at the default level) goes to a file: realistic, and cheap to keep.
-  const logPath = join(dataDir, 'broker.log');
-  const logFd = openSync(logPath, 'a');
-  const [command, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
-  // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the broker, whichever section starts it.
-  const profileDir = process.env.BENCH_CPU_PROF;
-  const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`] : [];
-  const child = spawn(command!, [...prefixArgs, ...nodeFlags, options.serveScript ?? CLI, 'serve'], {
-    env: { ...env, ...options.serveEnv },
-    stdio: ['ignore', logFd, logFd],
+/**
+ * `tessera serve` (or options.serveScript) with `env` (which names an initialised TESSERA_DATA_DIR)
+ * on free loopback ports for its API and credential proxy, on new ones if they were taken meanwhile
+ * (onFreePorts); stopped on `cleanup`.
+ */
+export function serveBench(cleanup: Cleanup, baseEnv: NodeJS.ProcessEnv, options: BenchBrokerOptions = {}): Promise<BenchBroker> {
+  const dataDir = baseEnv.TESSERA_DATA_DIR!;
+  return onFreePorts(2, async ([port, proxyPort]) => {
+    const url = `http://127.0.0.1:${port}`;
+    const env = { ...baseEnv, TESSERA_LISTEN: `127.0.0.1:${port}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}` };
+    // stdout (pino request logs at the default level) goes to a file: realistic, and cheap to keep.
+    const logPath = join(dataDir, `broker-${port}.log`);
+    const logFd = openSync(logPath, 'a');
+    const [command, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
+    // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the broker, whichever section starts it.
+    const profileDir = process.env.BENCH_CPU_PROF;
+    const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`] : [];
+    const child = spawn(command!, [...prefixArgs, ...nodeFlags, options.serveScript ?? CLI, 'serve'], {
+      env: { ...env, ...options.serveEnv },
+      stdio: ['ignore', logFd, logFd],
+    });
+    closeSync(logFd);
+    cleanup.add(`stop broker ${url}`, () => stopChild(child, 10_000));
+    if (child.pid === undefined) throw new Error('could not start the broker process');
+    const logTail = (lines = 20) => {
+      try {
+        return readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+      } catch {
+        return '';
+      }
+    };
+
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
+    for (;;) {
+      if (exited(child)) throw new Error(`the broker exited during start-up (${child.exitCode ?? child.signalCode}):\n${logTail()}`);
+      if (Date.now() > deadline) throw new Error(`the broker did not answer on ${url} in time:\n${logTail()}`);
+      try {
+        const response = await fetch(`${url}/.well-known/tessera-configuration`, { signal: AbortSignal.timeout(1_000) });
+        await response.arrayBuffer();
+        if (response.ok) break;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return { url, proxyUrl: `http://127.0.0.1:${proxyPort}`, dataDir, pid: child.pid, child, env, logTail };
   });
-  closeSync(logFd);
-  cleanup.add('stop broker', () => stopChild(child, 10_000));
-  if (child.pid === undefined) throw new Error('could not start the broker process');
-  const logTail = (lines = 20) => {
-    try {
-      return readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-    } catch {
-      return '';
-    }
-  };
-
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
-  for (;;) {
-    if (exited(child)) throw new Error(`the broker exited during start-up (${child.exitCode ?? child.signalCode}):\n${logTail()}`);
-    if (Date.now() > deadline) throw new Error(`the broker did not answer on ${url} in time:\n${logTail()}`);
-    try {
-      const response = await fetch(`${url}/.well-known/tessera-configuration`, { signal: AbortSignal.timeout(1_000) });
-      await response.arrayBuffer();
-      if (response.ok) break;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return { url, proxyUrl: `http://127.0.0.1:${proxyPort}`, dataDir, pid: child.pid, child, env, logTail };
 }
 
 export function log(message: string): void {

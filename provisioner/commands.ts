@@ -1,6 +1,6 @@
+import { ttlSeconds } from '@tessera-broker/sdk';
 import { type Command, Option } from 'commander';
 import { adminClient, collect, commandConfig, output, withKeyStores } from '../src/cli/context.js';
-import { durationFlagSeconds } from '../src/cli/duration-flag.js';
 import { TesseraError } from '../src/errors.js';
 import { issueTicket, PROVISION_ROLES, provisionAgent, type ProvisionRole, type TicketResponse } from './provision.js';
 
@@ -14,7 +14,7 @@ function parseAttributes(pairs: string[]): Record<string, string> {
   );
 }
 
-const optionalSeconds = (text: string | undefined, flag: string) => (text === undefined ? undefined : durationFlagSeconds(text, flag));
+const optionalSeconds = (text: string | undefined, flag: string) => (text === undefined ? undefined : ttlSeconds(text, flag));
 
 const ticketLines = (ticket: TicketResponse) =>
   [`ticket:      ${ticket.ticket}`, `expires at:  ${ticket.ticket_expires_at}`, '(one use; hand it to the node that runs the agent)'].join('\n');

@@ -9,6 +9,7 @@ import { TesseraError } from './errors.js';
 import type { ProofAuthenticator } from './identity/authenticator.js';
 import type { Authority } from './identity/authority.js';
 import type { IdentityService } from './identity/identities.js';
+import { proxyTrust } from './http/client-address.js';
 import { errorHandler } from './http/plugins/error-handler.js';
 import { failureLimit } from './http/plugins/failure-limit.js';
 import { proofAuth } from './http/plugins/proof-auth.js';
@@ -27,7 +28,7 @@ import { uiRoutes } from './http/routes/ui.js';
 import { createLimitedServer, type ServerLimits } from './http/server-limits.js';
 import { SessionCookie } from './http/session-cookie.js';
 import type { LeaseSystem } from './leases/lease-system.js';
-import { addressKey, FailureLimit, type FailureLimitSettings } from './limits/failure-limit.js';
+import { FailureLimit, type FailureLimitSettings } from './limits/failure-limit.js';
 import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
 import type { SessionRegistry } from './sessions/session-registry.js';
@@ -58,6 +59,8 @@ export interface AppDeps {
   readonly rejections: RejectionSummary;
   /** failed authentications allowed per client address and window */
   readonly authFailures: FailureLimitSettings;
+  /** TESSERA_TRUSTED_PROXIES: peers whose X-Forwarded-For names the client (src/http/client-address.ts) */
+  readonly trustedProxies: readonly string[];
   /** pino logger; none in tests. */
   readonly logger?: FastifyBaseLogger;
 }
@@ -100,8 +103,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // The same node server as the credential proxy's, so both cut slow clients alike.
     serverFactory: (handler) => createLimitedServer(deps.limits, handler),
     ...(logger ? { loggerInstance: logger } : { logger: false }),
+    // request.ip: the socket's peer, or the client a trusted proxy names; none trusted by default.
+    trustProxy: deps.trustedProxies.length > 0 ? proxyTrust(deps.trustedProxies) : false,
     // An address past its failure limit is answered 429 unlogged: a junk flood must not cost a log line a request.
-    logController: new OneLinePerRequest({ disableRequestLogging: (request: FastifyRequest) => authFailures.retryAfterSeconds(addressKey(request.ip)) !== undefined }),
+    logController: new OneLinePerRequest({ disableRequestLogging: (request: FastifyRequest) => request.rateLimited }),
   });
 
   // Keep the exact body bytes: the proof's `bh` claim is a hash over them, not over re-serialised JSON.

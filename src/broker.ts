@@ -81,7 +81,7 @@ export async function createBroker(
     leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.repos.settings), { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
     }, feed, options.logger);
-    const app = await buildApp({ store, audit, authority, identities, authenticator, sessions, leases, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, logger: options.logger });
+    const app = await buildApp({ store, audit, authority, identities, authenticator, sessions, leases, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, trustedProxies: config.trustedProxies, logger: options.logger });
     // Before listening: on an embedded store every pending lease is an orphan of a previous process;
     // on a shared one, those older than the grace period (another replica may be issuing the rest).
     await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'), scheduler);
@@ -111,6 +111,7 @@ export async function createBroker(
       limits: config.limits,
       rejections,
       tokenFailures: new FailureLimit(clock, authFailures),
+      trustedProxies: config.trustedProxies,
       logger: app.log,
     });
     const stopRejections = rejections.start((error) => app.log.error({ err: error }, 'writing the rejection summary failed'), scheduler);

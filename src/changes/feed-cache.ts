@@ -39,10 +39,6 @@ export class FeedCache<V> {
     else this.#entries.delete(key);
   }
 
-  get size(): number {
-    return this.#entries.size;
-  }
-
   close(): void {
     this.#unsubscribe();
     this.#entries.clear();

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { BrokerClient } from '@tessera-broker/sdk';
-import { type Config, type ConfigOverrides, loadConfig, readInitState } from '../config/config.js';
+import { type Config, type ConfigOverrides, HOST_PORT, loadConfig } from '../config/config.js';
 import { TesseraError } from '../errors.js';
 import { KeyStores } from '../keys/registry.js';
 
@@ -24,8 +24,8 @@ export function brokerUrl(command: Command, config: Config): string {
 }
 
 /** An http(s) URL; a bare `host:port` (as TESSERA_LISTEN is written) means http://host:port. */
-export function parseBrokerUrl(text: string, setting: string): string {
-  const withScheme = /^[^\s/:]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/.test(text) ? `http://${text}` : text;
+function parseBrokerUrl(text: string, setting: string): string {
+  const withScheme = HOST_PORT.test(text) ? `http://${text}` : text;
   if (URL.canParse(withScheme) && /^https?:$/.test(new URL(withScheme).protocol)) return withScheme.replace(/\/+$/, '');
   throw new TesseraError('config_invalid', `${setting} expects the broker's URL, http(s)://host:port or host:port, e.g. http://127.0.0.1:8700 (got "${text}").`);
 }
@@ -37,8 +37,7 @@ export const KEY_HELP = 'the identity key, pkcs11:... or aws-kms:... (default: T
  * remembered for this data dir.
  */
 export function identityKeyUri(config: Config, flag: string | undefined): string {
-  // An empty TESSERA_KEY (`TESSERA_KEY= tessera ...`) counts as unset.
-  const keyUri = flag ?? (process.env.TESSERA_KEY || undefined) ?? readInitState(config.dataDir).identityKeyUri;
+  const keyUri = flag ?? config.identityKeyUri;
   if (keyUri === undefined || keyUri === '') {
     throw new TesseraError(
       'invalid_request',
@@ -80,7 +79,7 @@ export function collect(value: string, previous: string[] = []): string[] {
  * revoke`) that left a lease revocation-pending: its credential may still work upstream. Errors
  * exit 1. Documented in docs/PROTOCOL.md §5.3.
  */
-export const EXIT_REVOCATION_PENDING = 3;
+const EXIT_REVOCATION_PENDING = 3;
 
 /** Prints every lease still revocation-pending with the upstream's reason, and sets the exit status. */
 export function reportPending(pending: number, failures: readonly { lease_id: string; backend: string; error: string }[]): void {

@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { TesseraError } from '../errors.js';
+import { proxyTrust } from '../http/client-address.js';
 import type { KeyStoreKind } from '../keys/key-store.js';
 import { parseDuration } from '@tessera-broker/sdk';
 
@@ -22,13 +23,28 @@ const duration = z
     return ms;
   });
 
+/** `host:port` or `[v6]:port`, as TESSERA_LISTEN is written (and a broker URL may be: src/cli/context.ts). */
+export const HOST_PORT = /^(?:[^\s/:]+|\[[0-9a-fA-F:]+\]):\d{1,5}$/;
+
 const hostPort = z
   .string()
-  .regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, 'must be host:port')
+  .regex(HOST_PORT, 'must be host:port')
   .refine((address) => {
     const port = Number(address.slice(address.lastIndexOf(':') + 1));
     return port >= 1 && port <= 65535;
   }, 'the port must be 1 to 65535');
+
+/** TESSERA_TRUSTED_PROXIES: comma-separated addresses and CIDR ranges (src/http/client-address.ts). */
+const addressList = z.string().transform((text, ctx) => {
+  const entries = text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  try {
+    proxyTrust(entries);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `must be IP addresses or CIDR ranges separated by commas (${(error as Error).message})` });
+    return z.NEVER;
+  }
+  return entries;
+});
 
 const schema = z.object({
   dataDir: z.string().min(1),
@@ -66,6 +82,8 @@ const schema = z.object({
   /** per client address: failed authentications (API 401s, unknown proxy tokens) per window before 429 (src/limits/) */
   authFailureLimit: z.coerce.number().int().min(1),
   authFailureWindowMs: duration,
+  /** peers (the load balancer) whose X-Forwarded-For names the client those per-address limits count against */
+  trustedProxies: addressList,
   /** per identity: failed ticket redemptions per window before 429 */
   ticketFailureLimit: z.coerce.number().int().min(1),
   ticketFailureWindowMs: duration,
@@ -75,6 +93,8 @@ const schema = z.object({
   replicaMaxStalenessMs: duration,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   adminKeyUri: z.string().optional(),
+  /** agent commands' default --key: TESSERA_KEY, else the key `tessera enroll` remembered in tessera.json */
+  identityKeyUri: z.string().optional(),
 });
 
 export type Config = z.output<typeof schema>;
@@ -106,12 +126,14 @@ const ENV_NAMES: Record<string, string> = {
   auditRejectionWindowMs: 'TESSERA_AUDIT_REJECTION_WINDOW',
   authFailureLimit: 'TESSERA_AUTH_FAILURE_LIMIT',
   authFailureWindowMs: 'TESSERA_AUTH_FAILURE_WINDOW',
+  trustedProxies: 'TESSERA_TRUSTED_PROXIES',
   ticketFailureLimit: 'TESSERA_TICKET_FAILURE_LIMIT',
   ticketFailureWindowMs: 'TESSERA_TICKET_FAILURE_WINDOW',
   leasePendingGraceMs: 'TESSERA_LEASE_PENDING_GRACE',
   replicaMaxStalenessMs: 'TESSERA_REPLICA_MAX_STALENESS',
   logLevel: 'TESSERA_LOG_LEVEL',
   adminKeyUri: 'TESSERA_ADMIN_KEY',
+  identityKeyUri: 'TESSERA_KEY',
 };
 
 /**
@@ -126,7 +148,7 @@ export interface InitState {
   identityKeyUri?: string;
 }
 
-export const STATE_FILE = 'tessera.json';
+const STATE_FILE = 'tessera.json';
 
 export function readInitState(dataDir: string): InitState {
   const path = join(dataDir, STATE_FILE);
@@ -205,12 +227,15 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     auditRejectionWindowMs: env.TESSERA_AUDIT_REJECTION_WINDOW ?? '10s',
     authFailureLimit: env.TESSERA_AUTH_FAILURE_LIMIT ?? '100',
     authFailureWindowMs: env.TESSERA_AUTH_FAILURE_WINDOW ?? '10s',
+    trustedProxies: env.TESSERA_TRUSTED_PROXIES ?? '',
     ticketFailureLimit: env.TESSERA_TICKET_FAILURE_LIMIT ?? '10',
     ticketFailureWindowMs: env.TESSERA_TICKET_FAILURE_WINDOW ?? '10m',
     leasePendingGraceMs: env.TESSERA_LEASE_PENDING_GRACE ?? '60s',
     replicaMaxStalenessMs: env.TESSERA_REPLICA_MAX_STALENESS ?? '2s',
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
     adminKeyUri: env.TESSERA_ADMIN_KEY ?? state.adminKeyUri,
+    // An empty TESSERA_KEY (`TESSERA_KEY= tessera ...`) counts as unset.
+    identityKeyUri: env.TESSERA_KEY || state.identityKeyUri,
   };
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {

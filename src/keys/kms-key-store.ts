@@ -1,10 +1,7 @@
 import { CreateKeyCommand, DecryptCommand, DescribeKeyCommand, EncryptCommand, KMSClient, type Tag } from '@aws-sdk/client-kms';
-import { type KmsApi, KMS_URI_PREFIX, kmsCall, kmsKeyIdOf, kmsSigner } from '@tessera-broker/sdk/signers';
+import { ED25519_KEY_SPEC, type KmsApi, KMS_URI_PREFIX, kmsCall, kmsKeyIdOf, kmsSigner } from '@tessera-broker/sdk/signers';
 import { TesseraError } from '../errors.js';
 import type { CreateKeyOptions, KeyStore, Signer, WrappingKey } from './key-store.js';
-
-/** The store owns the KMS client it is given and destroys it on close(); signing is the SDK's kmsSigner, shared with agents. */
-export type { KmsApi };
 
 /** Where the client points, for describe() only: the SDK resolves both lazily and asynchronously. */
 export interface KmsLocation {
@@ -12,8 +9,7 @@ export interface KmsLocation {
   readonly endpoint?: string;
 }
 
-const ED25519_KEY_SPEC = 'ECC_NIST_EDWARDS25519';
-
+/** The store owns the KMS client it is given and destroys it on close(); signing is the SDK's kmsSigner, shared with agents. */
 export class KmsKeyStore implements KeyStore {
   readonly kind = 'kms' as const;
 

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { findModulePath, readPinFile } from '@tessera-broker/sdk/signers';
+import { modulePathOf, pinOf } from '@tessera-broker/sdk/signers';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import { TesseraError } from '../errors.js';
@@ -15,9 +15,9 @@ const FACTORIES: Record<KeyStoreKind, (settings: KeyStoreSettings) => Promise<Ke
     // The embedded default keeps its SoftHSM2 token under the data directory.
     const embeddedConf = join(dataDir, 'softhsm', 'softhsm2.conf');
     if (!process.env.SOFTHSM2_CONF && existsSync(embeddedConf)) process.env.SOFTHSM2_CONF = embeddedConf;
-    const pin = pkcs11.pin ?? (pkcs11.pinFile ? readPinFile(pkcs11.pinFile) : undefined);
+    const pin = pinOf(pkcs11);
     if (!pin) throw new TesseraError('config_invalid', 'Set TESSERA_PKCS11_PIN or TESSERA_PKCS11_PIN_FILE (a 0600 file) for the PKCS#11 key store.');
-    return Pkcs11KeyStore.open({ modulePath: pkcs11.module ?? findModulePath(), tokenLabel: pkcs11.token, pin });
+    return Pkcs11KeyStore.open({ modulePath: modulePathOf(pkcs11), tokenLabel: pkcs11.token, pin });
   },
   kms: async () => KmsKeyStore.fromEnvironment(),
 };

@@ -6,8 +6,6 @@ import type { LeaseState, LeaseTable } from '../store/schema.js';
 
 export type LeaseRow = Selectable<LeaseTable>;
 
-export { LEASE_STATES } from '@tessera-broker/sdk/wire';
-
 /** States in which an upstream credential may still exist. */
 export const LIVE_STATES: readonly LeaseState[] = ['pending', 'active', 'revocation-pending'];
 
@@ -15,7 +13,7 @@ export const LIVE_STATES: readonly LeaseState[] = ['pending', 'active', 'revocat
  * Only agents hold upstream credentials: an admin or reviewer key that leased could act upstream
  * beyond its role (a reviewer matching an `attr:` grant, say), whatever the grants say.
  */
-export function leaseRoleRefusal(identity: Identity): TesseraError | null {
+export function leaseRoleRefusal(identity: Pick<Identity, 'role'>): TesseraError | null {
   return identity.role === 'agent' ? null : new TesseraError('role_cannot_lease', `A ${identity.role} identity cannot lease credentials.`);
 }
 

@@ -14,6 +14,7 @@
  *     outcomes within 100 ms (GroupCommitAudit.defer): nothing waits for it.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
@@ -24,8 +25,10 @@ import { isRefusal, type Refusal } from '../backends/http-api/scopes.js';
 import type { Clock } from '../clock.js';
 import { sha256Base64url } from '../crypto/encoding.js';
 import type { ErrorCode } from '../errors.js';
+import { clientAddress, type ProxyTrust, proxyTrust } from '../http/client-address.js';
 import { createLimitedServer, type ServerLimits } from '../http/server-limits.js';
 import type { BackendService } from '../leases/backend-service.js';
+import { leaseRoleRefusal } from '../leases/lease.js';
 import { addressKey, type FailureLimit } from '../limits/failure-limit.js';
 import type { Database } from '../store/schema.js';
 import { forward, upstreamHeaders } from './forward.js';
@@ -46,6 +49,8 @@ export interface CredentialProxyDeps {
   readonly rejections: RejectionSummary;
   /** refusals of missing or unknown tokens allowed per client address and window */
   readonly tokenFailures: FailureLimit;
+  /** TESSERA_TRUSTED_PROXIES: peers whose X-Forwarded-For names the client (src/http/client-address.ts) */
+  readonly trustedProxies: readonly string[];
   readonly logger?: FastifyBaseLogger;
 }
 
@@ -80,18 +85,21 @@ class ProxyRefusal extends Error {
 export class CredentialProxy {
   readonly #server: Server;
   readonly #audit: GroupCommitAudit;
+  readonly #trust: ProxyTrust;
 
   constructor(private readonly deps: CredentialProxyDeps) {
     this.#audit = new GroupCommitAudit(deps.db, deps.audit);
+    this.#trust = proxyTrust(deps.trustedProxies);
     this.#server = createLimitedServer(deps.limits, (request, response) => void this.#handle(request, response), { keepAlive: true, noDelay: true });
   }
 
-  listen(address: { host: string; port: number }): Promise<void> {
+  /** Resolves with the port bound (the OS picks one for port 0). */
+  listen(address: { host: string; port: number }): Promise<number> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(address.port, address.host, () => {
         this.#server.off('error', reject);
-        resolve();
+        resolve((this.#server.address() as AddressInfo).port);
       });
     });
   }
@@ -115,7 +123,7 @@ export class CredentialProxy {
     const url = request.url ?? '/';
     const query = url.indexOf('?');
     const call: Call = {
-      source: request.socket.remoteAddress ?? '',
+      source: clientAddress(request, this.#trust),
       method: request.method ?? 'GET',
       path: query === -1 ? url : url.slice(0, query),
       query: query === -1 ? '' : url.slice(query + 1),
@@ -156,7 +164,8 @@ export class CredentialProxy {
     if (lease.expires_at <= this.deps.clock.now()) throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} has expired.`);
     if (lease.identity_status !== 'active') throw new ProxyRefusal('identity_revoked', 'The identity holding this lease has been revoked.');
     // Leases issued to an admin or reviewer before only agents could lease are not honoured either.
-    if (lease.identity_role !== 'agent') throw new ProxyRefusal('role_cannot_lease');
+    const roleRefusal = leaseRoleRefusal({ role: lease.identity_role });
+    if (roleRefusal) throw new ProxyRefusal(roleRefusal.code, roleRefusal.message);
     invalidIf(requestFormProblem(call.path, request.headers));
     return backend;
   }

@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProvisionResult } from '../../provisioner/provision.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { type CliOptions, cliFails, cliJson, modeOf, REPO_ROOT, runCli } from '../support/cli.js';
-import { freePort } from '../support/ports.js';
 
 const ADDRESS = 'newcomer@test.local';
 
@@ -43,9 +42,7 @@ describe('tessera CLI: identity key, data dir, messages', { timeout: 180_000 }, 
 
   beforeAll(async () => {
     broker = await startTestBroker();
-    const proxyPort = await freePort();
-    await broker.broker.proxy.listen({ host: '127.0.0.1', port: proxyPort });
-    proxyUrl = `http://127.0.0.1:${proxyPort}`;
+    proxyUrl = `http://127.0.0.1:${await broker.broker.proxy.listen({ host: '127.0.0.1', port: 0 })}`;
     agent = await broker.provision(ADDRESS);
     dir = await mkdtemp(join(tmpdir(), 'tessera-agent-cli-'));
     xdgDataHome = join(dir, 'xdg-data');

@@ -19,9 +19,9 @@ import {
   runCli,
   startCli,
   stopAllCli,
-  waitForHttp,
+  serveOn,
 } from '../support/cli.js';
-import { freePort } from '../support/ports.js';
+import { freePort, onFreePorts } from '../support/ports.js';
 
 interface InitJson {
   dataDir: string;
@@ -159,10 +159,10 @@ describe('tessera CLI quickstart (embedded SoftHSM2 token, SQLite)', { timeout: 
   });
 
   it('serve answers /healthz on the requested address', async () => {
-    const port = await freePort();
-    brokerUrl = `http://127.0.0.1:${port}`;
-    server = startCli(['serve', '--listen', `127.0.0.1:${port}`], { cwd: root, env });
-    await waitForHttp(`${brokerUrl}/healthz`, server);
+    server = await onFreePorts(2, ([port, proxyPort]) => {
+      brokerUrl = `http://127.0.0.1:${port}`;
+      return serveOn(brokerUrl, startCli(['serve', '--listen', `127.0.0.1:${port}`], { cwd: root, env: { ...env, TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}` } }));
+    });
     await server.waitForOutput((stdout) => stdout.includes('tessera broker listening on'));
     clientEnv = { ...env, TESSERA_URL: brokerUrl };
   });
@@ -326,10 +326,10 @@ describe('tessera CLI with the dev KMS endpoint', { timeout: CLI_TEST_TIMEOUT_MS
   });
 
   it('serve starts with the KMS-held authority key', async () => {
-    const port = await freePort();
-    brokerUrl = `http://127.0.0.1:${port}`;
-    server = startCli(['serve', '--listen', `127.0.0.1:${port}`], { cwd: root, env });
-    await waitForHttp(`${brokerUrl}/healthz`, server);
+    server = await onFreePorts(2, ([port, proxyPort]) => {
+      brokerUrl = `http://127.0.0.1:${port}`;
+      return serveOn(brokerUrl, startCli(['serve', '--listen', `127.0.0.1:${port}`], { cwd: root, env: { ...env, TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}` } }));
+    });
   });
 
   it('provision --keystore kms -> enroll -> whoami', async () => {

@@ -41,8 +41,9 @@ describe('--lease', () => {
     ['Orders:reader', /"Orders" is not a backend name/],
     [':reader', /"" is not a backend name/],
     ['2X=orders:reader', /"2X" is not a variable name/],
-    ['orders:reader:500ms', /whole number of seconds/],
-    ['orders:reader:0', /whole number of seconds/],
+    ['orders:reader:500ms', /the TTL must be a positive duration from 1s to 365d/],
+    ['orders:reader:0', /the TTL must be a positive duration from 1s to 365d/],
+    ['orders:reader:400d', /the TTL must be a positive duration from 1s to 365d/],
   ])('%s is refused with the expected syntax', (text, why) => {
     expect(() => parseLeaseSpec(text)).toThrow(expect.objectContaining({ code: 'invalid_request', message: expect.stringMatching(why) }));
     expect(() => parseLeaseSpec(text)).toThrow(/expected \[NAME=\]<backend>:<role>\[:<ttl>\]/);

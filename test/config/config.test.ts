@@ -28,6 +28,8 @@ describe('invalid configuration names the setting', () => {
     ['TESSERA_PROXY_PUBLIC_URL naming [::]', {}, { TESSERA_PROXY_PUBLIC_URL: 'http://[0::0]:8701' }, 'TESSERA_PROXY_PUBLIC_URL'],
     // Once blamed on TESSERA_PUBLIC_URL, which is derived from it.
     ['TESSERA_LISTEN with a port above 65535', {}, { TESSERA_LISTEN: '127.0.0.1:99999' }, 'TESSERA_LISTEN (--listen): the port must be 1 to 65535'],
+    ['TESSERA_TRUSTED_PROXIES naming no address', {}, { TESSERA_TRUSTED_PROXIES: '10.0.0.1, lb.internal' }, 'TESSERA_TRUSTED_PROXIES'],
+    ['TESSERA_TRUSTED_PROXIES with a bad range', {}, { TESSERA_TRUSTED_PROXIES: '10.0.0.0/33' }, 'TESSERA_TRUSTED_PROXIES'],
   ];
 
   it.each(cases)('%s', (_name, overrides, settings, setting) => {
@@ -46,7 +48,8 @@ describe('invalid configuration names the setting', () => {
 
   it('accepts the defaults', () => {
     const dataDir = join(tmpdir(), `tessera-good-config-${Math.random().toString(36).slice(2)}`);
-    expect(loadConfig({}, { TESSERA_DATA_DIR: dataDir })).toMatchObject({ dataDir, keystore: 'pkcs11', logLevel: 'info' });
+    // No proxy is trusted unless named: X-Forwarded-For is anyone's to write.
+    expect(loadConfig({}, { TESSERA_DATA_DIR: dataDir })).toMatchObject({ dataDir, keystore: 'pkcs11', logLevel: 'info', trustedProxies: [] });
   });
 
   it('listens on every interface when the public URLs name a reachable host', () => {

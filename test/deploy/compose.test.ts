@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
+import { proxyTrust } from '../../src/http/client-address.js';
 import { REPO_ROOT } from '../support/cli.js';
 import { brokerReplicas, COMPOSE_FILE, flagValue, portOf, publishedPorts, readCompose, tesseraService } from '../support/compose.js';
 
@@ -87,6 +88,19 @@ describe('docker-compose.yml', () => {
     for (const [name] of replicas) expect(lb.depends_on).toMatchObject({ [name]: { condition: 'service_healthy' } });
   });
 
+  it('trusts X-Forwarded-For from the load balancer alone, at a fixed address, and the balancer writes the address it saw', () => {
+    const config = loadConfig({}, { ...env, TESSERA_DATA_DIR: join(tmpdir(), 'tessera-compose-unused') });
+    const [lbName, lb] = Object.entries(compose.services).find(([, service]) => service.image?.startsWith('nginx:'))!;
+    const lbAddress = lb.networks?.default?.ipv4_address;
+    expect(lbAddress, `${lbName} has a fixed address`).toBeDefined();
+    expect(config.trustedProxies).toEqual([lbAddress]);
+    // The fixed address lies in the network's own subnet (Compose refuses it otherwise).
+    const subnet = compose.networks?.default?.ipam?.config?.[0]?.subnet;
+    expect(subnet && proxyTrust([subnet])(lbAddress!, 0), `${lbAddress} in ${subnet}`).toBe(true);
+    // Replaced, not appended to: a client's own X-Forwarded-For does not reach the brokers.
+    expect(readNginx().forwardedFor).toBe('$remote_addr');
+  });
+
   it('needs its explicit public URLs: without them the replicas would refuse to start', () => {
     const { TESSERA_PUBLIC_URL: _public, ...withoutPublicUrl } = env;
     expect(() => loadConfig({}, { ...withoutPublicUrl, TESSERA_DATA_DIR: join(tmpdir(), 'tessera-compose-unused') })).toThrow(/TESSERA_PUBLIC_URL/);
@@ -94,7 +108,7 @@ describe('docker-compose.yml', () => {
 });
 
 /** deploy/nginx.conf: its upstream blocks (name -> servers) and which upstream each listen port proxies to. */
-function readNginx(): { upstreams: Map<string, string[]>; servers: Map<number, string> } {
+function readNginx(): { upstreams: Map<string, string[]>; servers: Map<number, string>; forwardedFor: string | undefined } {
   const text = readFileSync(join(REPO_ROOT, 'deploy', 'nginx.conf'), 'utf8').replace(/#.*$/gm, '');
   const upstreams = new Map<string, string[]>();
   for (const [, name, body] of text.matchAll(/upstream\s+(\w+)\s*\{([^}]*)\}/g)) {
@@ -104,5 +118,6 @@ function readNginx(): { upstreams: Map<string, string[]>; servers: Map<number, s
   for (const [, port, upstream] of text.matchAll(/listen\s+(\d+);\s*location\s+\/\s*\{\s*proxy_pass\s+http:\/\/(\w+);/g)) {
     servers.set(Number(port), upstream!);
   }
-  return { upstreams, servers };
+  const forwardedFor = /proxy_set_header\s+X-Forwarded-For\s+([^;]+);/i.exec(text)?.[1];
+  return { upstreams, servers, forwardedFor };
 }

@@ -26,7 +26,7 @@ import { type BackgroundCli, cliJson, REPO_ROOT, runCli, startCli } from '../sup
 import { brokerReplicas, readCompose, tesseraService, withFlag } from '../support/compose.js';
 import { type FakeUpstream, sendJson, startFakeUpstream } from '../support/fake-upstream.js';
 import { type IssuedLease, login, loginFails, sessionIsGone, TestAgent } from '../support/lease-env.js';
-import { freePort } from '../support/ports.js';
+import { onFreePorts } from '../support/ports.js';
 import { createAdminRole, createTestDatabase, withClient } from '../support/postgres.js';
 import { type RoundRobinProxy, startRoundRobinProxy } from '../support/round-robin-proxy.js';
 
@@ -71,23 +71,25 @@ describe('the docker-compose topology as processes: the core loop through the lo
     const databaseUrl = new URL(composeEnv.TESSERA_DATABASE_URL!);
     Object.assign(databaseUrl, { host: cluster.host, username: owner, pathname: `/${owner}` });
 
-    // The kms service's command, on a loopback port.
-    const kmsPort = await freePort();
-    const kmsArgs = withFlag(withFlag(kmsService.command!.slice(1), '--listen', `127.0.0.1:${kmsPort}`), '--state-file', join(dir, 'kms-state.json'));
+    // The kms service's command, on a loopback port it picks itself (port 0) and reports.
+    const kmsArgs = withFlag(withFlag(kmsService.command!.slice(1), '--listen', '127.0.0.1:0'), '--state-file', join(dir, 'kms-state.json'));
     const kms: BackgroundCli = startCli(kmsArgs);
     cleanups.push(() => kms.stop());
     await kms.waitForOutput((stdout) => stdout.includes('Dev KMS listening on'));
+    const kmsUrl = /Dev KMS listening on (\S+)/.exec(kms.output().stdout)![1]!;
 
-    const ports = await Promise.all(replicas.map(async () => ({ api: await freePort(), proxy: await freePort() })));
-    apiLb = await startRoundRobinProxy(ports.map((port) => `http://127.0.0.1:${port.api}`));
-    proxyLb = await startRoundRobinProxy(ports.map((port) => `http://127.0.0.1:${port.proxy}`));
+    // The balancers first (the replicas' public URLs name them); each replica joins them once it listens.
+    const apiUpstreams: string[] = [];
+    const proxyUpstreams: string[] = [];
+    apiLb = await startRoundRobinProxy(apiUpstreams);
+    proxyLb = await startRoundRobinProxy(proxyUpstreams);
     cleanups.push(() => apiLb.close(), () => proxyLb.close());
 
     env = {
       ...composeEnv,
       TESSERA_DATA_DIR: join(dir, 'data'), // the `tessera` volume: init's and every replica's /data
       TESSERA_DATABASE_URL: databaseUrl.href,
-      AWS_ENDPOINT_URL_KMS: `${new URL(composeEnv.AWS_ENDPOINT_URL_KMS!).protocol}//127.0.0.1:${kmsPort}`,
+      AWS_ENDPOINT_URL_KMS: kmsUrl,
       TESSERA_PUBLIC_URL: apiLb.url,
       TESSERA_PROXY_PUBLIC_URL: proxyLb.url,
       TESSERA_LOG_LEVEL: 'warn',
@@ -97,8 +99,12 @@ describe('the docker-compose topology as processes: the core loop through the lo
 
     const started: BrokerChild[] = [];
     cleanups.push(() => Promise.all(started.map((broker) => broker.stop())));
-    for (const port of ports) {
-      started.push(await startBrokerChild({ ...env, TESSERA_LISTEN: `127.0.0.1:${port.api}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${port.proxy}` }));
+    for (let replica = 0; replica < replicas.length; replica++) {
+      await onFreePorts(2, async ([api, proxy]) => {
+        started.push(await startBrokerChild({ ...env, TESSERA_LISTEN: `127.0.0.1:${api}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${proxy}` }));
+        apiUpstreams.push(`http://127.0.0.1:${api}`);
+        proxyUpstreams.push(`http://127.0.0.1:${proxy}`);
+      });
     }
 
     // This process signs as the admin and the agent with their KMS keys; the KMS key store reads

@@ -22,7 +22,7 @@ describe('crash safety: a broker killed mid-issue leaves no credential without a
   beforeAll(async () => {
     [cluster, prepared] = await Promise.all([startPostgres(), prepareBroker()]);
     keyStores = new KeyStores(prepared.config);
-    broker = await startBrokerChild(prepared.env);
+    broker = await prepared.listen(({ env }) => startBrokerChild(env));
   });
   afterAll(async () => {
     await broker?.stop();
@@ -61,7 +61,7 @@ describe('crash safety: a broker killed mid-issue leaves no credential without a
 
     const before = leaseStates(prepared.config.dataDir);
     const rolesBefore = await tesseraRoles(cluster.url);
-    broker = await startBrokerChild(prepared.env);
+    broker = await startBrokerChild(prepared.env); // on the same address: a restart
     const after = leaseStates(prepared.config.dataDir);
     const roles = await tesseraRoles(cluster.url);
     console.log(

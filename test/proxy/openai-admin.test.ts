@@ -4,9 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { provisionAgent } from '../../provisioner/provision.js';
 import { type Broker, createBroker } from '../../src/broker.js';
 import { BrokerClient } from '@tessera-broker/sdk';
+import type { Config } from '../../src/config/config.js';
 import { KeyStores } from '../../src/keys/registry.js';
 import { prepareBroker, type PreparedBroker } from '../support/broker.js';
 import { ManualScheduler, TestClock } from '../support/clock.js';
+import { listenInProcess } from '../support/listen.js';
 import { type FakeOpenAI, startFakeOpenAI } from '../support/fake-upstream.js';
 import { TestAgent } from '../support/lease-env.js';
 import type { ApiCredential } from './support.js';
@@ -24,11 +26,17 @@ describe('openai-admin: minted service-account keys', () => {
   const clock = new TestClock();
   let scheduler: ManualScheduler;
 
-  /** (Re)starts the broker on the same data directory, as `tessera serve` after a restart would. */
-  const start = async () => {
+  const create = (config: Config) => {
     scheduler = new ManualScheduler();
-    broker = await createBroker(prepared.config, { clock, scheduler, walCheckpointThread: false });
-    await broker.app.listen({ host: '127.0.0.1', port: prepared.port });
+    return createBroker(config, { clock, scheduler, walCheckpointThread: false });
+  };
+  /** Starts the broker on free ports. */
+  const start = async () => {
+    broker = await prepared.listen(({ config, port }) => listenInProcess(port, create(config)));
+  };
+  /** Restarts it on the same data directory and address (clients keep its URL), as `tessera serve` after a restart would. */
+  const restart = async () => {
+    broker = await listenInProcess(prepared.port, create(prepared.config));
   };
   const stop = async () => {
     await broker?.close();
@@ -107,7 +115,7 @@ describe('openai-admin: minted service-account keys', () => {
     db.close();
 
     clock.advance(61_000);
-    await start(); // reconciles the orphaned intent before it listens
+    await restart(); // reconciles the orphaned intent before it listens
     expect(liveKeys()).not.toContain(orphanKey);
     await scheduler.tick(); // the reaper's first run takes the expired lease
     expect(liveKeys()).not.toContain(credential.api_key);

@@ -2,7 +2,6 @@
 import OpenAI from 'openai';
 import Stripe from 'stripe';
 import { Client } from 'undici';
-import { parseHostPort } from '../../src/config/config.js';
 import type { ApiCredential } from '@tessera-broker/sdk/wire';
 import { startTestBroker, type TestBroker, type TestBrokerOptions } from '../support/broker.js';
 import { type FakeOpenAI, type FakeUpstream, startFakeOpenAI, startFakeStripe } from '../support/fake-upstream.js';
@@ -13,10 +12,8 @@ export type { ApiCredential } from '@tessera-broker/sdk/wire';
 export const STRIPE_SECRET = 'sk_test_real_stripe_secret_0123456789';
 export const OPENAI_SECRET = 'sk-real-openai-secret-0123456789';
 
-export async function startProxyBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
-  const broker = await startTestBroker(options);
-  await broker.broker.proxy.listen(parseHostPort(broker.config.proxyListen));
-  return broker;
+export function startProxyBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
+  return startTestBroker({ ...options, proxy: true });
 }
 
 /** Options for `new Stripe(api_key, ...)` from a lease's base_url. */

@@ -15,7 +15,8 @@ import { ManualScheduler, TestClock } from './clock.js';
 import { startLocalKms } from './kms.js';
 import { createTestDatabase } from './postgres.js';
 import { createTestToken } from './softhsm.js';
-import { freePort } from './ports.js';
+import { listenInProcess } from './listen.js';
+import { freePort, onFreePorts } from './ports.js';
 
 export type TestDialect = 'sqlite' | 'postgres';
 
@@ -27,13 +28,18 @@ export interface TestBrokerOptions {
   readonly leases?: Partial<LeaseSettings>;
   /** The broker's logger (none by default): tests that check what is logged. */
   readonly logger?: FastifyBaseLogger;
+  /** Also start the credential proxy's listener (on config.proxyListen). */
+  readonly proxy?: boolean;
 }
 
 /** An initialised data directory (as after `tessera init`) and the environment that runs a broker on it. */
-export interface PreparedBroker {
-  readonly env: Readonly<Record<string, string>>;
-  readonly config: Config;
-  readonly port: number;
+export interface PreparedBroker extends BrokerAddresses {
+  /**
+   * Runs `start`, which binds the addresses it is given (env's TESSERA_LISTEN and
+   * TESSERA_PROXY_LISTEN, or `port`), on free loopback ports, on new ones if they were taken
+   * meanwhile; from then on env, config and port name the addresses it bound.
+   */
+  listen<T>(start: (addresses: BrokerAddresses) => Promise<T>): Promise<T>;
   /** Removes what prepareBroker() created, newest first. */
   cleanup(): Promise<void>;
 }
@@ -56,8 +62,16 @@ export interface TestBroker {
   close(): Promise<void>;
 }
 
+export interface BrokerAddresses {
+  /** TESSERA_LISTEN and TESSERA_PROXY_LISTEN are free loopback addresses (before listen(): ports nobody has bound yet). */
+  readonly env: Readonly<Record<string, string>>;
+  readonly config: Config;
+  /** TESSERA_LISTEN's port */
+  readonly port: number;
+}
+
 /** A data directory with its key store and database, initialised as `tessera init` would. */
-export async function prepareBroker(options: Omit<TestBrokerOptions, 'leases' | 'logger'> = {}): Promise<PreparedBroker> {
+export async function prepareBroker(options: Omit<TestBrokerOptions, 'leases' | 'logger' | 'proxy'> = {}): Promise<PreparedBroker> {
   const keystore = options.keystore ?? 'pkcs11';
   const dialect = options.dialect ?? 'sqlite';
   const cleanups: (() => Promise<void>)[] = [];
@@ -91,13 +105,34 @@ export async function prepareBroker(options: Omit<TestBrokerOptions, 'leases' | 
     cleanups.push(() => database.drop());
     env.TESSERA_DATABASE_URL = database.url;
   }
-  const port = await freePort();
-  env.TESSERA_LISTEN = `127.0.0.1:${port}`;
-  // The credential proxy's own listener: a free port too, so brokers in parallel tests do not collide.
-  env.TESSERA_PROXY_LISTEN ??= `127.0.0.1:${await freePort()}`;
-
-  await initialize(loadConfig({}, env));
-  return { env, config: loadConfig({}, env), port, cleanup }; // config now with the admin key recorded by init
+  // The credential proxy has its own listener: a free port too, so brokers in parallel tests do not collide.
+  const proxyListen = env.TESSERA_PROXY_LISTEN;
+  const addressesOn = ([port, proxyPort]: number[]): BrokerAddresses => {
+    const listening = { ...env, TESSERA_LISTEN: `127.0.0.1:${port}`, TESSERA_PROXY_LISTEN: proxyListen ?? `127.0.0.1:${proxyPort}` };
+    return { env: listening, config: loadConfig({}, listening), port: port! };
+  };
+  const firstPorts = [await freePort(), await freePort()];
+  await initialize(addressesOn(firstPorts).config);
+  let current = addressesOn(firstPorts); // config now with the admin key recorded by init
+  return {
+    get env() {
+      return current.env;
+    },
+    get config() {
+      return current.config;
+    },
+    get port() {
+      return current.port;
+    },
+    listen: (start) =>
+      onFreePorts(2, async (ports) => {
+        const addresses = addressesOn(ports);
+        const started = await start(addresses);
+        current = addresses;
+        return started;
+      }),
+    cleanup,
+  };
 }
 
 /**
@@ -107,14 +142,19 @@ export async function prepareBroker(options: Omit<TestBrokerOptions, 'leases' | 
 export async function startTestBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
   const keystore = options.keystore ?? 'pkcs11';
   const prepared = await prepareBroker(options);
-  const { env, port, config: initialised } = prepared;
   const cleanups: (() => Promise<void>)[] = [() => prepared.cleanup()];
   const clock = new TestClock();
   const scheduler = new ManualScheduler();
   // No real timers, no WAL thread: tests run the background work they are about by scheduler.tick().
-  const broker = await createBroker(initialised, { clock, scheduler, walCheckpointThread: false, logger: options.logger, ...(options.leases && { leases: options.leases }) });
+  const broker = await prepared.listen(({ config, port }) =>
+    listenInProcess(
+      port,
+      createBroker(config, { clock, scheduler, walCheckpointThread: false, logger: options.logger, ...(options.leases && { leases: options.leases }) }),
+      options.proxy ? config.proxyListen : undefined,
+    ),
+  );
   cleanups.push(() => broker.close());
-  await broker.app.listen({ host: '127.0.0.1', port });
+  const { env, config: initialised } = prepared;
 
   const keyStores = new KeyStores(initialised);
   cleanups.push(() => keyStores.close());

@@ -7,7 +7,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './ports.js';
+import { onFreePorts } from './ports.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI_ENTRY = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -32,7 +32,7 @@ function compile(project: string, timeoutMs: number): Promise<void> {
  * under a character device, which no one can create, so that such a run fails instead of writing
  * into the real ~/.local/share/tessera. Tests of the default set XDG_DATA_HOME (or HOME) themselves.
  */
-export const UNUSABLE_XDG_DATA_HOME = '/dev/null/tests-name-their-data-dir';
+const UNUSABLE_XDG_DATA_HOME = '/dev/null/tests-name-their-data-dir';
 
 /**
  * The parent's environment minus everything that would steer the CLI: Tessera settings, the
@@ -201,7 +201,7 @@ export function startCli(args: readonly string[], options: CliOptions = {}): Bac
 }
 
 /** Polls `url` until it answers 200, failing early if `server` exits. */
-export async function waitForHttp(url: string, server: BackgroundCli, timeoutMs = 60_000): Promise<void> {
+async function waitForHttp(url: string, server: BackgroundCli, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exited = false;
   server.child.once('close', () => (exited = true));
@@ -244,7 +244,7 @@ export async function stopAllCli(): Promise<void> {
 }
 
 /** Every regular file under `dir`, recursively. */
-export function listFiles(dir: string): string[] {
+function listFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) return listFiles(path);
@@ -270,22 +270,23 @@ export interface Serving {
   readonly env: NodeJS.ProcessEnv;
 }
 
-/**
- * `tessera serve` on free loopback ports, answering /healthz. A port found free can be taken by
- * another test file before serve binds it, so a start that fails with EADDRINUSE is tried again
- * on new ports.
- */
-export async function serveOnFreePorts(options: CliOptions & { readonly env: NodeJS.ProcessEnv }, attempts = 5): Promise<Serving> {
-  for (let attempt = 1; ; attempt++) {
-    const [port, proxyPort] = [await freePort(), await freePort()];
+/** `tessera serve` on free loopback ports (onFreePorts: new ones if they were taken meanwhile), answering /healthz. */
+export function serveOnFreePorts(options: CliOptions & { readonly env: NodeJS.ProcessEnv }): Promise<Serving> {
+  return onFreePorts(2, async ([port, proxyPort]) => {
     const env = { ...options.env, TESSERA_LISTEN: `127.0.0.1:${port}`, TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}` };
-    const server = startCli(['serve'], { ...options, env });
     const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitForHttp(`${url}/healthz`, server);
-      return { server, url, proxyUrl: `http://127.0.0.1:${proxyPort}`, env };
-    } catch (error) {
-      if (attempt >= attempts || !server.output().stderr.includes('EADDRINUSE')) throw error;
-    }
+    const server = await serveOn(url, startCli(['serve'], { ...options, env }));
+    return { server, url, proxyUrl: `http://127.0.0.1:${proxyPort}`, env };
+  });
+}
+
+/** `server` once `url`/healthz answers; stopped if it never does. */
+export async function serveOn(url: string, server: BackgroundCli): Promise<BackgroundCli> {
+  try {
+    await waitForHttp(`${url}/healthz`, server);
+    return server;
+  } catch (error) {
+    await server.stop();
+    throw error;
   }
 }

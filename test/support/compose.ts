@@ -19,11 +19,13 @@ export interface ComposeService {
   readonly ports?: readonly string[];
   readonly volumes?: readonly string[];
   readonly healthcheck?: { readonly test: readonly string[] };
+  readonly networks?: Readonly<Record<string, { readonly ipv4_address?: string }>>;
 }
 
 export interface ComposeFile {
   readonly services: Readonly<Record<string, ComposeService>>;
   readonly volumes?: Readonly<Record<string, unknown>>;
+  readonly networks?: Readonly<Record<string, { readonly ipam?: { readonly config?: readonly { readonly subnet?: string }[] } }>>;
 }
 
 /** The file with its anchors and merge keys (`<<:`) resolved, as Compose reads it. */
@@ -32,7 +34,7 @@ export function readCompose(): ComposeFile {
 }
 
 /** The service running `tessera <args...>` (first word `tessera`), by the arguments its command starts with. */
-export function tesseraServices(compose: ComposeFile, ...args: string[]): [string, ComposeService][] {
+function tesseraServices(compose: ComposeFile, ...args: string[]): [string, ComposeService][] {
   return Object.entries(compose.services).filter(
     ([, service]) => service.command?.[0] === 'tessera' && args.every((arg, index) => service.command?.[index + 1] === arg),
   );

@@ -8,12 +8,12 @@
  */
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { freePort } from './ports.js';
+import { onFreePorts } from './ports.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -99,16 +99,17 @@ export async function startPostgres(): Promise<PostgresCluster> {
       '-D', dataDir, '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions',
       '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwFile}`,
     ]);
-    // Another process can grab the probed port before the server binds it; probe again then.
-    for (let attempt = 1; ; attempt++) {
-      port = await freePort();
+    await onFreePorts(1, async ([picked]) => {
+      port = picked!;
       try {
         await start();
-        break;
       } catch (error) {
-        if (attempt >= 3) throw error;
+        // pg_ctl says only that the server did not start; its log says why (e.g. the port in use).
+        const logPath = join(dir, 'server.log');
+        const log = existsSync(logPath) ? readFileSync(logPath, 'utf8') : '';
+        throw new Error(`${(error as Error).message}\n--- server.log\n${log.slice(-4000)}`, { cause: error });
       }
-    }
+    });
   } catch (error) {
     killWatchdog();
     spawnSync(...serverCommand(pgCtl, ['stop', '-D', dataDir, '-m', 'immediate']), { stdio: 'ignore' });

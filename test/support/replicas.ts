@@ -11,7 +11,7 @@ import { KeyStores } from '../../src/keys/registry.js';
 import { type BrokerChild, startBrokerChild } from './broker-child.js';
 import { prepareBroker, type PreparedBroker } from './broker.js';
 import { TestAgent } from './lease-env.js';
-import { freePort } from './ports.js';
+import { onFreePorts } from './ports.js';
 
 export interface ReplicaSet {
   /** The URL proofs name (replica 0's address). */
@@ -32,19 +32,19 @@ export interface ReplicaSet {
 
 export async function startReplicas(count: number, env: Readonly<Record<string, string>> = {}): Promise<ReplicaSet> {
   const prepared = await prepareBroker({ dialect: 'postgres', env });
+  // Replica 0 first: its address is the public URL every replica accepts proofs for.
+  const first = await prepared.listen(({ env }) => startBrokerChild(env));
   const publicUrl = prepared.config.publicUrl;
-  const addresses = [prepared.env.TESSERA_LISTEN!];
-  for (let i = 1; i < count; i++) addresses.push(`127.0.0.1:${await freePort()}`);
-  const children: (BrokerChild | undefined)[] = await Promise.all(
-    addresses.map(async (listen, i) =>
-      startBrokerChild({
-        ...prepared.env,
-        TESSERA_LISTEN: listen,
-        TESSERA_PUBLIC_URL: publicUrl,
-        ...(i > 0 && { TESSERA_PROXY_LISTEN: `127.0.0.1:${await freePort()}` }),
+  const others = await Promise.all(
+    Array.from({ length: count - 1 }, () =>
+      onFreePorts(2, async ([port, proxyPort]) => {
+        const listen = `127.0.0.1:${port}`;
+        return { listen, child: await startBrokerChild({ ...prepared.env, TESSERA_LISTEN: listen, TESSERA_PROXY_LISTEN: `127.0.0.1:${proxyPort}`, TESSERA_PUBLIC_URL: publicUrl }) };
       }),
     ),
   );
+  const addresses = [prepared.env.TESSERA_LISTEN!, ...others.map((other) => other.listen)];
+  const children: (BrokerChild | undefined)[] = [first, ...others.map((other) => other.child)];
   const keyStores = new KeyStores(prepared.config);
   const db = new pg.Pool({ connectionString: prepared.config.databaseUrl, max: 4, types: { getTypeParser: (oid: number, format?: any) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) } });
   const admin = await TestAgent.create(publicUrl, await keyStores.signer(prepared.config.adminKeyUri!), 'admin@tessera.local', systemClock);

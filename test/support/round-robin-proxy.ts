@@ -13,7 +13,7 @@ export interface RoundRobinProxy {
   close(): Promise<void>;
 }
 
-/** Listens on a free loopback port; `upstreams` are base URLs (`http://127.0.0.1:port`). */
+/** Listens on a free loopback port; `upstreams` are base URLs (`http://127.0.0.1:port`), read per request (the caller may add to them). */
 export async function startRoundRobinProxy(upstreams: readonly string[]): Promise<RoundRobinProxy> {
   const agent = new Agent({ keepAlive: true });
   const served: number[] = [];

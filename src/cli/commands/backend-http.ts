@@ -46,7 +46,7 @@ function readSecret(type: keyof typeof SECRETS, options: HttpBackendOptions): st
 }
 
 /** `--scope name=GET,HEAD:/prefix` (repeatable; repeating a name adds a rule) -> {name: [{methods, path_prefix}]}. */
-export function parseScopes(specs: string[] = []): Record<string, { methods: string[]; path_prefix: string }[]> {
+function parseScopes(specs: string[] = []): Record<string, { methods: string[]; path_prefix: string }[]> {
   const scopes: Record<string, { methods: string[]; path_prefix: string }[]> = {};
   for (const spec of specs) {
     const match = /^([^=]+)=([A-Za-z,]+):(\/\S*)$/.exec(spec);

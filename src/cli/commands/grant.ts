@@ -1,8 +1,8 @@
+import { ttlSeconds } from '@tessera-broker/sdk';
 import type { Command } from 'commander';
 import { TesseraError } from '../../errors.js';
 import type { GrantView } from '@tessera-broker/sdk/wire';
 import { collect, output } from '../context.js';
-import { durationFlagSeconds } from '../duration-flag.js';
 import { adminRequest, queryString } from '../signed-request.js';
 import { formatSeconds, table } from '../table.js';
 
@@ -63,8 +63,8 @@ export function registerGrantCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (subject: string, backend: string, options: AddOptions, command: Command) => {
       const constraints = parseConstraints(options.constraint);
-      const maxTtl = durationFlagSeconds(options.maxTtl, '--max-ttl');
-      const defaultTtl = options.defaultTtl === undefined ? undefined : durationFlagSeconds(options.defaultTtl, '--default-ttl');
+      const maxTtl = ttlSeconds(options.maxTtl, '--max-ttl');
+      const defaultTtl = options.defaultTtl === undefined ? undefined : ttlSeconds(options.defaultTtl, '--default-ttl');
       // Checked here too so that the message names the flags, not the API's fields.
       if (defaultTtl !== undefined && defaultTtl > maxTtl) {
         throw new TesseraError('invalid_request', `--default-ttl (${options.defaultTtl}) must not exceed --max-ttl (${options.maxTtl}).`);

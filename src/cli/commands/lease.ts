@@ -1,14 +1,13 @@
 import { type Command, Option } from 'commander';
 import { TesseraError } from '../../errors.js';
-import { getLease, issueLease, renewLease, revokeLease } from '@tessera-broker/sdk';
+import { getLease, issueLease, renewLease, revokeLease, ttlSeconds } from '@tessera-broker/sdk';
 import { type BulkRevokeResponse, LEASE_STATES, type LeaseRecord, type LeaseResponse } from '@tessera-broker/sdk/wire';
 import { KEY_HELP, output, reportPending } from '../context.js';
-import { durationFlagSeconds } from '../duration-flag.js';
 import { adminRequest, asIdentity, queryString } from '../signed-request.js';
 import { details, table } from '../table.js';
 
 const KEY_FLAGS = '--key <uri>';
-const optionalTtl = (ttl: string | undefined) => (ttl === undefined ? undefined : durationFlagSeconds(ttl, '--ttl'));
+const optionalTtl = (ttl: string | undefined) => (ttl === undefined ? undefined : ttlSeconds(ttl, '--ttl'));
 const indent = (text: string) => text.replace(/^/gm, '  ');
 
 /** The one place a secret is printed: the credential the agent itself asked for. */

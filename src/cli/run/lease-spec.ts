@@ -1,4 +1,4 @@
-import { parseDuration } from '@tessera-broker/sdk';
+import { parseDuration, ttlSeconds } from '@tessera-broker/sdk';
 import { TesseraError } from '../../errors.js';
 
 /** One `--lease [NAME=]<backend>:<role>[:<ttl>]` of `tessera run`. */
@@ -35,16 +35,19 @@ export function parseLeaseSpec(text: string): LeaseSpec {
   const backend = rest.slice(0, colon);
   if (!BACKEND_NAME.test(backend)) throw invalid(`"${backend}" is not a backend name`);
   let role = rest.slice(colon + 1);
-  let ttlSeconds: number | undefined;
+  let ttl: number | undefined;
   const lastColon = role.lastIndexOf(':');
-  const ttlMs = lastColon === -1 ? undefined : parseDuration(role.slice(lastColon + 1));
-  if (ttlMs !== undefined) {
-    if (ttlMs < 1000 || ttlMs % 1000 !== 0) throw invalid('the TTL must be a whole number of seconds, at least 1');
-    ttlSeconds = ttlMs / 1000;
+  const ttlText = lastColon === -1 ? undefined : role.slice(lastColon + 1);
+  if (ttlText !== undefined && parseDuration(ttlText) !== undefined) {
+    try {
+      ttl = ttlSeconds(ttlText, 'the TTL');
+    } catch (error) {
+      throw invalid((error as Error).message.replace(/\.$/, ''));
+    }
     role = role.slice(0, lastColon);
   }
   if (role === '') throw invalid('no role');
-  return { text, ...(name !== undefined && { name }), backend, role, ...(ttlSeconds !== undefined && { ttlSeconds }) };
+  return { text, ...(name !== undefined && { name }), backend, role, ...(ttl !== undefined && { ttlSeconds: ttl }) };
 }
 
 /**

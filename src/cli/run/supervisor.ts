@@ -10,7 +10,7 @@ import { leaseEnvironment } from './environment.js';
 import { checkDistinct, type LeaseSpec } from './lease-spec.js';
 
 /** Signals to tessera that go on to the command's process group. */
-export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const satisfies readonly NodeJS.Signals[];
+const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const satisfies readonly NodeJS.Signals[];
 export type ForwardedSignal = (typeof FORWARDED_SIGNALS)[number];
 
 export type OnLeaseLost = 'term' | 'ignore';
@@ -49,7 +49,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const alreadyGone = (error: unknown) => error instanceof BrokerRequestError && (error.code === 'lease_inactive' || error.code === 'not_found');
 
 /** 128 + the signal's number, as shells report a command killed by a signal. */
-export function exitStatusOf(code: number | null, signal: NodeJS.Signals | null): number {
+function exitStatusOf(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code;
   return 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0));
 }

@@ -17,7 +17,8 @@ export function loadKmsSdk(): Promise<KmsSdk> {
 export type KmsApi = Pick<KMSClient, 'send' | 'destroy'>;
 
 export const KMS_URI_PREFIX = 'aws-kms:';
-const ED25519_KEY_SPEC = 'ECC_NIST_EDWARDS25519';
+/** KMS's name for an Ed25519 key: the only kind identity keys are. */
+export const ED25519_KEY_SPEC = 'ECC_NIST_EDWARDS25519';
 // DER SubjectPublicKeyInfo header for an Ed25519 key (RFC 8410); the raw 32-byte key follows.
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 

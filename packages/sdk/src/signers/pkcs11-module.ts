@@ -6,12 +6,8 @@ import { importOptional } from './optional-dependency.js';
 /** The pkcs11js addon (an optional peer dependency), loaded on first use. */
 export type Pkcs11Js = typeof import('pkcs11js');
 
-let addon: Promise<Pkcs11Js> | undefined;
-
-export function loadPkcs11js(): Promise<Pkcs11Js> {
-  addon ??= importOptional<{ default: Pkcs11Js }>('pkcs11js', 'A pkcs11: key').then((module) => module.default);
-  addon.catch(() => (addon = undefined));
-  return addon;
+export async function loadPkcs11js(): Promise<Pkcs11Js> {
+  return (await importOptional<{ default: Pkcs11Js }>('pkcs11js', 'A pkcs11: key')).default;
 }
 
 // A PKCS#11 library can be C_Initialize'd only once per process, so every user (key stores,

@@ -22,6 +22,23 @@ export function findModulePath(): string {
   return found;
 }
 
+/** Where a PKCS#11 token is and how to log in (the SDK's Pkcs11Settings, the broker's TESSERA_PKCS11_* config). */
+interface TokenSettings {
+  readonly module?: string;
+  readonly pin?: string;
+  readonly pinFile?: string;
+}
+
+/** The PKCS#11 library to load: the one named, else SoftHSM2 (findModulePath). */
+export function modulePathOf(settings: TokenSettings): string {
+  return settings.module || findModulePath();
+}
+
+/** The user PIN: the one given, else the PIN file's; undefined when neither is set (an empty value counts as unset). */
+export function pinOf(settings: TokenSettings): string | undefined {
+  return settings.pin || (settings.pinFile ? readPinFile(settings.pinFile) : undefined);
+}
+
 /** Reads a PIN file, refusing one that group or others can read. Trailing newline is dropped. */
 export function readPinFile(path: string): string {
   let mode: number;

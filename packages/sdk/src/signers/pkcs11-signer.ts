@@ -1,6 +1,6 @@
 import { TesseraError } from '../errors.js';
 import { Pkcs11Session } from './pkcs11-session.js';
-import { findModulePath, readPinFile } from './pkcs11-settings.js';
+import { modulePathOf, pinOf } from './pkcs11-settings.js';
 import { parsePkcs11Uri } from './pkcs11-uri.js';
 import type { OpenedSigner } from './signer.js';
 
@@ -24,14 +24,14 @@ export function pkcs11SettingsFromEnv(settings: Pkcs11Settings = {}, env: NodeJS
 export async function openPkcs11Signer(uri: string, settings: Pkcs11Settings): Promise<OpenedSigner> {
   const { token, object, type } = parsePkcs11Uri(uri);
   if (type !== undefined && type !== 'private') throw new TesseraError('key_not_found', `PKCS#11 URI ${uri} names a ${type} object, not a private key.`);
-  const pin = settings.pin ?? (settings.pinFile === undefined ? undefined : readPinFile(settings.pinFile));
+  const pin = pinOf(settings);
   if (pin === undefined) {
     throw new TesseraError(
       'config_invalid',
       `The key ${uri} is on PKCS#11 token "${token}", which needs its user PIN: set TESSERA_PKCS11_PIN, or TESSERA_PKCS11_PIN_FILE to a 0600 file holding it.`,
     );
   }
-  const session = await Pkcs11Session.open({ modulePath: settings.module ?? findModulePath(), tokenLabel: token, pin });
+  const session = await Pkcs11Session.open({ modulePath: modulePathOf(settings), tokenLabel: token, pin });
   try {
     return { signer: session.findSigner(object), close: () => session.close() };
   } catch (error) {
