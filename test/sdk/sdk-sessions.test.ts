@@ -30,6 +30,9 @@ class MeteredKmsKey implements Signer {
   }
 }
 
+/** Waits for background work a fired timer started (a KMS call and a broker round trip: slow on a busy machine). */
+const settled = (check: () => void) => vi.waitFor(check, { timeout: 15_000, interval: 10 });
+
 describe('SDK session keys (KMS-backed agent)', () => {
   let broker: TestBroker;
   const clients: TesseraClient[] = [];
@@ -74,8 +77,8 @@ describe('SDK session keys (KMS-backed agent)', () => {
     const { client, key } = await agent('sessions-renew@test.local', { lifetime: '10m', timers, onError });
     await client.whoami();
     timers.fire();
-    await vi.waitFor(() => expect(key.signs).toBe(4));
-    await vi.waitFor(() => expect(timers.pending).toBe(1));
+    await settled(() => expect(key.signs).toBe(4));
+    await settled(() => expect(timers.pending).toBe(1));
     await client.whoami();
     const registered = await auditOf(client.identityId, 'session.registered');
     expect(registered).toHaveLength(2);
@@ -85,7 +88,7 @@ describe('SDK session keys (KMS-backed agent)', () => {
     // KMS throttles: renewal fails, the current session stays in use, retries back off (doubling, jittered).
     key.throttled = true;
     timers.fire();
-    await vi.waitFor(() => expect(onError).toHaveBeenCalledTimes(1));
+    await settled(() => expect(onError).toHaveBeenCalledTimes(1));
     expect(onError.mock.calls[0]![0]).toMatchObject({ code: 'key_store_error', message: expect.stringContaining('ThrottlingException') });
     await client.whoami();
     expect(timers.pending).toBe(1);
@@ -93,7 +96,7 @@ describe('SDK session keys (KMS-backed agent)', () => {
     expect(firstBackoff).toBeGreaterThanOrEqual(500);
     expect(firstBackoff).toBeLessThanOrEqual(1_000);
     timers.fire();
-    await vi.waitFor(() => expect(onError).toHaveBeenCalledTimes(2));
+    await settled(() => expect(onError).toHaveBeenCalledTimes(2));
     expect(timers.delays[3]).toBeGreaterThanOrEqual(1_000);
     expect(timers.delays[3]).toBeLessThanOrEqual(2_000);
     await client.whoami();
@@ -102,7 +105,7 @@ describe('SDK session keys (KMS-backed agent)', () => {
     // The quota recovers: the next retry renews.
     key.throttled = false;
     timers.fire();
-    await vi.waitFor(() => expect(key.signs).toBe(6));
+    await settled(() => expect(key.signs).toBe(6));
     expect(await auditOf(client.identityId, 'session.registered')).toHaveLength(3);
   });
 
