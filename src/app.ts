@@ -20,6 +20,7 @@ import { adminGrantRoutes } from './http/routes/admin-grants.js';
 import { adminLeaseRoutes } from './http/routes/admin-leases.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { agentRoutes } from './http/routes/agent.js';
+import { delegationRoutes } from './http/routes/delegations.js';
 import { discoveryRoutes } from './http/routes/discovery.js';
 import { leaseRoutes } from './http/routes/leases.js';
 import { reviewRoutes } from './http/routes/review.js';
@@ -153,16 +154,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, changes: deps.changes, publicUrl: deps.publicUrl, sessionMaxLifetimeSeconds: deps.sessions.maxLifetimeSeconds });
   await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });
   await app.register(sessionRoutes, { sessions: deps.sessions });
-  await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl });
+  await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, delegations: deps.leases.delegations, authority: deps.authority, publicUrl: deps.publicUrl });
   await app.register(leaseRoutes, { issuer: deps.leases.issuer, leases: deps.leases.leases });
   await app.register(adminBackendRoutes, { backends: deps.leases.backends });
   await app.register(adminGrantRoutes, { grants: deps.leases.grants });
   await app.register(adminLeaseRoutes, { leases: deps.leases.leases, identities: deps.identities });
+  await app.register(delegationRoutes, { delegations: deps.leases.delegations, identities: deps.identities });
 
   // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.
   const sessions = new ReviewSessions(deps.store, deps.audit, deps.clock, deps.rejections);
   const cookie = new SessionCookie(deps.publicUrl);
-  const reader = new ReviewReader({ store: deps.store, identities: deps.identities, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl, clock: deps.clock });
+  const reader = new ReviewReader({ store: deps.store, identities: deps.identities, leases: deps.leases.leases, delegations: deps.leases.delegations, authority: deps.authority, publicUrl: deps.publicUrl, clock: deps.clock });
   await app.register(reviewAuth, { sessions, cookie });
   await app.register(reviewRoutes, { reader, sessions, publicUrl: deps.publicUrl });
   await app.register(uiRoutes, { reader, sessions, cookie });

@@ -1,9 +1,10 @@
 import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { base64url } from '../crypto/encoding.js';
-import { isSessionId, parseProofHeader, PROOF_MAX_SKEW_SECONDS, PROOF_SCHEME } from '../identity/proof.js';
+import { isSessionId, parseProofHeader, PROOF_MAX_SKEW_SECONDS, PROOF_SCHEME, type ProofClaims } from '../identity/proof.js';
 import { verifySessionCertificate } from '../sessions/certificate.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
+import { delegationEvidenceProblem, type DelegationEventDetails } from '../delegations/evidence.js';
 import { canonicalJson } from './canonical.js';
 import { eventHashWithDetails, GENESIS_HASH, type HashedEvent, STORED_DETAILS, type WithStoredDetails } from './chain.js';
 import { CHECKPOINT_TYPE, type StoredCheckpoint } from './checkpoints.js';
@@ -25,7 +26,8 @@ export type ProblemCode =
   | 'proof_bad_signature'
   | 'proof_out_of_time'
   | 'session_unknown'
-  | 'session_certificate_invalid';
+  | 'session_certificate_invalid'
+  | 'delegation_evidence';
 
 export interface VerifyProblem {
   /** the first sequence number found bad */
@@ -41,6 +43,8 @@ export interface VerifyReport {
   readonly events: number;
   readonly checkpoints: number;
   readonly proofs: number;
+  /** delegations whose delegator's signed request was checked against the recorded scope */
+  readonly delegations: number;
   /** seq of the last checkpoint that matched */
   readonly lastCheckpoint: number | null;
   readonly problem: VerifyProblem | null;
@@ -63,6 +67,8 @@ export interface VerifyOptions {
 }
 
 const VERIFIED_PROOFS_KEPT = 256;
+
+const DELEGATION_CREATED = 'delegation.created';
 
 /** A proof is taken at most this long before its event: the broker's skew window plus a slow operation. */
 const PROOF_TO_EVENT_MS = (PROOF_MAX_SKEW_SECONDS + 300) * 1000;
@@ -118,6 +124,7 @@ class ChainVerifier {
   private events = 0;
   private checkpoints = 0;
   private proofs = 0;
+  private delegations = 0;
   private lastCheckpoint: number | null = null;
   /** whether the last stored details text seen was canonical (see hashMatches) */
   private storedIsCanonical = true;
@@ -160,6 +167,7 @@ class ChainVerifier {
       events: this.events,
       checkpoints: this.checkpoints,
       proofs: this.proofs,
+      delegations: this.delegations,
       lastCheckpoint: this.lastCheckpoint,
       problem,
     };
@@ -234,7 +242,8 @@ class ChainVerifier {
     if (prevHash !== undefined && event.prev_hash !== prevHash) {
       throw fail(event.seq, 'broken_link', `seq ${event.seq} does not link to seq ${event.seq - 1}: one of them was replaced or re-hashed.`);
     }
-    if (event.proof !== null) this.checkProof(event, event.proof);
+    const claims = event.proof === null ? null : this.checkProof(event, event.proof);
+    if (event.action === DELEGATION_CREATED) this.checkDelegation(event, claims);
     this.last = event;
     this.events += 1;
   }
@@ -260,8 +269,23 @@ class ChainVerifier {
     return eventHashWithDetails(event, canonical) === event.hash;
   }
 
+  /**
+   * An agent's delegation must carry its delegator's signed request for exactly what was recorded
+   * (src/delegations/evidence.ts); a user's root (no delegator identity) is evidenced otherwise.
+   */
+  private checkDelegation(event: HashedEvent, claims: ProofClaims | null): void {
+    const details = event.details as DelegationEventDetails & { delegator_identity_id?: unknown };
+    if (details.delegator_identity_id === null || details.delegator_identity_id === undefined) return;
+    if (claims === null || event.actor !== details.delegator_identity_id) {
+      throw fail(event.seq, 'delegation_evidence', `seq ${event.seq}: the delegation carries no proof signed by its delegator.`);
+    }
+    const problem = delegationEvidenceProblem(details, claims);
+    if (problem !== null) throw fail(event.seq, 'delegation_evidence', `seq ${event.seq}: the delegator's signed request does not match the recorded delegation: ${problem}.`);
+    this.delegations += 1;
+  }
+
   /** The proof must be the actor's own signature, from around the time of the event. */
-  private checkProof(event: HashedEvent, proof: string): void {
+  private checkProof(event: HashedEvent, proof: string): ProofClaims {
     let parsed: ReturnType<typeof parseProofHeader>;
     try {
       parsed = parseProofHeader(`${PROOF_SCHEME} ${proof}`);
@@ -283,6 +307,7 @@ class ChainVerifier {
       throw fail(event.seq, 'proof_out_of_time', `seq ${event.seq}: the stored proof was signed at ${parsed.claims.iat}, not around the event.`);
     }
     this.proofs += 1;
+    return parsed.claims;
   }
 
   private async checkCheckpoint(checkpoint: StoredCheckpoint, header: HeaderRecord): Promise<void> {

@@ -91,6 +91,8 @@ const schema = z.object({
   leasePendingGraceMs: duration,
   /** a replica that has not confirmed it is current for this long refuses authenticated requests (src/changes/) */
   replicaMaxStalenessMs: duration,
+  /** longest delegation chain from a delegator's own authority (src/delegations/) */
+  delegationMaxDepth: z.coerce.number().int().min(1).max(16),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   adminKeyUri: z.string().optional(),
   /** agent commands' default --key: TESSERA_KEY, else the key `tessera enroll` remembered in tessera.json */
@@ -131,6 +133,7 @@ const ENV_NAMES: Record<string, string> = {
   ticketFailureWindowMs: 'TESSERA_TICKET_FAILURE_WINDOW',
   leasePendingGraceMs: 'TESSERA_LEASE_PENDING_GRACE',
   replicaMaxStalenessMs: 'TESSERA_REPLICA_MAX_STALENESS',
+  delegationMaxDepth: 'TESSERA_DELEGATION_MAX_DEPTH',
   logLevel: 'TESSERA_LOG_LEVEL',
   adminKeyUri: 'TESSERA_ADMIN_KEY',
   identityKeyUri: 'TESSERA_KEY',
@@ -232,6 +235,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     ticketFailureWindowMs: env.TESSERA_TICKET_FAILURE_WINDOW ?? '10m',
     leasePendingGraceMs: env.TESSERA_LEASE_PENDING_GRACE ?? '60s',
     replicaMaxStalenessMs: env.TESSERA_REPLICA_MAX_STALENESS ?? '2s',
+    delegationMaxDepth: env.TESSERA_DELEGATION_MAX_DEPTH ?? '3',
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
     adminKeyUri: env.TESSERA_ADMIN_KEY ?? state.adminKeyUri,
     // An empty TESSERA_KEY (`TESSERA_KEY= tessera ...`) counts as unset.

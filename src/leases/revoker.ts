@@ -20,7 +20,7 @@ export type ClaimScope =
   | { readonly kind: 'expired' }
   | { readonly kind: 'retry' }
   | { readonly kind: 'stale-pending'; readonly issuedBefore: number }
-  | { readonly kind: 'live'; readonly leaseId?: string; readonly identityId?: string; readonly backend?: string }
+  | { readonly kind: 'live'; readonly leaseId?: string; readonly identityId?: string; readonly backend?: string; readonly delegationIds?: readonly string[] }
   /** An admin's "retry now": revocation-pending leases whatever their backoff says. */
   | { readonly kind: 'pending'; readonly leaseId?: string; readonly backend?: string };
 
@@ -88,6 +88,7 @@ function scopeFilter(scope: ClaimScope, now: number) {
         if (scope.leaseId !== undefined) conditions.push(eb('id', '=', scope.leaseId));
         if (scope.identityId !== undefined) conditions.push(eb('identity_id', '=', scope.identityId));
         if (scope.backend !== undefined) conditions.push(eb('backend', '=', scope.backend));
+        if (scope.delegationIds !== undefined) conditions.push(eb('delegation_id', 'in', [...scope.delegationIds]));
         return eb.and(conditions);
       }
       case 'pending': {

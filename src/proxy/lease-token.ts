@@ -23,6 +23,8 @@ export interface ProxiedLease {
   readonly backend: string;
   readonly role: string;
   readonly constraints: string;
+  /** JSON RFC 8693 `act` chain of a delegated lease, else null */
+  readonly act: string | null;
   readonly state: LeaseState;
   readonly expires_at: number;
   readonly identity_status: IdentityTable['status'];
@@ -34,7 +36,7 @@ const leaseQuery = precompiled<ProxiedLease>(
     db
       .selectFrom('leases')
       .innerJoin('identities', 'identities.id', 'leases.identity_id')
-      .select(['leases.id', 'leases.identity_id', 'leases.backend', 'leases.role', 'leases.constraints', 'leases.state', 'leases.expires_at', 'identities.status as identity_status', 'identities.role as identity_role'])
+      .select(['leases.id', 'leases.identity_id', 'leases.backend', 'leases.role', 'leases.constraints', 'leases.act', 'leases.state', 'leases.expires_at', 'identities.status as identity_status', 'identities.role as identity_role'])
       .where('leases.token_hash', '=', tokenHash),
   ['token hash'],
 );

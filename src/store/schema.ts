@@ -133,6 +133,10 @@ export interface LeaseTable {
   token_hash: Generated<string | null>;
   /** The grant's constraints when the lease was issued (JSON object): a lease keeps its scope. */
   constraints: Generated<string>;
+  /** The delegation the lease was issued under (src/delegations/); null for a lease under the caller's own grant. */
+  delegation_id: Generated<string | null>;
+  /** JSON RFC 8693 `act` chain {sub, act: {...}} of a delegated lease (docs/PROTOCOL.md §12); null otherwise. */
+  act: Generated<string | null>;
 }
 
 /** A one-time review login code and, once redeemed, the browser session it became (src/review/sessions.ts). */
@@ -183,6 +187,33 @@ export interface ChangeTable {
   key: string;
 }
 
+/** One link of a delegation chain (src/delegations/, migration 0009). */
+export interface DelegationTable {
+  id: string;
+  parent_id: string | null;
+  root_kind: 'agent' | 'user';
+  /** null when the delegator is a user */
+  delegator_identity_id: string | null;
+  /** JSON {iss, sub, claims} of a user delegator; null for an agent delegator */
+  delegator_user: string | null;
+  delegatee_identity_id: string;
+  backend: string;
+  role: string;
+  /** JSON object of scope constraints, at least as tight as the delegator's */
+  constraints: string;
+  purpose: string;
+  /** 1: straight from the delegator's own authority (grant or user); parent's depth + 1 below */
+  depth: number;
+  expires_at: number;
+  created_at: number;
+  status: 'active' | 'revoked';
+  revoked_at: number | null;
+  revoked_by: string | null;
+  revoked_reason: string | null;
+  /** JSON: the delegator's signed request (src/delegations/evidence.ts) */
+  evidence: string;
+}
+
 export interface Database {
   identities: IdentityTable;
   enrollment_tickets: EnrollmentTicketTable;
@@ -197,4 +228,5 @@ export interface Database {
   review_sessions: ReviewSessionTable;
   changes: ChangeTable;
   sessions: SessionTable;
+  delegations: DelegationTable;
 }

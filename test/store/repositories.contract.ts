@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Identity } from '../../src/identity/identity.js';
 import type { Store } from '../../src/store/database.js';
 import type { AuditRow, ChainHead } from '../../src/store/repositories/audit.js';
+import type { Delegation } from '../../src/store/repositories/delegations.js';
 
 /** A migrated store and, for cross-broker semantics, a second store on the same database. */
 export interface StorePair {
@@ -29,6 +30,30 @@ function identity(overrides: Partial<Identity> = {}): Identity {
     revokedAt: null,
     revokedBy: null,
     revocationReason: null,
+    ...overrides,
+  };
+}
+
+function delegation(delegator: string, delegatee: string, overrides: Partial<Delegation> = {}): Delegation {
+  return {
+    id: unique('dlg'),
+    parentId: null,
+    rootKind: 'agent',
+    delegatorIdentityId: delegator,
+    delegatorUser: null,
+    delegateeIdentityId: delegatee,
+    backend: 'orders',
+    role: 'readonly',
+    constraints: { max_amount: '100' },
+    purpose: 'report',
+    depth: 1,
+    expiresAt: 10_000,
+    createdAt: 1_000 + serial,
+    status: 'active',
+    revokedAt: null,
+    revokedBy: null,
+    revokedReason: null,
+    evidence: { kind: 'request-proof', proof: 'jws', body: '{}' },
     ...overrides,
   };
 }
@@ -281,6 +306,39 @@ export function describeRepositoryContract(name: string, open: () => Promise<Sto
         await store.repos.settings.set('wrapping_key_uri', 'kms:one');
         await other.repos.settings.set('wrapping_key_uri', 'kms:two');
         expect(await store.repos.settings.get('wrapping_key_uri')).toBe('kms:two');
+      }),
+    );
+
+    it(
+      'delegations: chain leaf to root, the active ones received, a subtree revoked once with every id below it',
+      withStores(async ({ store }) => {
+        const [a, b, c, d] = [identity(), identity(), identity(), identity()];
+        for (const each of [a, b, c, d]) await store.repos.identities.insert(each, null);
+        expect(await store.repos.identities.findByIds([a.id, 'nobody', c.id])).toEqual(new Map([[a.id, a], [c.id, c]]));
+        const root = delegation(a.id, b.id);
+        const middle = delegation(b.id, c.id, { parentId: root.id, depth: 2, expiresAt: 9_000 });
+        const leaf = delegation(c.id, d.id, { parentId: middle.id, depth: 3, expiresAt: 8_000 });
+        const other = delegation(a.id, d.id, { expiresAt: 2_000 });
+        await store.transaction(async (repos) => {
+          for (const each of [root, middle, leaf, other]) await repos.delegations.insert(each);
+        });
+        expect(await store.repos.delegations.get(leaf.id)).toEqual(leaf);
+        expect((await store.repos.delegations.chain(leaf.id)).map((link) => link.id)).toEqual([leaf.id, middle.id, root.id]);
+        expect(await store.repos.delegations.chain('dlg_nobody')).toEqual([]);
+        expect((await store.repos.delegations.activeReceived(d.id, 'orders', 'readonly', 1_500)).map((link) => link.id).sort()).toEqual([leaf.id, other.id].sort());
+        expect((await store.repos.delegations.activeReceived(d.id, 'orders', 'readonly', 2_000)).map((link) => link.id)).toEqual([leaf.id]);
+        expect((await store.repos.delegations.list({ delegatorIdentityId: a.id }, 10)).map((link) => link.id)).toEqual([root.id, other.id]);
+        expect((await store.repos.delegations.activeTouching(b.id)).sort()).toEqual([root.id, middle.id].sort());
+
+        const first = await store.transaction((repos) => repos.delegations.revokeSubtrees([middle.id], { actor: a.id, reason: 'done', at: 3_000 }));
+        expect(first.revoked.map((link) => link.id).sort()).toEqual([middle.id, leaf.id].sort());
+        expect(first.subtree.sort()).toEqual([middle.id, leaf.id].sort());
+        expect(await store.repos.delegations.get(leaf.id)).toMatchObject({ status: 'revoked', revokedAt: 3_000, revokedBy: a.id, revokedReason: 'done' });
+        const again = await store.transaction((repos) => repos.delegations.revokeSubtrees([root.id], { actor: null, reason: 'later', at: 4_000 }));
+        expect(again.revoked.map((link) => link.id)).toEqual([root.id]);
+        expect(again.subtree.sort()).toEqual([root.id, middle.id, leaf.id].sort());
+        expect(await store.repos.delegations.get(middle.id)).toMatchObject({ revokedReason: 'done' });
+        expect(await store.repos.delegations.list({ status: 'active' }, 10)).toEqual([await store.repos.delegations.get(other.id)]);
       }),
     );
   });

@@ -1,11 +1,13 @@
 import { type AutoRenewer, type AutoRenewOptions, type AutoRenewTimers, autoRenew } from './auto-renew.js';
 import { BrokerClient, type ConnectOptions } from './broker-client.js';
+import { createDelegation, listDelegations, revokeDelegation } from './delegation-api.js';
 import { TesseraError } from './errors.js';
 import { type Lease, leaseFromWire, type Renewal, renewalFromWire } from './lease.js';
 import { issueLease, renewLease, revokeLease } from './lease-api.js';
 import { type KeySettings, openSigner } from './signers/open-signer.js';
 import type { OpenedSigner, Signer } from './signers/signer.js';
 import { type Ttl, ttlSeconds } from './ttl.js';
+import type { DelegationView, RevokeDelegationResponse } from './wire/delegations.js';
 import type { IdentityView } from './wire/identities.js';
 import type { LeaseCredential, LeaseState } from './wire/leases.js';
 
@@ -31,6 +33,23 @@ export interface LeaseOptions {
   readonly role: string;
   /** Seconds or a duration such as '5m'; default: the grant's default TTL. */
   readonly ttl?: Ttl;
+  /**
+   * Lease under this delegation (`dlg_...`). Default: the caller's own grant, else the one active
+   * delegation it holds for the backend role (several: `delegation_ambiguous`).
+   */
+  readonly delegation?: string;
+}
+
+export interface DelegateOptions {
+  readonly backend: string;
+  readonly role: string;
+  /** At least as tight as the caller's own; left out: the caller's are inherited. */
+  readonly constraints?: Readonly<Record<string, string>>;
+  /** Seconds or a duration such as '30m'. */
+  readonly ttl: Ttl;
+  readonly purpose: string;
+  /** The delegation the caller received and delegates from; default: its own grant, else the one delegation that applies. */
+  readonly parent?: string;
 }
 
 const optionalTtl = (ttl: Ttl | undefined) => (ttl === undefined ? undefined : ttlSeconds(ttl));
@@ -83,7 +102,33 @@ export class TesseraClient {
 
   /** Leases a credential on `backend` under the caller's grant for `role`. */
   async lease<C extends LeaseCredential = LeaseCredential>(backend: string, options: LeaseOptions): Promise<Lease<C>> {
-    return leaseFromWire(await issueLease<C>(this.#broker, backend, options.role, optionalTtl(options.ttl)));
+    return leaseFromWire(await issueLease<C>(this.#broker, backend, options.role, optionalTtl(options.ttl), options.delegation));
+  }
+
+  /**
+   * Delegates part of the caller's authority to another enrolled agent (`delegatee`, its address).
+   * The request, signed by the caller's key, is kept as evidence of the delegation.
+   */
+  delegate(delegatee: string, options: DelegateOptions): Promise<DelegationView> {
+    return createDelegation(this.#broker, {
+      delegatee,
+      backend: options.backend,
+      role: options.role,
+      ttl_seconds: ttlSeconds(options.ttl),
+      purpose: options.purpose,
+      ...(options.constraints && { constraints: { ...options.constraints } }),
+      ...(options.parent !== undefined && { parent: options.parent }),
+    });
+  }
+
+  /** The delegations the caller gave and received. */
+  async delegations(): Promise<DelegationView[]> {
+    return (await listDelegations(this.#broker)).delegations;
+  }
+
+  /** Revokes a delegation in the caller's chain, those below it, and the leases obtained through them. */
+  revokeDelegation(delegationId: string, reason: string): Promise<RevokeDelegationResponse> {
+    return revokeDelegation(this.#broker, delegationId, reason);
   }
 
   async renew(leaseId: string, options: { ttl?: Ttl } = {}): Promise<Renewal> {

@@ -54,6 +54,16 @@ export const ERROR_CODES = {
   backend_unavailable: { status: 503, message: 'The upstream backend is unavailable; try again later.' },
   backend_error: { status: 502, message: 'The upstream backend rejected the operation.' },
 
+  // Delegations (docs/PROTOCOL.md §12): authority handed on only narrows
+  delegation_scope_wider: { status: 403, message: 'The delegation (or the lease asked under it) is wider than the delegator\'s own authority: another backend or role, or looser constraints.' },
+  delegation_expiry_later: { status: 403, message: 'The delegation would outlive the delegation it is made under.' },
+  delegation_depth_exceeded: { status: 403, message: 'The chain would be deeper than the broker allows (TESSERA_DELEGATION_MAX_DEPTH).' },
+  delegation_expired: { status: 403, message: 'A delegation in the chain has expired.' },
+  delegation_revoked: { status: 403, message: 'A delegation in the chain, or an identity in it, has been revoked.' },
+  delegation_authority_lost: { status: 403, message: 'A delegator in the chain no longer holds the grant or delegation it delegated from.' },
+  delegation_ambiguous: { status: 409, message: 'Several delegations apply to this lease request and the caller holds no grant of its own: name one with `delegation`.' },
+  delegatee_invalid: { status: 400, message: 'The delegatee must be another enrolled, active agent identity.' },
+
   // Credential proxy (answered in the upstream API's own error format, docs/PROTOCOL.md §6)
   lease_token_invalid: { status: 401, message: 'The proxied request carries no lease token, or one the broker does not know.' },
   lease_token_inactive: { status: 401, message: 'The lease behind this token has been revoked or has expired.' },

@@ -50,7 +50,7 @@ async function withStore<T>(config: Config, work: (store: Store) => Promise<T>):
 }
 
 function summary(report: VerifyReport): string {
-  const counts = `${report.events} events (seq ${report.from}..${report.to}), ${report.checkpoints} checkpoints, ${report.proofs} proofs`;
+  const counts = `${report.events} events (seq ${report.from}..${report.to}), ${report.checkpoints} checkpoints, ${report.proofs} proofs, ${report.delegations} delegations`;
   if (!report.problem) return `OK: ${counts} verified; last checkpoint at seq ${report.lastCheckpoint ?? 'none'}`;
   return `BAD at seq ${report.problem.seq}: ${report.problem.code}: ${report.problem.message}\n(checked before it: ${counts})`;
 }

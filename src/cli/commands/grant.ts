@@ -24,7 +24,7 @@ function checkSubject(subject: string): string {
 }
 
 /** `--constraint k=v` (repeatable, each name once) -> {k: v}. */
-function parseConstraints(specs: string[] = []): Record<string, string> | undefined {
+export function parseConstraints(specs: string[] = []): Record<string, string> | undefined {
   if (specs.length === 0) return undefined;
   const constraints: Record<string, string> = {};
   for (const spec of specs) {

@@ -8,6 +8,7 @@ import { base64url } from '../../crypto/encoding.js';
 import type { Authority } from '../../identity/authority.js';
 import type { IdentityService } from '../../identity/identities.js';
 import { identityView } from '../../identity/identity.js';
+import type { DelegationService } from '../../delegations/delegation-service.js';
 import type { LeaseService } from '../../leases/lease-service.js';
 import { type AuditQuery, toAuditFilter } from '../../review/audit-filter.js';
 import type { Store } from '../../store/database.js';
@@ -37,12 +38,13 @@ export interface AdminRouteOptions {
   readonly authority: Authority;
   readonly publicUrl: string;
   readonly leases: LeaseService;
+  readonly delegations: DelegationService;
 }
 
 type AddressRoute = { Params: AddressParams };
 
 /** Platform-team operations. Every route requires an admin proof; every call is audited. */
-export async function adminRoutes(app: FastifyInstance, { identities, audit, store, leases, authority, publicUrl }: AdminRouteOptions): Promise<void> {
+export async function adminRoutes(app: FastifyInstance, { identities, audit, store, leases, delegations, authority, publicUrl }: AdminRouteOptions): Promise<void> {
   app.addHook('preValidation', app.proofAuth.requireRole('admin'));
 
   app.post<{ Body: RegisterIdentityRequest }>(
@@ -97,7 +99,9 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
       const actor = callerOf(request).id;
       const identity = await identities.revoke(request.params.address, request.body.reason, actor);
       const leaseCounts = await leases.revokeWhere({ identityId: identity.id }, { actor, reason: 'identity_revoked' });
-      return { identity: identityView(identity), leases: leaseCounts };
+      // Every chain the identity delegates or acts in is cut, with the leases obtained through it.
+      const cut = await delegations.revokeForIdentity(identity.id, { actor, reason: 'identity_revoked' });
+      return { identity: identityView(identity), leases: leaseCounts, delegations: { revoked: cut.delegations, leases: cut.leases } };
     },
   );
 

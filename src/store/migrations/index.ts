@@ -7,6 +7,7 @@ import { proxyLeases } from './0004-proxy-leases.js';
 import { reviewSessions } from './0005-review-sessions.js';
 import { changes } from './0006-changes.js';
 import { sessions } from './0007-sessions.js';
+import { delegations } from './0009-delegations.js';
 import { changeKinds } from './0011-change-kinds.js';
 
 /**
@@ -23,6 +24,7 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0005-review-sessions': reviewSessions(),
     '0006-changes': changes(dialect),
     '0007-sessions': sessions(dialect),
+    '0009-delegations': delegations(),
     '0011-change-kinds': changeKinds(dialect),
   };
 }

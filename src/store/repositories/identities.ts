@@ -8,6 +8,8 @@ import type { Database, IdentityTable } from '../schema.js';
 export interface IdentityRepository {
   /** The hot-path lookup of every authenticated request (Store.reader outside a transaction). */
   findById(id: string): Promise<Identity | undefined>;
+  /** The identities with these ids that exist, by id (a delegation chain's links name theirs by id). */
+  findByIds(ids: readonly string[]): Promise<Map<string, Identity>>;
   findByAddress(address: string): Promise<Identity | undefined>;
   /** An identity holding `address` or `id`, whichever exists (both are unique). */
   findByAddressOrId(address: string, id: string): Promise<Identity | undefined>;
@@ -43,6 +45,12 @@ export class SqlIdentityRepository implements IdentityRepository {
   async findById(id: string): Promise<Identity | undefined> {
     const [row] = (await identityById(this.reader, [id])).rows;
     return row && identityFromRow(row);
+  }
+
+  async findByIds(ids: readonly string[]): Promise<Map<string, Identity>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.reader.selectFrom('identities').selectAll().where('id', 'in', [...new Set(ids)]).execute();
+    return new Map(rows.map((row) => [row.id, identityFromRow(row)]));
   }
 
   async findByAddress(address: string): Promise<Identity | undefined> {

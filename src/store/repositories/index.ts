@@ -2,6 +2,7 @@ import { type Kysely, PostgresAdapter } from 'kysely';
 import type { Database } from '../schema.js';
 import { type AuditRepository, SqlAuditRepository } from './audit.js';
 import { type ChangeRepository, SqlChangeRepository } from './changes.js';
+import { type DelegationRepository, SqlDelegationRepository } from './delegations.js';
 import { type IdentityRepository, SqlIdentityRepository } from './identities.js';
 import { type ReplayCache, SqlReplayCache } from './replay-cache.js';
 import { type ReviewSessionRepository, SqlReviewSessionRepository } from './review-sessions.js';
@@ -9,7 +10,7 @@ import { type SessionRepository, SqlSessionRepository } from './sessions.js';
 import { type SettingsRepository, SqlSettingsRepository } from './settings.js';
 import { SqlTicketRepository, type TicketRepository } from './tickets.js';
 
-export type { AuditRepository, ChangeRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SessionRepository, SettingsRepository, TicketRepository };
+export type { AuditRepository, ChangeRepository, DelegationRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SessionRepository, SettingsRepository, TicketRepository };
 
 /**
  * Storage, one repository per aggregate. Each speaks domain types; its SQL implementation runs on
@@ -25,6 +26,7 @@ export interface Repositories {
   readonly reviewSessions: ReviewSessionRepository;
   readonly settings: SettingsRepository;
   readonly sessions: SessionRepository;
+  readonly delegations: DelegationRepository;
 }
 
 /** Repositories on `db`, built on first use: a transaction's set costs nothing for those it leaves alone. */
@@ -37,6 +39,7 @@ class SqlRepositories implements Repositories {
   #reviewSessions?: ReviewSessionRepository;
   #settings?: SettingsRepository;
   #sessions?: SessionRepository;
+  #delegations?: DelegationRepository;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -67,6 +70,9 @@ class SqlRepositories implements Repositories {
   }
   get sessions() {
     return (this.#sessions ??= new SqlSessionRepository(this.db, this.reader));
+  }
+  get delegations() {
+    return (this.#delegations ??= new SqlDelegationRepository(this.db, this.reader));
   }
 }
 

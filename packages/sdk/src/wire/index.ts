@@ -10,4 +10,5 @@ export * from './common.js';
 export * from './discovery.js';
 export * from './identities.js';
 export * from './leases.js';
+export * from './delegations.js';
 export * from './sessions.js';
