@@ -105,7 +105,9 @@ describe('SDK session keys (KMS-backed agent)', () => {
     // The quota recovers: the next retry renews.
     key.throttled = false;
     timers.fire();
-    await settled(() => expect(key.signs).toBe(6));
+    // The next renewal is armed once the registration is answered.
+    await settled(() => expect(timers.pending).toBe(1));
+    expect(key.signs).toBe(6);
     expect(await auditOf(client.identityId, 'session.registered')).toHaveLength(3);
   });
 
