@@ -18,6 +18,7 @@ import { loggedRequest } from './http/request-log.js';
 import { adminBackendRoutes } from './http/routes/admin-backends.js';
 import { adminGrantRoutes } from './http/routes/admin-grants.js';
 import { adminLeaseRoutes } from './http/routes/admin-leases.js';
+import { adminTrustRoutes } from './http/routes/admin-trust.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { agentRoutes } from './http/routes/agent.js';
 import { delegationRoutes } from './http/routes/delegations.js';
@@ -26,6 +27,7 @@ import { leaseRoutes } from './http/routes/leases.js';
 import { reviewRoutes } from './http/routes/review.js';
 import { sessionRoutes } from './http/routes/sessions.js';
 import { uiRoutes } from './http/routes/ui.js';
+import { userDelegationRoutes } from './http/routes/user-delegations.js';
 import { createLimitedServer, type ServerLimits } from './http/server-limits.js';
 import { SessionCookie } from './http/session-cookie.js';
 import type { LeaseSystem } from './leases/lease-system.js';
@@ -34,6 +36,9 @@ import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
 import type { SessionRegistry } from './sessions/session-registry.js';
 import type { Store } from './store/database.js';
+import { TrustService } from './trust/trust-service.js';
+import { UserDelegations } from './trust/user-delegations.js';
+import { UserTokenVerifier } from './trust/user-token-verifier.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -160,6 +165,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(adminGrantRoutes, { grants: deps.leases.grants });
   await app.register(adminLeaseRoutes, { leases: deps.leases.leases, identities: deps.identities });
   await app.register(delegationRoutes, { delegations: deps.leases.delegations, identities: deps.identities });
+  await app.register(adminTrustRoutes, { trust: new TrustService(deps.store, deps.audit, deps.clock) });
+  // One verifier for the app's lifetime: it holds the issuers' JWKS caches.
+  const verifier = new UserTokenVerifier(deps.store.repos.trustedIssuers, deps.clock);
+  const userDelegations = new UserDelegations(verifier, deps.leases.delegations, deps.leases.grants, deps.leases.backends, deps.audit, deps.clock);
+  await app.register(userDelegationRoutes, { userDelegations });
 
   // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.
   const sessions = new ReviewSessions(deps.store, deps.audit, deps.clock, deps.rejections);

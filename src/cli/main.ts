@@ -10,6 +10,7 @@ import { TesseraError } from '../errors.js';
 import { checkRequiredOptionsBeforeActions, TesseraCommand } from './command.js';
 import { registerBackendCommands } from './commands/backend.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerActForCommand } from './commands/act-for.js';
 import { registerDelegationCommands } from './commands/delegate.js';
 import { registerDevCommands } from './commands/dev-kms.js';
 import { registerAgentCommands } from './commands/enroll.js';
@@ -20,6 +21,7 @@ import { registerLeaseCommands } from './commands/lease.js';
 import { registerReviewCommands } from './commands/review.js';
 import { registerRun } from './commands/run.js';
 import { registerServe } from './commands/serve.js';
+import { registerTrustCommands } from './commands/trust.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -38,8 +40,10 @@ registerAgentCommands(program);
 registerIdentityCommands(program);
 registerBackendCommands(program);
 registerGrantCommands(program);
+registerTrustCommands(program);
 registerLeaseCommands(program);
 registerDelegationCommands(program);
+registerActForCommand(program);
 registerRun(program);
 registerAuditCommands(program);
 registerReviewCommands(program);

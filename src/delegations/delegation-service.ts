@@ -11,6 +11,7 @@ import type { LeaseRevoker, RevocationCounts } from '../leases/revoker.js';
 import type { Store } from '../store/database.js';
 import type { Delegation, DelegationFilter, UserPrincipal } from '../store/repositories/delegations.js';
 import type { Repositories } from '../store/repositories/index.js';
+import { requiresUser, userClaimRefusal } from '../trust/user-claims.js';
 import { type ActClaim, actChain } from './act-chain.js';
 import { inheritConstraints, looserConstraint } from './narrowing.js';
 
@@ -240,8 +241,10 @@ export class DelegationService {
   async authorityFor(identity: Identity, backend: string, role: string, delegationId?: string): Promise<Authority> {
     if (delegationId === undefined) {
       const grant = await this.grants.find(identity, backend, role);
-      if (grant) return { grant };
+      // A grant that requires acting for a user is used only through a user's delegation.
+      if (grant && !requiresUser(grant)) return { grant };
       const received = await this.store.repos.delegations.activeReceived(identity.id, backend, role, this.clock.now());
+      if (received.length === 0 && grant) throw userClaimRefusal(grant, undefined)!;
       if (received.length === 0) throw refuse('no_grant', `No grant or delegation lets ${identity.address} use ${backend}/${role}.`);
       if (received.length > 1) throw refuse('delegation_ambiguous', `${received.length} delegations apply to ${backend}/${role} (${received.map((d) => d.id).join(', ')}): name one.`);
       delegationId = received[0]!.id;
@@ -285,6 +288,8 @@ export class DelegationService {
     if (!grant || looserConstraint(JSON.parse(grant.constraints) as Constraints, root.constraints) !== null) {
       throw refuse('delegation_authority_lost', `${anchor.address} no longer holds a grant covering delegation ${root.id}.`);
     }
+    const userRefusal = userClaimRefusal(grant, root);
+    if (userRefusal) throw userRefusal;
     return { delegation: leaf, chain, grant, constraints: leaf.constraints, expiresAt, act: actChain(chain, identities) };
   }
 

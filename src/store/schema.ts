@@ -104,6 +104,8 @@ export interface GrantTable {
   default_ttl_ms: number;
   /** JSON object of scope constraints (e.g. {"max_amount":"5000"}), checked by the credential proxy. */
   constraints: Generated<string>;
+  /** JSON object claim -> value: leases must act for a user (a user-rooted chain) carrying these claims (src/trust/user-claims.ts) */
+  required_user_claims: Generated<string>;
   created_at: number;
   created_by: string | null;
 }
@@ -214,6 +216,24 @@ export interface DelegationTable {
   evidence: string;
 }
 
+/** A trusted OpenID Connect / JWT issuer (src/trust/): whose user tokens are accepted, and how strictly. */
+export interface TrustedIssuerTable {
+  /** the exact `iss` its tokens carry */
+  issuer: string;
+  /** the exact `aud` a token must name (this broker's audience at that issuer) */
+  audience: string;
+  /** JSON array, a subset of EdDSA, ES256, RS256 */
+  algorithms: string;
+  /** where its JWKS is fetched; null when `jwks` is set */
+  jwks_url: string | null;
+  /** a static JWKS (JSON), from `--jwks-file`; null when `jwks_url` is set */
+  jwks: string | null;
+  /** JSON object claim -> value a token must carry to be accepted at all */
+  required_claims: Generated<string>;
+  created_at: number;
+  created_by: string | null;
+}
+
 export interface Database {
   identities: IdentityTable;
   enrollment_tickets: EnrollmentTicketTable;
@@ -229,4 +249,5 @@ export interface Database {
   changes: ChangeTable;
   sessions: SessionTable;
   delegations: DelegationTable;
+  trusted_issuers: TrustedIssuerTable;
 }

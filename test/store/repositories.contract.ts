@@ -3,6 +3,7 @@ import type { Identity } from '../../src/identity/identity.js';
 import type { Store } from '../../src/store/database.js';
 import type { AuditRow, ChainHead } from '../../src/store/repositories/audit.js';
 import type { Delegation } from '../../src/store/repositories/delegations.js';
+import type { IssuerProfile } from '../../src/trust/issuer-profile.js';
 
 /** A migrated store and, for cross-broker semantics, a second store on the same database. */
 export interface StorePair {
@@ -296,6 +297,36 @@ export function describeRepositoryContract(name: string, open: () => Promise<Sto
         expect(await reviewSessions.findSession(token, 4_500)).toBeDefined();
         await reviewSessions.pruneExpired(5_000);
         expect(await reviewSessions.findSession(token, 4_500)).toBeUndefined();
+      }),
+    );
+
+    it(
+      'trusted issuers: one profile per issuer, read back exactly by every broker, gone with a rolled-back unit of work',
+      withStores(async ({ store, other }) => {
+        const issuer = `https://${unique('idp')}.example`;
+        const profile: IssuerProfile = {
+          issuer,
+          audience: 'tessera',
+          algorithms: ['ES256'],
+          keys: { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', kid: 'k1' }] } },
+          requiredClaims: { groups: 'support' },
+          createdAt: 1_000,
+          createdBy: null,
+        };
+        expect(await store.repos.trustedIssuers.add(profile)).toBe(true);
+        expect(await other.repos.trustedIssuers.add({ ...profile, audience: 'other' })).toBe(false);
+        expect(await other.repos.trustedIssuers.get(issuer)).toEqual(profile);
+        expect(await store.repos.trustedIssuers.get(`${issuer}/`)).toBeUndefined(); // exact match only
+        const remote = { ...profile, issuer: `${issuer}/remote`, keys: { jwksUrl: 'https://idp.example/jwks.json' } };
+        await expect(store.transaction(async (repos) => {
+          await repos.trustedIssuers.add(remote);
+          throw new Error('rolled back');
+        })).rejects.toThrow('rolled back');
+        expect(await store.repos.trustedIssuers.get(remote.issuer)).toBeUndefined();
+        await store.repos.trustedIssuers.add(remote);
+        expect((await store.repos.trustedIssuers.list()).filter((each) => each.issuer.startsWith(issuer))).toEqual([profile, remote]);
+        expect(await other.repos.trustedIssuers.remove(issuer)).toEqual(profile);
+        expect(await store.repos.trustedIssuers.remove(issuer)).toBeUndefined();
       }),
     );
 

@@ -7,7 +7,9 @@ import { issueLease, renewLease, revokeLease } from './lease-api.js';
 import { type KeySettings, openSigner } from './signers/open-signer.js';
 import type { OpenedSigner, Signer } from './signers/signer.js';
 import { type Ttl, ttlSeconds } from './ttl.js';
+import { createUserDelegation } from './user-delegation-api.js';
 import type { DelegationView, RevokeDelegationResponse } from './wire/delegations.js';
+import type { UserDelegationView } from './wire/user-delegations.js';
 import type { IdentityView } from './wire/identities.js';
 import type { LeaseCredential, LeaseState } from './wire/leases.js';
 
@@ -50,6 +52,17 @@ export interface DelegateOptions {
   readonly purpose: string;
   /** The delegation the caller received and delegates from; default: its own grant, else the one delegation that applies. */
   readonly parent?: string;
+}
+
+/** What an agent asks to do for a user (`actFor()`): a backend role, for a while, for a reason. */
+export interface ActForOptions {
+  readonly backend: string;
+  readonly role: string;
+  /** At least as tight as the caller's grant; left out: the grant's are inherited. */
+  readonly constraints?: Readonly<Record<string, string>>;
+  /** Seconds or a duration such as '30m'; the broker caps it at the token's exp. */
+  readonly ttl: Ttl;
+  readonly purpose: string;
 }
 
 const optionalTtl = (ttl: Ttl | undefined) => (ttl === undefined ? undefined : ttlSeconds(ttl));
@@ -118,6 +131,22 @@ export class TesseraClient {
       purpose: options.purpose,
       ...(options.constraints && { constraints: { ...options.constraints } }),
       ...(options.parent !== undefined && { parent: options.parent }),
+    });
+  }
+
+  /**
+   * Acts for a user: presents the user's token (an ID token or JWT access token from an issuer the
+   * broker trusts) with the caller's proof, and gets a delegation rooted at the user. Leases under
+   * it (`lease(..., {delegation})`) name the user in every audit event.
+   */
+  actFor(userToken: string, options: ActForOptions): Promise<UserDelegationView> {
+    return createUserDelegation(this.#broker, {
+      token: userToken,
+      backend: options.backend,
+      role: options.role,
+      ttl_seconds: ttlSeconds(options.ttl),
+      purpose: options.purpose,
+      ...(options.constraints && { constraints: { ...options.constraints } }),
     });
   }
 

@@ -70,6 +70,14 @@ export const ERROR_CODES = {
   scope_violation: { status: 403, message: 'The request is outside the scope the lease was granted.' },
   constraint_violation: { status: 403, message: 'The request breaks a constraint of the lease\'s grant.' },
 
+  // User assertions (a user's token from a trusted issuer, docs/PROTOCOL.md §13). 403, not 401: the
+  // caller's own proof was good; what fails is the user token in the body.
+  user_token_invalid: { status: 403, message: 'The user token is malformed, too large, signed with a disallowed algorithm or an unknown key, or fails the issuer profile (aud, nbf, iat, required claims).' },
+  user_token_expired: { status: 403, message: 'The user token has expired.' },
+  issuer_unknown: { status: 403, message: 'The user token\'s issuer (iss) is not a trusted issuer of this broker.' },
+  user_claim_required: { status: 403, message: 'The grant requires acting for a user with certain claims: lease through a user delegation whose user carries them.' },
+  issuer_keys_unavailable: { status: 503, message: 'The broker could not fetch the trusted issuer\'s keys (JWKS); try again later.' },
+
   // Key stores and configuration
   key_store_error: { status: 502, message: 'The key store (KMS/HSM) failed to complete the operation.' },
   key_not_found: { status: 404, message: 'The key store has no such key.' },

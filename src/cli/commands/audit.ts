@@ -65,6 +65,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--actor <id>', 'events caused by this identity id')
     .option('--lease <lease_id>', 'events about this lease')
     .option('--backend <name>', 'events about this backend')
+    .option('--on-behalf-of <sub>', 'events of delegation chains acting for this user (its token\'s sub)')
     .option('--action <action>', 'e.g. lease.denied, identity.revoked')
     .option('--outcome <outcome>', 'success | denied | failure')
     .option('--since <time>', 'RFC 3339 time, or a duration ago such as 1h', pointInTime)
@@ -76,8 +77,8 @@ export function registerAuditCommands(program: Command): void {
     .option(REVIEWER_KEY_FLAGS, REVIEWER_KEY_HELP)
     .option('--json', 'print JSON')
     .action(async (options: Record<string, string | undefined> & { json?: boolean }, command: Command) => {
-      const { key, json: _json, ...filters } = options;
-      const { events } = await reviewerRequest<{ events: ReviewEvent[] }>(command, key, 'GET', `/v1/review/audit${queryString(filters)}`);
+      const { key, json: _json, onBehalfOf, ...filters } = options;
+      const { events } = await reviewerRequest<{ events: ReviewEvent[] }>(command, key, 'GET', `/v1/review/audit${queryString({ ...filters, on_behalf_of: onBehalfOf })}`);
       output(options.json, events, () => eventTable(events));
     });
 

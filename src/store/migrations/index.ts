@@ -8,6 +8,7 @@ import { reviewSessions } from './0005-review-sessions.js';
 import { changes } from './0006-changes.js';
 import { sessions } from './0007-sessions.js';
 import { delegations } from './0009-delegations.js';
+import { trustedIssuers } from './0010-trusted-issuers.js';
 import { changeKinds } from './0011-change-kinds.js';
 
 /**
@@ -25,6 +26,7 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0006-changes': changes(dialect),
     '0007-sessions': sessions(dialect),
     '0009-delegations': delegations(),
+    '0010-trusted-issuers': trustedIssuers(),
     '0011-change-kinds': changeKinds(dialect),
   };
 }

@@ -9,8 +9,9 @@ import { type ReviewSessionRepository, SqlReviewSessionRepository } from './revi
 import { type SessionRepository, SqlSessionRepository } from './sessions.js';
 import { type SettingsRepository, SqlSettingsRepository } from './settings.js';
 import { SqlTicketRepository, type TicketRepository } from './tickets.js';
+import { SqlTrustedIssuers, type TrustedIssuers } from './trusted-issuers.js';
 
-export type { AuditRepository, ChangeRepository, DelegationRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SessionRepository, SettingsRepository, TicketRepository };
+export type { AuditRepository, ChangeRepository, DelegationRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SessionRepository, SettingsRepository, TicketRepository, TrustedIssuers };
 
 /**
  * Storage, one repository per aggregate. Each speaks domain types; its SQL implementation runs on
@@ -26,6 +27,7 @@ export interface Repositories {
   readonly reviewSessions: ReviewSessionRepository;
   readonly settings: SettingsRepository;
   readonly sessions: SessionRepository;
+  readonly trustedIssuers: TrustedIssuers;
   readonly delegations: DelegationRepository;
 }
 
@@ -39,6 +41,7 @@ class SqlRepositories implements Repositories {
   #reviewSessions?: ReviewSessionRepository;
   #settings?: SettingsRepository;
   #sessions?: SessionRepository;
+  #trustedIssuers?: TrustedIssuers;
   #delegations?: DelegationRepository;
 
   constructor(
@@ -70,6 +73,9 @@ class SqlRepositories implements Repositories {
   }
   get sessions() {
     return (this.#sessions ??= new SqlSessionRepository(this.db, this.reader));
+  }
+  get trustedIssuers() {
+    return (this.#trustedIssuers ??= new SqlTrustedIssuers(this.db, this.reader));
   }
   get delegations() {
     return (this.#delegations ??= new SqlDelegationRepository(this.db, this.reader));

@@ -18,6 +18,8 @@ export const AuditListQuery = Type.Object(
     actor: Type.Optional(Type.String({ maxLength: 256 })),
     lease: Type.Optional(Type.String({ maxLength: 128 })),
     backend: Type.Optional(Type.String({ maxLength: 63 })),
+    /** the subject a delegation chain acts for: `details.act.sub` (docs/PROTOCOL.md §13.5) */
+    on_behalf_of: Type.Optional(Type.String({ maxLength: 256 })),
     action: Type.Optional(Type.String({ maxLength: 128 })),
     outcome: Type.Optional(StringEnum(AUDIT_OUTCOMES)),
     since: Type.Optional(Type.String({ pattern: RFC3339_PATTERN })),
