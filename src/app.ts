@@ -26,6 +26,7 @@ import { delegationRoutes } from './http/routes/delegations.js';
 import { discoveryRoutes } from './http/routes/discovery.js';
 import { leaseRoutes } from './http/routes/leases.js';
 import { reviewRoutes } from './http/routes/review.js';
+import { sessionRoutes } from './http/routes/sessions.js';
 import { uiRoutes } from './http/routes/ui.js';
 import { userDelegationRoutes } from './http/routes/user-delegations.js';
 import { createLimitedServer, type ServerLimits } from './http/server-limits.js';
@@ -35,6 +36,7 @@ import { FailureLimit, type FailureLimitSettings } from './limits/failure-limit.
 import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
 import type { WrappingKeyRotation } from './secrets/wrapping-key-rotation.js';
+import type { SessionRegistry } from './sessions/session-registry.js';
 import type { Store } from './store/database.js';
 import { TrustService } from './trust/trust-service.js';
 import { UserDelegations } from './trust/user-delegations.js';
@@ -53,6 +55,8 @@ export interface AppDeps {
   readonly authority: Authority;
   readonly identities: IdentityService;
   readonly authenticator: ProofAuthenticator;
+  /** session keys (docs/PROTOCOL.md §3.1) */
+  readonly sessions: SessionRegistry;
   readonly leases: LeaseSystem;
   /** `POST /v1/admin/wrapping-key/rotate` (src/secrets/wrapping-key-rotation.ts, bound to the broker's key stores) */
   readonly rotateWrappingKey: (actor: string) => Promise<WrappingKeyRotation>;
@@ -83,7 +87,7 @@ const OPENAPI_BASE: FastifyDynamicSwaggerOptions['openapi'] = {
   },
   components: {
     securitySchemes: {
-      proof: { type: 'http', scheme: 'Proof', description: '`Authorization: Proof <compact JWS>`: a fresh proof signed by the identity key for every request (docs/PROTOCOL.md §3).' },
+      proof: { type: 'http', scheme: 'Proof', description: '`Authorization: Proof <compact JWS>`: a fresh proof signed by the identity key, or by a session key it certified, for every request (docs/PROTOCOL.md §3).' },
     },
   },
   security: [{ proof: [] }],
@@ -156,8 +160,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(errorHandler);
   await app.register(failureLimit, { limit: authFailures, rejections: deps.rejections });
   await app.register(proofAuth, { authenticator: deps.authenticator, audit: deps.audit, publicUrl: deps.publicUrl });
-  await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, changes: deps.changes, publicUrl: deps.publicUrl });
+  await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, changes: deps.changes, publicUrl: deps.publicUrl, sessionMaxLifetimeSeconds: deps.sessions.maxLifetimeSeconds });
   await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });
+  await app.register(sessionRoutes, { sessions: deps.sessions });
   await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, delegations: deps.leases.delegations, authority: deps.authority, publicUrl: deps.publicUrl });
   await app.register(adminKeyRoutes, { identities: deps.identities, authority: deps.authority, rotateWrappingKey: deps.rotateWrappingKey });
   await app.register(leaseRoutes, { issuer: deps.leases.issuer, leases: deps.leases.leases });

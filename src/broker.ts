@@ -18,6 +18,7 @@ import { FailureLimit } from './limits/failure-limit.js';
 import { CredentialProxy } from './proxy/credential-proxy.js';
 import { rotateWrappingKey } from './secrets/wrapping-key-rotation.js';
 import { KeyStoreWrappingKeys } from './secrets/wrapping-keys.js';
+import { SessionRegistry } from './sessions/session-registry.js';
 import { openStore } from './store/database.js';
 import { runExclusive } from './store/exclusive.js';
 
@@ -26,6 +27,7 @@ export interface Broker {
   readonly identities: IdentityService;
   /** Exposed for its replay cache: tests prune it at chosen instants. */
   readonly authenticator: ProofAuthenticator;
+  readonly sessions: SessionRegistry;
   /** Prunes the replay cache and old change rows, on one broker at a time (run by the scheduler). */
   prune(): Promise<void>;
   readonly auditCheckpoints: AuditCheckpointer;
@@ -72,14 +74,15 @@ export async function createBroker(
     changes = await openChangeFeed(store, config.databaseUrl, clock, scheduler, { maxStalenessMs: config.replicaMaxStalenessMs }, options.logger);
     const feed = changes;
     const authority = await Authority.open({ store, keyStores, audit, feed, clock }, config.publicUrl, config.credentialTtlMs / 1000);
-    const authenticator = new ProofAuthenticator(store.repos, audit, clock, config.publicUrl, rejections, feed);
+    const sessions = new SessionRegistry(store, audit, clock, feed, { maxLifetimeMs: config.sessionMaxLifetimeMs });
+    const authenticator = new ProofAuthenticator(store.repos, audit, clock, config.publicUrl, rejections, feed, sessions);
     const authFailures = { max: config.authFailureLimit, windowMs: config.authFailureWindowMs };
     const wrappingKeys = new KeyStoreWrappingKeys(keyStores, store.repos.settings);
     const rotateWrapping = (actor: string) => rotateWrappingKey({ store, keyStores, wrappingKeys, audit, clock }, actor);
     leases = new LeaseSystem(store, audit, clock, wrappingKeys, { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
     }, feed, options.logger, { maxDepth: config.delegationMaxDepth });
-    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, rotateWrappingKey: rotateWrapping, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, trustedProxies: config.trustedProxies, logger: options.logger });
+    const app = await buildApp({ store, audit, authority, identities, authenticator, sessions, leases, rotateWrappingKey: rotateWrapping, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, trustedProxies: config.trustedProxies, logger: options.logger });
     // Before listening: on an embedded store every pending lease is an orphan of a previous process;
     // on a shared one, those older than the grace period (another replica may be issuing the rest).
     await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'), scheduler);
@@ -120,6 +123,7 @@ export async function createBroker(
       app,
       identities,
       authenticator,
+      sessions,
       prune,
       auditCheckpoints,
       changes: feed,

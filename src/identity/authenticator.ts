@@ -6,7 +6,8 @@ import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import type { Repositories } from '../store/repositories/index.js';
 import { type Identity, type IdentityKey, keyAcceptsAt } from './identity.js';
-import { bodyHash, checkProof, parseProofHeader, proofReplayableUntil } from './proof.js';
+import type { SessionRegistry } from '../sessions/session-registry.js';
+import { bodyHash, checkProof, isSessionId, parseProofHeader, proofReplayableUntil } from './proof.js';
 
 export interface IncomingRequest {
   readonly authorization: string | undefined;
@@ -19,7 +20,7 @@ export interface IncomingRequest {
 }
 
 /** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
-const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'proof_bad_signature']);
+const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'session_unknown', 'proof_bad_signature']);
 
 /** An identity and its keys by key id, as cached between requests. */
 interface KnownIdentity {
@@ -52,35 +53,58 @@ export class ProofAuthenticator {
     private readonly audience: string,
     private readonly rejections: RejectionSummary,
     private readonly feed: ChangeFeed,
+    private readonly sessions: SessionRegistry,
   ) {
     this.#identities = new FeedCache(feed, 'identity');
   }
 
-  async authenticate(request: IncomingRequest, options: { allowPending?: boolean } = {}): Promise<Identity> {
+  /**
+   * `allowPending`: also identities that have not enrolled (redeeming a ticket). `primaryKeyOnly`:
+   * refuse session proofs (registering a session must be proven by the primary key).
+   */
+  async authenticate(request: IncomingRequest, options: { allowPending?: boolean; primaryKeyOnly?: boolean } = {}): Promise<Identity> {
     // Not a rejection of the caller (nor audited: the database may be what is unreachable).
     await this.feed.ensureCurrent();
     let claimedKid: string | undefined;
-    /** once the key is known: its identity (a rotated-in key's kid is not the identity id) */
+    /** once the key is known: its identity (a session's kid names the session, a rotated-in key's kid is not the identity id) */
     let identityId: string | undefined;
     try {
       const proof = parseProofHeader(request.authorization);
       claimedKid = proof.kid;
-      const known = await this.#identityOfKey(proof.kid);
-      const key = known?.keys.get(proof.kid);
-      if (!known || !key) throw new TesseraError('proof_unknown_key');
+      // A session proof (docs/PROTOCOL.md §3.1) is verified with the session key its certificate
+      // bound, both served from caches: no query beyond the jti insert.
+      const session = isSessionId(proof.kid) ? await this.sessions.find(proof.kid) : undefined;
+      if (isSessionId(proof.kid) && !session) throw new TesseraError('session_unknown');
+      const known = session ? await this.#loadIdentity(session.identityId) : await this.#identityOfKey(proof.kid);
+      // The primary key: the proof's own, or for a session proof the one its iss names (it certified the session).
+      const key = known?.keys.get(session ? proof.claims.iss : proof.kid);
+      if (!known) throw new TesseraError('proof_unknown_key');
+      if (!key) {
+        if (session) throw new TesseraError('proof_malformed', "Malformed proof: a session proof's iss must be a key of its session's identity.");
+        throw new TesseraError('proof_unknown_key');
+      }
       const { identity } = known;
       identityId = identity.id;
       const now = this.clock.now();
-      checkProof(proof, key.publicKey, {
+      checkProof(proof, session?.publicKey ?? key.publicKey, {
         audience: this.audience,
         method: request.method,
         url: request.url,
         bodyHash: bodyHash(request.body),
         nowSeconds: Math.floor(now / 1000),
       });
+      // A retired key's sessions end with it.
       if (!keyAcceptsAt(key, now)) throw new TesseraError('key_retired');
+      if (session) {
+        if (options.primaryKeyOnly) throw new TesseraError('forbidden', 'This request must be proven by the identity key itself, not a session key.');
+        // Revoking or suspending the identity ends its sessions (revoked_at); its status says so too, whichever the cache saw first.
+        if (session.revokedAt !== null || identity.status === 'revoked' || identity.status === 'suspended') throw new TesseraError('session_revoked');
+        if (now >= session.expiresAt) throw new TesseraError('session_expired');
+      }
       if (identity.status === 'revoked') throw new TesseraError('identity_revoked');
-      if (identity.status === 'pending' && !options.allowPending) throw new TesseraError('identity_not_enrolled');
+      if (identity.status === 'suspended') throw new TesseraError('identity_suspended');
+      // Deny by default: only active identities, and pending ones where enrollment allows it.
+      if (identity.status !== 'active' && !(identity.status === 'pending' && options.allowPending)) throw new TesseraError('identity_not_enrolled');
       await this.rememberJti(proof.claims.jti, identity.id, proof.claims.iat);
       return identity;
     } catch (error) {
@@ -134,8 +158,8 @@ export class ProofAuthenticator {
 
   private async auditRejection(error: TesseraError, claimedKid: string | undefined, identityId: string | undefined, request: IncomingRequest): Promise<void> {
     const details: Record<string, string> = { method: request.method, url: request.url };
-    // A rotated-in key's kid is not the identity id: the event names the key that signed.
-    if (identityId !== undefined && claimedKid !== undefined && identityId !== claimedKid) details.key_id = claimedKid;
+    // A session's kid, or a rotated-in key's, is not the identity id: the event names what signed.
+    if (identityId !== undefined && claimedKid !== undefined && identityId !== claimedKid) details[isSessionId(claimedKid) ? 'session_id' : 'key_id'] = claimedKid;
     if (UNAUTHENTICATED_CODES.has(error.code)) {
       this.rejections.record({ source: request.source, action: 'proof.rejected', reason: error.code, sample: { ...details, claimed_kid: claimedKid ?? null } });
       return;

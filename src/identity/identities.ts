@@ -267,6 +267,8 @@ export class IdentityService {
         throw new TesseraError('conflict', `${address} is the last active admin; provision another admin before revoking it.`);
       }
       const revoked = await repos.identities.revoke(address, { at: now, by: actor, reason });
+      // Its sessions end with it, on every replica (the change feed drops them from their caches).
+      if (revoked) await repos.sessions.endAll(revoked.id, now);
       if (!revoked) {
         const existing = await repos.identities.findByAddress(address);
         throw existing
@@ -275,6 +277,24 @@ export class IdentityService {
       }
       await this.audit.append({ actor, action: 'identity.revoked', outcome: 'success', identityId: revoked.id, reason, details: { address } }, repos);
       return revoked;
+    });
+  }
+
+  /**
+   * Lifts a clone suspension (docs/PROTOCOL.md §3.1) once an admin has made sure only one copy of the
+   * agent runs. Its old sessions stay ended; the agent registers a new one with a higher generation.
+   */
+  async reinstate(address: string, reason: string, actor: string): Promise<Identity> {
+    return this.store.transaction(async (repos) => {
+      const reinstated = await repos.identities.reinstate(address);
+      if (!reinstated) {
+        const existing = await repos.identities.findByAddress(address);
+        throw existing
+          ? new TesseraError('conflict', `Identity ${address} is ${existing.status}, not suspended.`)
+          : new TesseraError('not_found', `No identity with address ${address}.`);
+      }
+      await this.audit.append({ actor, action: 'identity.reinstated', outcome: 'success', identityId: reinstated.id, reason, details: { address } }, repos);
+      return reinstated;
     });
   }
 }

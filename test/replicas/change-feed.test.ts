@@ -107,7 +107,7 @@ describe('the change feed on PostgreSQL', () => {
       expect(feed.sync()).toBe(false);
       await feed.ensureCurrent();
       expect(feed.sync()).toBe(true);
-      expect(seen).toEqual(CHANGE_KINDS.map((kind) => `${kind}:null`)); // identities, backends, broker keys
+      expect(seen).toEqual(CHANGE_KINDS.map((kind) => `${kind}:null`)); // identities, sessions, backends, broker keys
     } finally {
       clock.release();
     }

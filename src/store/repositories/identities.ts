@@ -27,6 +27,10 @@ export interface IdentityRepository {
   activate(id: string, at: number): Promise<Identity | undefined>;
   /** Makes `key` the identity's current key (key rotation); the updated identity. */
   setCurrentKey(id: string, key: { publicKey: Uint8Array; keyUri: string }): Promise<Identity>;
+  /** Suspends it if it is active (a suspected clone, src/sessions/); whether it changed. */
+  suspend(id: string): Promise<boolean>;
+  /** Makes a suspended identity active again; the updated identity, or undefined if it was not suspended. */
+  reinstate(address: string): Promise<Identity | undefined>;
   /** Revokes it unless it already is; the updated identity, or undefined if none was changed. */
   revoke(address: string, revocation: { at: number; by: string; reason: string }): Promise<Identity | undefined>;
 }
@@ -91,6 +95,16 @@ export class SqlIdentityRepository implements IdentityRepository {
       .returningAll()
       .executeTakeFirstOrThrow();
     return identityFromRow(row);
+  }
+
+  async suspend(id: string): Promise<boolean> {
+    const result = await this.db.updateTable('identities').set({ status: 'suspended' }).where('id', '=', id).where('status', '=', 'active').executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async reinstate(address: string): Promise<Identity | undefined> {
+    const row = await this.db.updateTable('identities').set({ status: 'active' }).where('address', '=', address).where('status', '=', 'suspended').returningAll().executeTakeFirst();
+    return row && identityFromRow(row);
   }
 
   async publicKeysAfter(after: string, limit: number): Promise<{ id: string; publicKey: string }[]> {

@@ -9,11 +9,12 @@ import { type DelegationRepository, SqlDelegationRepository } from './delegation
 import { type IdentityRepository, SqlIdentityRepository } from './identities.js';
 import { type ReplayCache, SqlReplayCache } from './replay-cache.js';
 import { type ReviewSessionRepository, SqlReviewSessionRepository } from './review-sessions.js';
+import { type SessionRepository, SqlSessionRepository } from './sessions.js';
 import { type SettingsRepository, SqlSettingsRepository } from './settings.js';
 import { SqlTicketRepository, type TicketRepository } from './tickets.js';
 import { SqlTrustedIssuers, type TrustedIssuers } from './trusted-issuers.js';
 
-export type { AuditRepository, BrokerKeyRepository, ChangeRepository, DelegationRepository, IdentityKeyRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SealedSecretRepository, SettingsRepository, TicketRepository, TrustedIssuers };
+export type { AuditRepository, BrokerKeyRepository, ChangeRepository, DelegationRepository, IdentityKeyRepository, IdentityRepository, ReplayCache, ReviewSessionRepository, SealedSecretRepository, SessionRepository, SettingsRepository, TicketRepository, TrustedIssuers };
 
 /**
  * Storage, one repository per aggregate. Each speaks domain types; its SQL implementation runs on
@@ -34,6 +35,7 @@ export interface Repositories {
   readonly brokerKeys: BrokerKeyRepository;
   /** backends' sealed root secrets (wrapping-key rotation) */
   readonly sealedSecrets: SealedSecretRepository;
+  readonly sessions: SessionRepository;
   readonly trustedIssuers: TrustedIssuers;
   readonly delegations: DelegationRepository;
 }
@@ -50,6 +52,7 @@ class SqlRepositories implements Repositories {
   #identityKeys?: IdentityKeyRepository;
   #brokerKeys?: BrokerKeyRepository;
   #sealedSecrets?: SealedSecretRepository;
+  #sessions?: SessionRepository;
   #trustedIssuers?: TrustedIssuers;
   #delegations?: DelegationRepository;
 
@@ -88,6 +91,9 @@ class SqlRepositories implements Repositories {
   }
   get sealedSecrets() {
     return (this.#sealedSecrets ??= new SqlSealedSecretRepository(this.db));
+  }
+  get sessions() {
+    return (this.#sessions ??= new SqlSessionRepository(this.db, this.reader));
   }
   get trustedIssuers() {
     return (this.#trustedIssuers ??= new SqlTrustedIssuers(this.db, this.reader));

@@ -12,5 +12,6 @@ export * from './identities.js';
 export * from './keys.js';
 export * from './leases.js';
 export * from './delegations.js';
+export * from './sessions.js';
 export * from './trust.js';
 export * from './user-delegations.js';
