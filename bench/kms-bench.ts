@@ -182,6 +182,12 @@ function report(
     })),
     { metric: 'ratio KMS / SoftHSM2 (no sessions)', value: ratio.toFixed(3), headline: true },
     {
+      metric: 'note',
+      value:
+        `without sessions each request is one KMS Sign: the fleet can never pass ${fmtInt(settings.quotaPerSecond)} req/s (the quota), and each agent ` +
+        `${fmtInt(1000 / Math.max(settings.signLatencyMs, 1))} req/s (one ${settings.signLatencyMs} ms Sign at a time), however fast broker and agents are`,
+    },
+    {
       metric: 'KMS Sign calls per agent-hour (no sessions)',
       value: `${fmtInt(kms.signsPerAgentHour)} (${kms.signsPerRequest.toFixed(2)} per request; ${fmtInt(kms.throttledSigns)} of ${fmtInt(kms.signCalls)} throttled)`,
       headline: true,
