@@ -22,6 +22,7 @@ import { agentRoutes } from './http/routes/agent.js';
 import { discoveryRoutes } from './http/routes/discovery.js';
 import { leaseRoutes } from './http/routes/leases.js';
 import { reviewRoutes } from './http/routes/review.js';
+import { sessionRoutes } from './http/routes/sessions.js';
 import { uiRoutes } from './http/routes/ui.js';
 import { createLimitedServer, type ServerLimits } from './http/server-limits.js';
 import { SessionCookie } from './http/session-cookie.js';
@@ -29,6 +30,7 @@ import type { LeaseSystem } from './leases/lease-system.js';
 import { addressKey, FailureLimit, type FailureLimitSettings } from './limits/failure-limit.js';
 import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
+import type { SessionRegistry } from './sessions/session-registry.js';
 import type { Store } from './store/database.js';
 
 export interface AppDeps {
@@ -37,6 +39,8 @@ export interface AppDeps {
   readonly authority: Authority;
   readonly identities: IdentityService;
   readonly authenticator: ProofAuthenticator;
+  /** session keys (docs/PROTOCOL.md §3.1) */
+  readonly sessions: SessionRegistry;
   readonly leases: LeaseSystem;
   /** Changes by every broker on the database: /healthz reports it, writes wait for it (read-your-writes). */
   readonly changes: ChangeFeed;
@@ -63,7 +67,7 @@ const OPENAPI_BASE: FastifyDynamicSwaggerOptions['openapi'] = {
   },
   components: {
     securitySchemes: {
-      proof: { type: 'http', scheme: 'Proof', description: '`Authorization: Proof <compact JWS>`: a fresh proof signed by the identity key for every request (docs/PROTOCOL.md §3).' },
+      proof: { type: 'http', scheme: 'Proof', description: '`Authorization: Proof <compact JWS>`: a fresh proof signed by the identity key, or by a session key it certified, for every request (docs/PROTOCOL.md §3).' },
     },
   },
   security: [{ proof: [] }],
@@ -132,8 +136,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(errorHandler);
   await app.register(failureLimit, { limit: authFailures, rejections: deps.rejections });
   await app.register(proofAuth, { authenticator: deps.authenticator, audit: deps.audit, publicUrl: deps.publicUrl });
-  await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, changes: deps.changes, publicUrl: deps.publicUrl });
+  await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, changes: deps.changes, publicUrl: deps.publicUrl, sessionMaxLifetimeSeconds: deps.sessions.maxLifetimeSeconds });
   await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });
+  await app.register(sessionRoutes, { sessions: deps.sessions });
   await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl });
   await app.register(leaseRoutes, { issuer: deps.leases.issuer, leases: deps.leases.leases });
   await app.register(adminBackendRoutes, { backends: deps.leases.backends });

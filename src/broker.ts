@@ -17,6 +17,7 @@ import { DEFAULT_LEASE_SETTINGS, type LeaseSettings, LeaseSystem } from './lease
 import { FailureLimit } from './limits/failure-limit.js';
 import { CredentialProxy } from './proxy/credential-proxy.js';
 import { KeyStoreWrappingKeys } from './secrets/wrapping-keys.js';
+import { SessionRegistry } from './sessions/session-registry.js';
 import { openStore } from './store/database.js';
 import { runExclusive } from './store/exclusive.js';
 import { readSetting } from './store/settings.js';
@@ -26,6 +27,7 @@ export interface Broker {
   readonly identities: IdentityService;
   /** Exposed for its replay cache: tests prune it at chosen instants. */
   readonly authenticator: ProofAuthenticator;
+  readonly sessions: SessionRegistry;
   /** Prunes the replay cache and old change rows, on one broker at a time (run by the scheduler). */
   prune(): Promise<void>;
   readonly auditCheckpoints: AuditCheckpointer;
@@ -74,12 +76,13 @@ export async function createBroker(
     const rejections = new RejectionSummary(audit, clock, config.auditRejectionWindowMs);
     changes = await openChangeFeed(store, config.databaseUrl, clock, scheduler, { maxStalenessMs: config.replicaMaxStalenessMs }, options.logger);
     const feed = changes;
-    const authenticator = new ProofAuthenticator(store.db, store.reader, audit, clock, config.publicUrl, rejections, feed);
+    const sessions = new SessionRegistry(store.db, store.reader, audit, clock, feed, { maxLifetimeMs: config.sessionMaxLifetimeMs });
+    const authenticator = new ProofAuthenticator(store.db, store.reader, audit, clock, config.publicUrl, rejections, feed, sessions);
     const authFailures = { max: config.authFailureLimit, windowMs: config.authFailureWindowMs };
     leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.db), { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
     }, options.logger);
-    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, logger: options.logger });
+    const app = await buildApp({ store, audit, authority, identities, authenticator, sessions, leases, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, logger: options.logger });
     // Before listening: on an embedded store every pending lease is an orphan of a previous process;
     // on a shared one, those older than the grace period (another replica may be issuing the rest).
     await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'), scheduler);
@@ -117,6 +120,7 @@ export async function createBroker(
       app,
       identities,
       authenticator,
+      sessions,
       prune,
       auditCheckpoints,
       changes: feed,

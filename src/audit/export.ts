@@ -1,10 +1,11 @@
 import type { JSONWebKeySet } from 'jose';
 import type { Kysely } from 'kysely';
 import { sqliteIfIdle } from '../store/database.js';
+import { SqlSessionRepository } from '../store/repositories/sessions.js';
 import type { AuditEventTable, Database } from '../store/schema.js';
 import type { AuditOutcome } from './audit-log.js';
 import { STORED_DETAILS, type WithStoredDetails } from './chain.js';
-import { type CheckpointRecord, EXPORT_FORMAT, type EventRecord, type ExportRecord, type HeaderRecord, type IdentityRecord } from './records.js';
+import { type CheckpointRecord, EXPORT_FORMAT, type EventRecord, type ExportRecord, type HeaderRecord, type IdentityRecord, type SessionRecord } from './records.js';
 import { type PagedRecords, RECORD_PAGES } from './verify.js';
 
 export interface ExportOptions {
@@ -56,6 +57,13 @@ async function* exportPages(db: Kysely<Database>, options: ExportOptions): Async
   for (let after = ''; ; ) {
     const rows = await db.selectFrom('identities').select(['id', 'public_key']).where('id', '>', after).orderBy('id').limit(BATCH).execute();
     if (rows.length > 0) yield rows.map((row): IdentityRecord => ({ type: 'identity', identity_id: row.id, public_key: row.public_key }));
+    if (rows.length < BATCH) break;
+    after = rows[rows.length - 1]!.id;
+  }
+  const sessions = new SqlSessionRepository(db);
+  for (let after = ''; ; ) {
+    const rows = await sessions.certificatesAfter(after, BATCH);
+    if (rows.length > 0) yield rows.map((row): SessionRecord => ({ type: 'session', session_id: row.id, identity_id: row.identityId, certificate: row.certificate }));
     if (rows.length < BATCH) break;
     after = rows[rows.length - 1]!.id;
   }

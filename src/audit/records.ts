@@ -6,8 +6,8 @@ import type { StoredCheckpoint } from './checkpoints.js';
 export const EXPORT_FORMAT = 'tessera-audit-export/1';
 
 /**
- * The export (docs/PROTOCOL.md §7.4), one JSON object per line: a header, the identity keys proofs
- * are checked against, then events in seq order, each checkpoint right after the event it signs.
+ * The export (docs/PROTOCOL.md §7.4), one JSON object per line: a header, the identity keys and
+ * session certificates proofs are checked against, then events in seq order, each checkpoint right after the event it signs.
  * The verifier reads the same records from a file, an HTTP stream or the database.
  */
 export interface HeaderRecord {
@@ -31,10 +31,19 @@ export interface IdentityRecord {
   readonly public_key: string;
 }
 
+/** A session certificate (docs/PROTOCOL.md §3.1): proofs whose kid is its session id are checked with its key. */
+export interface SessionRecord {
+  readonly type: 'session';
+  readonly session_id: string;
+  readonly identity_id: string;
+  /** the compact JWS the identity's primary key signed; it must verify under the identity record's key */
+  readonly certificate: string;
+}
+
 export type EventRecord = { readonly type: 'event' } & HashedEvent;
 export type CheckpointRecord = { readonly type: 'checkpoint' } & StoredCheckpoint;
 
-export type ExportRecord = HeaderRecord | IdentityRecord | EventRecord | CheckpointRecord;
+export type ExportRecord = HeaderRecord | IdentityRecord | SessionRecord | EventRecord | CheckpointRecord;
 
 /** An audit_events row (details as JSON text) -> the event record whose hash it claims. One object: this runs per event. */
 export function eventRecordFromRow(row: AuditEventTable): EventRecord {

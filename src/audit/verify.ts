@@ -1,12 +1,13 @@
 import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { base64url } from '../crypto/encoding.js';
-import { parseProofHeader, PROOF_MAX_SKEW_SECONDS, PROOF_SCHEME } from '../identity/proof.js';
+import { isSessionId, parseProofHeader, PROOF_MAX_SKEW_SECONDS, PROOF_SCHEME } from '../identity/proof.js';
+import { verifySessionCertificate } from '../sessions/certificate.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
 import { canonicalJson } from './canonical.js';
 import { eventHashWithDetails, GENESIS_HASH, type HashedEvent, STORED_DETAILS, type WithStoredDetails } from './chain.js';
 import { CHECKPOINT_TYPE, type StoredCheckpoint } from './checkpoints.js';
-import type { ExportRecord, HeaderRecord } from './records.js';
+import type { ExportRecord, HeaderRecord, SessionRecord } from './records.js';
 
 export type ProblemCode =
   | 'export_malformed'
@@ -22,7 +23,9 @@ export type ProblemCode =
   | 'proof_wrong_actor'
   | 'proof_unknown_identity'
   | 'proof_bad_signature'
-  | 'proof_out_of_time';
+  | 'proof_out_of_time'
+  | 'session_unknown'
+  | 'session_certificate_invalid';
 
 export interface VerifyProblem {
   /** the first sequence number found bad */
@@ -107,6 +110,8 @@ class ChainVerifier {
   private header: HeaderRecord | undefined;
   private jwks: ReturnType<typeof createLocalJWKSet> | undefined;
   private readonly identityKeys = new Map<string, Uint8Array>();
+  /** session id -> the key its certificate binds, or why the certificate is no good (reported at the first proof naming it) */
+  private readonly sessionKeys = new Map<string, { identityId: string; publicKey: Uint8Array; iat: number; exp: number } | { invalid: string }>();
   /** recently verified stored proofs (bounded) */
   private readonly verifiedProofs = new Set<string>();
   private last: HashedEvent | undefined;
@@ -126,6 +131,7 @@ class ChainVerifier {
     if (record.type === 'header') return this.start(record);
     if (!this.header) throw fail(0, 'export_malformed', 'The export does not start with its header.');
     if (record.type === 'identity') return this.addIdentity(record.identity_id, record.public_key);
+    if (record.type === 'session') return this.addSession(record);
     if (record.type === 'event') return this.checkEvent(record, this.header);
     if (record.type === 'checkpoint') return this.checkCheckpoint(record, this.header);
     throw fail(this.expectedSeq(), 'export_malformed', `Unknown record type ${JSON.stringify((record as { type: unknown }).type)}.`);
@@ -175,6 +181,46 @@ class ChainVerifier {
     if (key.length === 32 && (await keyThumbprint(key)) === identityId) this.identityKeys.set(identityId, key);
   }
 
+  /**
+   * A session certificate is checked once, against its identity's key (identity records come first):
+   * only a certificate the primary key signed, naming this session's key, makes its proofs count.
+   */
+  private async addSession(record: SessionRecord): Promise<void> {
+    const identityKey = this.identityKeys.get(record.identity_id);
+    if (!identityKey) {
+      this.sessionKeys.set(record.session_id, { invalid: `no public key for its identity ${record.identity_id}` });
+      return;
+    }
+    try {
+      const verified = await verifySessionCertificate(record.certificate, record.identity_id, identityKey);
+      if (verified.sessionId !== record.session_id) throw new Error(`it certifies session ${verified.sessionId}`);
+      this.sessionKeys.set(record.session_id, { identityId: record.identity_id, publicKey: verified.publicKey, iat: verified.iat, exp: verified.exp });
+    } catch (error) {
+      this.sessionKeys.set(record.session_id, { invalid: (error as Error).message });
+    }
+  }
+
+  /** The key a stored proof must verify under: the actor's own, or a session key the actor's certificate binds. */
+  private signingKey(event: HashedEvent, kid: string, iss: string, iat: number): Uint8Array {
+    if (!isSessionId(kid)) {
+      if (kid !== event.actor) throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by ${kid}, not by the actor.`);
+      const key = this.identityKeys.get(kid);
+      if (!key) throw fail(event.seq, 'proof_unknown_identity', `seq ${event.seq}: no public key for identity ${kid}.`);
+      return key;
+    }
+    const session = this.sessionKeys.get(kid);
+    if (!session) throw fail(event.seq, 'session_unknown', `seq ${event.seq}: the stored proof names session ${kid}, whose certificate is not in the log.`);
+    if ('invalid' in session) throw fail(event.seq, 'session_certificate_invalid', `seq ${event.seq}: the certificate of session ${kid} does not hold: ${session.invalid}`);
+    if (session.identityId !== event.actor || iss !== event.actor) {
+      throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by a session of ${session.identityId}, not of the actor.`);
+    }
+    // The broker accepts a session's proofs while it lives, and iat within the proof skew of its clock.
+    if (iat < session.iat - PROOF_MAX_SKEW_SECONDS || iat > session.exp + PROOF_MAX_SKEW_SECONDS) {
+      throw fail(event.seq, 'proof_out_of_time', `seq ${event.seq}: the stored proof was signed at ${iat}, outside its session (${session.iat} to ${session.exp}).`);
+    }
+    return session.publicKey;
+  }
+
   private checkEvent(event: HashedEvent, header: HeaderRecord): void {
     const expected = this.expectedSeq();
     if (event.seq !== expected || this.unmatched) {
@@ -222,15 +268,13 @@ class ChainVerifier {
     } catch {
       throw fail(event.seq, 'proof_malformed', `seq ${event.seq}: the stored proof is not a well-formed proof JWS.`);
     }
-    if (parsed.kid !== event.actor) throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by ${parsed.kid}, not by the actor.`);
-    const key = this.identityKeys.get(parsed.kid);
-    if (!key) throw fail(event.seq, 'proof_unknown_identity', `seq ${event.seq}: no public key for identity ${parsed.kid}.`);
+    const key = this.signingKey(event, parsed.kid, parsed.claims.iss, parsed.claims.iat);
     // A request that causes several events stores its proof on each: one signature check does for all.
     if (!this.verifiedProofs.has(proof)) {
       if (!verifyEd25519(parsed.signature, parsed.signingInput, key)) {
         throw fail(event.seq, 'proof_bad_signature', `seq ${event.seq}: the stored proof's signature does not verify under ${parsed.kid}'s key.`);
       }
-      // An identity's key is fixed by its id (a thumbprint), so a proof that verified once always does.
+      // An identity's key is fixed by its id (a thumbprint), and so is a session's: a proof that verified once always does.
       if (this.verifiedProofs.size >= VERIFIED_PROOFS_KEPT) this.verifiedProofs.clear();
       this.verifiedProofs.add(proof);
     }

@@ -2,7 +2,7 @@ import type { ChangeKind } from '../store/schema.js';
 
 export type { ChangeKind };
 
-export const CHANGE_KINDS: readonly ChangeKind[] = ['identity', 'lease', 'grant', 'backend'];
+export const CHANGE_KINDS: readonly ChangeKind[] = ['identity', 'lease', 'grant', 'backend', 'session'];
 
 /**
  * Called once per changed row with its kind and key (an identity or lease id, a grant id, a

@@ -48,6 +48,8 @@ const schema = z.object({
   ticketTtlMs: duration,
   ticketMaxTtlMs: duration,
   credentialTtlMs: duration,
+  /** the longest session a certificate may ask for (exp - iat), at most 1 h (src/sessions/) */
+  sessionMaxLifetimeMs: duration.refine((ms) => ms >= 60_000 && ms <= 3_600_000, 'must be between 1m and 1h'),
   /** sign an audit checkpoint after this many events, or after auditCheckpointIntervalMs (src/audit/checkpoints.ts) */
   auditCheckpointEvery: z.coerce.number().int().min(1),
   auditCheckpointIntervalMs: duration,
@@ -93,6 +95,7 @@ const ENV_NAMES: Record<string, string> = {
   ticketTtlMs: 'TESSERA_TICKET_TTL',
   ticketMaxTtlMs: 'TESSERA_TICKET_MAX_TTL',
   credentialTtlMs: 'TESSERA_CREDENTIAL_TTL',
+  sessionMaxLifetimeMs: 'TESSERA_SESSION_MAX_LIFETIME',
   auditCheckpointEvery: 'TESSERA_AUDIT_CHECKPOINT_EVERY',
   auditCheckpointIntervalMs: 'TESSERA_AUDIT_CHECKPOINT_INTERVAL',
   'limits.headersTimeoutMs': 'TESSERA_HEADERS_TIMEOUT',
@@ -189,6 +192,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     ticketTtlMs: env.TESSERA_TICKET_TTL ?? '10m',
     ticketMaxTtlMs: env.TESSERA_TICKET_MAX_TTL ?? '24h',
     credentialTtlMs: env.TESSERA_CREDENTIAL_TTL ?? '24h',
+    sessionMaxLifetimeMs: env.TESSERA_SESSION_MAX_LIFETIME ?? '15m',
     auditCheckpointEvery: env.TESSERA_AUDIT_CHECKPOINT_EVERY ?? '1000',
     auditCheckpointIntervalMs: env.TESSERA_AUDIT_CHECKPOINT_INTERVAL ?? '60s',
     limits: {

@@ -9,7 +9,8 @@ import { sqliteIfIdle } from '../store/database.js';
 import { precompiled } from '../store/precompiled.js';
 import type { Database, IdentityTable } from '../store/schema.js';
 import { identityFromRow, type Identity } from './identity.js';
-import { bodyHash, checkProof, parseProofHeader, proofReplayableUntil } from './proof.js';
+import type { SessionRegistry } from '../sessions/session-registry.js';
+import { bodyHash, checkProof, isSessionId, parseProofHeader, proofReplayableUntil } from './proof.js';
 
 export interface IncomingRequest {
   readonly authorization: string | undefined;
@@ -35,7 +36,7 @@ interface PendingJti {
 }
 
 /** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
-const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'proof_bad_signature']);
+const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'session_unknown', 'proof_bad_signature']);
 
 /**
  * Turns a request's proof into the identity that signed it, checking current state on every call:
@@ -61,36 +62,60 @@ export class ProofAuthenticator {
     private readonly audience: string,
     private readonly rejections: RejectionSummary,
     private readonly feed: ChangeFeed,
+    private readonly sessions: SessionRegistry,
   ) {
     this.#identities = new FeedCache(feed, 'identity');
   }
 
-  async authenticate(request: IncomingRequest, options: { allowPending?: boolean } = {}): Promise<Identity> {
+  /**
+   * `allowPending`: also identities that have not enrolled (redeeming a ticket). `primaryKeyOnly`:
+   * refuse session proofs (registering a session must be proven by the primary key).
+   */
+  async authenticate(request: IncomingRequest, options: { allowPending?: boolean; primaryKeyOnly?: boolean } = {}): Promise<Identity> {
     // Not a rejection of the caller (nor audited: the database may be what is unreachable).
     await this.feed.ensureCurrent();
     let claimedKid: string | undefined;
+    /** the identity the proof speaks for, once known (a session proof's kid names its session) */
+    let signerId: string | undefined;
     try {
       const proof = parseProofHeader(request.authorization);
       claimedKid = proof.kid;
-      const identity = await this.#identities.get(proof.kid, async () => {
-        const [row] = (await identityById(this.reader, [proof.kid])).rows;
+      // A session proof (docs/PROTOCOL.md §3.1) is verified with the session key its certificate
+      // bound, both served from caches: no query beyond the jti insert.
+      const session = isSessionId(proof.kid) ? await this.sessions.find(proof.kid) : undefined;
+      if (isSessionId(proof.kid)) {
+        if (!session) throw new TesseraError('session_unknown');
+        if (proof.claims.iss !== session.identityId) throw new TesseraError('proof_malformed', "Malformed proof: a session proof's iss must be its session's identity.");
+      }
+      const identityId = session?.identityId ?? proof.kid;
+      signerId = identityId;
+      const identity = await this.#identities.get(identityId, async () => {
+        const [row] = (await identityById(this.reader, [identityId])).rows;
         return row && identityFromRow(row);
       });
       if (!identity) throw new TesseraError('proof_unknown_key');
       const now = this.clock.now();
-      checkProof(proof, identity.publicKey, {
+      checkProof(proof, session?.publicKey ?? identity.publicKey, {
         audience: this.audience,
         method: request.method,
         url: request.url,
         bodyHash: bodyHash(request.body),
         nowSeconds: Math.floor(now / 1000),
       });
+      if (session) {
+        if (options.primaryKeyOnly) throw new TesseraError('forbidden', 'This request must be proven by the identity key itself, not a session key.');
+        // Revoking or suspending the identity ends its sessions (revoked_at); its status says so too, whichever the cache saw first.
+        if (session.revokedAt !== null || identity.status === 'revoked' || identity.status === 'suspended') throw new TesseraError('session_revoked');
+        if (now >= session.expiresAt) throw new TesseraError('session_expired');
+      }
       if (identity.status === 'revoked') throw new TesseraError('identity_revoked');
-      if (identity.status === 'pending' && !options.allowPending) throw new TesseraError('identity_not_enrolled');
+      if (identity.status === 'suspended') throw new TesseraError('identity_suspended');
+      // Deny by default: only active identities, and pending ones where enrollment allows it.
+      if (identity.status !== 'active' && !(identity.status === 'pending' && options.allowPending)) throw new TesseraError('identity_not_enrolled');
       await this.rememberJti(proof.claims.jti, identity.id, proof.claims.iat);
       return identity;
     } catch (error) {
-      if (error instanceof TesseraError) await this.auditRejection(error, claimedKid, request);
+      if (error instanceof TesseraError) await this.auditRejection(error, claimedKid, signerId, request);
       throw error;
     }
   }
@@ -142,19 +167,19 @@ export class ProofAuthenticator {
     await this.db.deleteFrom('proof_replays').where('expires_at', '<=', this.clock.now()).execute();
   }
 
-  private async auditRejection(error: TesseraError, claimedKid: string | undefined, request: IncomingRequest): Promise<void> {
+  private async auditRejection(error: TesseraError, claimedKid: string | undefined, signerId: string | undefined, request: IncomingRequest): Promise<void> {
     const details = { method: request.method, url: request.url };
     if (UNAUTHENTICATED_CODES.has(error.code)) {
       this.rejections.record({ source: request.source, action: 'proof.rejected', reason: error.code, sample: { ...details, claimed_kid: claimedKid ?? null } });
       return;
     }
     await this.audit.append({
-      actor: claimedKid ?? null,
+      actor: signerId ?? null,
       action: 'proof.rejected',
       outcome: 'denied',
-      identityId: claimedKid ?? null,
+      identityId: signerId ?? null,
       reason: error.code,
-      details,
+      details: claimedKid !== undefined && isSessionId(claimedKid) ? { ...details, session_id: claimedKid } : details,
     });
   }
 }

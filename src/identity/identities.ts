@@ -6,6 +6,7 @@ import { base64url, randomToken, sha256Base64url } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
 import { FailureLimit, type FailureLimitSettings } from '../limits/failure-limit.js';
+import { SqlSessionRepository } from '../store/repositories/sessions.js';
 import type { Database } from '../store/schema.js';
 import { identityFromRow, type Identity, type IdentityRole, type IdentityStatus } from './identity.js';
 
@@ -209,6 +210,8 @@ export class IdentityService {
         .where('status', '!=', 'revoked')
         .returningAll()
         .executeTakeFirst();
+      // Its sessions end with it, on every replica (the change feed drops them from their caches).
+      if (revoked) await new SqlSessionRepository(trx).endAll(revoked.id, now);
       if (!revoked) {
         const existing = await trx.selectFrom('identities').select('status').where('address', '=', address).executeTakeFirst();
         throw existing
@@ -217,6 +220,30 @@ export class IdentityService {
       }
       await this.audit.append({ actor, action: 'identity.revoked', outcome: 'success', identityId: revoked.id, reason, details: { address } }, trx);
       return identityFromRow(revoked);
+    });
+  }
+
+  /**
+   * Lifts a clone suspension (docs/PROTOCOL.md §3.1) once an admin has made sure only one copy of the
+   * agent runs. Its old sessions stay ended; the agent registers a new one with a higher generation.
+   */
+  async reinstate(address: string, reason: string, actor: string): Promise<Identity> {
+    return this.db.transaction().execute(async (trx) => {
+      const reinstated = await trx
+        .updateTable('identities')
+        .set({ status: 'active' })
+        .where('address', '=', address)
+        .where('status', '=', 'suspended')
+        .returningAll()
+        .executeTakeFirst();
+      if (!reinstated) {
+        const existing = await trx.selectFrom('identities').select('status').where('address', '=', address).executeTakeFirst();
+        throw existing
+          ? new TesseraError('conflict', `Identity ${address} is ${existing.status}, not suspended.`)
+          : new TesseraError('not_found', `No identity with address ${address}.`);
+      }
+      await this.audit.append({ actor, action: 'identity.reinstated', outcome: 'success', identityId: reinstated.id, reason, details: { address } }, trx);
+      return identityFromRow(reinstated);
     });
   }
 }

@@ -8,7 +8,8 @@ export interface IdentityTable {
   id: string;
   address: string;
   role: 'agent' | 'admin' | 'reviewer';
-  status: 'pending' | 'active' | 'revoked';
+  /** suspended: a cloned agent was suspected (src/sessions/); refused like revoked until an admin reinstates it */
+  status: 'pending' | 'active' | 'suspended' | 'revoked';
   /** base64url raw Ed25519 public key */
   public_key: string;
   key_uri: string;
@@ -147,7 +148,24 @@ export interface ReviewSessionTable {
   expires_at: number | null;
 }
 
-export type ChangeKind = 'identity' | 'lease' | 'grant' | 'backend';
+/** A session key an identity's primary key certified (src/sessions/, docs/PROTOCOL.md §3.1). Kept after expiry: audit verify needs the certificate. */
+export interface SessionTable {
+  /** `ses_` + RFC 7638 thumbprint of the session public key: the `kid` of its proofs */
+  id: string;
+  identity_id: string;
+  generation: number;
+  /** base64url raw Ed25519 session public key (cnf.jwk.x) */
+  public_key: string;
+  /** the compact JWS the primary key signed */
+  certificate: string;
+  issued_at: number;
+  expires_at: number;
+  created_at: number;
+  /** set when the identity is revoked or suspended: the session ends for good */
+  revoked_at: number | null;
+}
+
+export type ChangeKind = 'identity' | 'lease' | 'grant' | 'backend' | 'session';
 
 /**
  * The change feed (src/changes/): a row per changed identity, lease, grant or backend, written by
@@ -178,4 +196,5 @@ export interface Database {
   leases: LeaseTable;
   review_sessions: ReviewSessionTable;
   changes: ChangeTable;
+  sessions: SessionTable;
 }

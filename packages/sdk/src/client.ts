@@ -1,5 +1,5 @@
-import { type AutoRenewer, type AutoRenewOptions, autoRenew } from './auto-renew.js';
-import { BrokerClient } from './broker-client.js';
+import { type AutoRenewer, type AutoRenewOptions, type AutoRenewTimers, autoRenew } from './auto-renew.js';
+import { BrokerClient, type ConnectOptions } from './broker-client.js';
 import { TesseraError } from './errors.js';
 import { type Lease, leaseFromWire, type Renewal, renewalFromWire } from './lease.js';
 import { issueLease, renewLease, revokeLease } from './lease-api.js';
@@ -18,6 +18,13 @@ export interface ClientOptions extends KeySettings {
    * or TESSERA_PKCS11_PIN_FILE); a KMS key uses the standard AWS settings (AWS_REGION, ...).
    */
   readonly key?: string | Signer;
+  /**
+   * Session keys (docs/PROTOCOL.md §3.1), on by default: the key signs one session certificate per
+   * `lifetime` (default 15m, capped by the broker's maximum) and an in-memory Ed25519 key signs each
+   * request, so a KMS key costs a few Sign calls an hour instead of one per request. `false` (or
+   * TESSERA_SESSIONS=off) signs every request with the key itself. `timers`: tests decide when renewals run.
+   */
+  readonly sessions?: false | { readonly lifetime?: Ttl; readonly timers?: AutoRenewTimers; readonly onError?: (error: Error) => void };
 }
 
 export interface LeaseOptions {
@@ -33,6 +40,13 @@ function required(value: string | undefined, variable: string, what: string): st
   const found = value ?? (process.env[variable] || undefined);
   if (found === undefined) throw new TesseraError('config_invalid', `No ${what}: pass it to createClient() or set ${variable}.`);
   return found;
+}
+
+/** Sessions unless turned off by the option or TESSERA_SESSIONS=off. */
+function sessionSettings(options: ClientOptions): ConnectOptions {
+  if (options.sessions === false || (options.sessions === undefined && process.env.TESSERA_SESSIONS === 'off')) return {};
+  const { lifetime, ...rest } = options.sessions ?? {};
+  return { sessions: { ...rest, ...(lifetime !== undefined && { lifetimeSeconds: ttlSeconds(lifetime, 'sessions.lifetime') }) } };
 }
 
 /** One agent identity talking to one broker. Every request carries a fresh proof signed by the key. */
@@ -51,10 +65,11 @@ export class TesseraClient {
   static async create(options: ClientOptions = {}): Promise<TesseraClient> {
     const brokerUrl = required(options.broker, 'TESSERA_URL', 'broker URL (e.g. http://127.0.0.1:8700)');
     const key = typeof options.key === 'object' ? options.key : required(options.key, 'TESSERA_KEY', 'identity key URI (pkcs11:... or aws-kms:...)');
-    if (typeof key !== 'string') return new TesseraClient(await BrokerClient.connect(brokerUrl, key), undefined);
+    const connect = sessionSettings(options);
+    if (typeof key !== 'string') return new TesseraClient(await BrokerClient.connect(brokerUrl, key, connect), undefined);
     const opened = await openSigner(key, options);
     try {
-      return new TesseraClient(await BrokerClient.connect(brokerUrl, opened.signer), opened);
+      return new TesseraClient(await BrokerClient.connect(brokerUrl, opened.signer, connect), opened);
     } catch (error) {
       await opened.close();
       throw error;
@@ -96,6 +111,7 @@ export class TesseraClient {
   /** Stops every auto-renewal (waiting for renewals in flight), then closes the key it opened. */
   async close(): Promise<void> {
     await Promise.all([...this.#renewers].map((renewer) => renewer.stop()));
+    this.#broker.close();
     await this.#opened?.close();
   }
 }

@@ -24,12 +24,19 @@ export const ERROR_CODES = {
   proof_wrong_body: { status: 401, message: 'The proof bh does not match the SHA-256 of the request body.' },
   proof_replayed: { status: 401, message: 'The proof jti has already been used.' },
 
+  // Session keys (docs/PROTOCOL.md §3.1): a proof signed by a session key that cannot be accepted
+  session_unknown: { status: 401, message: 'The proof names a session (kid) the broker does not know.' },
+  session_expired: { status: 401, message: 'The session has expired; register a new one with the primary key.' },
+  session_revoked: { status: 401, message: 'The session has been ended (its identity was revoked or suspended).' },
+  session_certificate_invalid: { status: 400, message: 'The session certificate is malformed, not signed by the identity key, or its lifetime is not allowed.' },
+
   // Review sessions (the read-only review page, docs/PROTOCOL.md §9)
   session_invalid: { status: 401, message: 'The review session or login code is missing, unknown, expired or already used.' },
 
   // Identity state (403: who you are is known, but you may not)
   identity_not_enrolled: { status: 403, message: 'The identity has not redeemed its enrollment ticket.' },
   identity_revoked: { status: 403, message: 'The identity has been revoked.' },
+  identity_suspended: { status: 403, message: 'The identity is suspended (a cloned agent was suspected); an admin must reinstate or revoke it.' },
   forbidden: { status: 403, message: 'The identity is not allowed to perform this operation.' },
 
   // Enrollment tickets

@@ -134,7 +134,7 @@ async function* inRange(records: AsyncIterable<ExportRecord>, { from, to }: Rang
       first = Math.max(record.from, from ?? record.from);
       last = Math.min(record.to, to ?? record.to);
       yield { ...record, from: first, to: last };
-    } else if (record.type === 'identity' || (record.seq >= first && (record.seq <= last || (record.type === 'checkpoint' && to === undefined)))) {
+    } else if (record.type === 'identity' || record.type === 'session' || (record.seq >= first && (record.seq <= last || (record.type === 'checkpoint' && to === undefined)))) {
       // Checkpoints past the end stay when the range runs to the end: they expose a cut tail.
       yield record;
     }

@@ -69,4 +69,14 @@ export function registerIdentityCommands(program: Command): void {
       );
       reportPending(leases.pending, leases.failures);
     });
+
+  identity
+    .command('reinstate <address>')
+    .description('lift a clone suspension (identity.clone_suspected) once one copy of the agent runs: its next session works')
+    .requiredOption('--reason <text>', 'why (recorded in the audit trail)')
+    .option('--json', 'print JSON')
+    .action(async (address: string, options: { reason: string; json?: boolean }, command: Command) => {
+      const shown = await adminRequest<IdentityView>(command, 'POST', `/v1/admin/identities/${encodeURIComponent(address)}/reinstate`, { reason: options.reason });
+      output(options.json, shown, () => `reinstated ${shown.address} (status ${shown.status})`);
+    });
 }

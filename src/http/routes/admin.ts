@@ -101,6 +101,12 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
     },
   );
 
+  app.post<AddressRoute & { Body: RevokeIdentityRequest }>(
+    '/v1/admin/identities/:address/reinstate',
+    { schema: { params: AddressParams, body: RevokeIdentityRequest, response: { 200: IdentityView, ...errorResponses } } },
+    async (request) => identityView(await identities.reinstate(request.params.address, request.body.reason, callerOf(request).id)),
+  );
+
   app.get<{ Querystring: AuditQuery }>(
     '/v1/admin/audit',
     { schema: { querystring: AuditListQuery, response: { 200: AuditEventList, ...errorResponses } } },

@@ -6,6 +6,7 @@ import { auditChain } from './0003-audit-chain.js';
 import { proxyLeases } from './0004-proxy-leases.js';
 import { reviewSessions } from './0005-review-sessions.js';
 import { changes } from './0006-changes.js';
+import { sessions } from './0007-sessions.js';
 
 /**
  * Migrations are code, bundled with the broker, one file each; every one must run unchanged on
@@ -20,6 +21,7 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0004-proxy-leases': proxyLeases(),
     '0005-review-sessions': reviewSessions(),
     '0006-changes': changes(dialect),
+    '0007-sessions': sessions(dialect),
   };
 }
 

@@ -11,6 +11,10 @@ export const Discovery = Type.Object({
   jwks_uri: Type.String(),
   enroll_endpoint: Type.String(),
   whoami_endpoint: Type.String(),
+  /** where a session certificate is registered (docs/PROTOCOL.md §3.1) */
+  sessions_endpoint: Type.String(),
+  /** the longest session lifetime (exp - iat) the broker accepts */
+  session_max_lifetime_seconds: Type.Integer(),
   admin_identities_endpoint: Type.String(),
   admin_audit_endpoint: Type.String(),
   key_stores_supported: Type.Array(Type.String()),

@@ -10,3 +10,4 @@ export * from './common.js';
 export * from './discovery.js';
 export * from './identities.js';
 export * from './leases.js';
+export * from './sessions.js';
