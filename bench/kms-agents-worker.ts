@@ -34,6 +34,8 @@ export interface AgentsGo {
   readonly windows: readonly WindowPlan[];
   readonly warmupMs: number;
   readonly durationMs: number;
+  /** Session lifetime for the windows with sessions. */
+  readonly sessionLifetimeSeconds: number;
 }
 
 export interface AgentsReady {
@@ -60,7 +62,7 @@ export interface AgentsResult {
 export type AgentsMessage =
   | AgentsReady
   | AgentsResult
-  | { readonly type: 'window-start' | 'window-end'; readonly index: number }
+  | { readonly type: 'warmup-start' | 'window-start' | 'window-end'; readonly index: number }
   | { readonly type: 'error'; readonly message: string };
 
 const send = (message: AgentsMessage) => sendToParent(message);
@@ -68,15 +70,6 @@ const send = (message: AgentsMessage) => sendToParent(message);
 interface Agent {
   readonly identityId: string;
   readonly keyUri: string;
-}
-
-/**
- * The SDK's session option (issue 13 §1) when the window asks for sessions. Until the SDK has it,
- * a sessions window must not silently measure per-request signing: refuse it.
- */
-function sessionOptions(sessions: boolean): object {
-  if (!sessions) return {};
-  throw new Error('this SDK has no session keys yet (ClientOptions.sessions): run without BENCH_KMS_SESSIONS');
 }
 
 async function main(): Promise<void> {
@@ -100,22 +93,25 @@ async function main(): Promise<void> {
         agents[store].push({ identityId: provisioned.identity_id, keyUri: provisioned.key_uri });
       }
     }
+    await send({ type: 'ready', setupMs: performance.now() - setupStart });
+
+    const go = await nextParentMessage<AgentsGo>('go');
+    // Session keys (issue 13 §1) on or off explicitly: the SDK's default is on.
+    const sessionOption = (sessions: boolean) => (sessions ? { lifetime: go.sessionLifetimeSeconds } : false);
     // The agents' own SDK signers: PKCS#11 sessions on the token, KMS clients on the standard AWS settings.
     const pkcs11 = { module: config.pkcs11.module, pin: config.pkcs11.pin, pinFile: config.pkcs11.pinFile };
     const clientFor = async (agent: Agent, sessions: boolean): Promise<TesseraClient> => {
       const key = `${agent.keyUri} ${sessions}`;
       let client = clients.get(key);
       if (!client) {
-        client = await createClient({ broker: config.publicUrl, key: agent.keyUri, pkcs11, ...sessionOptions(sessions) });
+        client = await createClient({ broker: config.publicUrl, key: agent.keyUri, pkcs11, sessions: sessionOption(sessions) });
         clients.set(key, client);
       }
       return client;
     };
-    await send({ type: 'ready', setupMs: performance.now() - setupStart });
-
-    const go = await nextParentMessage<AgentsGo>('go');
     const windows: WindowReport[] = [];
     for (const [index, plan] of go.windows.entries()) {
+      await send({ type: 'warmup-start', index });
       const fleet = await Promise.all(agents[plan.store].map(async (agent) => ({ agent, client: await clientFor(agent, plan.sessions) })));
       await drive(fleet, go.warmupMs); // connections, JIT, and with sessions the first session of each agent
       await send({ type: 'window-start', index });
