@@ -13,7 +13,7 @@ const [path, jwksJson] = process.argv.slice(2) as [string, string];
 const jwks = JSON.parse(jwksJson) as JSONWebKeySet;
 const store = await openStore(`sqlite:${path}`, { create: false });
 const start = performance.now();
-const report = await verifyAuditLog(exportRecords(store.db, { issuer: 'bench', jwks, exportedAt: Date.now() }));
+const report = await verifyAuditLog(exportRecords(store.repos, { issuer: 'bench', jwks, exportedAt: Date.now() }));
 const elapsedMs = performance.now() - start;
 await store.close();
 const peak = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));

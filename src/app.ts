@@ -146,7 +146,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(adminLeaseRoutes, { leases: deps.leases.leases, identities: deps.identities });
 
   // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.
-  const sessions = new ReviewSessions(deps.store.db, deps.audit, deps.clock, deps.rejections);
+  const sessions = new ReviewSessions(deps.store, deps.audit, deps.clock, deps.rejections);
   const cookie = new SessionCookie(deps.publicUrl);
   const reader = new ReviewReader({ store: deps.store, identities: deps.identities, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl, clock: deps.clock });
   await app.register(reviewAuth, { sessions, cookie });

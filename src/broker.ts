@@ -20,7 +20,6 @@ import { KeyStoreWrappingKeys } from './secrets/wrapping-keys.js';
 import { SessionRegistry } from './sessions/session-registry.js';
 import { openStore } from './store/database.js';
 import { runExclusive } from './store/exclusive.js';
-import { readSetting } from './store/settings.js';
 
 export interface Broker {
   readonly app: FastifyInstance;
@@ -63,12 +62,12 @@ export async function createBroker(
   let leases: LeaseSystem | undefined;
   let changes: ChangeFeed | undefined;
   try {
-    const authorityKeyUri = await readSetting(store.db, 'authority_key_uri');
+    const authorityKeyUri = await store.repos.settings.get('authority_key_uri');
     if (!authorityKeyUri) throw new TesseraError('config_invalid', `No authority key in ${config.databaseUrl}: run "tessera init" first.`);
     const authoritySigner = await keyStores.signer(authorityKeyUri);
     const authority = await Authority.create(authoritySigner, config.publicUrl, clock, config.credentialTtlMs / 1000);
-    const audit = new DatabaseAuditLog(store.db, clock);
-    const identities = new IdentityService(store.db, audit, clock, {
+    const audit = new DatabaseAuditLog(store.repos, clock);
+    const identities = new IdentityService(store, audit, clock, {
       defaultTtlMs: config.ticketTtlMs,
       maxTtlMs: config.ticketMaxTtlMs,
       failures: { max: config.ticketFailureLimit, windowMs: config.ticketFailureWindowMs },
@@ -76,10 +75,10 @@ export async function createBroker(
     const rejections = new RejectionSummary(audit, clock, config.auditRejectionWindowMs);
     changes = await openChangeFeed(store, config.databaseUrl, clock, scheduler, { maxStalenessMs: config.replicaMaxStalenessMs }, options.logger);
     const feed = changes;
-    const sessions = new SessionRegistry(store.db, store.reader, audit, clock, feed, { maxLifetimeMs: config.sessionMaxLifetimeMs });
-    const authenticator = new ProofAuthenticator(store.db, store.reader, audit, clock, config.publicUrl, rejections, feed, sessions);
+    const sessions = new SessionRegistry(store, audit, clock, feed, { maxLifetimeMs: config.sessionMaxLifetimeMs });
+    const authenticator = new ProofAuthenticator(store.repos, audit, clock, config.publicUrl, rejections, feed, sessions);
     const authFailures = { max: config.authFailureLimit, windowMs: config.authFailureWindowMs };
-    leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.db), { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
+    leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.repos.settings), { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
     }, options.logger);
     const app = await buildApp({ store, audit, authority, identities, authenticator, sessions, leases, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, logger: options.logger });
@@ -91,11 +90,11 @@ export async function createBroker(
     const prune = () =>
       runExclusive(store, 'prune', async () => {
         await authenticator.pruneReplayCache();
-        await pruneChanges(store.db, clock.now());
+        await pruneChanges(store.repos.changes, clock.now());
       }).then(() => undefined);
     const stopPruning = scheduler.every(PRUNE_INTERVAL_MS, () => prune().catch((error: unknown) => app.log.warn({ err: error }, 'pruning the proof replay cache or the change feed failed')));
     const auditCheckpoints = new AuditCheckpointer(
-      store.db,
+      store.repos.audit,
       authoritySigner,
       authority.kid,
       clock,

@@ -9,7 +9,6 @@ import { keyThumbprint } from '@tessera-broker/sdk';
 import { KeyStores } from './keys/registry.js';
 import { ensureSoftHsmToken } from './keys/softhsm.js';
 import { openStore } from './store/database.js';
-import { readSetting, writeSetting } from './store/settings.js';
 
 export const ADMIN_ADDRESS = 'admin@tessera.local';
 
@@ -50,22 +49,22 @@ export async function initialize(config: Config): Promise<InitReport> {
     const keyStore = await keyStores.get(config.keystore);
     const suffix = () => randomBytes(4).toString('hex');
 
-    let authorityKeyUri = await readSetting(store.db, 'authority_key_uri');
+    let authorityKeyUri = await store.repos.settings.get('authority_key_uri');
     if (!authorityKeyUri) {
       const signer = await keyStore.createSigningKey({ label: `tessera-authority-${suffix()}`, tags: { 'tessera:purpose': 'authority' } });
       authorityKeyUri = signer.uri;
-      await writeSetting(store.db, 'authority_key_uri', authorityKeyUri);
+      await store.repos.settings.set('authority_key_uri', authorityKeyUri);
       created.push('authority key');
     }
 
     // Wraps the data keys that seal upstream root secrets (src/secrets/envelope.ts).
-    if (!(await readSetting(store.db, 'wrapping_key_uri'))) {
+    if (!(await store.repos.settings.get('wrapping_key_uri'))) {
       const wrappingKey = await keyStore.createWrappingKey({ label: `tessera-wrapping-${suffix()}`, tags: { 'tessera:purpose': 'wrapping' } });
-      await writeSetting(store.db, 'wrapping_key_uri', wrappingKey.uri);
+      await store.repos.settings.set('wrapping_key_uri', wrappingKey.uri);
       created.push('wrapping key');
     }
 
-    const identities = new IdentityService(store.db, new DatabaseAuditLog(store.db, systemClock), systemClock, {
+    const identities = new IdentityService(store, new DatabaseAuditLog(store.repos, systemClock), systemClock, {
       defaultTtlMs: config.ticketTtlMs,
       maxTtlMs: config.ticketMaxTtlMs,
       failures: { max: config.ticketFailureLimit, windowMs: config.ticketFailureWindowMs },

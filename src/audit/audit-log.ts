@@ -1,14 +1,11 @@
-import { isDeepStrictEqual } from 'node:util';
-import { CompiledQuery, type Insertable, type Kysely, sql } from 'kysely';
 import type { Clock } from '../clock.js';
-import { type SyncSqlite, sqliteIfIdle } from '../store/database.js';
-import { precompiled } from '../store/precompiled.js';
-import type { AuditEventTable, Database } from '../store/schema.js';
+import type { Repositories } from '../store/repositories/index.js';
+import type { AuditOutcome, AuditRow, ChainHead } from '../store/repositories/audit.js';
 import { canonicalJson } from './canonical.js';
 import { type ChainedEvent, eventHashWithDetails } from './chain.js';
 import { requestProofFor } from './request-proof.js';
 
-export type AuditOutcome = 'success' | 'denied' | 'failure';
+export type { AuditOutcome };
 
 export interface AuditEvent {
   /** identity id of whoever caused it; null when the caller could not be authenticated */
@@ -29,23 +26,24 @@ export interface AuditEvent {
 }
 
 /**
- * The audit seam. append() takes the executor of the operation it records, so the event commits or
- * rolls back with it: an operation whose audit write fails does not happen.
+ * The audit seam. append() takes the unit of work of the operation it records (the repositories
+ * of its transaction, Store.transaction), so the event commits or rolls back with it: an operation
+ * whose audit write fails does not happen.
  */
 export interface AuditSink {
-  append(event: AuditEvent, executor?: Kysely<Database>): Promise<void>;
+  append(event: AuditEvent, within?: Repositories): Promise<void>;
   /**
-   * Optional: appends `events` in their order, as one unit inside `executor`'s transaction, with
+   * Optional: appends `events` in their order, as one unit (inside `within`'s transaction), with
    * exactly the seqs, hashes and rows that appending them one by one would give. For writers of
    * many events at once (the proxy's group commit); a sink without it gets one append() per event.
    */
-  appendMany?(events: readonly AuditEvent[], executor?: Kysely<Database>): Promise<void>;
+  appendMany?(events: readonly AuditEvent[], within?: Repositories): Promise<void>;
   /**
-   * Optional: append() as synchronous statements inside a transaction the caller holds open on
-   * `sqlite` (the SQLite connection behind `db`), for writers that keep a hot transaction from
-   * yielding to the event loop while it holds the write lock. Same rows as append().
+   * Optional: append() as synchronous statements inside a transaction the caller holds open
+   * synchronously on the embedded store's writer (AuditRepository.appendSync), for writers that
+   * keep a hot transaction from yielding to the event loop while it holds the write lock.
    */
-  appendSync?(event: AuditEvent, db: Kysely<Database>, sqlite: SyncSqlite): void;
+  appendSync?(event: AuditEvent, within: Repositories): void;
 }
 
 /** Events one standalone batch writes at most. */
@@ -71,15 +69,15 @@ export class DatabaseAuditLog implements AuditSink {
   #flushing = false;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    /** Store.repos: the store's own, outside any unit of work */
+    private readonly repos: Repositories,
     private readonly clock: Clock,
   ) {}
 
-  async append(event: AuditEvent, executor: Kysely<Database> = this.db): Promise<void> {
+  async append(event: AuditEvent, within: Repositories = this.repos): Promise<void> {
     // Drafted now: the request proof comes from the caller's async context.
     const draft = this.#draft(event);
-    if (executor.isTransaction) return appendToChain(executor, draft.draft, draft.details);
-    if (executor !== this.db) return executor.transaction().execute((trx) => appendToChain(trx, draft.draft, draft.details));
+    if (within !== this.repos) return within.audit.append(1, chainOf([draft]));
     return new Promise((resolve, reject) => {
       this.#queue.push({ draft, resolve, reject });
       if (this.#flushing) return;
@@ -104,12 +102,7 @@ export class DatabaseAuditLog implements AuditSink {
   }
 
   #write(drafts: readonly Draft[]): Promise<void> {
-    const sqlite = sqliteIfIdle(this.db);
-    if (sqlite) {
-      sqlite.transaction(() => appendManyToChainSync(this.db, sqlite, drafts));
-      return Promise.resolve();
-    }
-    return this.db.transaction().execute((trx) => appendManyToChain(trx, drafts));
+    return this.repos.audit.append(drafts.length, chainOf(drafts));
   }
 
   /**
@@ -117,18 +110,14 @@ export class DatabaseAuditLog implements AuditSink {
    * chained in memory, the rows go in with multi-row INSERTs and the head hash is set once, so a
    * batch costs a few statements instead of three per event. Same rows as one append() per event.
    */
-  async appendMany(events: readonly AuditEvent[], executor: Kysely<Database> = this.db): Promise<void> {
+  async appendMany(events: readonly AuditEvent[], within: Repositories = this.repos): Promise<void> {
     if (events.length === 0) return;
     const drafts = events.map((event) => this.#draft(event));
-    if (executor.isTransaction) return appendManyToChain(executor, drafts);
-    // On SQLite, with nothing else in a transaction, the whole batch runs synchronously in its own.
-    const sqlite = sqliteIfIdle(executor);
-    if (sqlite) return sqlite.transaction(() => appendManyToChainSync(executor, sqlite, drafts));
-    await executor.transaction().execute((trx) => appendManyToChain(trx, drafts));
+    await within.audit.append(drafts.length, chainOf(drafts));
   }
 
-  appendSync(event: AuditEvent, db: Kysely<Database>, sqlite: SyncSqlite): void {
-    appendManyToChainSync(db, sqlite, [this.#draft(event)]);
+  appendSync(event: AuditEvent, within: Repositories): void {
+    within.audit.appendSync(1, chainOf([this.#draft(event)]));
   }
 
   #draft(event: AuditEvent): Draft {
@@ -188,94 +177,20 @@ function isFlatJson(details: object): boolean {
 }
 
 /**
- * Claims the next seq by updating the single chain-head row first: that row lock (PostgreSQL) or
- * write lock (SQLite) serialises appenders until the transaction ends, so the chain stays linear
- * across concurrent requests and brokers, and seq has no gaps (a rollback gives the number back).
+ * The rows for `drafts` after chain head `head`, hashes chained in order: what the repository
+ * inserts once it has claimed their seqs under the head lock, which keeps the chain linear across
+ * concurrent requests and brokers, with no gaps in seq (a rollback gives the numbers back).
  */
-async function appendToChain(trx: Kysely<Database>, draft: Omit<ChainedEvent, 'seq' | 'prev_hash' | 'details'>, details: string): Promise<void> {
-  const head = await trx
-    .updateTable('audit_chain_head')
-    .set((eb) => ({ seq: eb('seq', '+', 1) }))
-    .where('id', '=', 1)
-    .returning(['seq', 'hash'])
-    .executeTakeFirstOrThrow();
-  const event = { ...draft, seq: head.seq, prev_hash: head.hash };
-  const hash = eventHashWithDetails(event, details);
-  await trx.insertInto('audit_events').values({ ...event, details, hash }).execute();
-  await trx.updateTable('audit_chain_head').set({ hash }).where('id', '=', 1).execute();
-}
-
-/** Columns of an audit_events row, in the order the multi-row INSERT binds them. */
-const EVENT_COLUMNS = ['seq', 'at', 'actor', 'action', 'outcome', 'identity_id', 'reason', 'details', 'proof', 'prev_hash', 'hash'] as const;
-type EventRow = { readonly [column in (typeof EVENT_COLUMNS)[number]]: Insertable<AuditEventTable>[column] };
-
-/** Rows per INSERT: 64 x 11 = 704 bound values, under SQLite's historical limit of 999. */
-const INSERT_CHUNK = 64;
-
-const claimSeqs = precompiled<{ seq: number; hash: string }>(
-  (db, count: number) =>
-    db
-      .updateTable('audit_chain_head')
-      .set((eb) => ({ seq: eb('seq', '+', count) }))
-      .where('id', '=', sql.lit(1))
-      .returning(['seq', 'hash']),
-  [2],
-);
-
-const setHeadHash = precompiled((db, hash: string) => db.updateTable('audit_chain_head').set({ hash }).where('id', '=', sql.lit(1)), ['hash']);
-
-/** INSERT SQL by row count, per dialect adapter (see precompiled.ts). */
-const insertSql = new WeakMap<object, Map<number, string>>();
-
-/** The multi-row INSERTs for `rows`, in chunks, with the SQL text cached per dialect and row count. */
-function insertQueries(db: Kysely<Database>, rows: readonly EventRow[]): CompiledQuery[] {
-  const adapter = db.getExecutor().adapter;
-  let byCount = insertSql.get(adapter);
-  if (!byCount) insertSql.set(adapter, (byCount = new Map()));
-  const queries: CompiledQuery[] = [];
-  for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
-    const chunk = rows.slice(start, start + INSERT_CHUNK);
-    const parameters: unknown[] = [];
-    for (const row of chunk) for (const column of EVENT_COLUMNS) parameters.push(row[column]);
-    let text = byCount.get(chunk.length);
-    if (text === undefined) {
-      const query = db.insertInto('audit_events').values(chunk as EventRow[]).compile();
-      // The parameters must be bound row by row in EVENT_COLUMNS order for the cached text to fit.
-      if (!isDeepStrictEqual(query.parameters, parameters)) throw new Error('audit: unexpected INSERT parameter order');
-      byCount.set(chunk.length, (text = query.sql));
+function chainOf(drafts: readonly Draft[]): (head: ChainHead) => { rows: AuditRow[]; hash: string } {
+  return (head) => {
+    let seq = head.seq;
+    let prev = head.hash;
+    const rows: AuditRow[] = [];
+    for (const { draft, details } of drafts) {
+      const event = { ...draft, seq: ++seq, prev_hash: prev };
+      prev = eventHashWithDetails(event, details);
+      rows.push({ seq: event.seq, at: event.at, actor: event.actor, action: event.action, outcome: event.outcome, identity_id: event.identity_id, reason: event.reason, details, proof: event.proof, prev_hash: event.prev_hash, hash: prev });
     }
-    queries.push(CompiledQuery.raw(text, parameters));
-  }
-  return queries;
-}
-
-/** The rows for `drafts` after the chain head `head` had before claiming their seqs, hashes chained in order. */
-function chainRows(head: { seq: number; hash: string } | undefined, drafts: readonly Draft[]): { rows: EventRow[]; hash: string } {
-  if (!head) throw new Error('audit: the chain head row is missing');
-  let seq = head.seq - drafts.length;
-  let prev = head.hash;
-  const rows: EventRow[] = [];
-  for (const { draft, details } of drafts) {
-    const event = { ...draft, seq: ++seq, prev_hash: prev };
-    prev = eventHashWithDetails(event, details);
-    rows.push({ seq: event.seq, at: event.at, actor: event.actor, action: event.action, outcome: event.outcome, identity_id: event.identity_id, reason: event.reason, details, proof: event.proof, prev_hash: event.prev_hash, hash: prev });
-  }
-  return { rows, hash: prev };
-}
-
-/**
- * appendToChain() for several events: claims all their seqs with one head update (the same lock),
- * chains the hashes in memory in order, inserts the rows in chunks and sets the head hash once.
- */
-async function appendManyToChain(trx: Kysely<Database>, drafts: readonly Draft[]): Promise<void> {
-  const { rows, hash } = chainRows((await claimSeqs(trx, [drafts.length])).rows[0], drafts);
-  for (const query of insertQueries(trx, rows)) await trx.executeQuery(query);
-  await setHeadHash(trx, [hash]);
-}
-
-/** appendManyToChain() as synchronous statements on SQLite, inside `sqlite`'s open transaction. */
-function appendManyToChainSync(db: Kysely<Database>, sqlite: SyncSqlite, drafts: readonly Draft[]): void {
-  const { rows, hash } = chainRows(sqlite.all<{ seq: number; hash: string }>(claimSeqs.sql(db), [drafts.length])[0], drafts);
-  for (const query of insertQueries(db, rows)) sqlite.run(query.sql, query.parameters);
-  sqlite.run(setHeadHash.sql(db), [hash]);
+    return { rows, hash: prev };
+  };
 }

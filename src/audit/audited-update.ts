@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { sqliteIfIdle } from '../store/database.js';
+import { repositoriesOn } from '../store/repositories/index.js';
 import type { Precompiled } from '../store/precompiled.js';
 import type { Database } from '../store/schema.js';
 import type { AuditEvent, AuditSink } from './audit-log.js';
@@ -28,10 +29,11 @@ export async function auditedUpdates(db: Kysely<Database>, audit: AuditSink, upd
   const sqlite = audit.appendSync && sqliteIfIdle(db);
   if (sqlite) {
     const statement = sqlite.prepare(update.sql(db));
+    const repos = repositoriesOn(db);
     return sqlite.transaction(() =>
       changes.map(({ parameters, event }) => {
         if (statement.run(parameters).changes !== 1) return false;
-        audit.appendSync!(event, db, sqlite);
+        audit.appendSync!(event, repos);
         return true;
       }),
     );
@@ -40,7 +42,7 @@ export async function auditedUpdates(db: Kysely<Database>, audit: AuditSink, upd
     const changed: boolean[] = [];
     for (const { parameters, event } of changes) {
       const updated = (await update(trx, parameters)).numAffectedRows === 1n;
-      if (updated) await audit.append(event, trx);
+      if (updated) await audit.append(event, repositoriesOn(trx));
       changed.push(updated);
     }
     return changed;

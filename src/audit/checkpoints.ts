@@ -1,8 +1,7 @@
-import type { Kysely } from 'kysely';
 import { type Clock, type Scheduler, systemScheduler } from '../clock.js';
 import { signCompactJws } from '@tessera-broker/sdk';
 import type { Signer } from '../keys/key-store.js';
-import type { Database } from '../store/schema.js';
+import type { AuditRepository } from '../store/repositories/audit.js';
 
 export const CHECKPOINT_TYPE = 'tessera-audit-checkpoint+jwt';
 
@@ -36,7 +35,7 @@ export class AuditCheckpointer {
   private running: Promise<unknown> | undefined;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly audit: AuditRepository,
     private readonly signer: Signer,
     private readonly kid: string,
     private readonly clock: Clock,
@@ -89,15 +88,15 @@ export class AuditCheckpointer {
     const jws = await signCompactJws(this.signer, { alg: 'EdDSA', typ: CHECKPOINT_TYPE, kid: this.kid }, { ...payload });
     const checkpoint = { ...payload, jws };
     // Several brokers on one database may sign the same head; the first one stored stands.
-    await this.db.insertInto('audit_checkpoints').values(checkpoint).onConflict((c) => c.column('seq').doNothing()).execute();
+    await this.audit.insertCheckpoint(checkpoint);
     return checkpoint;
   }
 
   private head(): Promise<{ seq: number; hash: string }> {
-    return this.db.selectFrom('audit_chain_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+    return this.audit.head();
   }
 
   private lastCheckpoint(): Promise<CheckpointPayload | undefined> {
-    return this.db.selectFrom('audit_checkpoints').select(['seq', 'hash', 'at']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    return this.audit.lastCheckpoint();
   }
 }

@@ -1,14 +1,5 @@
-import { type Kysely, sql } from 'kysely';
-import { sqliteIfIdle } from '../store/database.js';
-import { precompiled } from '../store/precompiled.js';
-import type { ChangeKind, Database } from '../store/schema.js';
+import type { ChangeRepository } from '../store/repositories/changes.js';
 import { type FeedStatus, SubscribedFeed } from './change-feed.js';
-
-const changesAfter = precompiled<{ id: number; kind: ChangeKind; key: string }>(
-  (db, after: number) => db.selectFrom('changes').select(['id', 'kind', 'key']).where('id', '>', after).orderBy('id'),
-  [0],
-);
-const lastChange = precompiled<{ id: number | null }>((db) => db.selectFrom('changes').select(sql<number | null>`max(id)`.as('id')), []);
 
 /**
  * The feed on an embedded (SQLite) store, which one broker process uses alone: every write is this
@@ -19,22 +10,22 @@ const lastChange = precompiled<{ id: number | null }>((db) => db.selectFrom('cha
 export class LocalChangeFeed extends SubscribedFeed {
   #cursor = 0;
 
-  private constructor(private readonly reader: Kysely<Database>) {
+  private constructor(private readonly changes: ChangeRepository) {
     super();
   }
 
-  /** `reader`: Store.reader, which sees committed rows only (the writer's own connection in-memory). */
-  static async open(reader: Kysely<Database>): Promise<LocalChangeFeed> {
-    const feed = new LocalChangeFeed(reader);
-    feed.#cursor = (await lastChange(reader, [])).rows[0]?.id ?? 0;
+  /** `changes`: Store.repos.changes, which reads committed rows only (through Store.reader). */
+  static async open(changes: ChangeRepository): Promise<LocalChangeFeed> {
+    const feed = new LocalChangeFeed(changes);
+    feed.#cursor = await changes.lastId();
     return feed;
   }
 
   sync(): boolean {
     // An in-memory store reads through the writer, which would also see a transaction still open.
-    const sqlite = sqliteIfIdle(this.reader);
-    if (!sqlite) return false;
-    for (const change of sqlite.all<{ id: number; kind: ChangeKind; key: string }>(changesAfter.sql(this.reader), [this.#cursor])) {
+    const changes = this.changes.afterSync(this.#cursor);
+    if (!changes) return false;
+    for (const change of changes) {
       this.#cursor = change.id;
       this.deliver(change.kind, change.key);
     }

@@ -14,6 +14,6 @@ const POLLS_PER_STALENESS_BOUND = 4;
 
 /** The feed for `store`: local on SQLite (one process), LISTEN/NOTIFY plus polling on PostgreSQL. */
 export function openChangeFeed(store: Store, url: string, clock: Clock, scheduler: Scheduler, settings: ChangeFeedSettings, log?: FeedLog): Promise<ChangeFeed> {
-  if (store.dialect === 'sqlite') return LocalChangeFeed.open(store.reader);
+  if (store.dialect === 'sqlite') return LocalChangeFeed.open(store.repos.changes);
   return PostgresChangeFeed.open(url, store.db, clock, scheduler, { maxStalenessMs: settings.maxStalenessMs, pollMs: settings.maxStalenessMs / POLLS_PER_STALENESS_BOUND }, log);
 }

@@ -1,5 +1,4 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../store/schema.js';
+import type { ChangeRepository } from '../store/repositories/changes.js';
 
 /**
  * How long change rows are kept. A replica only needs the rows since its last read, which is
@@ -8,6 +7,6 @@ import type { Database } from '../store/schema.js';
 export const CHANGE_RETENTION_MS = 10 * 60_000;
 
 /** Deletes change rows older than the retention (by the database clock, which wrote `at`). */
-export async function pruneChanges(db: Kysely<Database>, now: number): Promise<void> {
-  await db.deleteFrom('changes').where('at', '<', now - CHANGE_RETENTION_MS).execute();
+export async function pruneChanges(changes: ChangeRepository, now: number): Promise<void> {
+  await changes.pruneBefore(now - CHANGE_RETENTION_MS);
 }

@@ -1,14 +1,11 @@
-import type { Kysely, Selectable } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { RejectionSummary } from '../audit/rejection-summary.js';
 import type { ChangeFeed } from '../changes/change-feed.js';
 import { FeedCache } from '../changes/feed-cache.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
-import { sqliteIfIdle } from '../store/database.js';
-import { precompiled } from '../store/precompiled.js';
-import type { Database, IdentityTable } from '../store/schema.js';
-import { identityFromRow, type Identity } from './identity.js';
+import type { Repositories } from '../store/repositories/index.js';
+import type { Identity } from './identity.js';
 import type { SessionRegistry } from '../sessions/session-registry.js';
 import { bodyHash, checkProof, isSessionId, parseProofHeader, proofReplayableUntil } from './proof.js';
 
@@ -20,19 +17,6 @@ export interface IncomingRequest {
   readonly body: Uint8Array | string;
   /** The client's address: anonymous rejections are counted per address. */
   readonly source: string;
-}
-
-// The two queries every authenticated request runs, compiled once rather than rebuilt per request.
-const identityById = precompiled<Selectable<IdentityTable>>((db, id: string) => db.selectFrom('identities').selectAll().where('id', '=', id), ['kid']);
-const insertJti = precompiled((db, jti: string, identityId: string, expiresAt: number) =>
-  db.insertInto('proof_replays').values({ jti, identity_id: identityId, expires_at: expiresAt }).onConflict((conflict) => conflict.column('jti').doNothing()),
-  ['jti', 'identity', 1],
-);
-
-interface PendingJti {
-  readonly parameters: [key: string, identityId: string, expiresAt: number];
-  resolve(fresh: boolean): void;
-  reject(error: unknown): void;
 }
 
 /** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
@@ -49,14 +33,11 @@ const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proo
  * is refused by all.
  */
 export class ProofAuthenticator {
-  /** jtis waiting for the next group commit (SQLite). */
-  #pendingJtis: PendingJti[] = [];
   readonly #identities: FeedCache<Identity>;
 
   constructor(
-    private readonly db: Kysely<Database>,
-    /** Store.reader: the identity lookup must not queue behind other requests' transactions. */
-    private readonly reader: Kysely<Database>,
+    /** Store.repos: the identity lookup reads through Store.reader, not queueing behind other requests' transactions. */
+    private readonly repos: Pick<Repositories, 'identities' | 'replayCache'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly audience: string,
@@ -89,10 +70,7 @@ export class ProofAuthenticator {
       }
       const identityId = session?.identityId ?? proof.kid;
       signerId = identityId;
-      const identity = await this.#identities.get(identityId, async () => {
-        const [row] = (await identityById(this.reader, [identityId])).rows;
-        return row && identityFromRow(row);
-      });
+      const identity = await this.#identities.get(identityId, () => this.repos.identities.findById(identityId));
       if (!identity) throw new TesseraError('proof_unknown_key');
       const now = this.clock.now();
       checkProof(proof, session?.publicKey ?? identity.publicKey, {
@@ -125,46 +103,13 @@ export class ProofAuthenticator {
    * proof's iat, not from its first use (a proof dated +60 s is good for two minutes after it).
    */
   private async rememberJti(jti: string, identityId: string, iat: number): Promise<void> {
-    const parameters: PendingJti['parameters'] = [`${identityId}:${jti}`, identityId, proofReplayableUntil(iat)];
-    const fresh = sqliteIfIdle(this.db) ? await this.#groupCommit(parameters) : (await insertJti(this.db, parameters)).numAffectedRows !== 0n;
+    const fresh = await this.repos.replayCache.remember(`${identityId}:${jti}`, identityId, proofReplayableUntil(iat));
     if (!fresh) throw new TesseraError('proof_replayed');
-  }
-
-  /**
-   * SQLite: the jtis of the requests arriving within one turn of the event loop go into one
-   * transaction, committed before any of those requests proceeds, instead of one commit each.
-   * Each insert still says whether its jti was new, so a replay within a batch is caught too.
-   */
-  #groupCommit(parameters: PendingJti['parameters']): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      if (this.#pendingJtis.length === 0) setImmediate(() => this.#flushJtis());
-      this.#pendingJtis.push({ parameters, resolve, reject });
-    });
-  }
-
-  #flushJtis(): void {
-    const batch = this.#pendingJtis;
-    this.#pendingJtis = [];
-    const sqlite = sqliteIfIdle(this.db);
-    if (!sqlite) {
-      // A transaction is open on the writer across an await: queue on kysely's connection like any write.
-      for (const pending of batch) insertJti(this.db, pending.parameters).then((result) => pending.resolve(result.numAffectedRows !== 0n), pending.reject);
-      return;
-    }
-    let fresh: boolean[];
-    try {
-      const statement = sqlite.prepare(insertJti.sql(this.db));
-      fresh = sqlite.transaction(() => batch.map((pending) => statement.run(pending.parameters).changes !== 0));
-    } catch (error) {
-      for (const pending of batch) pending.reject(error);
-      return;
-    }
-    batch.forEach((pending, i) => pending.resolve(fresh[i]!));
   }
 
   /** Deletes only jtis whose proofs can no longer be accepted, however often it runs. */
   async pruneReplayCache(): Promise<void> {
-    await this.db.deleteFrom('proof_replays').where('expires_at', '<=', this.clock.now()).execute();
+    await this.repos.replayCache.prune(this.clock.now());
   }
 
   private async auditRejection(error: TesseraError, claimedKid: string | undefined, signerId: string | undefined, request: IncomingRequest): Promise<void> {

@@ -1,14 +1,13 @@
-import type { Kysely } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { isStrictEd25519PublicKey } from '../crypto/ed25519.js';
-import { base64url, randomToken, sha256Base64url } from '../crypto/encoding.js';
+import { randomToken, sha256Base64url } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
 import { FailureLimit, type FailureLimitSettings } from '../limits/failure-limit.js';
-import { SqlSessionRepository } from '../store/repositories/sessions.js';
-import type { Database } from '../store/schema.js';
-import { identityFromRow, type Identity, type IdentityRole, type IdentityStatus } from './identity.js';
+import type { Store } from '../store/database.js';
+import type { Repositories } from '../store/repositories/index.js';
+import type { Identity, IdentityRole, IdentityStatus } from './identity.js';
 
 export interface RegisterIdentity {
   readonly address: string;
@@ -42,7 +41,7 @@ export class IdentityService {
   readonly #failedRedemptions: FailureLimit;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly tickets: TicketPolicy,
@@ -57,43 +56,37 @@ export class IdentityService {
       throw new TesseraError('invalid_request', 'public_key must be the canonical encoding of an Ed25519 point that is not of small order.');
     }
     const id = await keyThumbprint(input.publicKey);
-    return this.db.transaction().execute(async (trx) => {
-      const clash = await trx
-        .selectFrom('identities')
-        .select(['address', 'id'])
-        .where((eb) => eb.or([eb('address', '=', input.address), eb('id', '=', id)]))
-        .executeTakeFirst();
+    return this.store.transaction(async (repos) => {
+      const clash = await repos.identities.findByAddressOrId(input.address, id);
       if (clash) {
         const what = clash.address === input.address ? `address ${input.address} is already provisioned` : 'this public key is already registered';
         throw new TesseraError('conflict', `Identity conflict: ${what}.`);
       }
-      const row = {
+      const identity: Identity = {
         id,
         address: input.address,
         role: input.role ?? 'agent',
         status: input.status ?? 'pending',
-        public_key: base64url.encode(input.publicKey),
-        key_uri: input.keyUri,
-        attributes: JSON.stringify(input.attributes ?? {}),
-        created_at: this.clock.now(),
-        created_by: actor,
-        enrolled_at: input.status === 'active' ? this.clock.now() : null,
-        revoked_at: null,
-        revoked_by: null,
-        revocation_reason: null,
-      } as const;
-      await trx.insertInto('identities').values(row).execute();
+        publicKey: input.publicKey,
+        keyUri: input.keyUri,
+        attributes: { ...input.attributes },
+        createdAt: this.clock.now(),
+        enrolledAt: input.status === 'active' ? this.clock.now() : null,
+        revokedAt: null,
+        revokedBy: null,
+        revocationReason: null,
+      };
+      await repos.identities.insert(identity, actor);
       await this.audit.append(
-        { actor, action: 'identity.registered', outcome: 'success', identityId: id, details: { address: input.address, role: row.role, key_uri: input.keyUri } },
-        trx,
+        { actor, action: 'identity.registered', outcome: 'success', identityId: id, details: { address: input.address, role: identity.role, key_uri: input.keyUri } },
+        repos,
       );
-      return identityFromRow(row);
+      return identity;
     });
   }
 
-  async findByAddress(address: string): Promise<Identity | undefined> {
-    const row = await this.db.selectFrom('identities').selectAll().where('address', '=', address).executeTakeFirst();
-    return row && identityFromRow(row);
+  findByAddress(address: string): Promise<Identity | undefined> {
+    return this.store.repos.identities.findByAddress(address);
   }
 
   async getByAddress(address: string): Promise<Identity> {
@@ -102,11 +95,8 @@ export class IdentityService {
     return identity;
   }
 
-  async list(filter: { status?: IdentityStatus; role?: IdentityRole } = {}): Promise<Identity[]> {
-    let query = this.db.selectFrom('identities').selectAll().orderBy('created_at').orderBy('address');
-    if (filter.status) query = query.where('status', '=', filter.status);
-    if (filter.role) query = query.where('role', '=', filter.role);
-    return (await query.execute()).map(identityFromRow);
+  list(filter: { status?: IdentityStatus; role?: IdentityRole } = {}): Promise<Identity[]> {
+    return this.store.repos.identities.list(filter);
   }
 
   async issueTicket(address: string, ttlMs: number | undefined, actor: string): Promise<IssuedTicket> {
@@ -120,14 +110,11 @@ export class IdentityService {
     const ticketHash = sha256Base64url(ticket);
     const now = this.clock.now();
     const expiresAt = now + ttl;
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('enrollment_tickets')
-        .values({ ticket_hash: ticketHash, identity_id: identity.id, issued_at: now, issued_by: actor, expires_at: expiresAt, redeemed_at: null })
-        .execute();
+    await this.store.transaction(async (repos) => {
+      await repos.tickets.insert({ ticketHash, identityId: identity.id, issuedAt: now, issuedBy: actor, expiresAt });
       await this.audit.append(
         { actor, action: 'ticket.issued', outcome: 'success', identityId: identity.id, details: { ticket_sha256: ticketHash, expires_at: expiresAt } },
-        trx,
+        repos,
       );
     });
     return { identityId: identity.id, ticket, expiresAt };
@@ -146,30 +133,16 @@ export class IdentityService {
       if (retryAfterSeconds !== undefined) {
         throw new TesseraError('rate_limited', `Too many failed ticket redemptions by this identity; retry in ${retryAfterSeconds} s.`, { retryAfterSeconds });
       }
-      return await this.db.transaction().execute(async (trx) => {
-        const claimed = await trx
-          .updateTable('enrollment_tickets')
-          .set({ redeemed_at: now })
-          .where('ticket_hash', '=', ticketHash)
-          .where('identity_id', '=', identity.id)
-          .where('redeemed_at', 'is', null)
-          .where('expires_at', '>', now)
-          .executeTakeFirst();
-        if (claimed.numUpdatedRows !== 1n) throw await this.whyTicketFailed(trx, ticketHash, identity.id, now);
-        const activated = await trx
-          .updateTable('identities')
-          .set({ status: 'active', enrolled_at: now })
-          .where('id', '=', identity.id)
-          .where('status', '!=', 'revoked')
-          .returningAll()
-          .executeTakeFirst();
+      return await this.store.transaction(async (repos) => {
+        if (!(await repos.tickets.redeem(ticketHash, identity.id, now))) throw await this.whyTicketFailed(repos, ticketHash, identity.id, now);
+        const activated = await repos.identities.activate(identity.id, now);
         if (!activated) throw new TesseraError('identity_revoked');
         await this.audit.append(
           { actor: identity.id, action: 'ticket.redeemed', outcome: 'success', identityId: identity.id, details: { ticket_sha256: ticketHash } },
-          trx,
+          repos,
         );
-        await this.audit.append({ actor: identity.id, action: 'identity.enrolled', outcome: 'success', identityId: identity.id }, trx);
-        return identityFromRow(activated);
+        await this.audit.append({ actor: identity.id, action: 'identity.enrolled', outcome: 'success', identityId: identity.id }, repos);
+        return activated;
       });
     } catch (error) {
       if (error instanceof TesseraError) {
@@ -187,39 +160,33 @@ export class IdentityService {
     }
   }
 
-  private async whyTicketFailed(trx: Kysely<Database>, ticketHash: string, identityId: string, now: number): Promise<TesseraError> {
-    const row = await trx.selectFrom('enrollment_tickets').selectAll().where('ticket_hash', '=', ticketHash).executeTakeFirst();
-    if (!row || row.identity_id !== identityId) return new TesseraError('ticket_invalid');
-    if (row.redeemed_at !== null) return new TesseraError('ticket_used');
-    if (row.expires_at <= now) return new TesseraError('ticket_expired');
+  private async whyTicketFailed(repos: Repositories, ticketHash: string, identityId: string, now: number): Promise<TesseraError> {
+    const ticket = await repos.tickets.find(ticketHash);
+    if (!ticket || ticket.identityId !== identityId) return new TesseraError('ticket_invalid');
+    if (ticket.redeemedAt !== null) return new TesseraError('ticket_used');
+    if (ticket.expiresAt <= now) return new TesseraError('ticket_expired');
     return new TesseraError('ticket_invalid');
   }
 
   async revoke(address: string, reason: string, actor: string): Promise<Identity> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.store.transaction(async (repos) => {
       const now = this.clock.now();
-      const admins = await trx.selectFrom('identities').select('address').where('role', '=', 'admin').where('status', '=', 'active').execute();
-      if (admins.length === 1 && admins[0]!.address === address) {
+      const admins = await repos.identities.activeAdminAddresses();
+      if (admins.length === 1 && admins[0] === address) {
         // Nothing could provision or revoke anything any more, and no command brings an admin back.
         throw new TesseraError('conflict', `${address} is the last active admin; provision another admin before revoking it.`);
       }
-      const revoked = await trx
-        .updateTable('identities')
-        .set({ status: 'revoked', revoked_at: now, revoked_by: actor, revocation_reason: reason })
-        .where('address', '=', address)
-        .where('status', '!=', 'revoked')
-        .returningAll()
-        .executeTakeFirst();
+      const revoked = await repos.identities.revoke(address, { at: now, by: actor, reason });
       // Its sessions end with it, on every replica (the change feed drops them from their caches).
-      if (revoked) await new SqlSessionRepository(trx).endAll(revoked.id, now);
+      if (revoked) await repos.sessions.endAll(revoked.id, now);
       if (!revoked) {
-        const existing = await trx.selectFrom('identities').select('status').where('address', '=', address).executeTakeFirst();
+        const existing = await repos.identities.findByAddress(address);
         throw existing
           ? new TesseraError('conflict', `Identity ${address} is already revoked.`)
           : new TesseraError('not_found', `No identity with address ${address}.`);
       }
-      await this.audit.append({ actor, action: 'identity.revoked', outcome: 'success', identityId: revoked.id, reason, details: { address } }, trx);
-      return identityFromRow(revoked);
+      await this.audit.append({ actor, action: 'identity.revoked', outcome: 'success', identityId: revoked.id, reason, details: { address } }, repos);
+      return revoked;
     });
   }
 
@@ -228,22 +195,16 @@ export class IdentityService {
    * agent runs. Its old sessions stay ended; the agent registers a new one with a higher generation.
    */
   async reinstate(address: string, reason: string, actor: string): Promise<Identity> {
-    return this.db.transaction().execute(async (trx) => {
-      const reinstated = await trx
-        .updateTable('identities')
-        .set({ status: 'active' })
-        .where('address', '=', address)
-        .where('status', '=', 'suspended')
-        .returningAll()
-        .executeTakeFirst();
+    return this.store.transaction(async (repos) => {
+      const reinstated = await repos.identities.reinstate(address);
       if (!reinstated) {
-        const existing = await trx.selectFrom('identities').select('status').where('address', '=', address).executeTakeFirst();
+        const existing = await repos.identities.findByAddress(address);
         throw existing
           ? new TesseraError('conflict', `Identity ${address} is ${existing.status}, not suspended.`)
           : new TesseraError('not_found', `No identity with address ${address}.`);
       }
-      await this.audit.append({ actor, action: 'identity.reinstated', outcome: 'success', identityId: reinstated.id, reason, details: { address } }, trx);
-      return identityFromRow(reinstated);
+      await this.audit.append({ actor, action: 'identity.reinstated', outcome: 'success', identityId: reinstated.id, reason, details: { address } }, repos);
+      return reinstated;
     });
   }
 }

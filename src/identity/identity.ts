@@ -1,5 +1,4 @@
 import type { IdentityView } from '@tessera-broker/sdk/wire';
-import type { Selectable } from 'kysely';
 import { base64url } from '../crypto/encoding.js';
 import type { IdentityTable } from '../store/schema.js';
 
@@ -20,23 +19,6 @@ export interface Identity {
   readonly revokedAt: number | null;
   readonly revokedBy: string | null;
   readonly revocationReason: string | null;
-}
-
-export function identityFromRow(row: Selectable<IdentityTable>): Identity {
-  return {
-    id: row.id,
-    address: row.address,
-    role: row.role,
-    status: row.status,
-    publicKey: base64url.decode(row.public_key),
-    keyUri: row.key_uri,
-    attributes: JSON.parse(row.attributes) as Record<string, string>,
-    createdAt: row.created_at,
-    enrolledAt: row.enrolled_at,
-    revokedAt: row.revoked_at,
-    revokedBy: row.revoked_by,
-    revocationReason: row.revocation_reason,
-  };
 }
 
 /** The JSON view of an identity in API responses (never includes key material beyond the public key). */

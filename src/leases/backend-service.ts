@@ -9,6 +9,7 @@ import { open, seal } from '../secrets/envelope.js';
 import type { WrappingKeys } from '../secrets/wrapping-keys.js';
 import type { BackendTable, Database } from '../store/schema.js';
 import { LIVE_STATES } from './lease.js';
+import { repositoriesOn } from '../store/repositories/index.js';
 
 export interface BackendInfo {
   readonly name: string;
@@ -63,7 +64,7 @@ export class BackendService {
       const info = infoOf(row);
       await this.db.transaction().execute(async (trx) => {
         await trx.insertInto('backends').values(row).execute();
-        await this.audit.append({ actor, action: 'backend.added', outcome: 'success', details: { backend: name, type, roles: info.roles } }, trx);
+        await this.audit.append({ actor, action: 'backend.added', outcome: 'success', details: { backend: name, type, roles: info.roles } }, repositoriesOn(trx));
       });
       this.instances.set(name, Promise.resolve(backend));
       return info;
@@ -121,7 +122,7 @@ export class BackendService {
       await trx.deleteFrom('backends').where('name', '=', name).execute();
       await this.audit.append(
         { actor, action: 'backend.removed', outcome: 'success', details: { backend: name, grants_removed: Number(grants.numDeletedRows) } },
-        trx,
+        repositoriesOn(trx),
       );
     });
     const instance = this.instances.get(name);

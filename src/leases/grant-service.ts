@@ -8,6 +8,7 @@ import type { Identity } from '../identity/identity.js';
 import { type Precompiled, precompiled } from '../store/precompiled.js';
 import type { Database, GrantTable } from '../store/schema.js';
 import type { BackendService } from './backend-service.js';
+import { repositoriesOn } from '../store/repositories/index.js';
 
 export type Grant = Selectable<GrantTable>;
 
@@ -84,7 +85,7 @@ export class GrantService {
     };
     await this.db.transaction().execute(async (trx) => {
       await trx.insertInto('grants').values(grant).execute();
-      await this.audit.append({ actor, action: 'grant.created', outcome: 'success', details: grantDetails(grant) }, trx);
+      await this.audit.append({ actor, action: 'grant.created', outcome: 'success', details: grantDetails(grant) }, repositoriesOn(trx));
     });
     return grant;
   }
@@ -100,7 +101,7 @@ export class GrantService {
     await this.db.transaction().execute(async (trx) => {
       const grant = await trx.deleteFrom('grants').where('id', '=', id).returningAll().executeTakeFirst();
       if (!grant) throw new TesseraError('not_found', `No grant ${id}.`);
-      await this.audit.append({ actor, action: 'grant.revoked', outcome: 'success', details: grantDetails(grant) }, trx);
+      await this.audit.append({ actor, action: 'grant.revoked', outcome: 'success', details: grantDetails(grant) }, repositoriesOn(trx));
     });
   }
 

@@ -10,6 +10,7 @@ import type { GrantService } from './grant-service.js';
 import { isRenewable, leaseRoleRefusal, type LeaseRow, leaseView, revocationHandleOf } from './lease.js';
 import type { LeaseRevoker, RevocationCause, RevocationCounts } from './revoker.js';
 import { upstreamError } from './upstream-error.js';
+import { repositoriesOn } from '../store/repositories/index.js';
 
 export type LeaseView = ReturnType<typeof leaseView>;
 
@@ -105,7 +106,7 @@ export class LeaseService {
           identityId: row.identity_id,
           details: { lease_id: row.id, backend: row.backend, role: row.role, expires_at: expiresAt, renewable: isRenewable(renewed) },
         },
-        trx,
+        repositoriesOn(trx),
       );
     });
     return renewed;

@@ -11,6 +11,7 @@ import type { BackendService } from './backend-service.js';
 import { retryDelayMs } from './backoff.js';
 import { type LeaseRow, revocationHandleOf, toIso } from './lease.js';
 import { Semaphore } from './semaphore.js';
+import { repositoriesOn } from '../store/repositories/index.js';
 
 /** Which leases a claim takes. Every scope only takes rows nobody is revoking right now. */
 export type ClaimScope =
@@ -247,7 +248,7 @@ export class LeaseRevoker {
           reason: retryable ? 'retryable' : 'permanent',
           details: { lease_id: row.id, backend: row.backend, role: row.role, attempts, error: message, next_attempt_at: nextAttemptAt },
         },
-        trx,
+        repositoriesOn(trx),
       );
     });
   }

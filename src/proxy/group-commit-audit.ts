@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
 import type { Database } from '../store/schema.js';
+import { repositoriesOn } from '../store/repositories/index.js';
 
 interface Waiting {
   readonly event: AuditEvent;
@@ -94,7 +95,7 @@ export class GroupCommitAudit {
       // batch, synchronous on SQLite), else one append per event in a shared transaction.
       if (this.audit.appendMany) await this.audit.appendMany(events);
       else await this.db.transaction().execute(async (trx) => {
-        for (const event of events) await this.audit.append(event, trx);
+        for (const event of events) await this.audit.append(event, repositoriesOn(trx));
       });
       for (const waiting of batch) waiting.resolve();
     } catch (error) {

@@ -1,8 +1,7 @@
 import type { JSONWebKeySet } from 'jose';
-import type { Kysely } from 'kysely';
 import { exportRecords } from '../audit/export.js';
 import { verifyAuditLog, type VerifyProblem } from '../audit/verify.js';
-import type { Database } from '../store/schema.js';
+import type { Repositories } from '../store/repositories/index.js';
 
 /** Verifying this many of the newest events keeps a page load well under a second. */
 export const CHAIN_STATUS_WINDOW = 20_000;
@@ -27,12 +26,12 @@ export interface ChainStatus {
  * bounded: hash links, stored proofs and the checkpoints in range against the broker's own JWKS.
  * The full log is for `tessera audit verify`.
  */
-export async function chainStatus(db: Kysely<Database>, options: { issuer: string; jwks: JSONWebKeySet; now: number; window?: number }): Promise<ChainStatus> {
-  const head = await db.selectFrom('audit_chain_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+export async function chainStatus(repos: Repositories, options: { issuer: string; jwks: JSONWebKeySet; now: number; window?: number }): Promise<ChainStatus> {
+  const head = await repos.audit.head();
   const from = Math.max(1, head.seq - (options.window ?? CHAIN_STATUS_WINDOW) + 1);
   const [report, checkpoint] = await Promise.all([
-    verifyAuditLog(exportRecords(db, { issuer: options.issuer, jwks: options.jwks, from, exportedAt: options.now }), { jwks: options.jwks }),
-    db.selectFrom('audit_checkpoints').select(['seq', 'at']).orderBy('seq', 'desc').limit(1).executeTakeFirst(),
+    verifyAuditLog(exportRecords(repos, { issuer: options.issuer, jwks: options.jwks, from, exportedAt: options.now }), { jwks: options.jwks }),
+    repos.audit.lastCheckpoint(),
   ]);
   return {
     ok: report.ok,

@@ -68,19 +68,19 @@ export class ReviewReader {
 
   async audit(query: AuditQuery): Promise<ReviewEvent[]> {
     const filter = await toAuditFilter(query, this.deps.identities);
-    return withholdLiveProofs(await withAddresses(this.deps.store.db, await listAuditEvents(this.deps.store, filter)), this.deps.clock.now());
+    return withholdLiveProofs(await withAddresses(this.deps.store.repos.identities, await listAuditEvents(this.deps.store.repos, filter)), this.deps.clock.now());
   }
 
   async timeline(address: string): Promise<IdentityTimeline> {
     const identity = await this.deps.identities.getByAddress(address);
     // Newest first, so that a long history keeps its latest events (a revocation) and drops the oldest.
-    const newest = await listAuditEvents(this.deps.store, { identityId: identity.id, order: 'desc', limit: MAX_AUDIT_LIMIT + 1 });
-    const events = withholdLiveProofs(await withAddresses(this.deps.store.db, newest.slice(0, MAX_AUDIT_LIMIT).reverse()), this.deps.clock.now());
+    const newest = await listAuditEvents(this.deps.store.repos, { identityId: identity.id, order: 'desc', limit: MAX_AUDIT_LIMIT + 1 });
+    const events = withholdLiveProofs(await withAddresses(this.deps.store.repos.identities, newest.slice(0, MAX_AUDIT_LIMIT).reverse()), this.deps.clock.now());
     return { identity: identityView(identity), leases: await this.leases({ address }), events, truncated: newest.length > MAX_AUDIT_LIMIT };
   }
 
   chainStatus(): Promise<ChainStatus> {
     const { store, authority, publicUrl, clock } = this.deps;
-    return chainStatus(store.db, { issuer: publicUrl, jwks: authority.jwks(), now: clock.now() });
+    return chainStatus(store.repos, { issuer: publicUrl, jwks: authority.jwks(), now: clock.now() });
   }
 }

@@ -1,11 +1,11 @@
-import type { Kysely } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { RejectionSummary } from '../audit/rejection-summary.js';
 import type { Clock } from '../clock.js';
 import { randomToken, sha256Base64url } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
-import { identityFromRow, type Identity, type IdentityRole } from '../identity/identity.js';
-import type { Database } from '../store/schema.js';
+import type { Identity, IdentityRole } from '../identity/identity.js';
+import type { Store } from '../store/database.js';
+import type { Repositories } from '../store/repositories/index.js';
 
 /** Who may open the read-only review page. Admins may too; the page has no way to change anything. */
 export const REVIEW_ROLES: readonly IdentityRole[] = ['reviewer', 'admin'];
@@ -41,7 +41,7 @@ const SECRET_BYTES = 32;
  */
 export class ReviewSessions {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     /** where refused logins are counted: a login code proves nothing about who sent it */
@@ -54,15 +54,13 @@ export class ReviewSessions {
     const code = CODE_PREFIX + randomToken(SECRET_BYTES);
     const now = this.clock.now();
     const expiresAt = now + this.policy.codeTtlMs;
-    await this.db.transaction().execute(async (trx) => {
-      await this.pruneExpired(trx, now);
-      await trx
-        .insertInto('review_sessions')
-        .values({ code_hash: sha256Base64url(code), identity_id: identity.id, created_at: now, code_expires_at: expiresAt, token_hash: null, expires_at: null })
-        .execute();
+    await this.store.transaction(async (repos) => {
+      // Keeps the table small: codes never redeemed and sessions that ended are of no further use.
+      await repos.reviewSessions.pruneExpired(now);
+      await repos.reviewSessions.insertCode({ codeHash: sha256Base64url(code), identityId: identity.id, createdAt: now, codeExpiresAt: expiresAt });
       await this.audit.append(
         { actor: identity.id, action: 'review.session_created', outcome: 'success', identityId: identity.id, details: { code_sha256: sha256Base64url(code), code_expires_at: expiresAt } },
-        trx,
+        repos,
       );
     });
     return { code, expiresAt };
@@ -77,19 +75,12 @@ export class ReviewSessions {
     const token = randomToken(SECRET_BYTES);
     const now = this.clock.now();
     const expiresAt = now + this.policy.sessionTtlMs;
-    const identity = await this.db.transaction().execute(async (trx) => {
-      const claimed = await trx
-        .updateTable('review_sessions')
-        .set({ token_hash: sha256Base64url(token), expires_at: expiresAt })
-        .where('code_hash', '=', codeHash)
-        .where('token_hash', 'is', null)
-        .where('code_expires_at', '>', now)
-        .returning('identity_id')
-        .executeTakeFirst();
-      const row = claimed && (await this.reviewer(trx, claimed.identity_id));
-      if (!row) return undefined;
-      await this.audit.append({ actor: row.id, action: 'review.login', outcome: 'success', identityId: row.id, details: { code_sha256: codeHash, expires_at: expiresAt } }, trx);
-      return row;
+    const identity = await this.store.transaction(async (repos) => {
+      const claimed = await repos.reviewSessions.redeemCode(codeHash, { tokenHash: sha256Base64url(token), expiresAt }, now);
+      const reviewer = claimed && (await this.reviewer(repos, claimed));
+      if (!reviewer) return undefined;
+      await this.audit.append({ actor: reviewer.id, action: 'review.login', outcome: 'success', identityId: reviewer.id, details: { code_sha256: codeHash, expires_at: expiresAt } }, repos);
+      return reviewer;
     });
     if (!identity) {
       this.rejections.record({ source, action: 'review.login', reason: 'session_invalid', sample: { code_sha256: codeHash } });
@@ -101,28 +92,14 @@ export class ReviewSessions {
   /** The reviewer behind a session token; deny by default: unknown, expired, revoked or demoted all fail. */
   async authenticate(token: string | undefined): Promise<ReviewSession> {
     if (!token) throw new TesseraError('session_invalid', 'Not signed in: open a login link from "tessera review open".');
-    const session = await this.db
-      .selectFrom('review_sessions')
-      .select(['identity_id', 'expires_at'])
-      .where('token_hash', '=', sha256Base64url(token))
-      .where('expires_at', '>', this.clock.now())
-      .executeTakeFirst();
-    const identity = session && (await this.reviewer(this.db, session.identity_id));
+    const session = await this.store.repos.reviewSessions.findSession(sha256Base64url(token), this.clock.now());
+    const identity = session && (await this.reviewer(this.store.repos, session.identityId));
     if (!session || !identity) throw new TesseraError('session_invalid', 'The review session has expired or is no longer valid; sign in again.');
-    return { token, identity, expiresAt: session.expires_at! };
+    return { token, identity, expiresAt: session.expiresAt };
   }
 
   /** The identity if it may still review: active (enrolled, not revoked) and holding a review role. */
-  private async reviewer(db: Kysely<Database>, identityId: string): Promise<Identity | undefined> {
-    const row = await db.selectFrom('identities').selectAll().where('id', '=', identityId).where('status', '=', 'active').where('role', 'in', REVIEW_ROLES).executeTakeFirst();
-    return row && identityFromRow(row);
-  }
-
-  /** Keeps the table small: codes never redeemed and sessions that ended are of no further use. */
-  private async pruneExpired(trx: Kysely<Database>, now: number): Promise<void> {
-    await trx
-      .deleteFrom('review_sessions')
-      .where((eb) => eb.or([eb.and([eb('token_hash', 'is', null), eb('code_expires_at', '<=', now)]), eb('expires_at', '<=', now)]))
-      .execute();
+  private reviewer(repos: Repositories, identityId: string): Promise<Identity | undefined> {
+    return repos.identities.findActive(identityId, REVIEW_ROLES);
   }
 }

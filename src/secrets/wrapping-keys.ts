@@ -1,9 +1,7 @@
-import type { Kysely } from 'kysely';
 import { TesseraError } from '../errors.js';
 import type { WrappingKey } from '../keys/key-store.js';
 import { keyStoreKindOf, type KeyStores } from '../keys/registry.js';
-import type { Database } from '../store/schema.js';
-import { readSetting } from '../store/settings.js';
+import type { SettingsRepository } from '../store/repositories/settings.js';
 
 /** The broker's wrapping keys: the current one seals new secrets; each sealed secret names its own. */
 export interface WrappingKeys {
@@ -17,11 +15,11 @@ export class KeyStoreWrappingKeys implements WrappingKeys {
 
   constructor(
     private readonly keyStores: KeyStores,
-    private readonly db: Kysely<Database>,
+    private readonly settings: SettingsRepository,
   ) {}
 
   async current(): Promise<WrappingKey> {
-    const uri = await readSetting(this.db, 'wrapping_key_uri');
+    const uri = await this.settings.get('wrapping_key_uri');
     if (!uri) throw new TesseraError('config_invalid', 'The broker has no wrapping key: run "tessera init" to create it.');
     return this.get(uri);
   }

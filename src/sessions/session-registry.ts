@@ -1,4 +1,3 @@
-import type { Kysely } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { ChangeFeed } from '../changes/change-feed.js';
 import { FeedCache } from '../changes/feed-cache.js';
@@ -6,8 +5,9 @@ import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import { PROOF_MAX_SKEW_SECONDS } from '../identity/proof.js';
-import { type SessionRecord, SqlSessionRepository } from '../store/repositories/sessions.js';
-import type { Database } from '../store/schema.js';
+import type { Store } from '../store/database.js';
+import type { Repositories } from '../store/repositories/index.js';
+import type { SessionRecord } from '../store/repositories/sessions.js';
 import { verifySessionCertificate } from './certificate.js';
 
 export interface SessionPolicy {
@@ -29,9 +29,8 @@ export class SessionRegistry {
   readonly #cache: FeedCache<SessionRecord>;
 
   constructor(
-    private readonly db: Kysely<Database>,
-    /** the hot-path reader (Store.reader) */
-    private readonly reader: Kysely<Database>,
+    /** Store.repos (its session lookup reads through Store.reader) and units of work */
+    private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     feed: ChangeFeed,
@@ -46,7 +45,7 @@ export class SessionRegistry {
 
   /** The session `id` names, from the cache; undefined if no broker registered it. */
   find(id: string): Promise<SessionRecord | undefined> {
-    return this.#cache.get(id, () => new SqlSessionRepository(this.reader).find(id));
+    return this.#cache.get(id, () => this.store.repos.sessions.find(id));
   }
 
   /**
@@ -85,8 +84,8 @@ export class SessionRegistry {
       revokedAt: null,
     };
 
-    const outcome = await this.db.transaction().execute(async (trx) => {
-      const sessions = new SqlSessionRepository(trx);
+    const outcome = await this.store.transaction(async (repos) => {
+      const { sessions } = repos;
       const seen = await sessions.lockGenerations(identity.id, session.generation, now);
       const existing = await sessions.find(session.id);
       if (existing) {
@@ -96,7 +95,7 @@ export class SessionRegistry {
       }
       const clone = (seen.highest !== null && session.generation < seen.highest) || seen.liveSameGeneration !== null;
       if (clone) {
-        await this.suspendForClone(trx, identity, session, seen.highest, seen.liveSameGeneration, now);
+        await this.suspendForClone(repos, identity, session, seen.highest, seen.liveSameGeneration, now);
         return { suspended: true as const };
       }
       await sessions.insert(session);
@@ -108,7 +107,7 @@ export class SessionRegistry {
           identityId: identity.id,
           details: { session_id: session.id, generation: session.generation, expires_at: session.expiresAt },
         },
-        trx,
+        repos,
       );
       return { registered: session };
     });
@@ -118,9 +117,9 @@ export class SessionRegistry {
     return outcome.registered;
   }
 
-  private async suspendForClone(trx: Kysely<Database>, identity: Identity, session: SessionRecord, highest: number | null, liveSameGeneration: string | null, now: number): Promise<void> {
-    await trx.updateTable('identities').set({ status: 'suspended' }).where('id', '=', identity.id).where('status', '=', 'active').execute();
-    const ended = await new SqlSessionRepository(trx).endAll(identity.id, now);
+  private async suspendForClone(repos: Repositories, identity: Identity, session: SessionRecord, highest: number | null, liveSameGeneration: string | null, now: number): Promise<void> {
+    await repos.identities.suspend(identity.id);
+    const ended = await repos.sessions.endAll(identity.id, now);
     await this.audit.append(
       {
         actor: identity.id,
@@ -130,7 +129,7 @@ export class SessionRegistry {
         reason: liveSameGeneration !== null ? 'generation_reused' : 'generation_lower',
         details: { session_id: session.id, generation: session.generation, highest_generation: highest, live_session_with_generation: liveSameGeneration, sessions_ended: ended },
       },
-      trx,
+      repos,
     );
   }
 

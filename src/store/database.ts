@@ -1,12 +1,16 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase as SqliteConnection } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import { TesseraError } from '../errors.js';
 import { migrateToLatest } from './migrations/index.js';
+import { type Repositories, repositoriesOn } from './repositories/index.js';
 import type { Database } from './schema.js';
+import { registerSqlite, SyncSqlite } from './sync-sqlite.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
+
+export { sqliteIfIdle, SyncSqlite } from './sync-sqlite.js';
 
 export type SqlDialect = 'sqlite' | 'postgres';
 
@@ -19,8 +23,18 @@ export interface Store {
    */
   readonly reader: Kysely<Database>;
   readonly dialect: SqlDialect;
+  /** The repositories (src/store/repositories/): domain code's only way to the tables. */
+  readonly repos: Repositories;
+  /**
+   * A unit of work: `work` gets repositories bound to one transaction, committed when it resolves
+   * and rolled back when it throws, so multi-table writes (a row, its audit event, its change row)
+   * land together or not at all.
+   */
+  transaction<T>(work: (repos: Repositories) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
+
+type Connections = Omit<Store, 'repos' | 'transaction'>;
 
 const INT8_OID = 20;
 
@@ -36,12 +50,17 @@ export interface StoreOptions {
 }
 
 export async function openStore(url: string, options: StoreOptions = {}): Promise<Store> {
-  const store = url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url) : openSqlite(url, options);
-  await migrateToLatest(store.db as Kysely<unknown>, store.dialect);
-  return store;
+  const connections = url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url) : openSqlite(url, options);
+  await migrateToLatest(connections.db as Kysely<unknown>, connections.dialect);
+  const { db, reader } = connections;
+  return {
+    ...connections,
+    repos: repositoriesOn(db, reader),
+    transaction: (work) => db.transaction().execute((trx) => work(repositoriesOn(trx))),
+  };
 }
 
-function openSqlite(url: string, { create = true, backgroundCheckpoints = false }: StoreOptions): Store {
+function openSqlite(url: string, { create = true, backgroundCheckpoints = false }: StoreOptions): Connections {
   if (!url.startsWith('sqlite:')) {
     throw new TesseraError('config_invalid', 'TESSERA_DATABASE_URL must start with sqlite: or postgres://');
   }
@@ -59,7 +78,7 @@ function openSqlite(url: string, { create = true, backgroundCheckpoints = false 
   database.pragma('foreign_keys = ON');
   const writer = new SyncSqlite(database);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: writer }) });
-  sqliteConnections.set(db, writer);
+  registerSqlite(db, writer);
   const reader = path === ':memory:' ? db : openReader(path);
   const checkpointer = backgroundCheckpoints && reader !== db ? new WalCheckpointer(database, path) : undefined;
   return {
@@ -80,74 +99,11 @@ function openReader(path: string): Kysely<Database> {
   database.pragma('busy_timeout = 5000');
   const connection = new SyncSqlite(database);
   const reader = new Kysely<Database>({ dialect: new SqliteDialect({ database: connection }) });
-  sqliteConnections.set(reader, connection);
+  registerSqlite(reader, connection);
   return reader;
 }
 
-const STATEMENT_CACHE_LIMIT = 500;
-
-/**
- * A better-sqlite3 connection as kysely's SqliteDialect uses it, plus synchronous statement runs
- * for hot paths, where kysely's promise chain per query would cost more than the query.
- *
- * Kysely prepares every query anew; re-preparing the same few hot statements costs more than
- * running them, so statements are cached by SQL text. A statement still being iterated (a streamed
- * read) is busy, so a second user of the same SQL gets a fresh one.
- */
-export class SyncSqlite implements SqliteConnection {
-  readonly #cache = new Map<string, SqliteDatabase.Statement>();
-
-  constructor(readonly database: SqliteDatabase.Database) {}
-
-  prepare(sql: string): SqliteDatabase.Statement {
-    const cached = this.#cache.get(sql);
-    if (cached && !cached.busy) return cached;
-    const statement = this.database.prepare(sql);
-    if (!cached && this.#cache.size < STATEMENT_CACHE_LIMIT) this.#cache.set(sql, statement);
-    return statement;
-  }
-
-  close(): void {
-    this.database.close();
-  }
-
-  all<R>(sql: string, parameters: readonly unknown[]): R[] {
-    return this.prepare(sql).all(parameters) as R[];
-  }
-
-  run(sql: string, parameters: readonly unknown[]): void {
-    this.prepare(sql).run(parameters);
-  }
-
-  /** `work` inside BEGIN IMMEDIATE ... COMMIT, rolled back if it throws; `work` must not yield. */
-  transaction<T>(work: () => T): T {
-    this.run('begin immediate', []);
-    try {
-      const result = work();
-      this.run('commit', []);
-      return result;
-    } catch (error) {
-      if (this.database.inTransaction) this.run('rollback', []);
-      throw error;
-    }
-  }
-}
-
-const sqliteConnections = new WeakMap<Kysely<Database>, SyncSqlite>();
-
-/**
- * The SQLite connection behind a Kysely that openStore() opened (undefined on PostgreSQL and for
- * transactions), to run statements synchronously outside kysely, if a statement run on it now
- * stands alone: Store.reader's read-only connection always; the writer's only while no transaction
- * is open on it, since a transaction kysely holds open across an await would take in whatever runs
- * meanwhile. Such work must finish synchronously: kysely shares the connection.
- */
-export function sqliteIfIdle(db: Kysely<Database>): SyncSqlite | undefined {
-  const connection = sqliteConnections.get(db);
-  return connection && (connection.database.readonly || !connection.database.inTransaction) ? connection : undefined;
-}
-
-function openPostgres(url: string): Store {
+function openPostgres(url: string): Connections {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,

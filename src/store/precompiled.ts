@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { type Compilable, CompiledQuery, type Kysely, type QueryResult } from 'kysely';
-import { sqliteIfIdle } from './database.js';
+import { sqliteIfIdle } from './sync-sqlite.js';
 import type { Database } from './schema.js';
 
 /**

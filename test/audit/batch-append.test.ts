@@ -75,8 +75,8 @@ describe.each(['sqlite', 'postgres'] as const)('batched audit appends (%s)', (di
     }
     proof = await createProof(signer, agentId, ISSUER, { method: 'POST', url: `${ISSUER}/v1/leases`, body: '{}' });
     const start = Date.now();
-    batchLog = new DatabaseAuditLog(batched.store.db, tickingClock(start));
-    singleLog = new DatabaseAuditLog(single.store.db, tickingClock(start));
+    batchLog = new DatabaseAuditLog(batched.store.repos, tickingClock(start));
+    singleLog = new DatabaseAuditLog(single.store.repos, tickingClock(start));
   });
   afterEach(async () => {
     await batched?.close();
@@ -96,7 +96,7 @@ describe.each(['sqlite', 'postgres'] as const)('batched audit appends (%s)', (di
 
     // 150 events in one transaction (three INSERT chunks), then one outside a transaction, an empty batch, a single append after.
     const batch = events.slice(3, 153);
-    await inScope(() => batched.store.db.transaction().execute((trx) => batchLog.appendMany(batch, trx)));
+    await inScope(() => batched.store.transaction((repos) => batchLog.appendMany(batch, repos)));
     await oneByOne(singleLog, batch);
     await inScope(() => batchLog.appendMany(events.slice(153, 159)));
     await oneByOne(singleLog, events.slice(153, 159));
@@ -131,8 +131,8 @@ describe.each(['sqlite', 'postgres'] as const)('batched audit appends (%s)', (di
     await inScope(() => batchLog.appendMany(events.slice(0, 2)));
     const before = await head(batched.store);
     await expect(
-      batched.store.db.transaction().execute(async (trx) => {
-        await batchLog.appendMany(events.slice(2, 8), trx);
+      batched.store.transaction(async (repos) => {
+        await batchLog.appendMany(events.slice(2, 8), repos);
         throw new Error('operation failed');
       }),
     ).rejects.toThrow('operation failed');
@@ -149,9 +149,9 @@ describe.each(['sqlite', 'postgres'] as const)('batched audit appends (%s)', (di
     const events = sampleEvents(agentId, proof, 18).filter((event) => event.proof !== undefined); // 6 events
     let appended: Promise<void> | undefined;
     await expect(
-      batched.store.db.transaction().execute(async (trx) => {
-        await batchLog.append(events[0]!, trx);
-        appended = batchLog.appendMany(events.slice(1)); // no executor: its own transaction
+      batched.store.transaction(async (repos) => {
+        await batchLog.append(events[0]!, repos);
+        appended = batchLog.appendMany(events.slice(1)); // outside the unit of work: its own transaction
         await new Promise((resolve) => setTimeout(resolve, 20));
         throw new Error('operation failed');
       }),

@@ -141,7 +141,7 @@ describe.each(['sqlite', 'postgres'] as const)('audit hash chain (%s)', (dialect
     const url = dialect === 'postgres' ? await currentUrl(fixture) : undefined;
     const second = url ? await openStore(url) : fixture.store;
     try {
-      const other = new DatabaseAuditLog(second.db, fixture.clock);
+      const other = new DatabaseAuditLog(second.repos, fixture.clock);
       await Promise.all(
         Array.from({ length: 40 }, (_, i) =>
           (i % 2 ? other : fixture.audit).append({ actor: null, action: 'concurrent', outcome: 'success', details: { i } }),

@@ -24,7 +24,7 @@ describe.each(['sqlite', 'postgres'] as const)('an operation whose audit write f
 
   beforeEach(async () => {
     fixture = await auditFixture(dialect);
-    identities = new IdentityService(fixture.store.db, fixture.audit, fixture.clock, policy);
+    identities = new IdentityService(fixture.store, fixture.audit, fixture.clock, policy);
   });
   afterEach(() => fixture?.close());
 
@@ -52,7 +52,7 @@ describe.each(['sqlite', 'postgres'] as const)('an operation whose audit write f
         return fixture.audit.append(event, executor);
       },
     };
-    await expect(new IdentityService(fixture.store.db, failing, fixture.clock, policy).issueTicket('bot@acme.local', undefined, 'admin')).rejects.toThrow('sink down');
+    await expect(new IdentityService(fixture.store, failing, fixture.clock, policy).issueTicket('bot@acme.local', undefined, 'admin')).rejects.toThrow('sink down');
     expect(await fixture.store.db.selectFrom('enrollment_tickets').selectAll().execute()).toEqual([]);
   });
 });

@@ -56,7 +56,7 @@ describe.each(['sqlite', 'postgres'] as const)('stored details text (%s)', (dial
 
   it('exports details as JSON objects and the file verifies offline', async () => {
     let text = '';
-    for await (const chunk of toJsonLines(exportRecords(db(), { issuer: ISSUER, jwks: await jwksOf(fixture.authority), exportedAt: fixture.clock.now() }))) text += chunk;
+    for await (const chunk of toJsonLines(exportRecords(fixture.store.repos, { issuer: ISSUER, jwks: await jwksOf(fixture.authority), exportedAt: fixture.clock.now() }))) text += chunk;
     const events = text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>).filter((record) => record.type === 'event');
     expect(events).toHaveLength(12);
     expect(Object.keys(events[0]!)).toEqual(['type', 'seq', 'at', 'actor', 'action', 'outcome', 'identity_id', 'reason', 'details', 'proof', 'prev_hash', 'hash']);

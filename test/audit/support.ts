@@ -63,9 +63,9 @@ export async function auditFixture(dialect: 'sqlite' | 'postgres'): Promise<Audi
   return {
     store,
     clock,
-    audit: new DatabaseAuditLog(store.db, clock),
+    audit: new DatabaseAuditLog(store.repos, clock),
     authority,
-    checkpoints: new AuditCheckpointer(store.db, authority, kid, clock, { everyEvents: 1000, intervalMs: 60_000 }),
+    checkpoints: new AuditCheckpointer(store.repos.audit, authority, kid, clock, { everyEvents: 1000, intervalMs: 60_000 }),
     async agent(address) {
       const signer = memorySigner();
       const id = await keyThumbprint(signer.publicKey);
@@ -75,7 +75,7 @@ export async function auditFixture(dialect: 'sqlite' | 'postgres'): Promise<Audi
         .execute();
       return { id, signer, proof: () => createProof(signer, id, ISSUER, { method: 'POST', url: `${ISSUER}/v1/leases`, body: '{}' }) };
     },
-    verify: (range = {}, override = jwks) => verifyAuditLog(exportRecords(store.db, { issuer: ISSUER, jwks: override, exportedAt: clock.now(), ...range })),
+    verify: (range = {}, override = jwks) => verifyAuditLog(exportRecords(store.repos, { issuer: ISSUER, jwks: override, exportedAt: clock.now(), ...range })),
     async close() {
       for (const cleanup of cleanups.reverse()) await cleanup();
     },

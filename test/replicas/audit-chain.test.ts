@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DatabaseAuditLog } from '../../src/audit/audit-log.js';
 import type { Database } from '../../src/store/schema.js';
+import { repositoriesOn } from '../../src/store/repositories/index.js';
 import { type AuditFixture, auditFixture } from '../audit/support.js';
 
 const REPLICAS = 3;
@@ -38,7 +39,7 @@ describe('one audit chain for several replicas', () => {
   it('serialises the appends of every replica on one head, a lock per batch rather than per event', async () => {
     await Promise.all(
       replicas.flatMap((db, replica) => {
-        const audit = new DatabaseAuditLog(db, fixture.clock);
+        const audit = new DatabaseAuditLog(repositoriesOn(db), fixture.clock);
         return Array.from({ length: EVENTS_PER_REPLICA }, (_, i) => audit.append({ actor: null, action: 'request.rejected', outcome: 'denied', details: { replica, i } }));
       }),
     );

@@ -8,7 +8,6 @@ import { keyThumbprint } from '@tessera-broker/sdk';
 import type { Signer } from '../../src/keys/key-store.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import { runExclusive } from '../../src/store/exclusive.js';
-import { readSetting } from '../../src/store/settings.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { ManualScheduler, TestClock } from '../support/clock.js';
 import { enrolledAgent, eventually } from '../support/lease-env.js';
@@ -178,7 +177,7 @@ describe('work that must happen once', () => {
   });
 
   it('signs a due audit checkpoint on one replica while three try', async () => {
-    const authority = await env.keyStores.signer((await readSetting(others[0]!.db, 'authority_key_uri'))!);
+    const authority = await env.keyStores.signer((await others[0]!.repos.settings.get('authority_key_uri'))!);
     // The first signature waits until the test lets it go: the other replicas try meanwhile.
     let signatures = 0;
     let signing!: () => void;
@@ -198,7 +197,7 @@ describe('work that must happen once', () => {
     };
     const kid = await keyThumbprint(authority.publicKey);
     const [first, ...rest] = others.map(
-      (store) => new AuditCheckpointer(store.db, gated, kid, env.clock, { everyEvents: 1, intervalMs: 60_000 }, (work) => runExclusive(store, 'audit-checkpoint', work)),
+      (store) => new AuditCheckpointer(store.repos.audit, gated, kid, env.clock, { everyEvents: 1, intervalMs: 60_000 }, (work) => runExclusive(store, 'audit-checkpoint', work)),
     );
     const signed = first!.checkpointIfDue();
     await firstSigning;

@@ -92,7 +92,7 @@ export function registerAuditCommands(program: Command): void {
       const config = commandConfig(command);
       const jwks = await loadJwks(command, config, options.jwks);
       await withStore(config, async (store) => {
-        const records = exportRecords(store.db, { issuer: config.publicUrl, jwks, from: options.from, to: options.to, exportedAt: Date.now() });
+        const records = exportRecords(store.repos, { issuer: config.publicUrl, jwks, from: options.from, to: options.to, exportedAt: Date.now() });
         await pipeline(Readable.from(toJsonLines(records)), process.stdout);
       });
     });
@@ -111,7 +111,7 @@ export function registerAuditCommands(program: Command): void {
         ? await verifyFile(options.file, options)
         : await withStore(config, async (store) => {
             const jwks = await loadJwks(command, config, options.jwks);
-            const records = exportRecords(store.db, { issuer: config.publicUrl, jwks, from: options.from, to: options.to, exportedAt: Date.now() });
+            const records = exportRecords(store.repos, { issuer: config.publicUrl, jwks, from: options.from, to: options.to, exportedAt: Date.now() });
             return verifyAuditLog(records);
           });
       output(options.json, report, () => summary(report));

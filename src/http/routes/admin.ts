@@ -110,7 +110,7 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
   app.get<{ Querystring: AuditQuery }>(
     '/v1/admin/audit',
     { schema: { querystring: AuditListQuery, response: { 200: AuditEventList, ...errorResponses } } },
-    async (request) => ({ events: await listAuditEvents(store, await toAuditFilter(request.query, identities)) }),
+    async (request) => ({ events: await listAuditEvents(store.repos, await toAuditFilter(request.query, identities)) }),
   );
 
   // JSON Lines (docs/PROTOCOL.md §7.4), streamed: `tessera audit verify --file` checks it offline.
@@ -120,7 +120,7 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
     async (request, reply) => {
       const { from, to } = request.query;
       await audit.append({ actor: callerOf(request).id, action: 'audit.exported', outcome: 'success', details: { from: from ?? null, to: to ?? null } });
-      const records = exportRecords(store.db, { issuer: publicUrl, jwks: authority.jwks(), from, to, exportedAt: Date.now() });
+      const records = exportRecords(store.repos, { issuer: publicUrl, jwks: authority.jwks(), from, to, exportedAt: Date.now() });
       return reply.type('application/x-ndjson').send(Readable.from(toJsonLines(records)));
     },
   );

@@ -24,6 +24,7 @@ export interface GenerationsSeen {
 }
 
 export interface SessionRepository {
+  /** The hot-path lookup of a session proof (Store.reader outside a transaction; cached by the registry). */
   find(id: string): Promise<SessionRecord | undefined>;
   /**
    * Locks the identity's sessions against concurrent registrations until the transaction ends
@@ -31,7 +32,7 @@ export interface SessionRepository {
    */
   lockGenerations(identityId: string, generation: number, now: number): Promise<GenerationsSeen>;
   insert(session: SessionRecord): Promise<void>;
-  /** Ends every session of the identity not ended yet; returns how many. */
+  /** Ends every session of the identity not ended yet (revoked or suspended); returns how many. */
   endAll(identityId: string, now: number): Promise<number>;
   /** Session certificates by id, `limit` after the id `after` (audit export, which pages through them all). */
   certificatesAfter(after: string, limit: number): Promise<{ id: string; identityId: string; certificate: string }[]>;
@@ -52,10 +53,13 @@ function fromRow(row: Selectable<SessionTable>): SessionRecord {
 }
 
 export class SqlSessionRepository implements SessionRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly reader: Kysely<Database> = db,
+  ) {}
 
   async find(id: string): Promise<SessionRecord | undefined> {
-    const row = await this.db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.reader.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
     return row && fromRow(row);
   }
 
