@@ -80,7 +80,7 @@ export async function createBroker(
     const authFailures = { max: config.authFailureLimit, windowMs: config.authFailureWindowMs };
     leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.repos.settings), { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
-    }, options.logger);
+    }, feed, options.logger);
     const app = await buildApp({ store, audit, authority, identities, authenticator, sessions, leases, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, logger: options.logger });
     // Before listening: on an embedded store every pending lease is an orphan of a previous process;
     // on a shared one, those older than the grace period (another replica may be issuing the rest).

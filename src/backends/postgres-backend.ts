@@ -122,6 +122,12 @@ const DEFAULT_RENEW = ['ALTER ROLE {{name}} VALID UNTIL {{expiration}}'];
  */
 const CREATIONS_PER_QUERY = 3;
 
+/**
+ * Logins revoked per batch: the statements are cheap per role (no password hashing), so one
+ * transaction takes many; the cap bounds what one refused batch costs to retry one by one.
+ */
+const REVOCATIONS_PER_QUERY = 32;
+
 type Placeholder = 'name' | 'password' | 'expiration' | 'database' | 'group';
 type Values = Partial<Record<Placeholder, string>>;
 
@@ -226,20 +232,30 @@ export function scramVerifier(password: string): string {
  * custom revocation statements, else the default lock-out / terminate / drop sequence.
  */
 export function revocationSteps(username: string, database: string, custom?: readonly string[]): string[][] {
-  const values = { name: username, database };
-  // The admin joins the role first: PostgreSQL lets a non-superuser terminate a role's sessions
-  // and reassign or drop what it owns only with the privileges of that role, and CREATEROLE may
-  // grant that membership (on 16+, through the ADMIN OPTION it holds on roles it created).
-  const join = render(['GRANT {{name}} TO CURRENT_USER'], values);
-  if (custom) return [[...join, ...render(custom, values)]];
-  // Two steps: NOLOGIN commits first so no new session can start while open ones are terminated;
-  // then ownership moves to the admin, grants go and the role is dropped.
+  if (!custom) return defaultRevocationSteps([username]);
+  // The admin joins the role first, as in the default steps.
+  return [render(['GRANT {{name}} TO CURRENT_USER', ...custom], { name: username, database })];
+}
+
+/**
+ * The default revocation of the logins `usernames`, in two steps (one transaction each) whose
+ * statements each name all of them: revoking many logins costs two round trips, not two each.
+ */
+export function defaultRevocationSteps(usernames: readonly string[]): string[][] {
+  const names = usernames.map((username) => pg.escapeIdentifier(username)).join(', ');
   return [
-    render(['ALTER ROLE {{name}} NOLOGIN'], values),
+    // NOLOGIN commits first so no new session can start while open ones are terminated.
+    usernames.map((username) => `ALTER ROLE ${pg.escapeIdentifier(username)} NOLOGIN`),
     [
-      ...join,
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${pg.escapeLiteral(username)}`,
-      ...render(['REASSIGN OWNED BY {{name}} TO CURRENT_USER', 'DROP OWNED BY {{name}}', 'DROP ROLE IF EXISTS {{name}}'], values),
+      // The admin joins the roles first: PostgreSQL lets a non-superuser terminate a role's sessions
+      // and reassign or drop what it owns only with the privileges of that role, and CREATEROLE may
+      // grant that membership (on 16+, through the ADMIN OPTION it holds on roles it created).
+      `GRANT ${names} TO CURRENT_USER`,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN (${usernames.map((username) => pg.escapeLiteral(username)).join(', ')})`,
+      // Then ownership moves to the admin, grants go and the roles are dropped.
+      `REASSIGN OWNED BY ${names} TO CURRENT_USER`,
+      `DROP OWNED BY ${names}`,
+      `DROP ROLE IF EXISTS ${names}`,
     ],
   ];
 }
@@ -289,6 +305,24 @@ export class PostgresBackend implements CredentialBackend {
       return batches.map(() => undefined);
     },
     alone: async (batch) => void (await this.#pool.query(batch)),
+    undone: (error) => error instanceof pg.DatabaseError,
+  });
+
+  /**
+   * Default revocations of group leases (which touch no ACL, so take no lock) requested in one
+   * turn go to the server together: each step names all the logins. If PostgreSQL refuses a batch
+   * (e.g. one role is already gone), each is run alone to find it: the steps are idempotent, so
+   * a first step already committed for the batch is harmless to repeat.
+   */
+  readonly #revocations = new TurnBatcher<string, void>({
+    maxItems: REVOCATIONS_PER_QUERY,
+    together: async (usernames) => {
+      for (const step of defaultRevocationSteps(usernames)) await this.#pool.query(step.join(';\n'));
+      return usernames.map(() => undefined);
+    },
+    alone: async (username) => {
+      for (const step of defaultRevocationSteps([username])) await this.#pool.query(step.join(';\n'));
+    },
     undone: (error) => error instanceof pg.DatabaseError,
   });
 
@@ -371,12 +405,13 @@ export class PostgresBackend implements CredentialBackend {
 
   async revoke(revocation: RevocationHandle): Promise<void> {
     const username = handleString(revocation, 'username');
-    const steps = revocationSteps(username, this.#database, this.#roleConfig(revocation)?.revocationStatements);
+    const custom = this.#roleConfig(revocation)?.revocationStatements;
     // A lease recorded without a group (per-lease GRANTs, or issued before group roles) may hold
     // ACL entries that DROP OWNED rewrites: it queues on the catalog lock. A group lease holds none.
     const serialise = typeof revocation.group !== 'string';
     try {
-      for (const step of steps) await this.#execute(step, serialise);
+      if (!custom && !serialise) await this.#revocations.submit(username);
+      else for (const step of revocationSteps(username, this.#database, custom)) await this.#execute(step, serialise);
     } catch (error) {
       // A role that does not exist is revoked; retrying would loop forever on "does not exist".
       if (errorCode(error) === UNDEFINED_OBJECT) return;

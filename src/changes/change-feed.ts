@@ -2,11 +2,16 @@ import type { ChangeKind } from '../store/schema.js';
 
 export type { ChangeKind };
 
-export const CHANGE_KINDS: readonly ChangeKind[] = ['identity', 'lease', 'grant', 'backend', 'session'];
+/**
+ * What replicas cache, and so what the feed records: identities and sessions (the authenticator)
+ * and backends (their live instances, built from the stored settings and root secret). Leases and
+ * grants are read from the database on every use, so their changes need no feed (migration 0011).
+ */
+export const CHANGE_KINDS: readonly ChangeKind[] = ['identity', 'backend', 'session'];
 
 /**
- * Called once per changed row with its kind and key (an identity or lease id, a grant id, a
- * backend name); `key` null means any row of `kind` may have changed (the feed had a gap), so
+ * Called once per changed row with its kind and key (an identity id, a backend name, a session id); `key`
+ * null means any row of `kind` may have changed (the feed had a gap), so
  * everything cached of that kind must go.
  */
 export type ChangeListener = (kind: ChangeKind, key: string | null) => void;
@@ -19,18 +24,18 @@ export interface FeedStatus {
 }
 
 /**
- * The changes to identities, leases, grants and backends made by every broker on the database,
- * in commit order, each delivered once: what a replica needs to keep a cache of them correct.
- * Written by triggers in the changing transaction (migration 0006-changes).
+ * The changes to identities and backends made by every broker on the database, in commit order,
+ * each delivered once: what a replica needs to keep a cache of them correct. Written by triggers
+ * in the changing transaction (migrations 0006-changes, 0011-change-kinds).
  */
 export interface ChangeFeed {
   /** Calls `listener` for every change of `kinds` from now on; returns unsubscribe. */
   subscribe(kinds: ChangeKind | readonly ChangeKind[], listener: ChangeListener): () => void;
   /**
-   * Counts deliveries. A cache stores a value it has read only if the version did not move while
-   * it read (else the value may predate a change delivered meanwhile): see FeedCache.
+   * Counts deliveries of `kind`. A cache stores a value it has read only if its kind's version did
+   * not move while it read (else the value may predate a change delivered meanwhile): see FeedCache.
    */
-  readonly version: number;
+  version(kind: ChangeKind): number;
   /**
    * Delivers what can be delivered right now, synchronously; true if the caller may then trust a
    * cache: every change committed before this call has been delivered (SQLite), or the replica is
@@ -54,10 +59,10 @@ export interface ChangeFeed {
 /** A feed's listeners and delivery count, shared by every feed implementation; each reads the changes its own way. */
 export abstract class SubscribedFeed implements ChangeFeed {
   readonly #listeners = new Map<ChangeKind, Set<ChangeListener>>(CHANGE_KINDS.map((kind) => [kind, new Set()]));
-  #version = 0;
+  readonly #versions = new Map<ChangeKind, number>(CHANGE_KINDS.map((kind) => [kind, 0]));
 
-  get version(): number {
-    return this.#version;
+  version(kind: ChangeKind): number {
+    return this.#versions.get(kind)!;
   }
 
   subscribe(kinds: ChangeKind | readonly ChangeKind[], listener: ChangeListener): () => void {
@@ -67,8 +72,8 @@ export abstract class SubscribedFeed implements ChangeFeed {
   }
 
   protected deliver(kind: ChangeKind, key: string | null): void {
-    this.#version++;
-    for (const listener of this.#listeners.get(kind) ?? []) listener(kind, key);
+    this.#versions.set(kind, this.#versions.get(kind)! + 1);
+    for (const listener of this.#listeners.get(kind)!) listener(kind, key);
   }
 
   /** After a gap in the feed: everything of every kind may have changed. */

@@ -12,7 +12,7 @@ export class FeedCache<V> {
 
   constructor(
     private readonly feed: ChangeFeed,
-    kind: ChangeKind,
+    private readonly kind: ChangeKind,
     /** Entries kept at most; past it the oldest go. */
     private readonly maxEntries = 10_000,
   ) {
@@ -24,9 +24,9 @@ export class FeedCache<V> {
     if (!this.feed.sync()) return load();
     const cached = this.#entries.get(key);
     if (cached !== undefined) return cached;
-    const version = this.feed.version;
+    const version = this.feed.version(this.kind);
     const value = await load();
-    if (value !== undefined && this.feed.sync() && this.feed.version === version) {
+    if (value !== undefined && this.feed.sync() && this.feed.version(this.kind) === version) {
       if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
       this.#entries.set(key, value);
     }

@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
+import type { ChangeFeed } from '../changes/change-feed.js';
 import type { Clock } from '../clock.js';
 import { BackendError, type CredentialBackend } from '../backends/credential-backend.js';
 import { checkConstraints, type Constraints } from '../backends/http-api/scopes.js';
@@ -28,10 +29,12 @@ function infoOf(row: BackendRow): BackendInfo {
 
 /**
  * Registered backends and their live instances. A root secret is opened only in memory, to build
- * the instance, which is cached until the backend is removed or the broker closes.
+ * the instance, which is cached until the backend changes on any replica (the change feed), is
+ * removed, or the broker closes.
  */
 export class BackendService {
   private readonly instances = new Map<string, Promise<CredentialBackend>>();
+  readonly #unsubscribe: () => void;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -39,7 +42,10 @@ export class BackendService {
     private readonly clock: Clock,
     private readonly wrappingKeys: WrappingKeys,
     private readonly context: BackendContext,
-  ) {}
+    private readonly feed: ChangeFeed,
+  ) {
+    this.#unsubscribe = feed.subscribe('backend', (_kind, name) => void this.#forget(name));
+  }
 
   /** Checks the backend (connection and privileges) before anything is stored: a backend that is saved can mint and revoke. */
   async add(name: string, type: BackendType, input: Readonly<Record<string, unknown>>, actor: string): Promise<BackendInfo> {
@@ -66,12 +72,13 @@ export class BackendService {
         await trx.insertInto('backends').values(row).execute();
         await this.audit.append({ actor, action: 'backend.added', outcome: 'success', details: { backend: name, type, roles: info.roles } }, repositoriesOn(trx));
       });
-      this.instances.set(name, Promise.resolve(backend));
       return info;
     } catch (error) {
-      await backend.close();
       if (isDuplicateKey(error)) throw new TesseraError('conflict', `Backend ${name} already exists.`);
       throw error;
+    } finally {
+      // Not kept: the feed delivers this very insert, which would drop it (built again on first use).
+      await backend.close();
     }
   }
 
@@ -125,13 +132,13 @@ export class BackendService {
         repositoriesOn(trx),
       );
     });
-    const instance = this.instances.get(name);
-    this.instances.delete(name);
-    await instance?.then((backend) => backend.close()).catch(() => undefined);
+    await this.#forget(name);
   }
 
   /** The live instance, built on first use from the stored settings and the opened root secret. */
   instance(name: string): Promise<CredentialBackend> {
+    // Takes in changes committed meanwhile (synchronously on SQLite), so a changed backend is rebuilt.
+    this.feed.sync();
     let instance = this.instances.get(name);
     if (!instance) {
       instance = this.build(name);
@@ -142,9 +149,25 @@ export class BackendService {
   }
 
   async close(): Promise<void> {
+    this.#unsubscribe();
     const instances = await Promise.allSettled(this.instances.values());
     this.instances.clear();
     await Promise.all(instances.map((i) => (i.status === 'fulfilled' ? i.value.close() : undefined)));
+  }
+
+  /**
+   * Drops the instance of `name` (every instance for null) and closes it: the next use builds one
+   * from the row as it is now. A call still running on the old instance may fail as it closes
+   * (an issue is then denied and its intent revoked): backends change by an admin's hand, rarely.
+   */
+  async #forget(name: string | null): Promise<void> {
+    const names = name === null ? [...this.instances.keys()] : [name];
+    const dropped = names.flatMap((key) => {
+      const instance = this.instances.get(key);
+      this.instances.delete(key);
+      return instance ? [instance] : [];
+    });
+    await Promise.all(dropped.map((instance) => instance.then((backend) => backend.close()).catch(() => undefined)));
   }
 
   private async build(name: string): Promise<CredentialBackend> {

@@ -1,5 +1,6 @@
 import type { AuditSink } from '../audit/audit-log.js';
 import type { BackendContext } from '../backends/registry.js';
+import type { ChangeFeed } from '../changes/change-feed.js';
 import type { Clock, Scheduler } from '../clock.js';
 import type { WrappingKeys } from '../secrets/wrapping-keys.js';
 import type { Store } from '../store/database.js';
@@ -48,10 +49,11 @@ export class LeaseSystem {
     wrappingKeys: WrappingKeys,
     private readonly settings: LeaseSettings,
     backendContext: BackendContext,
+    changes: ChangeFeed,
     log?: RevocationLog,
   ) {
     const { db, reader } = store;
-    this.backends = new BackendService(db, audit, clock, wrappingKeys, backendContext);
+    this.backends = new BackendService(db, audit, clock, wrappingKeys, backendContext, changes);
     this.grants = new GrantService(db, reader, audit, clock, this.backends);
     this.revoker = new LeaseRevoker(db, audit, clock, this.backends, {
       concurrencyPerBackend: settings.revocationConcurrencyPerBackend,

@@ -1,12 +1,14 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely';
 import type { AuditSink } from '../audit/audit-log.js';
-import { auditedUpdate } from '../audit/audited-update.js';
+import { type AuditedChange, auditedUpdate, auditedUpdates } from '../audit/audited-update.js';
+import { requestProofFor } from '../audit/request-proof.js';
 import { BackendError } from '../backends/credential-backend.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import type { SqlDialect } from '../store/database.js';
 import { precompiled } from '../store/precompiled.js';
 import type { Database, LeaseState } from '../store/schema.js';
+import { TurnBatcher } from '../store/turn-batcher.js';
 import type { BackendService } from './backend-service.js';
 import { retryDelayMs } from './backoff.js';
 import { type LeaseRow, revocationHandleOf, toIso } from './lease.js';
@@ -108,6 +110,8 @@ function scopeFilter(scope: ClaimScope, now: number) {
  */
 export class LeaseRevoker {
   private readonly limits = new Map<string, Semaphore>();
+  /** Revocations finishing in one turn (a batch revoked together upstream) are recorded in one transaction. */
+  readonly #finishes: TurnBatcher<AuditedChange, boolean>;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -116,7 +120,12 @@ export class LeaseRevoker {
     private readonly backends: BackendService,
     private readonly options: RevokerOptions,
     private readonly log?: RevocationLog,
-  ) {}
+  ) {
+    this.#finishes = new TurnBatcher({
+      together: (changes) => auditedUpdates(db, audit, finishRevocation, changes),
+      alone: ({ parameters, event }) => auditedUpdate(db, audit, finishRevocation, parameters, event),
+    });
+  }
 
   /**
    * Claims at most one batch of leases in `scope`; `cause` is kept if the lease already has one.
@@ -212,13 +221,18 @@ export class LeaseRevoker {
   private async recordSuccess(row: LeaseRow): Promise<void> {
     const { state, action } = outcomeOf(row);
     // Not updated: another broker finished the same (idempotent) revocation first and audited it.
-    await auditedUpdate(this.db, this.audit, finishRevocation, [state, this.clock.now(), row.id], {
-      actor: row.revoked_by,
-      action,
-      outcome: 'success',
-      identityId: row.identity_id,
-      reason: row.revocation_reason,
-      details: { lease_id: row.id, backend: row.backend, role: row.role, attempts: row.attempts + 1 },
+    await this.#finishes.submit({
+      parameters: [state, this.clock.now(), row.id],
+      event: {
+        actor: row.revoked_by,
+        action,
+        outcome: 'success',
+        identityId: row.identity_id,
+        reason: row.revocation_reason,
+        details: { lease_id: row.id, backend: row.backend, role: row.role, attempts: row.attempts + 1 },
+        // Written on a later turn of the event loop, outside the request's context: named here.
+        proof: requestProofFor(row.revoked_by),
+      },
     });
   }
 

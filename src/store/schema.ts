@@ -165,11 +165,11 @@ export interface SessionTable {
   revoked_at: number | null;
 }
 
-export type ChangeKind = 'identity' | 'lease' | 'grant' | 'backend' | 'session';
+export type ChangeKind = 'identity' | 'backend' | 'session';
 
 /**
- * The change feed (src/changes/): a row per changed identity, lease, grant or backend, written by
- * triggers in the changing transaction (migration 0006). Replicas read it to invalidate caches.
+ * The change feed (src/changes/): a row per changed identity, backend or session, written by triggers in
+ * the changing transaction (migrations 0006, 0007, 0011). Replicas read it to invalidate caches.
  */
 export interface ChangeTable {
   /** ascending; on PostgreSQL in assignment order, which concurrent transactions may commit out of */

@@ -201,6 +201,24 @@ describe('PostgresBackend with a CREATEROLE (non-superuser) admin', () => {
     await backend.revoke(plan.revocation);
   });
 
+  it('revokes concurrent leases together, open sessions included, and one by one when one of a batch is gone', async () => {
+    /** Mints `live` leases with an open session each, plans `neverMinted` more, and revokes them all in one turn. */
+    const revokeInOneTurn = async (live: number, neverMinted: number) => {
+      const minted = await Promise.all(Array.from({ length: live }, () => mint('readonly')));
+      const sessions = await Promise.all(minted.map(({ credential }) => login(credential)));
+      const plans = [...minted.map(({ plan }) => plan), ...Array.from({ length: neverMinted }, () => backend.plan(lease('readonly')))];
+      await Promise.all(plans.map((plan) => backend.revoke(plan.revocation)));
+      for (const session of sessions) {
+        await expect(session.query('SELECT 1')).rejects.toThrow();
+        await session.end().catch(() => undefined);
+      }
+      for (const plan of plans) expect(await roleExists(String(plan.revocation.username))).toBe(false);
+    };
+    await revokeInOneTurn(4, 0);
+    // The batch is refused for the role that was never created; each is then revoked alone.
+    await revokeInOneTurn(3, 1);
+  });
+
   it('revokes a planned credential that was never minted', async () => {
     await backend.revoke(backend.plan(lease('readonly')).revocation);
   });

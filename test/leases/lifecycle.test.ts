@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { PROOF_SCHEME } from '../../src/identity/proof.js';
+import { parseProofHeader, PROOF_SCHEME } from '../../src/identity/proof.js';
 import { startTestBroker, type TestBroker, type TestDialect } from '../support/broker.js';
 import {
   adminAgent,
@@ -34,6 +34,7 @@ interface AuditEvent {
   actor: string | null;
   identity_id: string | null;
   details: Record<string, unknown>;
+  proof: string | null;
 }
 
 describe.each<TestDialect>(['sqlite', 'postgres'])('leased PostgreSQL credentials (%s store)', (dialect) => {
@@ -161,10 +162,10 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('leased PostgreSQL credential
     expect(await sessionIsGone(session)).toBe(true);
     expect((await loginFails(lease.credential)).message).toMatch(/password authentication failed|does not exist|not permitted/);
     expect(await agent.expect(200, 'DELETE', `/v1/leases/${lease.lease_id}`)).toEqual({ lease_id: lease.lease_id, backend: lease.backend, state: 'revoked', last_error: null });
-    expect((await audit('lease.revoked')).find((e) => e.details.lease_id === lease.lease_id)).toMatchObject({
-      actor: agent.identityId,
-      reason: 'released by owner',
-    });
+    const revoked = (await audit('lease.revoked')).find((e) => e.details.lease_id === lease.lease_id);
+    expect(revoked).toMatchObject({ actor: agent.identityId, reason: 'released by owner' });
+    // Recorded in a batch on a later turn, yet with the owner's signed DELETE.
+    expect(parseProofHeader(`${PROOF_SCHEME} ${revoked!.proof}`)).toMatchObject({ kid: agent.identityId, claims: { htm: 'DELETE' } });
   });
 
   it('expires leases through the reaper', async () => {

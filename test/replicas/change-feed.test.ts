@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { AuditCheckpointer } from '../../src/audit/checkpoints.js';
-import type { ChangeKind } from '../../src/changes/change-feed.js';
+import { CHANGE_KINDS, type ChangeKind } from '../../src/changes/change-feed.js';
+import { FeedCache } from '../../src/changes/feed-cache.js';
+import { LocalChangeFeed } from '../../src/changes/local-change-feed.js';
 import { PostgresChangeFeed } from '../../src/changes/postgres-change-feed.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
 import type { Signer } from '../../src/keys/key-store.js';
@@ -13,6 +15,7 @@ import { ManualScheduler, TestClock } from '../support/clock.js';
 import { enrolledAgent, eventually } from '../support/lease-env.js';
 import { createTestDatabase, withClient } from '../support/postgres.js';
 import SqliteDatabase from 'better-sqlite3';
+import { sql } from 'kysely';
 import pg from 'pg';
 
 const insertIdentity = (client: pg.Client | pg.PoolClient, id: string) =>
@@ -20,6 +23,21 @@ const insertIdentity = (client: pg.Client | pg.PoolClient, id: string) =>
     `INSERT INTO identities (id, address, role, status, public_key, key_uri, attributes, created_at) VALUES ($1, $1 || '@feed.test', 'agent', 'pending', 'x', 'memory:x', '{}', 0)`,
     [id],
   );
+
+/** An HTTP API backend: adding it proves nothing upstream, so none needs to run. */
+const addHttpBackend = (env: TestBroker, name: string) =>
+  env.admin.request('POST', '/v1/admin/backends', { name, type: 'http', upstream_url: 'http://127.0.0.1:9', secret: 'upstream-secret', scopes: { reader: [{ methods: ['GET'], path_prefix: '/v1' }] } });
+
+/** Another broker (or the CLI) changes the backend's row straight in the shared database. */
+async function expectBackendRebuiltAfterOutsideChange(env: TestBroker, name: string, changeRow: () => Promise<void>): Promise<void> {
+  await addHttpBackend(env, name);
+  const backends = env.broker.leases.backends;
+  const before = await backends.instance(name);
+  expect(await backends.instance(name)).toBe(before);
+  await changeRow();
+  await env.broker.changes.catchUp();
+  expect(await backends.instance(name)).not.toBe(before);
+}
 
 describe('the change feed on PostgreSQL', () => {
   let database: { url: string; drop(): Promise<void> };
@@ -47,7 +65,7 @@ describe('the change feed on PostgreSQL', () => {
     const feed = await PostgresChangeFeed.open(database.url, store.db, clock, scheduler, { maxStalenessMs: 2_000, pollMs: 500 });
     feeds.push(feed);
     const seen: string[] = [];
-    feed.subscribe(['identity', 'lease', 'grant', 'backend'], (kind: ChangeKind, key) => seen.push(`${kind}:${key}`));
+    feed.subscribe(CHANGE_KINDS, (kind: ChangeKind, key) => seen.push(`${kind}:${key}`));
     return { feed, seen };
   }
 
@@ -89,7 +107,7 @@ describe('the change feed on PostgreSQL', () => {
       expect(feed.sync()).toBe(false);
       await feed.ensureCurrent();
       expect(feed.sync()).toBe(true);
-      expect(seen).toEqual(['identity:null', 'lease:null', 'grant:null', 'backend:null']);
+      expect(seen).toEqual(['identity:null', 'backend:null', 'session:null']);
     } finally {
       clock.release();
     }
@@ -128,6 +146,12 @@ describe('a replica that cannot confirm it is current', () => {
     expect(await (await fetch(`${env.url}/healthz`)).json()).toMatchObject({ status: 'ok', revocations_pending: 0 });
   });
 
+  it('rebuilds a backend instance once another broker changed the backend', async () => {
+    await expectBackendRebuiltAfterOutsideChange(env, 'outside-pg', () =>
+      withClient(env.config.databaseUrl, async (client) => void (await client.query(`UPDATE backends SET created_by = 'other-replica' WHERE name = 'outside-pg'`))),
+    );
+  });
+
   it('serves from its cache only what the feed vouches for: a revocation written by another broker is refused once delivered', async () => {
     const agent = await enrolledAgent(env, 'cached@acme.local');
     await agent.expect(200, 'GET', '/v1/whoami'); // cached as active
@@ -159,6 +183,69 @@ describe('the change feed on an embedded (SQLite) store', () => {
       database.close();
     }
     expect(await agent.send('GET', '/v1/whoami')).toMatchObject({ status: 403, body: { error: 'identity_revoked' } });
+  });
+
+  it('rebuilds a backend instance once another connection changed the backend', async () => {
+    await expectBackendRebuiltAfterOutsideChange(env, 'outside-sqlite', async () => {
+      const database = new SqliteDatabase(env.config.databaseUrl.slice('sqlite:'.length));
+      try {
+        database.pragma('busy_timeout = 5000');
+        database.prepare(`UPDATE backends SET created_by = 'cli' WHERE name = 'outside-sqlite'`).run();
+      } finally {
+        database.close();
+      }
+    });
+  });
+
+  it('keeps what a cache read while only another kind changed, not what may predate a change of its own kind', async () => {
+    const store = await openStore('sqlite::memory:');
+    try {
+      const feed = await LocalChangeFeed.open(store.repos.changes);
+      const identities = new FeedCache<string>(feed, 'identity');
+      await identities.get('kept', async () => {
+        await sql`INSERT INTO backends (name, type, config, sealed_secret, wrapped_key, wrapping_key_uri, created_at, created_by) VALUES ('b', 'http', '{}', 'x', 'x', 'x', 0, 'test')`.execute(store.db);
+        return 'read while a backend changed';
+      });
+      await identities.get('dropped', async () => {
+        await sql`INSERT INTO identities (id, address, role, status, public_key, key_uri, attributes, created_at) VALUES ('i', 'i@feed.test', 'agent', 'pending', 'x', 'memory:x', '{}', 0)`.execute(store.db);
+        return 'read while an identity changed';
+      });
+      expect(identities.size).toBe(1);
+      expect(await identities.get('kept', async () => 'not read again')).toBe('read while a backend changed');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('the change feed records only what replicas cache', () => {
+  const recordedKinds = async (url: string) => {
+    const store = await openStore(url);
+    try {
+      await store.db.transaction().execute(async (trx) => {
+        await sql`INSERT INTO identities (id, address, role, status, public_key, key_uri, attributes, created_at) VALUES ('i', 'i@feed.test', 'agent', 'active', 'x', 'memory:x', '{}', 0)`.execute(trx);
+        await sql`INSERT INTO backends (name, type, config, sealed_secret, wrapped_key, wrapping_key_uri, created_at, created_by) VALUES ('b', 'http', '{}', 'x', 'x', 'x', 0, 'test')`.execute(trx);
+        await sql`INSERT INTO grants (id, subject, backend, role, max_ttl_ms, default_ttl_ms, created_at, created_by) VALUES ('g', 'i@feed.test', 'b', 'r', 1, 1, 0, 'test')`.execute(trx);
+        await sql`INSERT INTO leases (id, identity_id, backend, role, grant_id, state, revocation, issued_at, expires_at, max_expires_at) VALUES ('l', 'i', 'b', 'r', 'g', 'pending', '{}', 0, 1, 1)`.execute(trx);
+        await sql`UPDATE leases SET state = 'active'`.execute(trx);
+      });
+      return (await sql<{ kind: string }>`SELECT kind FROM changes ORDER BY id`.execute(store.db)).rows.map((row) => row.kind);
+    } finally {
+      await store.close();
+    }
+  };
+
+  it('writes change rows for identities and backends, none for leases and grants (SQLite)', async () => {
+    expect(await recordedKinds('sqlite::memory:')).toEqual(['identity', 'backend']);
+  });
+
+  it('writes change rows for identities and backends, none for leases and grants (PostgreSQL)', async () => {
+    const database = await createTestDatabase(inject('postgresUrl'));
+    try {
+      expect(await recordedKinds(database.url)).toEqual(['identity', 'backend']);
+    } finally {
+      await database.drop();
+    }
   });
 });
 

@@ -11,6 +11,8 @@ export interface LeaseRouteOptions {
 }
 
 type LeaseParams = { Params: LeaseIdParams };
+/** Issue, renew and release write leases only, which no replica caches. */
+const LEASES_ONLY = { writesNothingCached: true } as const;
 const secondsToMs = (seconds: number | undefined) => (seconds === undefined ? undefined : seconds * 1000);
 
 /** An identity's own leases: request one, look at it, renew it, release it. */
@@ -19,7 +21,7 @@ export async function leaseRoutes(app: FastifyInstance, { issuer, leases }: Leas
 
   app.post<{ Body: LeaseRequest }>(
     '/v1/leases',
-    { schema: { body: LeaseRequest, response: { 201: LeaseResponse, ...upstreamErrorResponses } } },
+    { schema: { body: LeaseRequest, response: { 201: LeaseResponse, ...upstreamErrorResponses } }, config: LEASES_ONLY },
     async (request, reply) => {
       const { backend, role, ttl_seconds } = request.body;
       const { lease, backendType, credential } = await issuer.issue(callerOf(request), { backend, role, ttlMs: secondsToMs(ttl_seconds) });
@@ -44,7 +46,7 @@ export async function leaseRoutes(app: FastifyInstance, { issuer, leases }: Leas
 
   app.post<LeaseParams & { Body: RenewRequest | undefined }>(
     '/v1/leases/:id/renew',
-    { schema: { params: LeaseIdParams, body: RenewRequest, response: { 200: RenewResponse, ...upstreamErrorResponses } } },
+    { schema: { params: LeaseIdParams, body: RenewRequest, response: { 200: RenewResponse, ...upstreamErrorResponses } }, config: LEASES_ONLY },
     async (request) => {
       const renewed = await leases.renew(callerOf(request), request.params.id, secondsToMs(request.body?.ttl_seconds));
       return { lease_id: renewed.id, expires_at: toIso(renewed.expires_at), renewable: isRenewable(renewed) };
@@ -53,7 +55,7 @@ export async function leaseRoutes(app: FastifyInstance, { issuer, leases }: Leas
 
   app.delete<LeaseParams>(
     '/v1/leases/:id',
-    { schema: { params: LeaseIdParams, response: { 200: RevokeResponse, ...upstreamErrorResponses } } },
+    { schema: { params: LeaseIdParams, response: { 200: RevokeResponse, ...upstreamErrorResponses } }, config: LEASES_ONLY },
     async (request) => {
       const lease = await leases.revoke(callerOf(request), request.params.id);
       return { lease_id: lease.id, backend: lease.backend, state: lease.state, last_error: lease.last_error };

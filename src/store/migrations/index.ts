@@ -7,6 +7,7 @@ import { proxyLeases } from './0004-proxy-leases.js';
 import { reviewSessions } from './0005-review-sessions.js';
 import { changes } from './0006-changes.js';
 import { sessions } from './0007-sessions.js';
+import { changeKinds } from './0011-change-kinds.js';
 
 /**
  * Migrations are code, bundled with the broker, one file each; every one must run unchanged on
@@ -22,6 +23,7 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0005-review-sessions': reviewSessions(),
     '0006-changes': changes(dialect),
     '0007-sessions': sessions(dialect),
+    '0011-change-kinds': changeKinds(dialect),
   };
 }
 

@@ -10,7 +10,7 @@ export interface Change {
 }
 
 /**
- * The change feed's table (written by triggers, migration 0006). The PostgreSQL feed
+ * The change feed's table (written by triggers, migrations 0006 and 0011). The PostgreSQL feed
  * (src/changes/postgres-change-feed.ts) reads it by committing transaction instead.
  */
 export interface ChangeRepository {
