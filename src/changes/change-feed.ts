@@ -4,9 +4,10 @@ export type { ChangeKind };
 
 /**
  * What replicas cache, and so what the feed records: identities and their keys (the
- * authenticator), sessions (the session registry, migration 0007), backends (their live instances, built from the stored settings and root secret)
- * and superseded broker keys (the authority's current key, migration 0008). Leases and grants are
- * read from the database on every use, so their changes need no feed (migration 0011).
+ * authenticator), sessions (the session registry, migration 0007), backends (their live instances,
+ * built from the stored settings and root secret) and superseded broker keys (the authority's
+ * current key, migration 0008). Leases and grants are read from the database on every use, so their
+ * changes need no feed (migration 0011).
  */
 export const CHANGE_KINDS: readonly ChangeKind[] = ['identity', 'session', 'backend', 'broker_key'];
 
