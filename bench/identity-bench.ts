@@ -21,13 +21,14 @@
  * Knobs (bounded): BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_BARE_S (3), BENCH_CONCURRENCY (32),
  * BENCH_AGENTS (4), BENCH_MAX_PROOFS (200000), BENCH_NO_PIN=1, BENCH_CPU_PROF=<dir> (--cpu-prof the broker).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { base64url } from '../src/crypto/encoding.js';
 import { verifyEd25519 } from '../src/crypto/ed25519.js';
 import type { PhaseReport, WorkerGo, WorkerMessage, WorkerReady, WorkerResult, WorkerSetup } from './load-worker.js';
 import {
   type BenchSection,
+  ChildChannel,
   Cleanup,
   cpuPlan,
   envNumber,
@@ -62,49 +63,7 @@ export const identitySection: BenchSection = {
   run: runIdentityBench,
 };
 
-/** The load-generator child and a typed, time-bounded way to wait for its messages. */
-class Worker {
-  readonly #queue: WorkerMessage[] = [];
-  #wake: (() => void) | undefined;
-  #exitInfo: string | undefined;
-
-  constructor(readonly child: ChildProcess) {
-    child.on('message', (message: WorkerMessage) => {
-      this.#queue.push(message);
-      this.#wake?.();
-    });
-    child.on('exit', (code, signal) => {
-      this.#exitInfo = `exit ${code ?? signal}`;
-      this.#wake?.();
-    });
-  }
-
-  send(message: WorkerSetup | WorkerGo): void {
-    this.child.send(message);
-  }
-
-  /** The next message of `type` (earlier ones of other types are dropped); throws on error/exit/timeout. */
-  async expect<T extends WorkerMessage>(type: T['type'], timeoutMs: number): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const message = this.#queue.shift();
-      if (message?.type === 'error') throw new Error(`load generator failed: ${message.message}`);
-      if (message?.type === type) return message as T;
-      if (message) continue;
-      if (this.#exitInfo !== undefined) throw new Error(`load generator ended (${this.#exitInfo}) before "${type}"`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for "${type}" from the load generator`);
-      await new Promise<void>((resolveWait) => {
-        const timer = setTimeout(resolveWait, left);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolveWait();
-        };
-      });
-      this.#wake = undefined;
-    }
-  }
-}
+type Worker = ChildChannel<WorkerMessage, WorkerSetup | WorkerGo>;
 
 async function runIdentityBench(): Promise<SectionResult> {
   const settings = {
@@ -128,7 +87,7 @@ async function runIdentityBench(): Promise<SectionResult> {
     const [command, ...prefixArgs] = [...cpus.prefix('load'), process.execPath];
     const child = spawn(command!, [...prefixArgs, WORKER], { env: broker.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     cleanup.add('stop load generator', () => stopChild(child));
-    const worker = new Worker(child);
+    const worker: Worker = new ChildChannel(child);
     worker.send({ type: 'setup', agents: settings.agents });
     log(`identity: provisioning + enrolling ${settings.agents} agent(s) with keys in the SoftHSM2 token`);
     const ready = await worker.expect<WorkerReady>('ready', 120_000);

@@ -15,6 +15,7 @@ import { base64url } from '../src/crypto/encoding.js';
 import { createProof, parseProofHeader, PROOF_SCHEME } from '../src/identity/proof.js';
 import type { Signer } from '../src/keys/key-store.js';
 import { KeyStores } from '../src/keys/registry.js';
+import { nextParentMessage, sendToParent } from './parent-ipc.js';
 import { runLoad, runPaced, summarizeLatencies, type LatencySummary } from './support.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -111,28 +112,12 @@ const WHOAMI_PATH = '/v1/whoami';
 /** Proofs are valid for ±60 s around iat; keep every proof's age at use well below that. */
 const MAX_PROOF_AGE_MS = 45_000;
 
-function send(message: WorkerMessage): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (!process.send) return reject(new Error('load-worker must run with an IPC channel'));
-    process.send(message, (error: Error | null) => (error ? reject(error) : resolve()));
-  });
-}
-
-function nextMessage<T extends { type: string }>(type: T['type']): Promise<T> {
-  return new Promise((resolve) => {
-    const listener = (message: { type: string }) => {
-      if (message.type !== type) return;
-      process.off('message', listener);
-      resolve(message as T);
-    };
-    process.on('message', listener);
-  });
-}
+const send = (message: WorkerMessage) => sendToParent(message);
 
 async function main(): Promise<void> {
   // The parent going away (crash, Ctrl-C) must not leave this process running.
   process.on('disconnect', () => process.exit(2));
-  const setup = await nextMessage<WorkerSetup>('setup');
+  const setup = await nextParentMessage<WorkerSetup>('setup');
   const setupStart = performance.now();
 
   const config = loadConfig(); // TESSERA_DATA_DIR / TESSERA_LISTEN from the parent; tessera.json from init
@@ -172,7 +157,7 @@ async function main(): Promise<void> {
       setupMs: performance.now() - setupStart,
     });
 
-    const go = await nextMessage<WorkerGo>('go');
+    const go = await nextParentMessage<WorkerGo>('go');
 
     // Round-robin over the agents; every proof has its own jti and the current iat.
     let signed = 0;

@@ -10,8 +10,10 @@
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { auditSection } from './audit-bench.js';
+import { delegationSection } from './delegation-bench.js';
 import { floodSection } from './flood-bench.js';
 import { identitySection } from './identity-bench.js';
+import { kmsSection } from './kms-bench.js';
 import { leaseSection } from './lease-bench.js';
 import { massExpirySection } from './mass-expiry-bench.js';
 import { proxySection } from './proxy-bench.js';
@@ -19,7 +21,7 @@ import { replicasSection } from './replicas-bench.js';
 import { runSection } from './run-bench.js';
 import { type BenchSection, formatRows, formatTable, log, runPendingCleanups, type SectionResult } from './support.js';
 
-const SECTIONS: readonly BenchSection[] = [identitySection, leaseSection, massExpirySection, auditSection, proxySection, floodSection, runSection, replicasSection];
+const SECTIONS: readonly BenchSection[] = [identitySection, leaseSection, massExpirySection, auditSection, proxySection, floodSection, runSection, replicasSection, delegationSection, kmsSection];
 
 async function main(): Promise<number> {
   const wanted = process.argv.slice(2);

@@ -377,6 +377,53 @@ export async function stopChild(child: ChildProcess, graceMs = 5_000): Promise<v
   await waitForExit(child, 2_000);
 }
 
+/**
+ * A child process's IPC channel (a load generator): typed messages out, and a time-bounded wait for
+ * the next message of a type in. The child reports failures as `{type: 'error', message}`.
+ */
+export class ChildChannel<In extends { readonly type: string }, Out extends object> {
+  readonly #queue: (In | { readonly type: 'error'; readonly message: string })[] = [];
+  #wake: (() => void) | undefined;
+  #exitInfo: string | undefined;
+
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (message: In) => {
+      this.#queue.push(message);
+      this.#wake?.();
+    });
+    child.on('exit', (code, signal) => {
+      this.#exitInfo = `exit ${code ?? signal}`;
+      this.#wake?.();
+    });
+  }
+
+  send(message: Out): void {
+    this.child.send(message);
+  }
+
+  /** The next message of `type` (earlier ones of other types are dropped); throws on error/exit/timeout. */
+  async expect<T extends In>(type: T['type'], timeoutMs: number): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const message = this.#queue.shift();
+      if (message?.type === 'error' && 'message' in message) throw new Error(`load generator failed: ${message.message}`);
+      if (message?.type === type) return message as T;
+      if (message) continue;
+      if (this.#exitInfo !== undefined) throw new Error(`load generator ended (${this.#exitInfo}) before "${type}"`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for "${type}" from the load generator`);
+      await new Promise<void>((resolveWait) => {
+        const timer = setTimeout(resolveWait, left);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolveWait();
+        };
+      });
+      this.#wake = undefined;
+    }
+  }
+}
+
 /** Runs a bench script that prints its listening port on its first line of stdout; stopped on `cleanup`. */
 export async function startListeningScript(
   cleanup: Cleanup,

@@ -3,7 +3,9 @@ import { BrokerClient, BrokerRequestError } from '@tessera-broker/sdk';
 import { base64url } from '../src/crypto/encoding.js';
 import { TesseraError } from '../src/errors.js';
 import type { IdentityView } from '../src/identity/identity.js';
-import type { KeyStore } from '../src/keys/key-store.js';
+import type { KeyStore, KeyStoreKind } from '../src/keys/key-store.js';
+import { keyStoreKindOf } from '../src/keys/registry.js';
+import type { RotateIdentityKeyResponse } from '@tessera-broker/sdk/wire';
 
 export interface ProvisionRequest {
   readonly address: string;
@@ -61,4 +63,30 @@ export async function provisionAgent(admin: BrokerClient, keyStore: KeyStore, re
 
 export function issueTicket(admin: BrokerClient, address: string, ttlSeconds?: number): Promise<TicketResponse> {
   return admin.request<TicketResponse>('POST', `${identityPath(address)}/tickets`, ttlSeconds === undefined ? {} : { ttl_seconds: ttlSeconds });
+}
+
+/**
+ * Rotates an identity's primary key: a new key is generated in the key store that holds the current
+ * one (the private key never leaves it) and registered as the identity's key; the identity id stays,
+ * and the old key is accepted for `graceSeconds` more (default 600). The node switches to the
+ * returned key_uri (TESSERA_KEY, or `tessera enroll`'s remembered key) within the grace.
+ */
+export async function rotateIdentityKey(
+  admin: BrokerClient,
+  keyStores: { get(kind: KeyStoreKind): Promise<KeyStore> },
+  address: string,
+  graceSeconds?: number,
+): Promise<RotateIdentityKeyResponse> {
+  const current = await admin.request<IdentityView>('GET', identityPath(address));
+  if (current.status === 'revoked') throw new TesseraError('identity_revoked', `Identity ${address} is revoked; its key cannot be rotated.`);
+  const keyStore = await keyStores.get(keyStoreKindOf(current.key_uri));
+  const signer = await keyStore.createSigningKey({
+    label: `tessera-${current.role}-${address}-${randomBytes(3).toString('hex')}`,
+    tags: { 'tessera:address': address },
+  });
+  return admin.request<RotateIdentityKeyResponse>('POST', `${identityPath(address)}/keys`, {
+    public_key: base64url.encode(signer.publicKey),
+    key_uri: signer.uri,
+    ...(graceSeconds !== undefined && { grace_seconds: graceSeconds }),
+  });
 }

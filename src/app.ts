@@ -18,19 +18,29 @@ import { loggedRequest } from './http/request-log.js';
 import { adminBackendRoutes } from './http/routes/admin-backends.js';
 import { adminGrantRoutes } from './http/routes/admin-grants.js';
 import { adminLeaseRoutes } from './http/routes/admin-leases.js';
+import { adminKeyRoutes } from './http/routes/admin-keys.js';
+import { adminTrustRoutes } from './http/routes/admin-trust.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { agentRoutes } from './http/routes/agent.js';
+import { delegationRoutes } from './http/routes/delegations.js';
 import { discoveryRoutes } from './http/routes/discovery.js';
 import { leaseRoutes } from './http/routes/leases.js';
 import { reviewRoutes } from './http/routes/review.js';
+import { sessionRoutes } from './http/routes/sessions.js';
 import { uiRoutes } from './http/routes/ui.js';
+import { userDelegationRoutes } from './http/routes/user-delegations.js';
 import { createLimitedServer, type ServerLimits } from './http/server-limits.js';
 import { SessionCookie } from './http/session-cookie.js';
 import type { LeaseSystem } from './leases/lease-system.js';
 import { FailureLimit, type FailureLimitSettings } from './limits/failure-limit.js';
 import { ReviewReader } from './review/reader.js';
 import { ReviewSessions } from './review/sessions.js';
+import type { WrappingKeyRotation } from './secrets/wrapping-key-rotation.js';
+import type { SessionRegistry } from './sessions/session-registry.js';
 import type { Store } from './store/database.js';
+import { TrustService } from './trust/trust-service.js';
+import { UserDelegations } from './trust/user-delegations.js';
+import { UserTokenVerifier } from './trust/user-token-verifier.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -45,7 +55,11 @@ export interface AppDeps {
   readonly authority: Authority;
   readonly identities: IdentityService;
   readonly authenticator: ProofAuthenticator;
+  /** session keys (docs/PROTOCOL.md §3.1) */
+  readonly sessions: SessionRegistry;
   readonly leases: LeaseSystem;
+  /** `POST /v1/admin/wrapping-key/rotate` (src/secrets/wrapping-key-rotation.ts, bound to the broker's key stores) */
+  readonly rotateWrappingKey: (actor: string) => Promise<WrappingKeyRotation>;
   /** Changes by every broker on the database: /healthz reports it, writes wait for it (read-your-writes). */
   readonly changes: ChangeFeed;
   readonly clock: Clock;
@@ -73,7 +87,7 @@ const OPENAPI_BASE: FastifyDynamicSwaggerOptions['openapi'] = {
   },
   components: {
     securitySchemes: {
-      proof: { type: 'http', scheme: 'Proof', description: '`Authorization: Proof <compact JWS>`: a fresh proof signed by the identity key for every request (docs/PROTOCOL.md §3).' },
+      proof: { type: 'http', scheme: 'Proof', description: '`Authorization: Proof <compact JWS>`: a fresh proof signed by the identity key, or by a session key it certified, for every request (docs/PROTOCOL.md §3).' },
     },
   },
   security: [{ proof: [] }],
@@ -146,18 +160,26 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(errorHandler);
   await app.register(failureLimit, { limit: authFailures, rejections: deps.rejections });
   await app.register(proofAuth, { authenticator: deps.authenticator, audit: deps.audit, publicUrl: deps.publicUrl });
-  await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, changes: deps.changes, publicUrl: deps.publicUrl });
+  await app.register(discoveryRoutes, { authority: deps.authority, leases: deps.leases.leases, changes: deps.changes, publicUrl: deps.publicUrl, sessionMaxLifetimeSeconds: deps.sessions.maxLifetimeSeconds });
   await app.register(agentRoutes, { identities: deps.identities, authority: deps.authority });
-  await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl });
+  await app.register(sessionRoutes, { sessions: deps.sessions });
+  await app.register(adminRoutes, { identities: deps.identities, audit: deps.audit, store: deps.store, leases: deps.leases.leases, delegations: deps.leases.delegations, authority: deps.authority, publicUrl: deps.publicUrl });
+  await app.register(adminKeyRoutes, { identities: deps.identities, authority: deps.authority, rotateWrappingKey: deps.rotateWrappingKey });
   await app.register(leaseRoutes, { issuer: deps.leases.issuer, leases: deps.leases.leases });
   await app.register(adminBackendRoutes, { backends: deps.leases.backends });
   await app.register(adminGrantRoutes, { grants: deps.leases.grants });
   await app.register(adminLeaseRoutes, { leases: deps.leases.leases, identities: deps.identities });
+  await app.register(delegationRoutes, { delegations: deps.leases.delegations, identities: deps.identities });
+  await app.register(adminTrustRoutes, { trust: new TrustService(deps.store, deps.audit, deps.clock) });
+  // One verifier for the app's lifetime: it holds the issuers' JWKS caches.
+  const verifier = new UserTokenVerifier(deps.store.repos.trustedIssuers, deps.clock);
+  const userDelegations = new UserDelegations(verifier, deps.leases.delegations, deps.leases.grants, deps.leases.backends, deps.audit, deps.clock);
+  await app.register(userDelegationRoutes, { userDelegations });
 
   // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.
   const sessions = new ReviewSessions(deps.store, deps.audit, deps.clock, deps.rejections);
   const cookie = new SessionCookie(deps.publicUrl);
-  const reader = new ReviewReader({ store: deps.store, identities: deps.identities, leases: deps.leases.leases, authority: deps.authority, publicUrl: deps.publicUrl, clock: deps.clock });
+  const reader = new ReviewReader({ store: deps.store, identities: deps.identities, leases: deps.leases.leases, delegations: deps.leases.delegations, authority: deps.authority, publicUrl: deps.publicUrl, clock: deps.clock });
   await app.register(reviewAuth, { sessions, cookie });
   await app.register(reviewRoutes, { reader, sessions, publicUrl: deps.publicUrl });
   await app.register(uiRoutes, { reader, sessions, cookie });

@@ -16,7 +16,9 @@ import { KeyStores } from './keys/registry.js';
 import { DEFAULT_LEASE_SETTINGS, type LeaseSettings, LeaseSystem } from './leases/lease-system.js';
 import { FailureLimit } from './limits/failure-limit.js';
 import { CredentialProxy } from './proxy/credential-proxy.js';
+import { rotateWrappingKey } from './secrets/wrapping-key-rotation.js';
 import { KeyStoreWrappingKeys } from './secrets/wrapping-keys.js';
+import { SessionRegistry } from './sessions/session-registry.js';
 import { openStore } from './store/database.js';
 import { runExclusive } from './store/exclusive.js';
 
@@ -25,6 +27,7 @@ export interface Broker {
   readonly identities: IdentityService;
   /** Exposed for its replay cache: tests prune it at chosen instants. */
   readonly authenticator: ProofAuthenticator;
+  readonly sessions: SessionRegistry;
   /** Prunes the replay cache and old change rows, on one broker at a time (run by the scheduler). */
   prune(): Promise<void>;
   readonly auditCheckpoints: AuditCheckpointer;
@@ -60,10 +63,7 @@ export async function createBroker(
   let leases: LeaseSystem | undefined;
   let changes: ChangeFeed | undefined;
   try {
-    const authorityKeyUri = await store.repos.settings.get('authority_key_uri');
-    if (!authorityKeyUri) throw new TesseraError('config_invalid', `No authority key in ${config.databaseUrl}: run "tessera init" first.`);
-    const authoritySigner = await keyStores.signer(authorityKeyUri);
-    const authority = await Authority.create(authoritySigner, config.publicUrl, clock, config.credentialTtlMs / 1000);
+    if (!(await store.repos.settings.get('authority_key_uri'))) throw new TesseraError('config_invalid', `No authority key in ${config.databaseUrl}: run "tessera init" first.`);
     const audit = new DatabaseAuditLog(store.repos, clock);
     const identities = new IdentityService(store, audit, clock, {
       defaultTtlMs: config.ticketTtlMs,
@@ -73,12 +73,16 @@ export async function createBroker(
     const rejections = new RejectionSummary(audit, clock, config.auditRejectionWindowMs);
     changes = await openChangeFeed(store, config.databaseUrl, clock, scheduler, { maxStalenessMs: config.replicaMaxStalenessMs }, options.logger);
     const feed = changes;
-    const authenticator = new ProofAuthenticator(store.repos, audit, clock, config.publicUrl, rejections, feed);
+    const authority = await Authority.open({ store, keyStores, audit, feed, clock }, config.publicUrl, config.credentialTtlMs / 1000);
+    const sessions = new SessionRegistry(store, audit, clock, feed, { maxLifetimeMs: config.sessionMaxLifetimeMs });
+    const authenticator = new ProofAuthenticator(store.repos, audit, clock, config.publicUrl, rejections, feed, sessions);
     const authFailures = { max: config.authFailureLimit, windowMs: config.authFailureWindowMs };
-    leases = new LeaseSystem(store, audit, clock, new KeyStoreWrappingKeys(keyStores, store.repos.settings), { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
+    const wrappingKeys = new KeyStoreWrappingKeys(keyStores, store.repos.settings);
+    const rotateWrapping = (actor: string) => rotateWrappingKey({ store, keyStores, wrappingKeys, audit, clock }, actor);
+    leases = new LeaseSystem(store, audit, clock, wrappingKeys, { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
-    }, feed, options.logger);
-    const app = await buildApp({ store, audit, authority, identities, authenticator, leases, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, trustedProxies: config.trustedProxies, logger: options.logger });
+    }, feed, options.logger, { maxDepth: config.delegationMaxDepth });
+    const app = await buildApp({ store, audit, authority, identities, authenticator, sessions, leases, rotateWrappingKey: rotateWrapping, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, trustedProxies: config.trustedProxies, logger: options.logger });
     // Before listening: on an embedded store every pending lease is an orphan of a previous process;
     // on a shared one, those older than the grace period (another replica may be issuing the rest).
     await leases.start((error) => app.log.error({ err: error }, 'lease reaper sweep failed'), scheduler);
@@ -88,12 +92,14 @@ export async function createBroker(
       runExclusive(store, 'prune', async (repos) => {
         await authenticator.pruneReplayCache(repos);
         await pruneChanges(repos.changes, clock.now());
+        // Superseded keys past their grace or overlap: audited once (they are refused from then on anyway).
+        await identities.retireExpiredKeys();
+        await authority.retireExpiredKeys();
       }).then(() => undefined);
     const stopPruning = scheduler.every(PRUNE_INTERVAL_MS, () => prune().catch((error: unknown) => app.log.warn({ err: error }, 'pruning the proof replay cache or the change feed failed')));
     const auditCheckpoints = new AuditCheckpointer(
       store.repos.audit,
-      authoritySigner,
-      authority.kid,
+      authority,
       clock,
       { everyEvents: config.auditCheckpointEvery, intervalMs: config.auditCheckpointIntervalMs },
       (work) => runExclusive(store, 'audit-checkpoint', work),
@@ -116,6 +122,7 @@ export async function createBroker(
       app,
       identities,
       authenticator,
+      sessions,
       prune,
       auditCheckpoints,
       changes: feed,

@@ -23,3 +23,18 @@ export const systemScheduler: Scheduler = {
     return () => clearInterval(timer);
   },
 };
+
+/**
+ * Time plus one-shot timers, for work that waits a set delay (the dev KMS's simulated latency).
+ * The same shape as the SDK's AutoRenewTimers, so test/support/clock.ts ManualTimers serves both.
+ */
+export interface Timers extends Clock {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemTimers: Timers = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};

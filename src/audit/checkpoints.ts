@@ -25,6 +25,14 @@ export interface CheckpointPolicy {
   readonly intervalMs: number;
 }
 
+/** The key checkpoints are signed with: the authority's current one (src/identity/authority.ts), which rotates. */
+export interface CheckpointKey {
+  current(): Promise<{ readonly signer: Signer; readonly kid: string }>;
+}
+
+/** A key that never rotates (tests, tools). */
+export const fixedCheckpointKey = (signer: Signer, kid: string): CheckpointKey => ({ current: async () => ({ signer, kid }) });
+
 /** How often the broker looks at the chain head: often enough for everyEvents to be near exact. */
 const POLL_MS = 1000;
 
@@ -37,8 +45,7 @@ export class AuditCheckpointer {
 
   constructor(
     audit: AuditRepository,
-    private readonly signer: Signer,
-    private readonly kid: string,
+    private readonly key: CheckpointKey,
     private readonly clock: Clock,
     private readonly policy: CheckpointPolicy,
     /**
@@ -87,7 +94,8 @@ export class AuditCheckpointer {
 
   private async sign(audit: AuditRepository, head: { seq: number; hash: string }): Promise<StoredCheckpoint> {
     const payload: CheckpointPayload = { seq: head.seq, hash: head.hash, at: this.clock.now() };
-    const jws = await signCompactJws(this.signer, { alg: 'EdDSA', typ: CHECKPOINT_TYPE, kid: this.kid }, { ...payload });
+    const { signer, kid } = await this.key.current();
+    const jws = await signCompactJws(signer, { alg: 'EdDSA', typ: CHECKPOINT_TYPE, kid }, { ...payload });
     const checkpoint = { ...payload, jws };
     // Several brokers on one database may sign the same head; the first one stored stands.
     await audit.insertCheckpoint(checkpoint);

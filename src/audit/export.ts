@@ -1,8 +1,9 @@
+import { base64url } from '../crypto/encoding.js';
 import type { JSONWebKeySet } from 'jose';
 import type { Repositories } from '../store/repositories/index.js';
 import type { AuditOutcome, MakeEvent } from '../store/repositories/audit.js';
 import { STORED_DETAILS, type WithStoredDetails } from './chain.js';
-import { type CheckpointRecord, EXPORT_FORMAT, type EventRecord, type ExportRecord, type HeaderRecord, type IdentityRecord } from './records.js';
+import { type CheckpointRecord, EXPORT_FORMAT, type EventRecord, type ExportRecord, type HeaderRecord, type IdentityRecord, type SessionRecord } from './records.js';
 import { type PagedRecords, RECORD_PAGES } from './verify.js';
 
 export interface ExportOptions {
@@ -20,14 +21,14 @@ const BATCH = 2000;
  * long the log is. The range is fixed when it starts: events appended meanwhile are left out.
  * The verifier takes the same records a page at a time (RECORD_PAGES).
  */
-export function exportRecords(repos: Pick<Repositories, 'audit' | 'identities'>, options: ExportOptions): AsyncGenerator<ExportRecord> & PagedRecords {
+export function exportRecords(repos: Pick<Repositories, 'audit' | 'identityKeys' | 'sessions'>, options: ExportOptions): AsyncGenerator<ExportRecord> & PagedRecords {
   const records = (async function* () {
     for await (const page of exportPages(repos, options)) yield* page;
   })();
   return Object.assign(records, { [RECORD_PAGES]: () => exportPages(repos, options) });
 }
 
-async function* exportPages({ audit, identities }: Pick<Repositories, 'audit' | 'identities'>, options: ExportOptions): AsyncGenerator<readonly ExportRecord[]> {
+async function* exportPages({ audit, identityKeys, sessions }: Pick<Repositories, 'audit' | 'identityKeys' | 'sessions'>, options: ExportOptions): AsyncGenerator<readonly ExportRecord[]> {
   // One snapshot: the head row and the highest stored seq (they differ only after tampering).
   const { head, maxSeq } = await audit.snapshot();
   const end = Math.max(head.seq, maxSeq);
@@ -47,9 +48,16 @@ async function* exportPages({ audit, identities }: Pick<Repositories, 'audit' | 
   };
   yield [header];
 
+  // Every key each identity has had (a rotated identity's proofs are signed by several).
   for (let after = ''; ; ) {
-    const rows = await identities.publicKeysAfter(after, BATCH);
-    if (rows.length > 0) yield rows.map((row): IdentityRecord => ({ type: 'identity', identity_id: row.id, public_key: row.publicKey }));
+    const keys = await identityKeys.page(after, BATCH);
+    if (keys.length > 0) yield keys.map((key): IdentityRecord => ({ type: 'identity', identity_id: key.identityId, public_key: base64url.encode(key.publicKey) }));
+    if (keys.length < BATCH) break;
+    after = keys[keys.length - 1]!.keyId;
+  }
+  for (let after = ''; ; ) {
+    const rows = await sessions.certificatesAfter(after, BATCH);
+    if (rows.length > 0) yield rows.map((row): SessionRecord => ({ type: 'session', session_id: row.id, identity_id: row.identityId, certificate: row.certificate }));
     if (rows.length < BATCH) break;
     after = rows[rows.length - 1]!.id;
   }

@@ -1,12 +1,14 @@
 import { compactVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { base64url } from '../crypto/encoding.js';
-import { parseProofHeader, PROOF_MAX_SKEW_SECONDS, PROOF_SCHEME } from '../identity/proof.js';
+import { isSessionId, parseProofHeader, PROOF_MAX_SKEW_SECONDS, PROOF_SCHEME, type ProofClaims } from '../identity/proof.js';
+import { verifySessionCertificate } from '../sessions/certificate.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
+import { delegationEvidenceProblem, type DelegationEventDetails } from '../delegations/evidence.js';
 import { canonicalJson } from './canonical.js';
 import { eventHashWithDetails, GENESIS_HASH, type HashedEvent, STORED_DETAILS, type WithStoredDetails } from './chain.js';
 import { CHECKPOINT_TYPE, type StoredCheckpoint } from './checkpoints.js';
-import type { ExportRecord, HeaderRecord } from './records.js';
+import type { ExportRecord, HeaderRecord, SessionRecord } from './records.js';
 
 export type ProblemCode =
   | 'export_malformed'
@@ -22,7 +24,10 @@ export type ProblemCode =
   | 'proof_wrong_actor'
   | 'proof_unknown_identity'
   | 'proof_bad_signature'
-  | 'proof_out_of_time';
+  | 'proof_out_of_time'
+  | 'session_unknown'
+  | 'session_certificate_invalid'
+  | 'delegation_evidence';
 
 export interface VerifyProblem {
   /** the first sequence number found bad */
@@ -38,6 +43,8 @@ export interface VerifyReport {
   readonly events: number;
   readonly checkpoints: number;
   readonly proofs: number;
+  /** delegations whose delegator's signed request was checked against the recorded scope */
+  readonly delegations: number;
   /** seq of the last checkpoint that matched */
   readonly lastCheckpoint: number | null;
   readonly problem: VerifyProblem | null;
@@ -60,6 +67,8 @@ export interface VerifyOptions {
 }
 
 const VERIFIED_PROOFS_KEPT = 256;
+
+const DELEGATION_CREATED = 'delegation.created';
 
 /** A proof is taken at most this long before its event: the broker's skew window plus a slow operation. */
 const PROOF_TO_EVENT_MS = (PROOF_MAX_SKEW_SECONDS + 300) * 1000;
@@ -106,13 +115,17 @@ export async function verifyAuditLog(records: AsyncIterable<ExportRecord>, optio
 class ChainVerifier {
   private header: HeaderRecord | undefined;
   private jwks: ReturnType<typeof createLocalJWKSet> | undefined;
-  private readonly identityKeys = new Map<string, Uint8Array>();
+  /** key id (thumbprint) -> the identity it belongs to and the key */
+  private readonly identityKeys = new Map<string, { readonly identityId: string; readonly key: Uint8Array }>();
+  /** session id -> the key its certificate binds, or why the certificate is no good (reported at the first proof naming it) */
+  private readonly sessionKeys = new Map<string, { identityId: string; publicKey: Uint8Array; iat: number; exp: number } | { invalid: string }>();
   /** recently verified stored proofs (bounded) */
   private readonly verifiedProofs = new Set<string>();
   private last: HashedEvent | undefined;
   private events = 0;
   private checkpoints = 0;
   private proofs = 0;
+  private delegations = 0;
   private lastCheckpoint: number | null = null;
   /** whether the last stored details text seen was canonical (see hashMatches) */
   private storedIsCanonical = true;
@@ -126,6 +139,7 @@ class ChainVerifier {
     if (record.type === 'header') return this.start(record);
     if (!this.header) throw fail(0, 'export_malformed', 'The export does not start with its header.');
     if (record.type === 'identity') return this.addIdentity(record.identity_id, record.public_key);
+    if (record.type === 'session') return this.addSession(record);
     if (record.type === 'event') return this.checkEvent(record, this.header);
     if (record.type === 'checkpoint') return this.checkCheckpoint(record, this.header);
     throw fail(this.expectedSeq(), 'export_malformed', `Unknown record type ${JSON.stringify((record as { type: unknown }).type)}.`);
@@ -154,6 +168,7 @@ class ChainVerifier {
       events: this.events,
       checkpoints: this.checkpoints,
       proofs: this.proofs,
+      delegations: this.delegations,
       lastCheckpoint: this.lastCheckpoint,
       problem,
     };
@@ -169,10 +184,59 @@ class ChainVerifier {
     return (this.last?.seq ?? (this.header?.from ?? 1) - 1) + 1;
   }
 
-  /** An identity id is the thumbprint of its key, so a key that does not hash to it is ignored, not trusted. */
+  /**
+   * Keys are indexed by their thumbprint, the kid of the proofs they sign. An identity's first key
+   * hashes to the identity id; a rotated-in key does not, and is only as trustworthy as the file
+   * (its identity.key_rotated event in the chain records it too). A first key claimed for another
+   * identity is ignored: an identity id is the thumbprint of its first key.
+   */
   private async addIdentity(identityId: string, publicKey: string): Promise<void> {
     const key = base64url.decode(publicKey);
-    if (key.length === 32 && (await keyThumbprint(key)) === identityId) this.identityKeys.set(identityId, key);
+    if (key.length !== 32) return;
+    const keyId = await keyThumbprint(key);
+    const owner = this.identityKeys.get(keyId);
+    if (owner !== undefined && owner.identityId === keyId) return;
+    this.identityKeys.set(keyId, { identityId, key });
+  }
+
+  /**
+   * A session certificate is checked once, against its identity's key (identity records come first):
+   * only a certificate the primary key signed, naming this session's key, makes its proofs count.
+   */
+  private async addSession(record: SessionRecord): Promise<void> {
+    try {
+      const verified = await verifySessionCertificate(record.certificate, (keyId) => {
+        const owner = this.identityKeys.get(keyId);
+        return owner?.identityId === record.identity_id ? owner.key : undefined;
+      });
+      if (verified.sessionId !== record.session_id) throw new Error(`it certifies session ${verified.sessionId}`);
+      this.sessionKeys.set(record.session_id, { identityId: record.identity_id, publicKey: verified.publicKey, iat: verified.iat, exp: verified.exp });
+    } catch (error) {
+      this.sessionKeys.set(record.session_id, { invalid: (error as Error).message });
+    }
+  }
+
+  /** The key a stored proof must verify under: the actor's own, or a session key the actor's certificate binds. */
+  private signingKey(event: HashedEvent, kid: string, iss: string, iat: number): Uint8Array {
+    if (!isSessionId(kid)) {
+      const signer = this.identityKeys.get(kid);
+      if (signer !== undefined ? signer.identityId !== event.actor : kid !== event.actor) {
+        throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by ${kid}, not by the actor.`);
+      }
+      if (!signer) throw fail(event.seq, 'proof_unknown_identity', `seq ${event.seq}: no public key for identity ${kid}.`);
+      return signer.key;
+    }
+    const session = this.sessionKeys.get(kid);
+    if (!session) throw fail(event.seq, 'session_unknown', `seq ${event.seq}: the stored proof names session ${kid}, whose certificate is not in the log.`);
+    if ('invalid' in session) throw fail(event.seq, 'session_certificate_invalid', `seq ${event.seq}: the certificate of session ${kid} does not hold: ${session.invalid}`);
+    if (session.identityId !== event.actor || this.identityKeys.get(iss)?.identityId !== event.actor) {
+      throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by a session of ${session.identityId}, not of the actor.`);
+    }
+    // The broker accepts a session's proofs while it lives, and iat within the proof skew of its clock.
+    if (iat < session.iat - PROOF_MAX_SKEW_SECONDS || iat > session.exp + PROOF_MAX_SKEW_SECONDS) {
+      throw fail(event.seq, 'proof_out_of_time', `seq ${event.seq}: the stored proof was signed at ${iat}, outside its session (${session.iat} to ${session.exp}).`);
+    }
+    return session.publicKey;
   }
 
   private checkEvent(event: HashedEvent, header: HeaderRecord): void {
@@ -188,7 +252,8 @@ class ChainVerifier {
     if (prevHash !== undefined && event.prev_hash !== prevHash) {
       throw fail(event.seq, 'broken_link', `seq ${event.seq} does not link to seq ${event.seq - 1}: one of them was replaced or re-hashed.`);
     }
-    if (event.proof !== null) this.checkProof(event, event.proof);
+    const claims = event.proof === null ? null : this.checkProof(event, event.proof);
+    if (event.action === DELEGATION_CREATED) this.checkDelegation(event, claims);
     this.last = event;
     this.events += 1;
   }
@@ -214,23 +279,36 @@ class ChainVerifier {
     return eventHashWithDetails(event, canonical) === event.hash;
   }
 
+  /**
+   * An agent's delegation must carry its delegator's signed request for exactly what was recorded
+   * (src/delegations/evidence.ts); a user's root (no delegator identity) is evidenced otherwise.
+   */
+  private checkDelegation(event: HashedEvent, claims: ProofClaims | null): void {
+    const details = event.details as DelegationEventDetails & { delegator_identity_id?: unknown };
+    if (details.delegator_identity_id === null || details.delegator_identity_id === undefined) return;
+    if (claims === null || event.actor !== details.delegator_identity_id) {
+      throw fail(event.seq, 'delegation_evidence', `seq ${event.seq}: the delegation carries no proof signed by its delegator.`);
+    }
+    const problem = delegationEvidenceProblem(details, claims);
+    if (problem !== null) throw fail(event.seq, 'delegation_evidence', `seq ${event.seq}: the delegator's signed request does not match the recorded delegation: ${problem}.`);
+    this.delegations += 1;
+  }
+
   /** The proof must be the actor's own signature, from around the time of the event. */
-  private checkProof(event: HashedEvent, proof: string): void {
+  private checkProof(event: HashedEvent, proof: string): ProofClaims {
     let parsed: ReturnType<typeof parseProofHeader>;
     try {
       parsed = parseProofHeader(`${PROOF_SCHEME} ${proof}`);
     } catch {
       throw fail(event.seq, 'proof_malformed', `seq ${event.seq}: the stored proof is not a well-formed proof JWS.`);
     }
-    if (parsed.kid !== event.actor) throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by ${parsed.kid}, not by the actor.`);
-    const key = this.identityKeys.get(parsed.kid);
-    if (!key) throw fail(event.seq, 'proof_unknown_identity', `seq ${event.seq}: no public key for identity ${parsed.kid}.`);
+    const key = this.signingKey(event, parsed.kid, parsed.claims.iss, parsed.claims.iat);
     // A request that causes several events stores its proof on each: one signature check does for all.
     if (!this.verifiedProofs.has(proof)) {
       if (!verifyEd25519(parsed.signature, parsed.signingInput, key)) {
         throw fail(event.seq, 'proof_bad_signature', `seq ${event.seq}: the stored proof's signature does not verify under ${parsed.kid}'s key.`);
       }
-      // An identity's key is fixed by its id (a thumbprint), so a proof that verified once always does.
+      // An identity's key is fixed by its id (a thumbprint), and so is a session's: a proof that verified once always does.
       if (this.verifiedProofs.size >= VERIFIED_PROOFS_KEPT) this.verifiedProofs.clear();
       this.verifiedProofs.add(proof);
     }
@@ -239,6 +317,7 @@ class ChainVerifier {
       throw fail(event.seq, 'proof_out_of_time', `seq ${event.seq}: the stored proof was signed at ${parsed.claims.iat}, not around the event.`);
     }
     this.proofs += 1;
+    return parsed.claims;
   }
 
   private async checkCheckpoint(checkpoint: StoredCheckpoint, header: HeaderRecord): Promise<void> {

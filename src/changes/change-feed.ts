@@ -3,14 +3,16 @@ import type { ChangeKind } from '../store/schema.js';
 export type { ChangeKind };
 
 /**
- * What replicas cache, and so what the feed records: identities (the authenticator) and backends
- * (their live instances, built from the stored settings and root secret). Leases and grants are
- * read from the database on every use, so their changes need no feed (migration 0011).
+ * What replicas cache, and so what the feed records: identities and their keys (the
+ * authenticator), sessions (the session registry, migration 0007), backends (their live instances,
+ * built from the stored settings and root secret) and superseded broker keys (the authority's
+ * current key, migration 0008). Leases and grants are read from the database on every use, so their
+ * changes need no feed (migration 0011).
  */
-export const CHANGE_KINDS: readonly ChangeKind[] = ['identity', 'backend'];
+export const CHANGE_KINDS: readonly ChangeKind[] = ['identity', 'session', 'backend', 'broker_key'];
 
 /**
- * Called once per changed row with its kind and key (an identity id, a backend name); `key`
+ * Called once per changed row with its kind and key (an identity or session id, a backend name); `key`
  * null means any row of `kind` may have changed (the feed had a gap), so
  * everything cached of that kind must go.
  */

@@ -64,6 +64,8 @@ const schema = z.object({
   ticketTtlMs: duration,
   ticketMaxTtlMs: duration,
   credentialTtlMs: duration,
+  /** the longest session a certificate may ask for (exp - iat), at most 1 h (src/sessions/) */
+  sessionMaxLifetimeMs: duration.refine((ms) => ms >= 60_000 && ms <= 3_600_000, 'must be between 1m and 1h'),
   /** sign an audit checkpoint after this many events, or after auditCheckpointIntervalMs (src/audit/checkpoints.ts) */
   auditCheckpointEvery: z.coerce.number().int().min(1),
   auditCheckpointIntervalMs: duration,
@@ -89,6 +91,8 @@ const schema = z.object({
   leasePendingGraceMs: duration,
   /** a replica that has not confirmed it is current for this long refuses authenticated requests (src/changes/) */
   replicaMaxStalenessMs: duration,
+  /** longest delegation chain from a delegator's own authority (src/delegations/) */
+  delegationMaxDepth: z.coerce.number().int().min(1).max(16),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   adminKeyUri: z.string().optional(),
   /** agent commands' default --key: TESSERA_KEY, else the key `tessera enroll` remembered in tessera.json */
@@ -113,6 +117,7 @@ const ENV_NAMES: Record<string, string> = {
   ticketTtlMs: 'TESSERA_TICKET_TTL',
   ticketMaxTtlMs: 'TESSERA_TICKET_MAX_TTL',
   credentialTtlMs: 'TESSERA_CREDENTIAL_TTL',
+  sessionMaxLifetimeMs: 'TESSERA_SESSION_MAX_LIFETIME',
   auditCheckpointEvery: 'TESSERA_AUDIT_CHECKPOINT_EVERY',
   auditCheckpointIntervalMs: 'TESSERA_AUDIT_CHECKPOINT_INTERVAL',
   'limits.headersTimeoutMs': 'TESSERA_HEADERS_TIMEOUT',
@@ -128,6 +133,7 @@ const ENV_NAMES: Record<string, string> = {
   ticketFailureWindowMs: 'TESSERA_TICKET_FAILURE_WINDOW',
   leasePendingGraceMs: 'TESSERA_LEASE_PENDING_GRACE',
   replicaMaxStalenessMs: 'TESSERA_REPLICA_MAX_STALENESS',
+  delegationMaxDepth: 'TESSERA_DELEGATION_MAX_DEPTH',
   logLevel: 'TESSERA_LOG_LEVEL',
   adminKeyUri: 'TESSERA_ADMIN_KEY',
   identityKeyUri: 'TESSERA_KEY',
@@ -211,6 +217,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     ticketTtlMs: env.TESSERA_TICKET_TTL ?? '10m',
     ticketMaxTtlMs: env.TESSERA_TICKET_MAX_TTL ?? '24h',
     credentialTtlMs: env.TESSERA_CREDENTIAL_TTL ?? '24h',
+    sessionMaxLifetimeMs: env.TESSERA_SESSION_MAX_LIFETIME ?? '15m',
     auditCheckpointEvery: env.TESSERA_AUDIT_CHECKPOINT_EVERY ?? '1000',
     auditCheckpointIntervalMs: env.TESSERA_AUDIT_CHECKPOINT_INTERVAL ?? '60s',
     limits: {
@@ -228,6 +235,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     ticketFailureWindowMs: env.TESSERA_TICKET_FAILURE_WINDOW ?? '10m',
     leasePendingGraceMs: env.TESSERA_LEASE_PENDING_GRACE ?? '60s',
     replicaMaxStalenessMs: env.TESSERA_REPLICA_MAX_STALENESS ?? '2s',
+    delegationMaxDepth: env.TESSERA_DELEGATION_MAX_DEPTH ?? '3',
     logLevel: env.TESSERA_LOG_LEVEL ?? 'info',
     adminKeyUri: env.TESSERA_ADMIN_KEY ?? state.adminKeyUri,
     // An empty TESSERA_KEY (`TESSERA_KEY= tessera ...`) counts as unset.

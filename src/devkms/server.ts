@@ -6,6 +6,10 @@
  * DEV ONLY: the "inside KMS" boundary is this process. Private keys live in its memory and, with
  * `stateFile`, in plain JSON on disk (mode 0600). Signatures are not verified: any SigV4-shaped
  * Authorization header scoped to this region is accepted.
+ *
+ * Realism (realism.ts), off by default: `signLatencyMs` delays Sign and Verify answers, and
+ * `asymmetricQuota` is a token bucket shared by all Sign and Verify calls that answers
+ * ThrottlingException past its rate, as AWS KMS does.
  */
 import {
   createCipheriv,
@@ -24,6 +28,8 @@ import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'nod
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { systemTimers, type Timers } from '../clock.js';
+import { ASYMMETRIC_OPERATIONS, delay, type RequestQuota, TokenBucket } from './realism.js';
 
 export interface DevKmsOptions {
   /** Interface to bind; default 127.0.0.1 (there is no real authentication). */
@@ -35,12 +41,34 @@ export interface DevKmsOptions {
   /** JSON file holding the keys (private keys included) across restarts. */
   stateFile?: string;
   /** Token bucket over all operations; excess requests get ThrottlingException. */
-  throttle?: { ratePerSecond: number };
+  throttle?: RequestQuota;
+  /**
+   * Milliseconds each Sign and Verify answer is held back, like the network and HSM time of a real
+   * KMS call (~25 ms from inside the region). GetPublicKey and key management answer at once:
+   * agents and the broker call them once per key, not per request.
+   */
+  signLatencyMs?: number;
+  /**
+   * Token bucket shared by every Sign and Verify call, like AWS's account-wide "Cryptographic
+   * operations (ECC) request rate" quota (default 300/s). Refused calls get ThrottlingException
+   * (HTTP 400) at once, before any latency. GetPublicKey has its own quota at AWS and is not counted.
+   */
+  asymmetricQuota?: RequestQuota;
+  /** Time for the quotas and timers for the latency; tests inject ManualTimers. Default: real time. */
+  timers?: Timers;
+}
+
+/** Requests the endpoint received for one operation, and how many of them it throttled. */
+export interface OperationCount {
+  readonly requests: number;
+  readonly throttled: number;
 }
 
 export interface DevKms {
   readonly url: string;
   readonly region: string;
+  /** Requests so far per operation (e.g. `Sign`), counted on arrival: how many KMS calls a workload makes. */
+  counts(): Readonly<Record<string, OperationCount>>;
   close(): Promise<void>;
 }
 
@@ -50,10 +78,19 @@ export async function startDevKms(options: DevKmsOptions = {}): Promise<DevKms> 
   const accountId = options.accountId ?? '000000000000';
   if (!/^\d{12}$/.test(accountId)) throw new Error('accountId must be 12 digits');
   const kms = new DevKmsService(region, accountId, options.stateFile);
-  const bucket = options.throttle ? new TokenBucket(options.throttle.ratePerSecond) : undefined;
+  const timers = options.timers ?? systemTimers;
+  const signLatencyMs = options.signLatencyMs ?? 0;
+  if (!(signLatencyMs >= 0) || !Number.isFinite(signLatencyMs)) throw new Error('signLatencyMs must be a non-negative number');
+  const realism: Realism = {
+    timers,
+    signLatencyMs,
+    allRequests: options.throttle && new TokenBucket(options.throttle, timers),
+    asymmetric: options.asymmetricQuota && new TokenBucket(options.asymmetricQuota, timers),
+    counts: new Map(),
+  };
 
   const server = createServer((request, response) => {
-    handle(request, response, kms, region, bucket).catch(() => response.destroy());
+    handle(request, response, kms, region, realism).catch(() => response.destroy());
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -63,6 +100,7 @@ export async function startDevKms(options: DevKmsOptions = {}): Promise<DevKms> 
   return {
     url: `http://${urlHost(host)}:${port}`,
     region,
+    counts: () => Object.fromEntries(realism.counts),
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
@@ -91,12 +129,32 @@ class KmsFault extends Error {
 
 const MAX_BODY_BYTES = 1 << 20;
 
+interface Realism {
+  readonly timers: Timers;
+  readonly signLatencyMs: number;
+  readonly allRequests: TokenBucket | undefined;
+  readonly asymmetric: TokenBucket | undefined;
+  readonly counts: Map<string, OperationCount>;
+}
+
+/** AWS KMS's words when it throttles (HTTP 400, error code ThrottlingException). */
+const THROTTLED_MESSAGE = 'You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.';
+
+/** Takes a token from each bucket that applies; counts the request and whether it was throttled. */
+function admit(operation: string, realism: Realism): void {
+  const asymmetric = ASYMMETRIC_OPERATIONS.has(operation);
+  const admitted = (realism.allRequests?.take() ?? true) && (!asymmetric || (realism.asymmetric?.take() ?? true));
+  const count = realism.counts.get(operation) ?? { requests: 0, throttled: 0 };
+  realism.counts.set(operation, { requests: count.requests + 1, throttled: count.throttled + (admitted ? 0 : 1) });
+  if (!admitted) throw new KmsFault('ThrottlingException', THROTTLED_MESSAGE);
+}
+
 async function handle(
   request: IncomingMessage,
   response: ServerResponse,
   kms: DevKmsService,
   region: string,
-  bucket: TokenBucket | undefined,
+  realism: Realism,
 ): Promise<void> {
   const body = await readBody(request);
   const requestId = randomUUID();
@@ -109,9 +167,11 @@ async function handle(
     const target = request.headers['x-amz-target'];
     const operation = typeof target === 'string' && target.startsWith('TrentService.') ? target.slice('TrentService.'.length) : '';
     if (request.method !== 'POST' || !operation) throw new KmsFault('UnknownOperationException', 'Expected POST / with X-Amz-Target: TrentService.<Operation>');
-    if (bucket && !bucket.take()) throw new KmsFault('ThrottlingException', 'Rate exceeded');
+    admit(operation, realism);
     if (body === undefined) throw new KmsFault('ValidationException', `Request body exceeds ${MAX_BODY_BYTES} bytes`);
-    reply(200, kms.invoke(operation, parseJson(body)));
+    const input = parseJson(body);
+    if (ASYMMETRIC_OPERATIONS.has(operation)) await delay(realism.timers, realism.signLatencyMs);
+    reply(200, kms.invoke(operation, input));
   } catch (error) {
     const fault = error instanceof KmsFault ? error : new KmsFault('KMSInternalException', 'Internal error');
     reply(fault.type === 'KMSInternalException' ? 500 : 400, { __type: fault.type, message: fault.message }, { 'x-amzn-errortype': fault.type });
@@ -144,25 +204,6 @@ function checkAuthorization(header: string | undefined, region: string): void {
   if (!scope) throw new KmsFault('IncompleteSignatureException', 'Authorization header is not a SigV4 signature');
   if (scope[1] !== region) throw new KmsFault('InvalidSignatureException', `Credential should be scoped to a valid region: '${region}'.`);
   if (scope[2] !== 'kms') throw new KmsFault('InvalidSignatureException', "Credential should be scoped to correct service: 'kms'.");
-}
-
-class TokenBucket {
-  private tokens: number;
-  private last = Date.now();
-
-  constructor(private readonly ratePerSecond: number) {
-    if (!(ratePerSecond > 0)) throw new Error('throttle.ratePerSecond must be positive');
-    this.tokens = ratePerSecond;
-  }
-
-  take(): boolean {
-    const now = Date.now();
-    this.tokens = Math.min(this.ratePerSecond, this.tokens + ((now - this.last) / 1000) * this.ratePerSecond);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
 }
 
 // ---- Key model -------------------------------------------------------------------------------

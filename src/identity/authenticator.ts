@@ -5,8 +5,9 @@ import { FeedCache } from '../changes/feed-cache.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import type { Repositories } from '../store/repositories/index.js';
-import type { Identity } from './identity.js';
-import { bodyHash, checkProof, parseProofHeader, proofReplayableUntil } from './proof.js';
+import { type Identity, type IdentityKey, keyAcceptsAt } from './identity.js';
+import type { SessionRegistry } from '../sessions/session-registry.js';
+import { bodyHash, checkProof, isSessionId, parseProofHeader, proofReplayableUntil } from './proof.js';
 
 export interface IncomingRequest {
   readonly authorization: string | undefined;
@@ -19,7 +20,15 @@ export interface IncomingRequest {
 }
 
 /** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
-const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'proof_bad_signature']);
+const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'session_unknown', 'proof_bad_signature']);
+
+/** An identity and its keys by key id, as cached between requests. */
+interface KnownIdentity {
+  readonly identity: Identity;
+  readonly keys: ReadonlyMap<string, IdentityKey>;
+}
+
+const MAX_KEY_OWNERS = 10_000;
 
 /**
  * Turns a request's proof into the identity that signed it, checking current state on every call:
@@ -32,45 +41,105 @@ const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proo
  * is refused by all.
  */
 export class ProofAuthenticator {
-  readonly #identities: FeedCache<Identity>;
+  readonly #identities: FeedCache<KnownIdentity>;
+  /** key id -> identity id: fixed once a key is registered, so kept without invalidation (bounded). */
+  readonly #owners = new Map<string, string>();
 
   constructor(
     /** Store.repos: the identity lookup reads through Store.reader, not queueing behind other requests' transactions. */
-    private readonly repos: Pick<Repositories, 'identities' | 'replayCache'>,
+    private readonly repos: Pick<Repositories, 'identities' | 'identityKeys' | 'replayCache'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly audience: string,
     private readonly rejections: RejectionSummary,
     private readonly feed: ChangeFeed,
+    private readonly sessions: SessionRegistry,
   ) {
     this.#identities = new FeedCache(feed, 'identity');
   }
 
-  async authenticate(request: IncomingRequest, options: { allowPending?: boolean } = {}): Promise<Identity> {
+  /**
+   * `allowPending`: also identities that have not enrolled (redeeming a ticket). `primaryKeyOnly`:
+   * refuse session proofs (registering a session must be proven by the primary key).
+   */
+  async authenticate(request: IncomingRequest, options: { allowPending?: boolean; primaryKeyOnly?: boolean } = {}): Promise<Identity> {
     // Not a rejection of the caller (nor audited: the database may be what is unreachable).
     await this.feed.ensureCurrent();
     let claimedKid: string | undefined;
+    /** once the key is known: its identity (a session's kid names the session, a rotated-in key's kid is not the identity id) */
+    let identityId: string | undefined;
     try {
       const proof = parseProofHeader(request.authorization);
       claimedKid = proof.kid;
-      const identity = await this.#identities.get(proof.kid, () => this.repos.identities.findById(proof.kid));
-      if (!identity) throw new TesseraError('proof_unknown_key');
+      // A session proof (docs/PROTOCOL.md §3.1) is verified with the session key its certificate
+      // bound, both served from caches: no query beyond the jti insert.
+      const session = isSessionId(proof.kid) ? await this.sessions.find(proof.kid) : undefined;
+      if (isSessionId(proof.kid) && !session) throw new TesseraError('session_unknown');
+      const known = session ? await this.#loadIdentity(session.identityId) : await this.#identityOfKey(proof.kid);
+      // The primary key: the proof's own, or for a session proof the one its iss names (it certified the session).
+      const key = known?.keys.get(session ? proof.claims.iss : proof.kid);
+      if (!known) throw new TesseraError('proof_unknown_key');
+      if (!key) {
+        if (session) throw new TesseraError('proof_malformed', "Malformed proof: a session proof's iss must be a key of its session's identity.");
+        throw new TesseraError('proof_unknown_key');
+      }
+      const { identity } = known;
+      identityId = identity.id;
       const now = this.clock.now();
-      checkProof(proof, identity.publicKey, {
+      checkProof(proof, session?.publicKey ?? key.publicKey, {
         audience: this.audience,
         method: request.method,
         url: request.url,
         bodyHash: bodyHash(request.body),
         nowSeconds: Math.floor(now / 1000),
       });
+      // A retired key's sessions end with it.
+      if (!keyAcceptsAt(key, now)) throw new TesseraError('key_retired');
+      if (session) {
+        if (options.primaryKeyOnly) throw new TesseraError('forbidden', 'This request must be proven by the identity key itself, not a session key.');
+        // Revoking or suspending the identity ends its sessions (revoked_at); its status says so too, whichever the cache saw first.
+        if (session.revokedAt !== null || identity.status === 'revoked' || identity.status === 'suspended') throw new TesseraError('session_revoked');
+        if (now >= session.expiresAt) throw new TesseraError('session_expired');
+      }
       if (identity.status === 'revoked') throw new TesseraError('identity_revoked');
-      if (identity.status === 'pending' && !options.allowPending) throw new TesseraError('identity_not_enrolled');
+      if (identity.status === 'suspended') throw new TesseraError('identity_suspended');
+      // Deny by default: only active identities, and pending ones where enrollment allows it.
+      if (identity.status !== 'active' && !(identity.status === 'pending' && options.allowPending)) throw new TesseraError('identity_not_enrolled');
       await this.rememberJti(proof.claims.jti, identity.id, proof.claims.iat);
       return identity;
     } catch (error) {
-      if (error instanceof TesseraError) await this.auditRejection(error, claimedKid, request);
+      if (error instanceof TesseraError) await this.auditRejection(error, claimedKid, identityId, request);
       throw error;
     }
+  }
+
+  /**
+   * The identity a key belongs to. A key that never rotated has the identity id as its key id, so
+   * the common case costs one cached lookup; a rotated-in key is mapped to its identity once.
+   */
+  async #identityOfKey(keyId: string): Promise<KnownIdentity | undefined> {
+    let identityId = this.#owners.get(keyId) ?? keyId;
+    let known = await this.#loadIdentity(identityId);
+    if (!known?.keys.has(keyId)) {
+      const owner = await this.repos.identityKeys.identityOf(keyId);
+      if (owner === undefined || owner === identityId) return known;
+      identityId = owner;
+      known = await this.#loadIdentity(identityId);
+    }
+    if (identityId !== keyId) {
+      if (this.#owners.size >= MAX_KEY_OWNERS) this.#owners.clear();
+      this.#owners.set(keyId, identityId);
+    }
+    return known;
+  }
+
+  #loadIdentity(identityId: string): Promise<KnownIdentity | undefined> {
+    return this.#identities.get(identityId, async () => {
+      const identity = await this.repos.identities.findById(identityId);
+      if (!identity) return undefined;
+      const keys = await this.repos.identityKeys.forIdentity(identityId);
+      return { identity, keys: new Map(keys.map((key) => [key.keyId, key])) };
+    });
   }
 
   /**
@@ -88,17 +157,20 @@ export class ProofAuthenticator {
     await repos.replayCache.prune(this.clock.now());
   }
 
-  private async auditRejection(error: TesseraError, claimedKid: string | undefined, request: IncomingRequest): Promise<void> {
-    const details = { method: request.method, url: request.url };
+  private async auditRejection(error: TesseraError, claimedKid: string | undefined, identityId: string | undefined, request: IncomingRequest): Promise<void> {
+    const details: Record<string, string> = { method: request.method, url: request.url };
+    // A session's kid, or a rotated-in key's, is not the identity id: the event names what signed.
+    if (identityId !== undefined && claimedKid !== undefined && identityId !== claimedKid) details[isSessionId(claimedKid) ? 'session_id' : 'key_id'] = claimedKid;
     if (UNAUTHENTICATED_CODES.has(error.code)) {
       this.rejections.record({ source: request.source, action: 'proof.rejected', reason: error.code, sample: { ...details, claimed_kid: claimedKid ?? null } });
       return;
     }
+    const actor = identityId ?? claimedKid ?? null;
     await this.audit.append({
-      actor: claimedKid ?? null,
+      actor,
       action: 'proof.rejected',
       outcome: 'denied',
-      identityId: claimedKid ?? null,
+      identityId: actor,
       reason: error.code,
       details,
     });

@@ -1,4 +1,4 @@
-import { PROOF_MAX_SKEW_SECONDS, PROOF_TYPE, PROOF_SCHEME, type ProofClaims } from '@tessera-broker/sdk';
+import { PROOF_MAX_SKEW_SECONDS, PROOF_TYPE, PROOF_SCHEME, type ProofClaims, SESSION_ID_PREFIX } from '@tessera-broker/sdk';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { TesseraError } from '../errors.js';
 import { duplicateMember } from '../json-scan.js';
@@ -26,14 +26,23 @@ export function proofReplayableUntil(iat: number): number {
   return proofAcceptedUntil(iat) + BROKER_CLOCK_MARGIN_MS;
 }
 
+/**
+ * A session id (docs/PROTOCOL.md §3.1): `ses_` + a 43-character thumbprint. Identity ids are bare
+ * 43-character thumbprints, so the length alone tells the two kinds of `kid` apart.
+ */
+export function isSessionId(kid: string): boolean {
+  return kid.length === SESSION_ID_PREFIX.length + 43 && kid.startsWith(SESSION_ID_PREFIX);
+}
+
 export interface ParsedProof {
+  /** the identity id (primary-key proof) or a session id (session proof: `iss` is then the identity id) */
   readonly kid: string;
   readonly claims: ProofClaims;
   readonly signingInput: Uint8Array;
   readonly signature: Uint8Array;
 }
 
-const COMPACT_JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{86})$/;
+export const COMPACT_JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{86})$/;
 const MAX_PROOF_LENGTH = 4096;
 
 function malformed(detail: string): TesseraError {
@@ -44,27 +53,27 @@ function malformed(detail: string): TesseraError {
  * One spelling per proof: a base64url decoder ignores set padding bits, so several strings decode
  * to the same bytes; only the one the bytes encode back to is accepted.
  */
-function canonicalBytes(segment: string, what: string): Buffer {
+export function canonicalBytes(segment: string, what: string, fail: (detail: string) => TesseraError = malformed): Buffer {
   const bytes = Buffer.from(segment, 'base64url');
-  if (bytes.toString('base64url') !== segment) throw malformed(`${what} is not canonical base64url`);
+  if (bytes.toString('base64url') !== segment) throw fail(`${what} is not canonical base64url`);
   return bytes;
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Strict UTF-8 JSON object: no member twice (JSON.parse would keep the last one silently). */
-function decodeJsonObject(segment: string, what: string): Record<string, unknown> {
+export function decodeJsonObject(segment: string, what: string, fail: (detail: string) => TesseraError = malformed): Record<string, unknown> {
   let text: string;
   let value: unknown;
   try {
-    text = UTF8.decode(canonicalBytes(segment, what));
+    text = UTF8.decode(canonicalBytes(segment, what, fail));
     value = JSON.parse(text);
   } catch (error) {
-    throw error instanceof TesseraError ? error : malformed(`${what} is not base64url UTF-8 JSON`);
+    throw error instanceof TesseraError ? error : fail(`${what} is not base64url UTF-8 JSON`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw malformed(`${what} is not a JSON object`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail(`${what} is not a JSON object`);
   const duplicate = duplicateMember(text);
-  if (duplicate !== null) throw malformed(`${what} has member "${duplicate}" more than once`);
+  if (duplicate !== null) throw fail(`${what} has member "${duplicate}" more than once`);
   return value as Record<string, unknown>;
 }
 
@@ -93,7 +102,8 @@ export function parseProofHeader(authorization: string | undefined): ParsedProof
   }
   if (!Number.isInteger(payload.iat)) throw malformed('claim iat must be an integer (seconds)');
   if ((payload.jti as string).length > 128) throw malformed('claim jti is longer than 128 characters');
-  if (payload.iss !== header.kid) throw malformed('iss must equal kid');
+  // A session proof's iss is checked against its session's identity once the session is known.
+  if (!isSessionId(header.kid) && payload.iss !== header.kid) throw malformed('iss must equal kid');
 
   return {
     kid: header.kid,

@@ -18,6 +18,8 @@ export interface NewGrant {
   readonly defaultTtlMs?: number;
   /** Scope constraints of proxied backends, e.g. {max_amount: "5000"}. */
   readonly constraints?: Constraints;
+  /** Claims the user a lease acts for must carry, e.g. {groups: "support"}: no lease without such a user. */
+  readonly requiredUserClaims?: Readonly<Record<string, string>>;
 }
 
 const ATTRIBUTE_SUBJECT = 'attr:';
@@ -49,6 +51,7 @@ export class GrantService {
       max_ttl_ms: input.maxTtlMs,
       default_ttl_ms: defaultTtlMs,
       constraints: JSON.stringify(constraints),
+      required_user_claims: JSON.stringify(input.requiredUserClaims ?? {}),
       created_at: this.clock.now(),
       created_by: actor,
     };
@@ -89,4 +92,5 @@ const grantDetails = (grant: Grant) => ({
   max_ttl_ms: grant.max_ttl_ms,
   default_ttl_ms: grant.default_ttl_ms,
   constraints: JSON.parse(grant.constraints) as Constraints,
+  required_user_claims: JSON.parse(grant.required_user_claims) as Record<string, string>,
 });

@@ -2,6 +2,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import { requestProofFor } from '../audit/request-proof.js';
 import type { IssuedCredential } from '../backends/credential-backend.js';
 import type { Clock } from '../clock.js';
+import type { DelegationService } from '../delegations/delegation-service.js';
 import { randomToken } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
@@ -9,7 +10,6 @@ import type { Store } from '../store/database.js';
 import type { AuditedLeaseChange } from '../store/repositories/leases.js';
 import { TurnBatcher } from '../store/turn-batcher.js';
 import type { BackendService } from './backend-service.js';
-import type { GrantService } from './grant-service.js';
 import { leaseRoleRefusal, type LeaseRow } from './lease.js';
 import { type LeaseRevoker, SYSTEM_REASONS } from './revoker.js';
 import { upstreamError } from './upstream-error.js';
@@ -18,6 +18,8 @@ export interface LeaseRequest {
   readonly backend: string;
   readonly role: string;
   readonly ttlMs?: number;
+  /** The delegation to lease under (src/delegations/); default: the caller's own grant, else the one delegation that applies. */
+  readonly delegation?: string;
 }
 
 export interface IssuedLease {
@@ -49,7 +51,7 @@ export class LeaseIssuer {
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly backends: BackendService,
-    private readonly grants: GrantService,
+    private readonly delegations: DelegationService,
     private readonly revoker: LeaseRevoker,
   ) {
     this.#intents = new TurnBatcher({
@@ -73,16 +75,24 @@ export class LeaseIssuer {
         outcome: 'denied',
         identityId: identity.id,
         reason: error.code,
-        details: { backend: request.backend, role: request.role, ...(leaseId && { lease_id: leaseId }), ...(request.ttlMs && { ttl_ms: request.ttlMs }) },
+        details: {
+          backend: request.backend,
+          role: request.role,
+          ...(leaseId && { lease_id: leaseId }),
+          ...(request.ttlMs && { ttl_ms: request.ttlMs }),
+          ...(request.delegation && { delegation_id: request.delegation }),
+        },
       });
       return error;
     };
 
     const refusal = leaseRoleRefusal(identity);
     if (refusal) throw await deny(refusal);
-    // No grant also covers an unknown backend or role: deny by default, without saying which.
-    const grant = await this.grants.find(identity, request.backend, request.role);
-    if (!grant) throw await deny(new TesseraError('no_grant', `No grant lets ${identity.address} lease ${request.backend}/${request.role}.`));
+    // No grant (nor delegation) also covers an unknown backend or role: deny by default, without saying which.
+    const authority = await this.delegations.authorityFor(identity, request.backend, request.role, request.delegation).catch(async (error: unknown) => {
+      throw error instanceof TesseraError ? await deny(error) : error;
+    });
+    const { grant, scope } = authority;
     const ttlMs = request.ttlMs ?? grant.default_ttl_ms;
     if (ttlMs > grant.max_ttl_ms) {
       throw await deny(new TesseraError('ttl_exceeds_max', `The grant allows at most ${grant.max_ttl_ms / 1000} s.`));
@@ -93,7 +103,10 @@ export class LeaseIssuer {
 
     const now = this.clock.now();
     const leaseId = `lse_${randomToken(16)}`;
-    const mint = { leaseId, role: request.role, expiresAt: new Date(now + ttlMs) };
+    // Under a delegation the lease ends with the chain, however long the grant would allow.
+    const chainEnd = scope?.expiresAt ?? Number.POSITIVE_INFINITY;
+    const expiresAt = Math.min(now + ttlMs, chainEnd);
+    const mint = { leaseId, role: request.role, expiresAt: new Date(expiresAt) };
     const plan = backend.plan(mint);
     const intent: LeaseRow = {
       id: leaseId,
@@ -104,8 +117,8 @@ export class LeaseIssuer {
       state: 'pending',
       revocation: JSON.stringify(plan.revocation),
       issued_at: now,
-      expires_at: now + ttlMs,
-      max_expires_at: now + grant.max_ttl_ms,
+      expires_at: expiresAt,
+      max_expires_at: Math.min(now + grant.max_ttl_ms, chainEnd),
       revoked_at: null,
       revoked_by: null,
       revocation_reason: null,
@@ -114,7 +127,9 @@ export class LeaseIssuer {
       last_error: null,
       token_hash: plan.tokenHash ?? null,
       // The lease keeps the scope it was granted, even if the grant changes later.
-      constraints: grant.constraints,
+      constraints: scope ? JSON.stringify(scope.constraints) : grant.constraints,
+      delegation_id: scope?.delegation.id ?? null,
+      act: scope ? JSON.stringify(scope.act) : null,
     };
     await this.#intents.submit(intent);
 
@@ -148,7 +163,15 @@ export class LeaseIssuer {
         action: 'lease.granted',
         outcome: 'success',
         identityId: lease.identity_id,
-        details: { lease_id: lease.id, backend: lease.backend, role: lease.role, grant_id: lease.grant_id, expires_at: lease.expires_at, max_expires_at: lease.max_expires_at },
+        details: {
+          lease_id: lease.id,
+          backend: lease.backend,
+          role: lease.role,
+          grant_id: lease.grant_id,
+          expires_at: lease.expires_at,
+          max_expires_at: lease.max_expires_at,
+          ...(lease.delegation_id !== null && { delegation_id: lease.delegation_id, act: JSON.parse(lease.act!) as unknown }),
+        },
         // Written on a later turn of the event loop, outside the request's context: named here.
         proof: requestProofFor(lease.identity_id),
       },

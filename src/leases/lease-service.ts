@@ -1,5 +1,6 @@
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
+import type { DelegationService } from '../delegations/delegation-service.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import type { Store } from '../store/database.js';
@@ -30,6 +31,7 @@ export class LeaseService {
     private readonly clock: Clock,
     private readonly backends: BackendService,
     private readonly grants: GrantService,
+    private readonly delegations: DelegationService,
     private readonly revoker: LeaseRevoker,
   ) {}
 
@@ -65,6 +67,10 @@ export class LeaseService {
     // Renewal needs the grant still in force: revoking a grant stops renewals, not running leases.
     const grant = await this.grants.findById(row.grant_id);
     if (!grant) throw await deny(new TesseraError('no_grant', 'The grant this lease was issued under has been revoked.'));
+    // A delegated lease also needs its chain still in force (max_expires_at already ends with it).
+    if (row.delegation_id !== null) await this.delegations.effectiveScope(row.delegation_id).catch(async (error: unknown) => {
+      throw error instanceof TesseraError ? await deny(error) : error;
+    });
     const expiresAt = Math.min(now + (ttlMs ?? grant.default_ttl_ms), row.max_expires_at);
 
     try {

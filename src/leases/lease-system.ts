@@ -3,6 +3,7 @@ import type { BackendContext } from '../backends/registry.js';
 import type { ChangeFeed } from '../changes/change-feed.js';
 import type { Clock, Scheduler } from '../clock.js';
 import type { WrappingKeys } from '../secrets/wrapping-keys.js';
+import { type DelegationSettings, DelegationService, DEFAULT_DELEGATION_SETTINGS } from '../delegations/delegation-service.js';
 import type { Store } from '../store/database.js';
 import { BackendService } from './backend-service.js';
 import { GrantService } from './grant-service.js';
@@ -37,6 +38,7 @@ export const DEFAULT_LEASE_SETTINGS: LeaseSettings = {
 export class LeaseSystem {
   readonly backends: BackendService;
   readonly grants: GrantService;
+  readonly delegations: DelegationService;
   readonly issuer: LeaseIssuer;
   readonly leases: LeaseService;
   readonly reaper: LeaseReaper;
@@ -51,6 +53,7 @@ export class LeaseSystem {
     backendContext: BackendContext,
     changes: ChangeFeed,
     log?: RevocationLog,
+    delegationSettings: DelegationSettings = DEFAULT_DELEGATION_SETTINGS,
   ) {
     this.backends = new BackendService(store, audit, clock, wrappingKeys, backendContext, changes);
     this.grants = new GrantService(store, audit, clock, this.backends);
@@ -59,8 +62,9 @@ export class LeaseSystem {
       claimTimeoutMs: settings.revocationClaimTimeoutMs,
       batchSize: settings.revocationBatchSize,
     }, log);
-    this.issuer = new LeaseIssuer(store, audit, clock, this.backends, this.grants, this.revoker);
-    this.leases = new LeaseService(store, audit, clock, this.backends, this.grants, this.revoker);
+    this.delegations = new DelegationService(store, audit, clock, this.grants, this.backends, this.revoker, delegationSettings);
+    this.issuer = new LeaseIssuer(store, audit, clock, this.backends, this.delegations, this.revoker);
+    this.leases = new LeaseService(store, audit, clock, this.backends, this.grants, this.delegations, this.revoker);
     this.reaper = new LeaseReaper(this.revoker, clock, { intervalMs: settings.reaperIntervalMs, pendingGraceMs: settings.pendingGraceMs });
   }
 

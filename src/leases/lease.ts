@@ -41,6 +41,8 @@ export function leaseView(row: LeaseRow, address: string | null) {
     revoked_by: row.revoked_by,
     revocation_reason: row.revocation_reason,
     last_error: row.last_error,
+    delegation_id: row.delegation_id,
+    act: row.act === null ? null : (JSON.parse(row.act) as Record<string, unknown>),
   };
 }
 

@@ -228,7 +228,9 @@ export class CredentialProxy {
     const duration_ms = Math.round((performance.now() - call.started) * 100) / 100;
     // Members in canonical (sorted) order, so the audit log's encoder need not sort them. The path
     // only: a query string may carry data the audit log should not keep.
-    const details: Record<string, unknown> = { backend: lease.backend, duration_ms, lease_id: lease.id, method: call.method, path: call.path, role: lease.role };
+    let details: Record<string, unknown> = { backend: lease.backend, duration_ms, lease_id: lease.id, method: call.method, path: call.path, role: lease.role };
+    // A delegated lease's calls name the chain they act under (`act` sorts first).
+    if (lease.act !== null) details = { act: JSON.parse(lease.act) as unknown, ...details };
     if (status !== undefined) details.status = status;
     // Refusals (the events with a reason) name the presented token by its hash, never the token
     // itself, as leases.token_hash and the summaries of unknown tokens do.

@@ -14,6 +14,8 @@ export interface AuditQuery {
   readonly actor?: string;
   readonly lease?: string;
   readonly backend?: string;
+  /** the subject a delegation chain acts for (a user's `sub`) */
+  readonly on_behalf_of?: string;
   readonly action?: string;
   readonly outcome?: string;
   /** RFC 3339 */
@@ -25,7 +27,7 @@ export interface AuditQuery {
   readonly limit?: string | number;
 }
 
-export const AUDIT_QUERY_KEYS = ['identity', 'actor', 'lease', 'backend', 'action', 'outcome', 'since', 'until', 'after', 'before', 'order', 'limit'] as const;
+export const AUDIT_QUERY_KEYS = ['identity', 'actor', 'lease', 'backend', 'on_behalf_of', 'action', 'outcome', 'since', 'until', 'after', 'before', 'order', 'limit'] as const;
 export { AUDIT_OUTCOMES, MAX_AUDIT_LIMIT, RFC3339_PATTERN };
 export const DEFAULT_AUDIT_LIMIT = 100;
 
@@ -64,6 +66,7 @@ export async function toAuditFilter(query: AuditQuery, identities: Pick<Identity
     actor: given(query.actor),
     lease: given(query.lease),
     backend: given(query.backend),
+    onBehalfOf: given(query.on_behalf_of),
     action: given(query.action),
     outcome: oneOf('outcome', query.outcome, AUDIT_OUTCOMES),
     since: time('since', query.since),

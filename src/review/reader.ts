@@ -1,11 +1,14 @@
 import { listAuditEvents, type ListedAuditEvent } from '../audit/query.js';
 import type { Clock } from '../clock.js';
+import type { DelegationService } from '../delegations/delegation-service.js';
+import { delegationView } from '../delegations/view.js';
 import type { Authority } from '../identity/authority.js';
 import type { IdentityService } from '../identity/identities.js';
 import { parseProofHeader, PROOF_SCHEME, proofReplayableUntil } from '../identity/proof.js';
 import { identityView, type IdentityRole, type IdentityStatus, type IdentityView } from '../identity/identity.js';
 import type { LeaseFilter, LeaseService, LeaseView } from '../leases/lease-service.js';
 import type { Store } from '../store/database.js';
+import type { DelegationView } from '@tessera-broker/sdk/wire';
 import { type AddressedEvent, withAddresses } from './addresses.js';
 import { type AuditQuery, MAX_AUDIT_LIMIT, toAuditFilter } from './audit-filter.js';
 import { type ChainStatus, chainStatus } from './chain-status.js';
@@ -36,6 +39,7 @@ function withholdLiveProofs(events: readonly (ListedAuditEvent & AddressedEvent)
 export interface IdentityTimeline {
   readonly identity: IdentityView;
   readonly leases: LeaseView[];
+  readonly delegations: { readonly given: DelegationView[]; readonly received: DelegationView[] };
   /** events about the identity in seq order: provisioned, tickets, enrollment, leases, denials, revocation */
   readonly events: ReviewEvent[];
   /** true when older events were left out (only the newest MAX_AUDIT_LIMIT are returned) */
@@ -46,6 +50,7 @@ export interface ReviewReaderDeps {
   readonly store: Store;
   readonly identities: IdentityService;
   readonly leases: LeaseService;
+  readonly delegations: DelegationService;
   readonly authority: Authority;
   readonly publicUrl: string;
   readonly clock: Clock;
@@ -76,11 +81,18 @@ export class ReviewReader {
     // Newest first, so that a long history keeps its latest events (a revocation) and drops the oldest.
     const newest = await listAuditEvents(this.deps.store.repos, { identityId: identity.id, order: 'desc', limit: MAX_AUDIT_LIMIT + 1 });
     const events = withholdLiveProofs(await withAddresses(this.deps.store.repos.identities, newest.slice(0, MAX_AUDIT_LIMIT).reverse()), this.deps.clock.now());
-    return { identity: identityView(identity), leases: await this.leases({ address }), events, truncated: newest.length > MAX_AUDIT_LIMIT };
+    return { identity: identityView(identity), leases: await this.leases({ address }), delegations: await this.#delegationsOf(identity.id), events, truncated: newest.length > MAX_AUDIT_LIMIT };
   }
 
-  chainStatus(): Promise<ChainStatus> {
+  async #delegationsOf(identityId: string): Promise<IdentityTimeline['delegations']> {
+    const { delegations } = this.deps;
+    const [given, received] = await Promise.all([delegations.list({ delegatorIdentityId: identityId }), delegations.list({ delegateeIdentityId: identityId })]);
+    const addresses = await delegations.addresses([...given, ...received]);
+    return { given: given.map((d) => delegationView(d, addresses)), received: received.map((d) => delegationView(d, addresses)) };
+  }
+
+  async chainStatus(): Promise<ChainStatus> {
     const { store, authority, publicUrl, clock } = this.deps;
-    return chainStatus(store.repos, { issuer: publicUrl, jwks: authority.jwks(), now: clock.now() });
+    return chainStatus(store.repos, { issuer: publicUrl, jwks: await authority.auditJwks(), now: clock.now() });
   }
 }

@@ -53,3 +53,16 @@ export async function open(sealed: SealedSecret, wrappingKey: WrappingKey, conte
     dataKey.fill(0);
   }
 }
+
+/**
+ * The same sealed secret with its data key wrapped by `to` instead of `from`: only the 32-byte data
+ * key passes through memory (and is zeroed); the secret's ciphertext is not opened, nor changed.
+ */
+export async function rewrap(sealed: SealedSecret, from: WrappingKey, to: WrappingKey): Promise<SealedSecret> {
+  const dataKey = Buffer.from(await from.unwrap(base64url.decode(sealed.wrappedKey)));
+  try {
+    return { ciphertext: sealed.ciphertext, wrappedKey: base64url.encode(await to.wrap(dataKey)), wrappingKeyUri: to.uri };
+  } finally {
+    dataKey.fill(0);
+  }
+}

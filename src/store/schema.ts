@@ -8,7 +8,8 @@ export interface IdentityTable {
   id: string;
   address: string;
   role: 'agent' | 'admin' | 'reviewer';
-  status: 'pending' | 'active' | 'revoked';
+  /** suspended: a cloned agent was suspected (src/sessions/); refused like revoked until an admin reinstates it */
+  status: 'pending' | 'active' | 'suspended' | 'revoked';
   /** base64url raw Ed25519 public key */
   public_key: string;
   key_uri: string;
@@ -103,6 +104,8 @@ export interface GrantTable {
   default_ttl_ms: number;
   /** JSON object of scope constraints (e.g. {"max_amount":"5000"}), checked by the credential proxy. */
   constraints: Generated<string>;
+  /** JSON object claim -> value: leases must act for a user (a user-rooted chain) carrying these claims (src/trust/user-claims.ts) */
+  required_user_claims: Generated<string>;
   created_at: number;
   created_by: string | null;
 }
@@ -132,6 +135,10 @@ export interface LeaseTable {
   token_hash: Generated<string | null>;
   /** The grant's constraints when the lease was issued (JSON object): a lease keeps its scope. */
   constraints: Generated<string>;
+  /** The delegation the lease was issued under (src/delegations/); null for a lease under the caller's own grant. */
+  delegation_id: Generated<string | null>;
+  /** JSON RFC 8693 `act` chain {sub, act: {...}} of a delegated lease (docs/PROTOCOL.md §12); null otherwise. */
+  act: Generated<string | null>;
 }
 
 /** A one-time review login code and, once redeemed, the browser session it became (src/review/sessions.ts). */
@@ -147,11 +154,28 @@ export interface ReviewSessionTable {
   expires_at: number | null;
 }
 
-export type ChangeKind = 'identity' | 'backend';
+/** A session key an identity's primary key certified (src/sessions/, docs/PROTOCOL.md §3.1). Kept after expiry: audit verify needs the certificate. */
+export interface SessionTable {
+  /** `ses_` + RFC 7638 thumbprint of the session public key: the `kid` of its proofs */
+  id: string;
+  identity_id: string;
+  generation: number;
+  /** base64url raw Ed25519 session public key (cnf.jwk.x) */
+  public_key: string;
+  /** the compact JWS the primary key signed */
+  certificate: string;
+  issued_at: number;
+  expires_at: number;
+  created_at: number;
+  /** set when the identity is revoked or suspended: the session ends for good */
+  revoked_at: number | null;
+}
+
+export type ChangeKind = 'identity' | 'session' | 'backend' | 'broker_key';
 
 /**
- * The change feed (src/changes/): a row per changed identity or backend, written by triggers in
- * the changing transaction (migrations 0006, 0011). Replicas read it to invalidate caches.
+ * The change feed (src/changes/): a row per changed identity, session or backend, written by triggers in
+ * the changing transaction (migrations 0006, 0007, 0011). Replicas read it to invalidate caches.
  */
 export interface ChangeTable {
   /** ascending; on PostgreSQL in assignment order, which concurrent transactions may commit out of */
@@ -163,6 +187,80 @@ export interface ChangeTable {
   kind: ChangeKind;
   /** the changed row's id (a backend's name) */
   key: string;
+}
+
+/** Every key an identity has had (migration 0008): the current one has no not_after. */
+export interface IdentityKeyTable {
+  /** RFC 7638 thumbprint: the `kid` of the proofs it signs */
+  key_id: string;
+  identity_id: string;
+  /** base64url raw Ed25519 public key */
+  public_key: string;
+  key_uri: string;
+  created_at: number;
+  /** end of the grace period of a superseded key: proofs it signs after this are refused */
+  not_after: number | null;
+  /** when the broker audited the key's retirement */
+  retired_at: number | null;
+}
+
+export type BrokerKeyPurpose = 'authority' | 'wrapping';
+
+/** A superseded broker key (the current ones are in settings): authority keys stay in JWKS until not_after. */
+export interface BrokerKeyTable {
+  uri: string;
+  purpose: BrokerKeyPurpose;
+  /** authority keys: RFC 7638 thumbprint and base64url public key; null for wrapping keys */
+  kid: string | null;
+  public_key: string | null;
+  created_at: number;
+  not_after: number;
+  retired_at: number | null;
+}
+
+/** One link of a delegation chain (src/delegations/, migration 0009). */
+export interface DelegationTable {
+  id: string;
+  parent_id: string | null;
+  root_kind: 'agent' | 'user';
+  /** null when the delegator is a user */
+  delegator_identity_id: string | null;
+  /** JSON {iss, sub, claims} of a user delegator; null for an agent delegator */
+  delegator_user: string | null;
+  delegatee_identity_id: string;
+  backend: string;
+  role: string;
+  /** JSON object of scope constraints, at least as tight as the delegator's */
+  constraints: string;
+  purpose: string;
+  /** 1: straight from the delegator's own authority (grant or user); parent's depth + 1 below */
+  depth: number;
+  expires_at: number;
+  created_at: number;
+  status: 'active' | 'revoked';
+  revoked_at: number | null;
+  revoked_by: string | null;
+  revoked_reason: string | null;
+  /** JSON: the delegator's signed request (src/delegations/evidence.ts) */
+  evidence: string;
+}
+
+/** A trusted OpenID Connect / JWT issuer (src/trust/): whose user tokens are accepted, and how strictly. */
+export interface TrustedIssuerTable {
+  /** the exact `iss` its tokens carry */
+  issuer: string;
+  /** the exact `aud` a token must name (this broker's audience at that issuer) */
+  audience: string;
+  /** JSON array, a subset of EdDSA, ES256, RS256 */
+  algorithms: string;
+  /** where its JWKS is fetched; null when `jwks` is set */
+  jwks_url: string | null;
+  /** a static JWKS (JSON), from `--jwks-file`; null when `jwks_url` is set */
+  jwks: string | null;
+  /** JSON object claim -> value a token must carry to be accepted at all */
+  required_claims: Generated<string>;
+  created_at: number;
+  created_by: string | null;
 }
 
 export interface Database {
@@ -178,4 +276,9 @@ export interface Database {
   leases: LeaseTable;
   review_sessions: ReviewSessionTable;
   changes: ChangeTable;
+  identity_keys: IdentityKeyTable;
+  broker_keys: BrokerKeyTable;
+  sessions: SessionTable;
+  delegations: DelegationTable;
+  trusted_issuers: TrustedIssuerTable;
 }

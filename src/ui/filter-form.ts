@@ -6,7 +6,7 @@ const ACTIONS = [
   'identity.registered', 'ticket.issued', 'ticket.redeemed', 'ticket.rejected', 'identity.enrolled', 'identity.revoked',
   'proof.rejected', 'request.forbidden', 'request.rejected.summary', 'lease.granted', 'lease.denied', 'lease.renewed', 'lease.revoked', 'lease.expired',
   'lease.revocation_failed', 'backend.added', 'backend.removed', 'grant.created', 'grant.revoked', 'audit.exported',
-  'review.session_created', 'review.login',
+  'review.session_created', 'review.login', 'issuer.trusted', 'issuer.removed',
 ];
 
 const textField = (name: keyof AuditQuery, label: string, query: AuditQuery, placeholder = '', list?: string): Html =>
@@ -23,6 +23,7 @@ export function auditFilterForm(query: AuditQuery): Html {
     ${textField('identity', 'Identity', query, 'address or id')}
     ${textField('lease', 'Lease', query, 'lse_…')}
     ${textField('backend', 'Backend', query)}
+    ${textField('on_behalf_of', 'Acting for', query, "a user's sub")}
     ${textField('action', 'Action', query, 'e.g. lease.denied', 'actions')}
     ${select('outcome', 'Outcome', query, [['', 'any'], ...AUDIT_OUTCOMES.map((outcome) => [outcome, outcome] as const)])}
     ${textField('since', 'Since', query, '2026-01-31T00:00:00Z')}

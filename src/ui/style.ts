@@ -43,6 +43,10 @@ tr.row-revoked td, tr.row-denied td { background: #fff8f8; }
 .reason { min-width: 130px; max-width: 280px; overflow-wrap: break-word; }
 td a { white-space: nowrap; }
 .details { max-width: 420px; }
+.acting-for { white-space: nowrap; }
+.acting-for .issuer { display: block; font-size: 12px; }
+ol.act-chain { list-style: none; margin: 4px 0 0; padding: 0; display: flex; flex-wrap: wrap; gap: 2px; font-size: 12.5px; }
+ol.act-chain li + li::before { content: "→ "; color: var(--muted); }
 .signed { color: var(--ok-fg); font-weight: 600; }
 .filters { display: flex; flex-wrap: wrap; gap: 10px 14px; align-items: flex-end; }
 .filters label { display: flex; flex-direction: column; font-size: 12px; color: var(--muted); gap: 2px; }

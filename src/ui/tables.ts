@@ -1,6 +1,7 @@
 import type { IdentityView } from '../identity/identity.js';
 import type { LeaseView } from '../leases/lease-service.js';
 import type { ReviewEvent } from '../review/reader.js';
+import { actingForCell } from './acting-for.js';
 import { auditLink, identityLink, stateBadge, table, when } from './components.js';
 import { type Html, html } from './html.js';
 
@@ -60,7 +61,7 @@ function proofCell(event: ReviewEvent): Html | string {
 
 export function eventTable(events: readonly ReviewEvent[], empty: string): Html {
   return table(
-    ['Seq', 'Time', 'Action', 'Outcome', 'Actor', 'Identity', 'Reason', 'Details', 'Proof'],
+    ['Seq', 'Time', 'Action', 'Outcome', 'Actor', 'Identity', 'Reason', 'Details', 'Acting for', 'Proof'],
     events.map(
       (event) => html`<tr class="${`row-${event.outcome}`}">
         <td class="mono">${event.seq}</td>
@@ -71,6 +72,7 @@ export function eventTable(events: readonly ReviewEvent[], empty: string): Html 
         <td>${event.identity_id === null ? '' : identityLink(event.identity_address, event.identity_id)}</td>
         <td class="reason">${event.reason ?? ''}</td>
         <td class="details">${details(event.details)}</td>
+        <td class="chain">${actingForCell(event.details)}</td>
         <td>${proofCell(event)}</td>
       </tr>`,
     ),

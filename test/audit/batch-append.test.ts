@@ -4,12 +4,11 @@ import { canonicalJson } from '../../src/audit/canonical.js';
 import { eventHash, GENESIS_HASH } from '../../src/audit/chain.js';
 import { runWithRequestProof } from '../../src/audit/request-proof.js';
 import type { Clock } from '../../src/clock.js';
-import { base64url } from '../../src/crypto/encoding.js';
 import { createProof } from '../../src/identity/proof.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
 import { GroupCommitAudit } from '../../src/proxy/group-commit-audit.js';
 import type { Store } from '../../src/store/database.js';
-import { type AuditFixture, auditFixture, ISSUER, memorySigner } from './support.js';
+import { type AuditFixture, auditFixture, insertIdentity, ISSUER, memorySigner } from './support.js';
 
 /** A clock that ticks 1 ms per reading: two logs fed the same events in the same order get the same `at`s. */
 function tickingClock(start: number): Clock {
@@ -68,10 +67,7 @@ describe.each(['sqlite', 'postgres'] as const)('batched audit appends (%s)', (di
     const signer = memorySigner();
     agentId = await keyThumbprint(signer.publicKey);
     for (const { store, clock } of [batched, single]) {
-      await store.db
-        .insertInto('identities')
-        .values({ id: agentId, address: 'bot@acme.local', role: 'agent', status: 'active', public_key: base64url.encode(signer.publicKey), key_uri: 'memory:test', attributes: '{}', created_at: clock.now(), created_by: null, enrolled_at: clock.now(), revoked_at: null, revoked_by: null, revocation_reason: null })
-        .execute();
+      await insertIdentity(store, signer, 'bot@acme.local', clock.now());
     }
     proof = await createProof(signer, agentId, ISSUER, { method: 'POST', url: `${ISSUER}/v1/leases`, body: '{}' });
     const start = Date.now();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
 import { inject } from 'vitest';
 import { DatabaseAuditLog } from '../../src/audit/audit-log.js';
-import { AuditCheckpointer } from '../../src/audit/checkpoints.js';
+import { AuditCheckpointer, fixedCheckpointKey } from '../../src/audit/checkpoints.js';
 import { exportRecords } from '../../src/audit/export.js';
 import { verifyAuditLog, type VerifyReport } from '../../src/audit/verify.js';
 import { base64url } from '../../src/crypto/encoding.js';
@@ -23,6 +23,17 @@ export function memorySigner(): Signer {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const raw = base64url.decode(publicKey.export({ format: 'jwk' }).x!);
   return { uri: 'memory:test', publicKey: raw, sign: async (data) => new Uint8Array(sign(null, data, privateKey)) };
+}
+
+/** An active identity and its key, as registration writes them (the audit export takes the keys from identity_keys). */
+export async function insertIdentity(store: Store, signer: Signer, address: string, at: number): Promise<string> {
+  const id = await keyThumbprint(signer.publicKey);
+  await store.repos.identities.insert(
+    { id, address, role: 'agent', status: 'active', publicKey: signer.publicKey, keyUri: 'memory:test', attributes: {}, createdAt: at, enrolledAt: at, revokedAt: null, revokedBy: null, revocationReason: null },
+    null,
+  );
+  await store.repos.identityKeys.add({ keyId: id, identityId: id, publicKey: signer.publicKey, keyUri: 'memory:test', createdAt: at, notAfter: null, retiredAt: null });
+  return id;
 }
 
 export async function jwksOf(signer: Signer): Promise<JSONWebKeySet> {
@@ -65,14 +76,11 @@ export async function auditFixture(dialect: 'sqlite' | 'postgres'): Promise<Audi
     clock,
     audit: new DatabaseAuditLog(store.repos, clock),
     authority,
-    checkpoints: new AuditCheckpointer(store.repos.audit, authority, kid, clock, { everyEvents: 1000, intervalMs: 60_000 }),
+    checkpoints: new AuditCheckpointer(store.repos.audit, fixedCheckpointKey(authority, kid), clock, { everyEvents: 1000, intervalMs: 60_000 }),
     async agent(address) {
       const signer = memorySigner();
       const id = await keyThumbprint(signer.publicKey);
-      await store.db
-        .insertInto('identities')
-        .values({ id, address, role: 'agent', status: 'active', public_key: base64url.encode(signer.publicKey), key_uri: 'memory:test', attributes: '{}', created_at: clock.now(), created_by: null, enrolled_at: clock.now(), revoked_at: null, revoked_by: null, revocation_reason: null })
-        .execute();
+      await insertIdentity(store, signer, address, clock.now());
       return { id, signer, proof: () => createProof(signer, id, ISSUER, { method: 'POST', url: `${ISSUER}/v1/leases`, body: '{}' }) };
     },
     verify: (range = {}, override = jwks) => verifyAuditLog(exportRecords(store.repos, { issuer: ISSUER, jwks: override, exportedAt: clock.now(), ...range })),

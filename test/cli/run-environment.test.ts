@@ -16,6 +16,8 @@ const lease = (backend: string, backendType: string, credential: LeaseCredential
   issuedAt: new Date(0),
   expiresAt: new Date(60_000),
   renewable: true,
+  delegationId: null,
+  act: null,
   credential,
 });
 

@@ -6,6 +6,8 @@ import { isDuplicateKey, type StoredBackend } from '../../src/store/repositories
 import { DatabaseAuditLog } from '../../src/audit/audit-log.js';
 import type { Grant } from '../../src/store/repositories/grants.js';
 import type { LeaseRow } from '../../src/store/repositories/leases.js';
+import type { Delegation } from '../../src/store/repositories/delegations.js';
+import type { IssuerProfile } from '../../src/trust/issuer-profile.js';
 
 /** A migrated store and, for cross-broker semantics, a second store on the same database. */
 export interface StorePair {
@@ -42,7 +44,7 @@ function backend(name = unique('backend')): StoredBackend {
 }
 
 function grant(backendName: string, overrides: Partial<Grant> = {}): Grant {
-  return { id: unique('grt'), subject: 'agent@acme.local', backend: backendName, role: 'reader', max_ttl_ms: 60_000, default_ttl_ms: 30_000, constraints: '{}', created_at: 1_000, created_by: 'admin-kid', ...overrides };
+  return { id: unique('grt'), subject: 'agent@acme.local', backend: backendName, role: 'reader', max_ttl_ms: 60_000, default_ttl_ms: 30_000, constraints: '{}', required_user_claims: '{}', created_at: 1_000, created_by: 'admin-kid', ...overrides };
 }
 
 function lease(owner: Identity, backendName: string, grantId: string, overrides: Partial<LeaseRow> = {}): LeaseRow {
@@ -65,6 +67,32 @@ function lease(owner: Identity, backendName: string, grantId: string, overrides:
     last_error: null,
     token_hash: null,
     constraints: '{}',
+    delegation_id: null,
+    act: null,
+    ...overrides,
+  };
+}
+
+function delegation(delegator: string, delegatee: string, overrides: Partial<Delegation> = {}): Delegation {
+  return {
+    id: unique('dlg'),
+    parentId: null,
+    rootKind: 'agent',
+    delegatorIdentityId: delegator,
+    delegatorUser: null,
+    delegateeIdentityId: delegatee,
+    backend: 'orders',
+    role: 'readonly',
+    constraints: { max_amount: '100' },
+    purpose: 'report',
+    depth: 1,
+    expiresAt: 10_000,
+    createdAt: 1_000 + serial,
+    status: 'active',
+    revokedAt: null,
+    revokedBy: null,
+    revokedReason: null,
+    evidence: { kind: 'request-proof', proof: 'jws', body: '{}' },
     ...overrides,
   };
 }
@@ -324,6 +352,36 @@ export function describeRepositoryContract(name: string, open: () => Promise<Sto
     );
 
     it(
+      'trusted issuers: one profile per issuer, read back exactly by every broker, gone with a rolled-back unit of work',
+      withStores(async ({ store, other }) => {
+        const issuer = `https://${unique('idp')}.example`;
+        const profile: IssuerProfile = {
+          issuer,
+          audience: 'tessera',
+          algorithms: ['ES256'],
+          keys: { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', kid: 'k1' }] } },
+          requiredClaims: { groups: 'support' },
+          createdAt: 1_000,
+          createdBy: null,
+        };
+        expect(await store.repos.trustedIssuers.add(profile)).toBe(true);
+        expect(await other.repos.trustedIssuers.add({ ...profile, audience: 'other' })).toBe(false);
+        expect(await other.repos.trustedIssuers.get(issuer)).toEqual(profile);
+        expect(await store.repos.trustedIssuers.get(`${issuer}/`)).toBeUndefined(); // exact match only
+        const remote = { ...profile, issuer: `${issuer}/remote`, keys: { jwksUrl: 'https://idp.example/jwks.json' } };
+        await expect(store.transaction(async (repos) => {
+          await repos.trustedIssuers.add(remote);
+          throw new Error('rolled back');
+        })).rejects.toThrow('rolled back');
+        expect(await store.repos.trustedIssuers.get(remote.issuer)).toBeUndefined();
+        await store.repos.trustedIssuers.add(remote);
+        expect((await store.repos.trustedIssuers.list()).filter((each) => each.issuer.startsWith(issuer))).toEqual([profile, remote]);
+        expect(await other.repos.trustedIssuers.remove(issuer)).toEqual(profile);
+        expect(await store.repos.trustedIssuers.remove(issuer)).toBeUndefined();
+      }),
+    );
+
+    it(
       'settings: a value is set, replaced and read by every broker',
       withStores(async ({ store, other }) => {
         expect(await store.repos.settings.get('wrapping_key_uri')).toBeUndefined();
@@ -390,7 +448,7 @@ export function describeRepositoryContract(name: string, open: () => Promise<Sto
         expect(await other.repos.leases.findById(first.id)).toEqual(first);
         expect(await leases.findById('nobody')).toBeUndefined();
         expect(await leases.findByTokenHash('token-hash-1')).toEqual({
-          id: first.id, identity_id: owner.id, backend: target.name, role: 'reader', constraints: '{}', state: 'pending', expires_at: 5_000, identity_status: 'active', identity_role: 'agent',
+          id: first.id, identity_id: owner.id, backend: target.name, role: 'reader', constraints: '{}', act: null, state: 'pending', expires_at: 5_000, identity_status: 'active', identity_role: 'agent',
         });
         expect(await leases.findByTokenHash('unknown')).toBeUndefined();
         expect((await leases.list({}, 10)).map((each) => [each.id, each.address])).toEqual([second, first, third].map((each) => [each.id, owner.address]));
@@ -494,6 +552,39 @@ export function describeRepositoryContract(name: string, open: () => Promise<Sto
         const { target, leaseFor } = await leaseParties(store);
         await store.repos.leases.insertIntents(['pending', 'active', 'revocation-pending', 'revoked', 'expired'].map((state) => leaseFor({ state: state as LeaseRow['state'] })));
         expect(await store.repos.backends.liveLeaseCount(target.name)).toBe(3);
+      }),
+    );
+
+    it(
+      'delegations: chain leaf to root, the active ones received, a subtree revoked once with every id below it',
+      withStores(async ({ store }) => {
+        const [a, b, c, d] = [identity(), identity(), identity(), identity()];
+        for (const each of [a, b, c, d]) await store.repos.identities.insert(each, null);
+        expect(await store.repos.identities.findByIds([a.id, 'nobody', c.id])).toEqual(new Map([[a.id, a], [c.id, c]]));
+        const root = delegation(a.id, b.id);
+        const middle = delegation(b.id, c.id, { parentId: root.id, depth: 2, expiresAt: 9_000 });
+        const leaf = delegation(c.id, d.id, { parentId: middle.id, depth: 3, expiresAt: 8_000 });
+        const other = delegation(a.id, d.id, { expiresAt: 2_000 });
+        await store.transaction(async (repos) => {
+          for (const each of [root, middle, leaf, other]) await repos.delegations.insert(each);
+        });
+        expect(await store.repos.delegations.get(leaf.id)).toEqual(leaf);
+        expect((await store.repos.delegations.chain(leaf.id)).map((link) => link.id)).toEqual([leaf.id, middle.id, root.id]);
+        expect(await store.repos.delegations.chain('dlg_nobody')).toEqual([]);
+        expect((await store.repos.delegations.activeReceived(d.id, 'orders', 'readonly', 1_500)).map((link) => link.id).sort()).toEqual([leaf.id, other.id].sort());
+        expect((await store.repos.delegations.activeReceived(d.id, 'orders', 'readonly', 2_000)).map((link) => link.id)).toEqual([leaf.id]);
+        expect((await store.repos.delegations.list({ delegatorIdentityId: a.id }, 10)).map((link) => link.id)).toEqual([root.id, other.id]);
+        expect((await store.repos.delegations.activeTouching(b.id)).sort()).toEqual([root.id, middle.id].sort());
+
+        const first = await store.transaction((repos) => repos.delegations.revokeSubtrees([middle.id], { actor: a.id, reason: 'done', at: 3_000 }));
+        expect(first.revoked.map((link) => link.id).sort()).toEqual([middle.id, leaf.id].sort());
+        expect(first.subtree.sort()).toEqual([middle.id, leaf.id].sort());
+        expect(await store.repos.delegations.get(leaf.id)).toMatchObject({ status: 'revoked', revokedAt: 3_000, revokedBy: a.id, revokedReason: 'done' });
+        const again = await store.transaction((repos) => repos.delegations.revokeSubtrees([root.id], { actor: null, reason: 'later', at: 4_000 }));
+        expect(again.revoked.map((link) => link.id)).toEqual([root.id]);
+        expect(again.subtree.sort()).toEqual([root.id, middle.id, leaf.id].sort());
+        expect(await store.repos.delegations.get(middle.id)).toMatchObject({ revokedReason: 'done' });
+        expect(await store.repos.delegations.list({ status: 'active' }, 10)).toEqual([await store.repos.delegations.get(other.id)]);
       }),
     );
   });

@@ -1,5 +1,5 @@
 import { KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
-import { startDevKms, type DevKmsOptions } from '../../src/devkms/server.js';
+import { type DevKms, startDevKms, type DevKmsOptions } from '../../src/devkms/server.js';
 import { KmsKeyStore } from '../../src/keys/kms-key-store.js';
 
 export interface LocalKms {
@@ -11,6 +11,8 @@ export interface LocalKms {
   client(overrides?: Partial<KMSClientConfig>): KMSClient;
   /** A fresh store on a fresh client (KmsKeyStore.close() destroys its client). */
   openStore(overrides?: Partial<KMSClientConfig>): KmsKeyStore;
+  /** Requests the endpoint received per operation, and how many it throttled. */
+  counts: DevKms['counts'];
   stop(): Promise<void>;
 }
 
@@ -26,6 +28,7 @@ export async function startLocalKms(options: DevKmsOptions = {}): Promise<LocalK
     env: { AWS_ENDPOINT_URL_KMS: url, AWS_REGION: region, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' },
     client,
     openStore: (overrides) => new KmsKeyStore(client(overrides), { region, endpoint: url }),
+    counts: () => server.counts(),
     stop: () => server.close(),
   };
 }

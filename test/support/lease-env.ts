@@ -8,10 +8,10 @@ import pg from 'pg';
 import { expect } from 'vitest';
 import type { Clock } from '../../src/clock.js';
 import { createProof, PROOF_SCHEME } from '../../src/identity/proof.js';
-import { keyThumbprint } from '@tessera-broker/sdk';
+import { createSessionCertificate, keyThumbprint, memorySessionSigner } from '@tessera-broker/sdk';
 import type { Signer } from '../../src/keys/key-store.js';
 import type { LeaseRequest } from '../../src/leases/issuer.js';
-import type { PostgresCredential } from '@tessera-broker/sdk/wire';
+import type { PostgresCredential, SessionResponse } from '@tessera-broker/sdk/wire';
 import type { TestBroker } from './broker.js';
 import { withClient } from './postgres.js';
 
@@ -35,6 +35,20 @@ export interface IssuedLease {
   readonly credential: PostgresCredential;
 }
 
+/** A session key an agent registered (docs/PROTOCOL.md §3.1): proofs then name `id` and are signed by `signer`. */
+export interface TestSession {
+  readonly id: string;
+  readonly signer: Signer;
+}
+
+export interface SessionTerms {
+  readonly generation: number;
+  /** exp - iat; default 15 minutes */
+  readonly lifetimeSeconds?: number;
+  /** who signs the certificate; default the agent's primary key */
+  readonly certifiedBy?: Signer;
+}
+
 /** Every response body any TestAgent received, to search for leaked secrets. */
 export const responseLog: string[] = [];
 
@@ -47,6 +61,8 @@ export class TestAgent {
     private readonly clock: Clock,
     /** Where requests go; proofs still name baseUrl (a replica behind a load balancer at baseUrl). */
     private readonly origin: string = baseUrl,
+    /** Sign with this session key instead of the primary key. */
+    readonly session?: TestSession,
   ) {}
 
   static async create(baseUrl: string, signer: Signer, address: string, clock: Clock): Promise<TestAgent> {
@@ -55,12 +71,30 @@ export class TestAgent {
 
   /** The same agent sending its requests to `origin` (one replica) with proofs for baseUrl. */
   via(origin: string): TestAgent {
-    return new TestAgent(this.baseUrl, this.identityId, this.address, this.signer, this.clock, origin);
+    return new TestAgent(this.baseUrl, this.identityId, this.address, this.signer, this.clock, origin, this.session);
+  }
+
+  /** The same agent signing its proofs with a session key (kid = the session id). */
+  withSession(session: TestSession): TestAgent {
+    return new TestAgent(this.baseUrl, this.identityId, this.address, this.signer, this.clock, this.origin, session);
+  }
+
+  /** Certifies a fresh in-memory session key (iat by the broker's clock) and registers it with a primary-key proof. */
+  async startSession(terms: SessionTerms): Promise<{ reply: Reply<SessionResponse>; session: TestSession }> {
+    const key = memorySessionSigner();
+    const iat = Math.floor(this.clock.now() / 1000);
+    const certificate = await createSessionCertificate(terms.certifiedBy ?? this.signer, this.identityId, key.publicKey, { iat, exp: iat + (terms.lifetimeSeconds ?? 900), gen: terms.generation });
+    const primary = new TestAgent(this.baseUrl, this.identityId, this.address, this.signer, this.clock, this.origin);
+    const reply = await primary.send<SessionResponse>('POST', '/v1/sessions', { certificate });
+    return { reply, session: { id: reply.body.session_id, signer: key } };
   }
 
   /** A proof for one request, fresh by the broker's clock; pass it to send() to replay it. */
   proof(method: string, path: string, payload = ''): Promise<string> {
-    return createProof(this.signer, this.identityId, this.baseUrl, { method, url: this.baseUrl + path, body: payload }, Math.floor(this.clock.now() / 1000));
+    const target = { method, url: this.baseUrl + path, body: payload };
+    const now = Math.floor(this.clock.now() / 1000);
+    if (this.session) return createProof(this.session.signer, this.identityId, this.baseUrl, target, now, this.session.id);
+    return createProof(this.signer, this.identityId, this.baseUrl, target, now);
   }
 
   async send<T = Record<string, unknown>>(method: string, path: string, body?: unknown, proof?: string): Promise<Reply<T>> {

@@ -1,7 +1,9 @@
 import { keyThumbprint } from './jws.js';
 import { createProof, PROOF_SCHEME } from './proof.js';
+import { type LiveSession, SessionKeys, type SessionKeysOptions } from './sessions/session-keys.js';
 import type { Signer } from './signers/signer.js';
 import type { Discovery } from './wire/discovery.js';
+import type { SessionResponse } from './wire/sessions.js';
 
 /** An error response from the broker: `code` is the stable code of docs/PROTOCOL.md. */
 export class BrokerRequestError extends Error {
@@ -54,27 +56,79 @@ export async function fetchDiscovery(brokerUrl: string): Promise<Discovery> {
   return discovery as Discovery;
 }
 
+/** Refusals of a session proof that a new session fixes (or, if the identity itself is refused, reports). */
+const SESSION_REFUSALS = new Set(['session_expired', 'session_revoked', 'session_unknown']);
+
+export interface ConnectOptions {
+  /**
+   * Sign requests with session keys (docs/PROTOCOL.md §3.1): the primary key signs one certificate
+   * per session instead of every request. Default: off here (every request signed by the primary key).
+   */
+  readonly sessions?: Omit<SessionKeysOptions, 'lifetimeSeconds'> & { readonly lifetimeSeconds?: number };
+}
+
+/** Default session lifetime; the broker's maximum (discovery) caps it. */
+export const DEFAULT_SESSION_LIFETIME_SECONDS = 15 * 60;
+
 /**
  * Talks to the broker as one identity: every request carries a fresh proof signed through the
- * identity's key store handle. Agents in other languages implement the same few steps (PROTOCOL.md).
+ * identity's key store handle, or through a session key the identity key certified. Agents in other
+ * languages implement the same few steps (PROTOCOL.md).
  */
 export class BrokerClient {
+  readonly #sessions: SessionKeys | undefined;
+
   private constructor(
     readonly baseUrl: string,
     readonly identityId: string,
     private readonly audience: string,
     private readonly signer: Signer,
-  ) {}
+    sessions: ConnectOptions['sessions'],
+    maxLifetimeSeconds: number | undefined,
+  ) {
+    if (sessions) {
+      const wanted = sessions.lifetimeSeconds ?? DEFAULT_SESSION_LIFETIME_SECONDS;
+      const lifetimeSeconds = maxLifetimeSeconds === undefined ? wanted : Math.min(wanted, maxLifetimeSeconds);
+      const register = (certificate: string) => this.#send<SessionResponse>('POST', '/v1/sessions', { certificate }, undefined);
+      this.#sessions = new SessionKeys(signer, identityId, register, { ...sessions, lifetimeSeconds });
+    }
+  }
 
-  static async connect(brokerUrl: string, signer: Signer): Promise<BrokerClient> {
+  static async connect(brokerUrl: string, signer: Signer, options: ConnectOptions = {}): Promise<BrokerClient> {
     const discovery = await fetchDiscovery(brokerUrl);
-    return new BrokerClient(discovery.issuer, await keyThumbprint(signer.publicKey), discovery.proof_audience, signer);
+    return new BrokerClient(discovery.issuer, await keyThumbprint(signer.publicKey), discovery.proof_audience, signer, options.sessions, discovery.session_max_lifetime_seconds);
+  }
+
+  /** Whether requests are signed by session keys. */
+  get usesSessions(): boolean {
+    return this.#sessions !== undefined;
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    if (!this.#sessions) return this.#send<T>(method, path, body, undefined);
+    const session = await this.#sessions.current();
+    try {
+      return await this.#send<T>(method, path, body, session);
+    } catch (error) {
+      // Refused before anything was done: safe to send again under a new session.
+      if (!(error instanceof BrokerRequestError && SESSION_REFUSALS.has(error.code))) throw error;
+      this.#sessions.discard(session);
+      return this.#send<T>(method, path, body, await this.#sessions.current());
+    }
+  }
+
+  /** Stops renewing sessions; the session key is dropped. */
+  close(): void {
+    this.#sessions?.close();
+  }
+
+  async #send<T>(method: string, path: string, body: unknown, session: LiveSession | undefined): Promise<T> {
     const url = this.baseUrl + path;
     const payload = body === undefined ? '' : JSON.stringify(body);
-    const proof = await createProof(this.signer, this.identityId, this.audience, { method, url, body: payload });
+    const target = { method, url, body: payload };
+    const proof = session
+      ? await createProof(session.signer, this.identityId, this.audience, target, undefined, session.id)
+      : await createProof(this.signer, this.identityId, this.audience, target);
     const headers: Record<string, string> = { authorization: `${PROOF_SCHEME} ${proof}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;

@@ -23,6 +23,13 @@ export const ERROR_CODES = {
   proof_wrong_url: { status: 401, message: 'The proof htu does not match the request URL.' },
   proof_wrong_body: { status: 401, message: 'The proof bh does not match the SHA-256 of the request body.' },
   proof_replayed: { status: 401, message: 'The proof jti has already been used.' },
+  key_retired: { status: 401, message: 'The proof is signed by a key the identity rotated away from, after its grace period ended.' },
+
+  // Session keys (docs/PROTOCOL.md §3.1): a proof signed by a session key that cannot be accepted
+  session_unknown: { status: 401, message: 'The proof names a session (kid) the broker does not know.' },
+  session_expired: { status: 401, message: 'The session has expired; register a new one with the primary key.' },
+  session_revoked: { status: 401, message: 'The session has been ended (its identity was revoked or suspended).' },
+  session_certificate_invalid: { status: 400, message: 'The session certificate is malformed, not signed by the identity key, or its lifetime is not allowed.' },
 
   // Review sessions (the read-only review page, docs/PROTOCOL.md §9)
   session_invalid: { status: 401, message: 'The review session or login code is missing, unknown, expired or already used.' },
@@ -30,6 +37,7 @@ export const ERROR_CODES = {
   // Identity state (403: who you are is known, but you may not)
   identity_not_enrolled: { status: 403, message: 'The identity has not redeemed its enrollment ticket.' },
   identity_revoked: { status: 403, message: 'The identity has been revoked.' },
+  identity_suspended: { status: 403, message: 'The identity is suspended (a cloned agent was suspected); an admin must reinstate or revoke it.' },
   forbidden: { status: 403, message: 'The identity is not allowed to perform this operation.' },
 
   // Enrollment tickets
@@ -47,11 +55,29 @@ export const ERROR_CODES = {
   backend_unavailable: { status: 503, message: 'The upstream backend is unavailable; try again later.' },
   backend_error: { status: 502, message: 'The upstream backend rejected the operation.' },
 
+  // Delegations (docs/PROTOCOL.md §12): authority handed on only narrows
+  delegation_scope_wider: { status: 403, message: 'The delegation (or the lease asked under it) is wider than the delegator\'s own authority: another backend or role, or looser constraints.' },
+  delegation_expiry_later: { status: 403, message: 'The delegation would outlive the delegation it is made under.' },
+  delegation_depth_exceeded: { status: 403, message: 'The chain would be deeper than the broker allows (TESSERA_DELEGATION_MAX_DEPTH).' },
+  delegation_expired: { status: 403, message: 'A delegation in the chain has expired.' },
+  delegation_revoked: { status: 403, message: 'A delegation in the chain, or an identity in it, has been revoked.' },
+  delegation_authority_lost: { status: 403, message: 'A delegator in the chain no longer holds the grant or delegation it delegated from.' },
+  delegation_ambiguous: { status: 409, message: 'Several delegations apply to this lease request and the caller holds no grant of its own: name one with `delegation`.' },
+  delegatee_invalid: { status: 400, message: 'The delegatee must be another enrolled, active agent identity.' },
+
   // Credential proxy (answered in the upstream API's own error format, docs/PROTOCOL.md §6)
   lease_token_invalid: { status: 401, message: 'The proxied request carries no lease token, or one the broker does not know.' },
   lease_token_inactive: { status: 401, message: 'The lease behind this token has been revoked or has expired.' },
   scope_violation: { status: 403, message: 'The request is outside the scope the lease was granted.' },
   constraint_violation: { status: 403, message: 'The request breaks a constraint of the lease\'s grant.' },
+
+  // User assertions (a user's token from a trusted issuer, docs/PROTOCOL.md §13). 403, not 401: the
+  // caller's own proof was good; what fails is the user token in the body.
+  user_token_invalid: { status: 403, message: 'The user token is malformed, too large, signed with a disallowed algorithm or an unknown key, or fails the issuer profile (aud, nbf, iat, required claims).' },
+  user_token_expired: { status: 403, message: 'The user token has expired.' },
+  issuer_unknown: { status: 403, message: 'The user token\'s issuer (iss) is not a trusted issuer of this broker.' },
+  user_claim_required: { status: 403, message: 'The grant requires acting for a user with certain claims: lease through a user delegation whose user carries them.' },
+  issuer_keys_unavailable: { status: 503, message: 'The broker could not fetch the trusted issuer\'s keys (JWKS); try again later.' },
 
   // Key stores and configuration
   key_store_error: { status: 502, message: 'The key store (KMS/HSM) failed to complete the operation.' },

@@ -6,8 +6,9 @@ import type { LeaseCredential, LeaseRecord, LeaseResponse, RenewResponse, Revoke
 const leasePath = (leaseId: string) => `/v1/leases/${encodeURIComponent(leaseId)}`;
 const ttlBody = (ttlSeconds: number | undefined) => (ttlSeconds === undefined ? {} : { ttl_seconds: ttlSeconds });
 
-export function issueLease<C extends LeaseCredential>(client: BrokerClient, backend: string, role: string, ttlSeconds?: number) {
-  return client.request<LeaseResponse<C>>('POST', '/v1/leases', { backend, role, ...ttlBody(ttlSeconds) });
+/** `delegation`: lease under that delegation (docs/PROTOCOL.md §12.3). */
+export function issueLease<C extends LeaseCredential>(client: BrokerClient, backend: string, role: string, ttlSeconds?: number, delegation?: string) {
+  return client.request<LeaseResponse<C>>('POST', '/v1/leases', { backend, role, ...ttlBody(ttlSeconds), ...(delegation !== undefined && { delegation }) });
 }
 
 export function renewLease(client: BrokerClient, leaseId: string, ttlSeconds?: number) {

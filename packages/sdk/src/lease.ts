@@ -1,4 +1,4 @@
-import type { LeaseCredential, LeaseResponse, PostgresCredential, RenewResponse } from './wire/leases.js';
+import type { ActClaim, LeaseCredential, LeaseResponse, PostgresCredential, RenewResponse } from './wire/leases.js';
 
 /** A lease on a backend credential, as the SDK returns it. */
 export interface Lease<C extends LeaseCredential = LeaseCredential> {
@@ -11,6 +11,9 @@ export interface Lease<C extends LeaseCredential = LeaseCredential> {
   readonly expiresAt: Date;
   /** False once the lease cannot be extended (its grant's max TTL is reached). */
   readonly renewable: boolean;
+  /** The delegation the lease was issued under, and its chain (RFC 8693 `act`); null under the caller's own grant. */
+  readonly delegationId: string | null;
+  readonly act: ActClaim | null;
   readonly credential: C;
 }
 
@@ -29,6 +32,8 @@ export function leaseFromWire<C extends LeaseCredential>(wire: LeaseResponse<C>)
     issuedAt: new Date(wire.issued_at),
     expiresAt: new Date(wire.expires_at),
     renewable: wire.renewable,
+    delegationId: wire.delegation_id,
+    act: wire.act,
     credential: wire.credential,
   };
 }

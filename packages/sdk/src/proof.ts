@@ -33,12 +33,17 @@ export function bodyHash(body: Uint8Array | string): string {
   return hash('sha256', body, 'base64url');
 }
 
+/**
+ * Signs a proof for one request. With the primary key, `kid` is the identity id; with a session key
+ * (docs/PROTOCOL.md §3.1), `kid` is the session id and `signer` the session key, `iss` staying the identity id.
+ */
 export async function createProof(
   signer: Signer,
   identityId: string,
   audience: string,
   target: ProofTarget,
   nowSeconds = Math.floor(Date.now() / 1000),
+  kid = identityId,
 ): Promise<string> {
   const claims: ProofClaims = {
     iss: identityId,
@@ -49,5 +54,5 @@ export async function createProof(
     htu: target.url,
     bh: bodyHash(target.body),
   };
-  return signCompactJws(signer, { alg: 'EdDSA', typ: PROOF_TYPE, kid: identityId }, { ...claims });
+  return signCompactJws(signer, { alg: 'EdDSA', typ: PROOF_TYPE, kid }, { ...claims });
 }

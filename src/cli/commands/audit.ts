@@ -31,7 +31,7 @@ const seqNumber = (text: string) => {
 /** The authority keys checkpoints must verify against: a pinned file, else what the broker publishes. */
 async function loadJwks(command: Command, config: Config, file: string | undefined): Promise<JSONWebKeySet> {
   if (file) return JSON.parse(readFileSync(file, 'utf8')) as JSONWebKeySet;
-  const url = `${brokerUrl(command, config).replace(/\/+$/, '')}/.well-known/jwks.json`;
+  const url = `${brokerUrl(command, config).replace(/\/+$/, '')}/.well-known/audit-jwks.json`;
   const response = await fetch(url).catch((error: unknown) => {
     throw new TesseraError('config_invalid', `Cannot fetch ${url} (${(error as Error).message}); pass --jwks <file>.`);
   });
@@ -50,7 +50,7 @@ async function withStore<T>(config: Config, work: (store: Store) => Promise<T>):
 }
 
 function summary(report: VerifyReport): string {
-  const counts = `${report.events} events (seq ${report.from}..${report.to}), ${report.checkpoints} checkpoints, ${report.proofs} proofs`;
+  const counts = `${report.events} events (seq ${report.from}..${report.to}), ${report.checkpoints} checkpoints, ${report.proofs} proofs, ${report.delegations} delegations`;
   if (!report.problem) return `OK: ${counts} verified; last checkpoint at seq ${report.lastCheckpoint ?? 'none'}`;
   return `BAD at seq ${report.problem.seq}: ${report.problem.code}: ${report.problem.message}\n(checked before it: ${counts})`;
 }
@@ -65,6 +65,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--actor <id>', 'events caused by this identity id')
     .option('--lease <lease_id>', 'events about this lease')
     .option('--backend <name>', 'events about this backend')
+    .option('--on-behalf-of <sub>', 'events of delegation chains acting for this user (its token\'s sub)')
     .option('--action <action>', 'e.g. lease.denied, identity.revoked')
     .option('--outcome <outcome>', 'success | denied | failure')
     .option('--since <time>', 'RFC 3339 time, or a duration ago such as 1h', pointInTime)
@@ -76,8 +77,8 @@ export function registerAuditCommands(program: Command): void {
     .option(REVIEWER_KEY_FLAGS, REVIEWER_KEY_HELP)
     .option('--json', 'print JSON')
     .action(async (options: Record<string, string | undefined> & { json?: boolean }, command: Command) => {
-      const { key, json: _json, ...filters } = options;
-      const { events } = await reviewerRequest<{ events: ReviewEvent[] }>(command, key, 'GET', `/v1/review/audit${queryString(filters)}`);
+      const { key, json: _json, onBehalfOf, ...filters } = options;
+      const { events } = await reviewerRequest<{ events: ReviewEvent[] }>(command, key, 'GET', `/v1/review/audit${queryString({ ...filters, on_behalf_of: onBehalfOf })}`);
       output(options.json, events, () => eventTable(events));
     });
 
@@ -134,7 +135,7 @@ async function* inRange(records: AsyncIterable<ExportRecord>, { from, to }: Rang
       first = Math.max(record.from, from ?? record.from);
       last = Math.min(record.to, to ?? record.to);
       yield { ...record, from: first, to: last };
-    } else if (record.type === 'identity' || (record.seq >= first && (record.seq <= last || (record.type === 'checkpoint' && to === undefined)))) {
+    } else if (record.type === 'identity' || record.type === 'session' || (record.seq >= first && (record.seq <= last || (record.type === 'checkpoint' && to === undefined)))) {
       // Checkpoints past the end stay when the range runs to the end: they expose a cut tail.
       yield record;
     }

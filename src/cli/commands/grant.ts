@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { TesseraError } from '../../errors.js';
 import type { GrantView } from '@tessera-broker/sdk/wire';
 import { collect, output } from '../context.js';
+import { keyValueFlags } from '../key-value-flag.js';
 import { adminRequest, queryString } from '../signed-request.js';
 import { formatSeconds, table } from '../table.js';
 
@@ -10,6 +11,7 @@ interface AddOptions {
   role?: string;
   scope?: string;
   constraint?: string[];
+  requireUserClaim?: string[];
   maxTtl: string;
   defaultTtl?: string;
   json?: boolean;
@@ -23,19 +25,8 @@ function checkSubject(subject: string): string {
   return subject;
 }
 
-/** `--constraint k=v` (repeatable, each name once) -> {k: v}. */
-function parseConstraints(specs: string[] = []): Record<string, string> | undefined {
-  if (specs.length === 0) return undefined;
-  const constraints: Record<string, string> = {};
-  for (const spec of specs) {
-    const separator = spec.indexOf('=');
-    if (separator <= 0) throw new TesseraError('invalid_request', `--constraint expects <name>=<value> (got "${spec}").`);
-    const name = spec.slice(0, separator).trim();
-    if (Object.hasOwn(constraints, name)) throw new TesseraError('invalid_request', `--constraint ${name} is given more than once; give each constraint once.`);
-    constraints[name] = spec.slice(separator + 1).trim();
-  }
-  return constraints;
-}
+/** `--constraint k=v` (repeatable, each name once) -> {k: v}; also `tessera delegate`'s. */
+export const parseConstraints = (specs?: string[]) => keyValueFlags('--constraint', specs);
 
 function roleOf(options: AddOptions): string {
   const role = options.role ?? options.scope;
@@ -58,11 +49,13 @@ export function registerGrantCommands(program: Command): void {
     .option('--role <role>', 'the backend role (postgres, openai-admin)')
     .option('--scope <preset>', 'the scope preset (stripe, openai, http), e.g. refunds:write')
     .option('--constraint <name=value>', 'a constraint of the scope, e.g. max_amount=5000 or models=gpt-4o-mini (repeatable)', collect)
+    .option('--require-user-claim <name=value>', 'leases must act for a user (tessera act-for) whose token carries this claim, e.g. groups=support (repeatable)', collect)
     .requiredOption('--max-ttl <duration>', 'longest lifetime of a lease, renewals included, e.g. 1h')
     .option('--default-ttl <duration>', 'TTL when the agent asks for none')
     .option('--json', 'print JSON')
     .action(async (subject: string, backend: string, options: AddOptions, command: Command) => {
       const constraints = parseConstraints(options.constraint);
+      const requiredUserClaims = keyValueFlags('--require-user-claim', options.requireUserClaim);
       const maxTtl = ttlSeconds(options.maxTtl, '--max-ttl');
       const defaultTtl = options.defaultTtl === undefined ? undefined : ttlSeconds(options.defaultTtl, '--default-ttl');
       // Checked here too so that the message names the flags, not the API's fields.
@@ -74,6 +67,7 @@ export function registerGrantCommands(program: Command): void {
         backend,
         role: roleOf(options),
         ...(constraints && { constraints }),
+        ...(requiredUserClaims && { required_user_claims: requiredUserClaims }),
         max_ttl_seconds: maxTtl,
         ...(defaultTtl === undefined ? {} : { default_ttl_seconds: defaultTtl }),
       };

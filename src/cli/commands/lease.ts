@@ -25,11 +25,12 @@ function registerLease(program: Command): void {
     .description('issue a lease and print its credential (also: tessera lease <backend> ...)')
     .requiredOption('--role <role>', 'the backend role to lease')
     .option('--ttl <duration>', "lifetime, e.g. 5m (default: the grant's default TTL)")
+    .option('--delegation <delegation_id>', 'lease under this delegation (default: own grant, else the one delegation that applies)')
     .option(KEY_FLAGS, KEY_HELP)
     .option('--json', 'print JSON')
-    .action(async (backend: string, options: { role: string; ttl?: string; key?: string; json?: boolean }, command: Command) => {
+    .action(async (backend: string, options: { role: string; ttl?: string; delegation?: string; key?: string; json?: boolean }, command: Command) => {
       const ttl = optionalTtl(options.ttl); // a bad --ttl is reported before the key store opens
-      const issued = await asIdentity(command, options.key, (client) => issueLease(client, backend, options.role, ttl));
+      const issued = await asIdentity(command, options.key, (client) => issueLease(client, backend, options.role, ttl, options.delegation));
       output(options.json, issued, () => leaseLines(issued));
     });
 

@@ -13,7 +13,8 @@ The command gets each lease's credential in its environment:
 With NAME=, every variable of that lease is prefixed NAME_ (e.g. REPORTS_DATABASE_URL); two leases
 that would set the same variable need names.
 
-Each lease is renewed two thirds into its TTL. A lease that cannot be renewed is reported here
+Requests are signed with a session key the identity key certifies every ~10 minutes
+(TESSERA_SESSIONS=off: every request with the identity key). Each lease is renewed two thirds into its TTL. A lease that cannot be renewed is reported here
 and, with --on-lease-lost term, the command gets SIGTERM. SIGINT, SIGTERM, SIGHUP and SIGQUIT are
 forwarded to the command's process group. When the command exits, every lease is revoked and
 tessera exits with the command's status (128+n when it was killed by signal n; 127 when it cannot

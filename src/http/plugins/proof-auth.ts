@@ -26,6 +26,8 @@ declare module 'fastify' {
       readonly identity: ProofAuthHook;
       /** Also identities that have not enrolled yet: only for redeeming a ticket. */
       readonly pendingIdentity: ProofAuthHook;
+      /** Any enrolled, unrevoked identity, proven by its primary key (not a session key): registering sessions. */
+      readonly primaryKey: ProofAuthHook;
       /** Identities holding one of the roles. */
       requireRole(...roles: IdentityRole[]): ProofAuthHook;
     };
@@ -43,7 +45,7 @@ export const proofAuth = fp(async (app: FastifyInstance, options: ProofAuthOptio
   app.decorateRequest('identity', null);
   app.decorateRequest('rawBody', null);
 
-  const authenticate = (request: FastifyRequest, allowPending: boolean) =>
+  const authenticate = (request: FastifyRequest, allowPending: boolean, primaryKeyOnly = false) =>
     options.authenticator.authenticate(
       {
         authorization: request.headers.authorization,
@@ -52,7 +54,7 @@ export const proofAuth = fp(async (app: FastifyInstance, options: ProofAuthOptio
         body: request.rawBody ?? '',
         source: request.ip,
       },
-      { allowPending },
+      { allowPending, primaryKeyOnly },
     );
 
   const withIdentity =
@@ -69,7 +71,8 @@ export const proofAuth = fp(async (app: FastifyInstance, options: ProofAuthOptio
 
   app.decorate('proofAuth', {
     identity: withIdentity((request) => authenticate(request, false)),
-    pendingIdentity: withIdentity((request) => authenticate(request, true)),
+    pendingIdentity: withIdentity((request) => authenticate(request, true, true)),
+    primaryKey: withIdentity((request) => authenticate(request, false, true)),
     requireRole: (...roles: IdentityRole[]) =>
       withIdentity(async (request) => {
         const identity = await authenticate(request, false);

@@ -12,6 +12,7 @@ const grantView = (grant: Grant): GrantView => ({
   max_ttl_seconds: Math.floor(grant.max_ttl_ms / 1000),
   default_ttl_seconds: Math.floor(grant.default_ttl_ms / 1000),
   constraints: JSON.parse(grant.constraints) as Record<string, string>,
+  required_user_claims: JSON.parse(grant.required_user_claims) as Record<string, string>,
   created_at: toIso(grant.created_at),
 });
 
@@ -23,7 +24,7 @@ export async function adminGrantRoutes(app: FastifyInstance, { grants }: { grant
     '/v1/admin/grants',
     { schema: { body: GrantRequest, response: { 201: GrantView, ...errorResponses } } },
     async (request, reply) => {
-      const { subject, backend, role, max_ttl_seconds, default_ttl_seconds, constraints } = request.body;
+      const { subject, backend, role, max_ttl_seconds, default_ttl_seconds, constraints, required_user_claims } = request.body;
       const grant = await grants.create(
         {
           subject,
@@ -32,6 +33,7 @@ export async function adminGrantRoutes(app: FastifyInstance, { grants }: { grant
           maxTtlMs: max_ttl_seconds * 1000,
           ...(default_ttl_seconds !== undefined && { defaultTtlMs: default_ttl_seconds * 1000 }),
           ...(constraints !== undefined && { constraints }),
+          ...(required_user_claims !== undefined && { requiredUserClaims: required_user_claims }),
         },
         callerOf(request).id,
       );

@@ -8,6 +8,7 @@ import { base64url } from '../../crypto/encoding.js';
 import type { Authority } from '../../identity/authority.js';
 import type { IdentityService } from '../../identity/identities.js';
 import { identityView } from '../../identity/identity.js';
+import type { DelegationService } from '../../delegations/delegation-service.js';
 import type { LeaseService } from '../../leases/lease-service.js';
 import { type AuditQuery, toAuditFilter } from '../../review/audit-filter.js';
 import type { Store } from '../../store/database.js';
@@ -37,12 +38,13 @@ export interface AdminRouteOptions {
   readonly authority: Authority;
   readonly publicUrl: string;
   readonly leases: LeaseService;
+  readonly delegations: DelegationService;
 }
 
 type AddressRoute = { Params: AddressParams };
 
 /** Platform-team operations. Every route requires an admin proof; every call is audited. */
-export async function adminRoutes(app: FastifyInstance, { identities, audit, store, leases, authority, publicUrl }: AdminRouteOptions): Promise<void> {
+export async function adminRoutes(app: FastifyInstance, { identities, audit, store, leases, delegations, authority, publicUrl }: AdminRouteOptions): Promise<void> {
   app.addHook('preValidation', app.proofAuth.requireRole('admin'));
 
   app.post<{ Body: RegisterIdentityRequest }>(
@@ -97,8 +99,16 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
       const actor = callerOf(request).id;
       const identity = await identities.revoke(request.params.address, request.body.reason, actor);
       const leaseCounts = await leases.revokeWhere({ identityId: identity.id }, { actor, reason: 'identity_revoked' });
-      return { identity: identityView(identity), leases: leaseCounts };
+      // Every chain the identity delegates or acts in is cut, with the leases obtained through it.
+      const cut = await delegations.revokeForIdentity(identity.id, { actor, reason: 'identity_revoked' });
+      return { identity: identityView(identity), leases: leaseCounts, delegations: { revoked: cut.delegations, leases: cut.leases } };
     },
+  );
+
+  app.post<AddressRoute & { Body: RevokeIdentityRequest }>(
+    '/v1/admin/identities/:address/reinstate',
+    { schema: { params: AddressParams, body: RevokeIdentityRequest, response: { 200: IdentityView, ...errorResponses } } },
+    async (request) => identityView(await identities.reinstate(request.params.address, request.body.reason, callerOf(request).id)),
   );
 
   app.get<{ Querystring: AuditQuery }>(
@@ -114,7 +124,7 @@ export async function adminRoutes(app: FastifyInstance, { identities, audit, sto
     async (request, reply) => {
       const { from, to } = request.query;
       await audit.append({ actor: callerOf(request).id, action: 'audit.exported', outcome: 'success', details: { from: from ?? null, to: to ?? null } });
-      const records = exportRecords(store.repos, { issuer: publicUrl, jwks: authority.jwks(), from, to, exportedAt: Date.now() });
+      const records = exportRecords(store.repos, { issuer: publicUrl, jwks: await authority.auditJwks(), from, to, exportedAt: Date.now() });
       return reply.type('application/x-ndjson').send(Readable.from(toJsonLines(records)));
     },
   );

@@ -3,7 +3,8 @@ import type { Authority } from '../../identity/authority.js';
 import type { IdentityService } from '../../identity/identities.js';
 import { identityView } from '../../identity/identity.js';
 import { callerOf } from '../plugins/proof-auth.js';
-import { EnrollRequest, EnrollResponse, errorResponses, IdentityView } from '@tessera-broker/sdk/wire';
+import { parseProofHeader } from '../../identity/proof.js';
+import { CredentialResponse, EnrollRequest, EnrollResponse, errorResponses, IdentityView } from '@tessera-broker/sdk/wire';
 
 export interface AgentRouteOptions {
   readonly identities: IdentityService;
@@ -23,6 +24,17 @@ export async function agentRoutes(app: FastifyInstance, { identities, authority 
         credential: credential.token,
         credential_expires_at: new Date(credential.expiresAt).toISOString(),
       };
+    },
+  );
+
+  // A fresh credential under the current authority key (after an authority rotation), bound to the
+  // key that signed this request (after an identity key rotation, the new one).
+  app.post(
+    '/v1/credentials',
+    { preValidation: app.proofAuth.identity, schema: { response: { 200: CredentialResponse, ...errorResponses } } },
+    async (request) => {
+      const credential = await authority.issueCredential(callerOf(request), parseProofHeader(request.headers.authorization).kid);
+      return { credential: credential.token, credential_expires_at: new Date(credential.expiresAt).toISOString() };
     },
   );
 

@@ -10,13 +10,14 @@ export interface DiscoveryOptions {
   readonly leases: LeaseService;
   readonly changes: ChangeFeed;
   readonly publicUrl: string;
+  readonly sessionMaxLifetimeSeconds: number;
 }
 
 /** Unauthenticated routes: no proof in the OpenAPI document either. */
 const PUBLIC: never[] = [];
 
 /** Public, unauthenticated documents: everything a client in any language needs from the broker URL alone. */
-export async function discoveryRoutes(app: FastifyInstance, { authority, leases, changes, publicUrl }: DiscoveryOptions): Promise<void> {
+export async function discoveryRoutes(app: FastifyInstance, { authority, leases, changes, publicUrl, sessionMaxLifetimeSeconds }: DiscoveryOptions): Promise<void> {
   const configuration: Discovery = {
     issuer: publicUrl,
     proof_audience: publicUrl,
@@ -25,8 +26,11 @@ export async function discoveryRoutes(app: FastifyInstance, { authority, leases,
     proof_max_clock_skew_seconds: PROOF_MAX_SKEW_SECONDS,
     authorization_scheme: 'Proof',
     jwks_uri: `${publicUrl}/.well-known/jwks.json`,
+    audit_jwks_uri: `${publicUrl}/.well-known/audit-jwks.json`,
     enroll_endpoint: `${publicUrl}/v1/enroll`,
     whoami_endpoint: `${publicUrl}/v1/whoami`,
+    sessions_endpoint: `${publicUrl}/v1/sessions`,
+    session_max_lifetime_seconds: sessionMaxLifetimeSeconds,
     admin_identities_endpoint: `${publicUrl}/v1/admin/identities`,
     admin_audit_endpoint: `${publicUrl}/v1/admin/audit`,
     key_stores_supported: ['pkcs11', 'kms'],
@@ -49,6 +53,13 @@ export async function discoveryRoutes(app: FastifyInstance, { authority, leases,
     '/.well-known/jwks.json',
     { schema: { security: PUBLIC, response: { 200: Jwks } } },
     async () => authority.jwks(),
+  );
+
+  // Checkpoints signed before a rotation verify against it after the old key has left jwks.json.
+  app.get(
+    '/.well-known/audit-jwks.json',
+    { schema: { security: PUBLIC, response: { 200: Jwks } } },
+    async () => authority.auditJwks(),
   );
 
   app.get(

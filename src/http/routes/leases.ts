@@ -23,8 +23,8 @@ export async function leaseRoutes(app: FastifyInstance, { issuer, leases }: Leas
     '/v1/leases',
     { schema: { body: LeaseRequest, response: { 201: LeaseResponse, ...upstreamErrorResponses } }, config: LEASES_ONLY },
     async (request, reply) => {
-      const { backend, role, ttl_seconds } = request.body;
-      const { lease, backendType, credential } = await issuer.issue(callerOf(request), { backend, role, ttlMs: secondsToMs(ttl_seconds) });
+      const { backend, role, ttl_seconds, delegation } = request.body;
+      const { lease, backendType, credential } = await issuer.issue(callerOf(request), { backend, role, ttlMs: secondsToMs(ttl_seconds), ...(delegation && { delegation }) });
       return reply.status(201).send({
         lease_id: lease.id,
         backend: lease.backend,
@@ -33,6 +33,8 @@ export async function leaseRoutes(app: FastifyInstance, { issuer, leases }: Leas
         issued_at: toIso(lease.issued_at),
         expires_at: toIso(lease.expires_at),
         renewable: isRenewable(lease),
+        delegation_id: lease.delegation_id,
+        act: lease.act === null ? null : JSON.parse(lease.act),
         credential,
       });
     },

@@ -6,6 +6,10 @@ import { auditChain } from './0003-audit-chain.js';
 import { proxyLeases } from './0004-proxy-leases.js';
 import { reviewSessions } from './0005-review-sessions.js';
 import { changes } from './0006-changes.js';
+import { sessions } from './0007-sessions.js';
+import { keyRotation } from './0008-key-rotation.js';
+import { delegations } from './0009-delegations.js';
+import { trustedIssuers } from './0010-trusted-issuers.js';
 import { changeKinds } from './0011-change-kinds.js';
 
 /**
@@ -21,6 +25,10 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0004-proxy-leases': proxyLeases(),
     '0005-review-sessions': reviewSessions(),
     '0006-changes': changes(dialect),
+    '0007-sessions': sessions(dialect),
+    '0008-key-rotation': keyRotation(dialect),
+    '0009-delegations': delegations(),
+    '0010-trusted-issuers': trustedIssuers(),
     '0011-change-kinds': changeKinds(dialect),
   };
 }

@@ -36,6 +36,8 @@ export interface AuditFilter {
   readonly lease?: string;
   /** events about this backend (`details.backend`) */
   readonly backend?: string;
+  /** events whose delegation chain acts for this subject (`details.act.sub`: a user's sub, or the root agent's address) */
+  readonly onBehalfOf?: string;
   /** seq strictly greater than this: the cursor for the next page in ascending order */
   readonly after?: number;
   /** seq strictly less than this: the cursor for the next page in descending order */
@@ -205,6 +207,7 @@ export class SqlAuditRepository implements AuditRepository {
     if (filter.outcome !== undefined) query = query.where('outcome', '=', filter.outcome);
     if (filter.lease !== undefined) query = query.where(this.#detailsField('lease_id'), '=', filter.lease);
     if (filter.backend !== undefined) query = query.where(this.#detailsField('backend'), '=', filter.backend);
+    if (filter.onBehalfOf !== undefined) query = query.where(this.#detailsField('act', 'sub'), '=', filter.onBehalfOf);
     if (filter.after !== undefined) query = query.where('seq', '>', filter.after);
     if (filter.before !== undefined) query = query.where('seq', '<', filter.before);
     if (filter.since !== undefined) query = query.where('at', '>=', filter.since);
@@ -212,9 +215,9 @@ export class SqlAuditRepository implements AuditRepository {
     return query.execute();
   }
 
-  /** A member of the `details` JSON text, as SQL (each dialect has its own JSON functions). */
-  #detailsField(key: 'lease_id' | 'backend') {
-    return this.dialect === 'postgres' ? sql<string>`(details::jsonb ->> ${key})` : sql<string>`json_extract(details, ${`$.${key}`})`;
+  /** A member of the `details` JSON text (a path of keys), as SQL (each dialect has its own JSON functions). */
+  #detailsField(...path: ['lease_id'] | ['backend'] | ['act', 'sub']) {
+    return this.dialect === 'postgres' ? sql<string>`(details::jsonb #>> ${`{${path.join(',')}}`})` : sql<string>`json_extract(details, ${`$.${path.join('.')}`})`;
   }
 
   lastCheckpoint(): Promise<StoredCheckpoint | undefined> {

@@ -13,6 +13,8 @@ export interface Grant {
   readonly default_ttl_ms: number;
   /** JSON object of scope constraints (e.g. {"max_amount":"5000"}), checked by the credential proxy. */
   readonly constraints: string;
+  /** JSON object claim -> value: leases must act for a user (a user-rooted chain) carrying these claims (src/trust/user-claims.ts) */
+  readonly required_user_claims: string;
   readonly created_at: number;
   readonly created_by: string | null;
 }

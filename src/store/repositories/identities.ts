@@ -8,6 +8,8 @@ import type { Database, IdentityTable } from '../schema.js';
 export interface IdentityRepository {
   /** The hot-path lookup of every authenticated request (Store.reader outside a transaction). */
   findById(id: string): Promise<Identity | undefined>;
+  /** The identities with these ids that exist, by id (a delegation chain's links name theirs by id). */
+  findByIds(ids: readonly string[]): Promise<Map<string, Identity>>;
   findByAddress(address: string): Promise<Identity | undefined>;
   /** An identity holding `address` or `id`, whichever exists (both are unique). */
   findByAddressOrId(address: string, id: string): Promise<Identity | undefined>;
@@ -23,6 +25,12 @@ export interface IdentityRepository {
   insert(identity: Identity, createdBy: string | null): Promise<void>;
   /** Marks it enrolled unless it is revoked; the updated identity, or undefined if it was revoked. */
   activate(id: string, at: number): Promise<Identity | undefined>;
+  /** Makes `key` the identity's current key (key rotation); the updated identity. */
+  setCurrentKey(id: string, key: { publicKey: Uint8Array; keyUri: string }): Promise<Identity>;
+  /** Suspends it if it is active (a suspected clone, src/sessions/); whether it changed. */
+  suspend(id: string): Promise<boolean>;
+  /** Makes a suspended identity active again; the updated identity, or undefined if it was not suspended. */
+  reinstate(address: string): Promise<Identity | undefined>;
   /** Revokes it unless it already is; the updated identity, or undefined if none was changed. */
   revoke(address: string, revocation: { at: number; by: string; reason: string }): Promise<Identity | undefined>;
 }
@@ -39,6 +47,12 @@ export class SqlIdentityRepository implements IdentityRepository {
   async findById(id: string): Promise<Identity | undefined> {
     const [row] = (await identityById(this.reader, [id])).rows;
     return row && identityFromRow(row);
+  }
+
+  async findByIds(ids: readonly string[]): Promise<Map<string, Identity>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.reader.selectFrom('identities').selectAll().where('id', 'in', [...new Set(ids)]).execute();
+    return new Map(rows.map((row) => [row.id, identityFromRow(row)]));
   }
 
   async findByAddress(address: string): Promise<Identity | undefined> {
@@ -71,6 +85,26 @@ export class SqlIdentityRepository implements IdentityRepository {
   async addresses(ids: readonly string[]): Promise<Map<string, string>> {
     const rows = ids.length ? await this.db.selectFrom('identities').select(['id', 'address']).where('id', 'in', ids).execute() : [];
     return new Map(rows.map((row) => [row.id, row.address]));
+  }
+
+  async setCurrentKey(id: string, key: { publicKey: Uint8Array; keyUri: string }): Promise<Identity> {
+    const row = await this.db
+      .updateTable('identities')
+      .set({ public_key: base64url.encode(key.publicKey), key_uri: key.keyUri })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return identityFromRow(row);
+  }
+
+  async suspend(id: string): Promise<boolean> {
+    const result = await this.db.updateTable('identities').set({ status: 'suspended' }).where('id', '=', id).where('status', '=', 'active').executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async reinstate(address: string): Promise<Identity | undefined> {
+    const row = await this.db.updateTable('identities').set({ status: 'active' }).where('address', '=', address).where('status', '=', 'suspended').returningAll().executeTakeFirst();
+    return row && identityFromRow(row);
   }
 
   async publicKeysAfter(after: string, limit: number): Promise<{ id: string; publicKey: string }[]> {

@@ -2,16 +2,39 @@ import { type Kysely, PostgresAdapter } from 'kysely';
 import type { Database } from '../schema.js';
 import { type AuditRepository, SqlAuditRepository } from './audit.js';
 import { type BackendRepository, SqlBackendRepository } from './backends.js';
+import { type BrokerKeyRepository, SqlBrokerKeyRepository } from './broker-keys.js';
+import { type IdentityKeyRepository, SqlIdentityKeyRepository } from './identity-keys.js';
+import { type SealedSecretRepository, SqlSealedSecretRepository } from './sealed-secrets.js';
 import { type ChangeRepository, SqlChangeRepository } from './changes.js';
+import { type DelegationRepository, SqlDelegationRepository } from './delegations.js';
 import { type GrantRepository, SqlGrantRepository } from './grants.js';
 import { type IdentityRepository, SqlIdentityRepository } from './identities.js';
 import { type LeaseRepository, SqlLeaseRepository } from './leases.js';
 import { type ReplayCache, SqlReplayCache } from './replay-cache.js';
 import { type ReviewSessionRepository, SqlReviewSessionRepository } from './review-sessions.js';
+import { type SessionRepository, SqlSessionRepository } from './sessions.js';
 import { type SettingsRepository, SqlSettingsRepository } from './settings.js';
 import { SqlTicketRepository, type TicketRepository } from './tickets.js';
+import { SqlTrustedIssuers, type TrustedIssuers } from './trusted-issuers.js';
 
-export type { AuditRepository, BackendRepository, ChangeRepository, GrantRepository, IdentityRepository, LeaseRepository, ReplayCache, ReviewSessionRepository, SettingsRepository, TicketRepository };
+export type {
+  AuditRepository,
+  BackendRepository,
+  BrokerKeyRepository,
+  ChangeRepository,
+  DelegationRepository,
+  GrantRepository,
+  IdentityKeyRepository,
+  IdentityRepository,
+  LeaseRepository,
+  ReplayCache,
+  ReviewSessionRepository,
+  SealedSecretRepository,
+  SessionRepository,
+  SettingsRepository,
+  TicketRepository,
+  TrustedIssuers,
+};
 
 /**
  * Storage, one repository per aggregate. Each speaks domain types; its SQL implementation runs on
@@ -29,6 +52,15 @@ export interface Repositories {
   readonly backends: BackendRepository;
   readonly grants: GrantRepository;
   readonly leases: LeaseRepository;
+  /** every key of every identity (key rotation) */
+  readonly identityKeys: IdentityKeyRepository;
+  /** superseded authority and wrapping keys */
+  readonly brokerKeys: BrokerKeyRepository;
+  /** backends' sealed root secrets (wrapping-key rotation) */
+  readonly sealedSecrets: SealedSecretRepository;
+  readonly sessions: SessionRepository;
+  readonly trustedIssuers: TrustedIssuers;
+  readonly delegations: DelegationRepository;
 }
 
 /** Repositories on `db`, built on first use: a transaction's set costs nothing for those it leaves alone. */
@@ -43,6 +75,12 @@ class SqlRepositories implements Repositories {
   #backends?: BackendRepository;
   #grants?: GrantRepository;
   #leases?: LeaseRepository;
+  #identityKeys?: IdentityKeyRepository;
+  #brokerKeys?: BrokerKeyRepository;
+  #sealedSecrets?: SealedSecretRepository;
+  #sessions?: SessionRepository;
+  #trustedIssuers?: TrustedIssuers;
+  #delegations?: DelegationRepository;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -79,6 +117,24 @@ class SqlRepositories implements Repositories {
   }
   get leases() {
     return (this.#leases ??= new SqlLeaseRepository(this.db, this.reader, dialectOf(this.db)));
+  }
+  get identityKeys() {
+    return (this.#identityKeys ??= new SqlIdentityKeyRepository(this.db, this.reader));
+  }
+  get brokerKeys() {
+    return (this.#brokerKeys ??= new SqlBrokerKeyRepository(this.db));
+  }
+  get sealedSecrets() {
+    return (this.#sealedSecrets ??= new SqlSealedSecretRepository(this.db));
+  }
+  get sessions() {
+    return (this.#sessions ??= new SqlSessionRepository(this.db, this.reader));
+  }
+  get trustedIssuers() {
+    return (this.#trustedIssuers ??= new SqlTrustedIssuers(this.db, this.reader));
+  }
+  get delegations() {
+    return (this.#delegations ??= new SqlDelegationRepository(this.db, this.reader));
   }
 }
 

@@ -30,6 +30,10 @@ export interface LeaseRow {
   readonly token_hash: string | null;
   /** The grant's constraints when the lease was issued (JSON object): a lease keeps its scope. */
   readonly constraints: string;
+  /** The delegation the lease was issued under (src/delegations/); null for a lease under the caller's own grant. */
+  readonly delegation_id: string | null;
+  /** JSON RFC 8693 `act` chain {sub, act: {...}} of a delegated lease (docs/PROTOCOL.md §12); null otherwise. */
+  readonly act: string | null;
 }
 
 /** A proxied lease with its identity's standing: what the credential proxy checks on every call. */
@@ -39,6 +43,8 @@ export interface ProxiedLease {
   readonly backend: string;
   readonly role: string;
   readonly constraints: string;
+  /** JSON RFC 8693 `act` chain of a delegated lease, else null */
+  readonly act: string | null;
   readonly state: LeaseState;
   readonly expires_at: number;
   readonly identity_status: IdentityStatus;
@@ -50,7 +56,7 @@ export type ClaimScope =
   | { readonly kind: 'expired' }
   | { readonly kind: 'retry' }
   | { readonly kind: 'stale-pending'; readonly issuedBefore: number }
-  | { readonly kind: 'live'; readonly leaseId?: string; readonly identityId?: string; readonly backend?: string }
+  | { readonly kind: 'live'; readonly leaseId?: string; readonly identityId?: string; readonly backend?: string; readonly delegationIds?: readonly string[] }
   /** An admin's "retry now": revocation-pending leases whatever their backoff says. */
   | { readonly kind: 'pending'; readonly leaseId?: string; readonly backend?: string };
 
@@ -124,7 +130,7 @@ export interface LeaseRepository {
 
 const LEASE_COLUMNS = [
   'id', 'identity_id', 'backend', 'role', 'grant_id', 'state', 'revocation', 'issued_at', 'expires_at', 'max_expires_at', 'revoked_at',
-  'revoked_by', 'revocation_reason', 'attempts', 'next_attempt_at', 'last_error', 'token_hash', 'constraints',
+  'revoked_by', 'revocation_reason', 'attempts', 'next_attempt_at', 'last_error', 'token_hash', 'constraints', 'delegation_id', 'act',
 ] as const satisfies readonly (keyof LeaseRow)[];
 
 // The hot-path queries of issuance, proxying and revocation, compiled once (see precompiled.ts).
@@ -159,7 +165,7 @@ const leaseByTokenHash = precompiled<ProxiedLease>(
     db
       .selectFrom('leases')
       .innerJoin('identities', 'identities.id', 'leases.identity_id')
-      .select(['leases.id', 'leases.identity_id', 'leases.backend', 'leases.role', 'leases.constraints', 'leases.state', 'leases.expires_at', 'identities.status as identity_status', 'identities.role as identity_role'])
+      .select(['leases.id', 'leases.identity_id', 'leases.backend', 'leases.role', 'leases.constraints', 'leases.act', 'leases.state', 'leases.expires_at', 'identities.status as identity_status', 'identities.role as identity_role'])
       .where('leases.token_hash', '=', tokenHash),
   ['token hash'],
 );
@@ -180,6 +186,7 @@ function scopeFilter(scope: ClaimScope, now: number) {
         if (scope.leaseId !== undefined) conditions.push(eb('id', '=', scope.leaseId));
         if (scope.identityId !== undefined) conditions.push(eb('identity_id', '=', scope.identityId));
         if (scope.backend !== undefined) conditions.push(eb('backend', '=', scope.backend));
+        if (scope.delegationIds !== undefined) conditions.push(eb('delegation_id', 'in', [...scope.delegationIds]));
         return eb.and(conditions);
       }
       case 'pending': {

@@ -2,6 +2,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { NullableString, StringEnum } from './common.js';
 import { IdentityView } from './identities.js';
+import { DelegationView } from './delegations.js';
 import { LeaseRecord } from './leases.js';
 
 export const AUDIT_OUTCOMES = ['success', 'denied', 'failure'] as const;
@@ -17,6 +18,8 @@ export const AuditListQuery = Type.Object(
     actor: Type.Optional(Type.String({ maxLength: 256 })),
     lease: Type.Optional(Type.String({ maxLength: 128 })),
     backend: Type.Optional(Type.String({ maxLength: 63 })),
+    /** the subject a delegation chain acts for: `details.act.sub` (docs/PROTOCOL.md §13.5) */
+    on_behalf_of: Type.Optional(Type.String({ maxLength: 256 })),
     action: Type.Optional(Type.String({ maxLength: 128 })),
     outcome: Type.Optional(StringEnum(AUDIT_OUTCOMES)),
     since: Type.Optional(Type.String({ pattern: RFC3339_PATTERN })),
@@ -65,7 +68,14 @@ export const ReviewSession = Type.Object({ login_url: Type.String(), expires_at:
 export type ReviewSession = Static<typeof ReviewSession>;
 
 /** `GET /v1/review/identities/:address/timeline`. */
-export const IdentityTimeline = Type.Object({ identity: IdentityView, leases: Type.Array(LeaseRecord), events: Type.Array(AuditEvent), truncated: Type.Boolean() });
+export const IdentityTimeline = Type.Object({
+  identity: IdentityView,
+  leases: Type.Array(LeaseRecord),
+  /** delegations the identity gave and received (docs/PROTOCOL.md §12) */
+  delegations: Type.Object({ given: Type.Array(DelegationView), received: Type.Array(DelegationView) }),
+  events: Type.Array(AuditEvent),
+  truncated: Type.Boolean(),
+});
 export type IdentityTimeline = Static<typeof IdentityTimeline>;
 
 /** `GET /v1/review/chain`: the audit chain verified from `from` to `to`, and the first problem found. */

@@ -3,6 +3,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { StringMap } from './common.js';
 import { ATTRIBUTE_KEY_PATTERN, Address } from './identities.js';
 import { BackendName, RoleName, TtlSeconds } from './leases.js';
+import { RequiredClaims } from './trust.js';
 
 export const BackendNameParams = Type.Object({ name: BackendName });
 export type BackendNameParams = Static<typeof BackendNameParams>;
@@ -32,6 +33,8 @@ export const GrantRequest = Type.Object(
     max_ttl_seconds: TtlSeconds,
     default_ttl_seconds: Type.Optional(TtlSeconds),
     constraints: Type.Optional(GrantConstraints),
+    /** Leases must act for a user whose token carried these claims (docs/PROTOCOL.md §13.4); list claims must contain the value. */
+    required_user_claims: Type.Optional(RequiredClaims),
   },
   { additionalProperties: false },
 );
@@ -46,6 +49,7 @@ export const GrantView = Type.Object({
   default_ttl_seconds: Type.Integer(),
   /** e.g. {"max_amount": "5000"}. */
   constraints: GrantConstraints,
+  required_user_claims: RequiredClaims,
   created_at: Type.String(),
 });
 export type GrantView = Static<typeof GrantView>;

@@ -9,8 +9,14 @@ export const Discovery = Type.Object({
   proof_max_clock_skew_seconds: Type.Number(),
   authorization_scheme: Type.String(),
   jwks_uri: Type.String(),
+  /** Every authority key ever used, for audit checkpoints only (they outlive a key's JWKS overlap). */
+  audit_jwks_uri: Type.String(),
   enroll_endpoint: Type.String(),
   whoami_endpoint: Type.String(),
+  /** where a session certificate is registered (docs/PROTOCOL.md §3.1) */
+  sessions_endpoint: Type.String(),
+  /** the longest session lifetime (exp - iat) the broker accepts */
+  session_max_lifetime_seconds: Type.Integer(),
   admin_identities_endpoint: Type.String(),
   admin_audit_endpoint: Type.String(),
   key_stores_supported: Type.Array(Type.String()),

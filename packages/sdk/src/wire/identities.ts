@@ -12,7 +12,7 @@ export const Attributes = StringMap({ propertyNames: { pattern: ATTRIBUTE_KEY_PA
 export const IDENTITY_ROLES = ['agent', 'admin', 'reviewer'] as const;
 export const IdentityRole = StringEnum(IDENTITY_ROLES);
 export type IdentityRole = Static<typeof IdentityRole>;
-export const IDENTITY_STATUSES = ['pending', 'active', 'revoked'] as const;
+export const IDENTITY_STATUSES = ['pending', 'active', 'suspended', 'revoked'] as const;
 export const IdentityStatus = StringEnum(IDENTITY_STATUSES);
 export type IdentityStatus = Static<typeof IdentityStatus>;
 

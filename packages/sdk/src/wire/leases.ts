@@ -36,9 +36,29 @@ export const LeaseCredential = Type.Union([PostgresCredential, ApiCredential]);
 /** A backend's credential: PostgreSQL's shape, or whatever another backend type returns. */
 export type LeaseCredential = PostgresCredential | ApiCredential | Readonly<Record<string, unknown>>;
 
+export const DelegationId = Type.String({ pattern: '^dlg_[A-Za-z0-9_-]{1,64}$' });
+
+/**
+ * A chain in RFC 8693 nested-`act` shape: `sub` (and for a user `iss`) is whom the chain acts for;
+ * the outermost `act` is the current actor, each nested `act` the actor before it.
+ */
+export interface ActClaim {
+  readonly sub: string;
+  readonly iss?: string;
+  readonly act?: ActClaim;
+}
+export const ActClaim = Type.Unsafe<ActClaim>({ type: 'object', additionalProperties: true, required: ['sub'], properties: { sub: { type: 'string' }, iss: { type: 'string' } } });
+export const NullableActClaim = Type.Unsafe<ActClaim | null>({ anyOf: [ActClaim, { type: 'null' }] });
+
 /** `POST /v1/leases`. */
 export const LeaseRequest = Type.Object(
-  { backend: BackendName, role: RoleName, ttl_seconds: Type.Optional(TtlSeconds) },
+  {
+    backend: BackendName,
+    role: RoleName,
+    ttl_seconds: Type.Optional(TtlSeconds),
+    /** lease under this delegation (docs/PROTOCOL.md §12.3); default: the caller's own grant, else the one delegation that applies */
+    delegation: Type.Optional(DelegationId),
+  },
   { additionalProperties: false },
 );
 export type LeaseRequest = Static<typeof LeaseRequest>;
@@ -53,6 +73,9 @@ export const LeaseResponse = Type.Object({
   issued_at: Type.String(),
   expires_at: Type.String(),
   renewable: Type.Boolean(),
+  /** the delegation the lease was issued under, and its chain; null for a lease under the caller's own grant */
+  delegation_id: NullableString,
+  act: NullableActClaim,
   credential: LeaseCredential,
 });
 export type LeaseResponse<C extends LeaseCredential = LeaseCredential> = Omit<Static<typeof LeaseResponse>, 'credential'> & { readonly credential: C };
@@ -84,6 +107,8 @@ export const LeaseRecord = Type.Object({
   revoked_by: NullableString,
   revocation_reason: NullableString,
   last_error: NullableString,
+  delegation_id: NullableString,
+  act: NullableActClaim,
 });
 export type LeaseRecord = Static<typeof LeaseRecord>;
 
@@ -121,5 +146,10 @@ export const RetryRevocationsRequest = Type.Object({ lease: Type.Optional(LeaseI
 export type RetryRevocationsRequest = Static<typeof RetryRevocationsRequest>;
 
 /** `POST /v1/admin/identities/:address/revoke`: the identity is revoked first, then its live leases. */
-export const RevokeIdentityResponse = Type.Object({ identity: IdentityView, leases: BulkRevokeResponse });
+export const RevokeIdentityResponse = Type.Object({
+  identity: IdentityView,
+  leases: BulkRevokeResponse,
+  /** the delegations the identity gave or received, those below them, and the leases obtained through them (docs/PROTOCOL.md §12) */
+  delegations: Type.Object({ revoked: Type.Integer(), leases: Type.Object({ revoked: Type.Integer(), pending: Type.Integer() }) }),
+});
 export type RevokeIdentityResponse = Static<typeof RevokeIdentityResponse>;
