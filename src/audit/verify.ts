@@ -118,7 +118,7 @@ class ChainVerifier {
   /** key id (thumbprint) -> the identity it belongs to and the key */
   private readonly identityKeys = new Map<string, { readonly identityId: string; readonly key: Uint8Array }>();
   /** session id -> the key its certificate binds, or why the certificate is no good (reported at the first proof naming it) */
-  private readonly sessionKeys = new Map<string, { identityId: string; publicKey: Uint8Array; iat: number; exp: number } | { invalid: string }>();
+  private readonly sessionKeys = new Map<string, { identityId: string; keyId: string; publicKey: Uint8Array; iat: number; exp: number } | { invalid: string }>();
   /** recently verified stored proofs (bounded) */
   private readonly verifiedProofs = new Set<string>();
   private last: HashedEvent | undefined;
@@ -210,7 +210,7 @@ class ChainVerifier {
         return owner?.identityId === record.identity_id ? owner.key : undefined;
       });
       if (verified.sessionId !== record.session_id) throw new Error(`it certifies session ${verified.sessionId}`);
-      this.sessionKeys.set(record.session_id, { identityId: record.identity_id, publicKey: verified.publicKey, iat: verified.iat, exp: verified.exp });
+      this.sessionKeys.set(record.session_id, { identityId: record.identity_id, keyId: verified.keyId, publicKey: verified.publicKey, iat: verified.iat, exp: verified.exp });
     } catch (error) {
       this.sessionKeys.set(record.session_id, { invalid: (error as Error).message });
     }
@@ -229,7 +229,7 @@ class ChainVerifier {
     const session = this.sessionKeys.get(kid);
     if (!session) throw fail(event.seq, 'session_unknown', `seq ${event.seq}: the stored proof names session ${kid}, whose certificate is not in the log.`);
     if ('invalid' in session) throw fail(event.seq, 'session_certificate_invalid', `seq ${event.seq}: the certificate of session ${kid} does not hold: ${session.invalid}`);
-    if (session.identityId !== event.actor || this.identityKeys.get(iss)?.identityId !== event.actor) {
+    if (session.identityId !== event.actor || iss !== session.keyId) {
       throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by a session of ${session.identityId}, not of the actor.`);
     }
     // The broker accepts a session's proofs while it lives, and iat within the proof skew of its clock.

@@ -76,13 +76,10 @@ export class ProofAuthenticator {
       const session = isSessionId(proof.kid) ? await this.sessions.find(proof.kid) : undefined;
       if (isSessionId(proof.kid) && !session) throw new TesseraError('session_unknown');
       const known = session ? await this.#loadIdentity(session.identityId) : await this.#identityOfKey(proof.kid);
-      // The primary key: the proof's own, or for a session proof the one its iss names (it certified the session).
-      const key = known?.keys.get(session ? proof.claims.iss : proof.kid);
-      if (!known) throw new TesseraError('proof_unknown_key');
-      if (!key) {
-        if (session) throw new TesseraError('proof_malformed', "Malformed proof: a session proof's iss must be a key of its session's identity.");
-        throw new TesseraError('proof_unknown_key');
-      }
+      if (session && proof.claims.iss !== session.keyId) throw new TesseraError('proof_malformed', "Malformed proof: a session proof's iss must be the key that certified its session.");
+      // The primary key: the proof's own, or the one that certified the session.
+      const key = known?.keys.get(session?.keyId ?? proof.kid);
+      if (!known || !key) throw new TesseraError('proof_unknown_key');
       const { identity } = known;
       identityId = identity.id;
       const now = this.clock.now();

@@ -80,6 +80,7 @@ export class SessionRegistry {
     const session: SessionRecord = {
       id: verified.sessionId,
       identityId: identity.id,
+      keyId: verified.keyId,
       generation: verified.generation,
       publicKey: verified.publicKey,
       certificate,

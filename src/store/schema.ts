@@ -159,6 +159,8 @@ export interface SessionTable {
   /** `ses_` + RFC 7638 thumbprint of the session public key: the `kid` of its proofs */
   id: string;
   identity_id: string;
+  /** the primary key that signed the certificate (its RFC 7638 thumbprint) */
+  key_id: string;
   generation: number;
   /** base64url raw Ed25519 session public key (cnf.jwk.x) */
   public_key: string;

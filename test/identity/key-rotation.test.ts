@@ -1,6 +1,6 @@
 import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { keyThumbprint } from '@tessera-broker/sdk';
+import { createSessionCertificate, keyThumbprint, memorySessionSigner } from '@tessera-broker/sdk';
 import type { RotateAuthorityResponse, RotateWrappingKeyResponse } from '@tessera-broker/sdk/wire';
 import { rotateIdentityKey } from '../../provisioner/provision.js';
 import { exportRecords } from '../../src/audit/export.js';
@@ -29,11 +29,14 @@ describe.each<KeyStoreKind>(['pkcs11', 'kms'])('key rotation (%s keys)', (keysto
   });
   afterEach(() => env.clock.release());
 
-  /** A request whose proof is fresh by the broker's (possibly moved) clock, signed by `signer` naming `kid`. */
-  async function send(signer: Signer, method: string, path: string, body?: unknown) {
+  /**
+   * A request whose proof is fresh by the broker's (possibly moved) clock, signed by `signer` naming
+   * its key, or by a session key naming its session (iss: the primary key that certified it).
+   */
+  async function send(signer: Signer, method: string, path: string, body?: unknown, session?: { id: string; signer: Signer }) {
     const payload = body === undefined ? '' : JSON.stringify(body);
     const kid = await keyThumbprint(signer.publicKey);
-    const proof = await createProof(signer, kid, env.url, { method, url: env.url + path, body: payload }, Math.floor(env.clock.now() / 1000));
+    const proof = await createProof(session?.signer ?? signer, kid, env.url, { method, url: env.url + path, body: payload }, Math.floor(env.clock.now() / 1000), session?.id);
     const headers: Record<string, string> = { authorization: `${PROOF_SCHEME} ${proof}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     const response = await env.broker.app.inject({ method: method as 'GET', url: path, headers, ...(body !== undefined && { payload }) });
@@ -56,6 +59,35 @@ describe.each<KeyStoreKind>(['pkcs11', 'kms'])('key rotation (%s keys)', (keysto
   };
 
   const verifyLog = async (jwks: JSONWebKeySet) => verifyAuditLog(exportRecords(store.repos, { issuer: env.url, jwks, exportedAt: env.clock.now() }), { jwks });
+
+  it('session keys across a rotation: certified by either key during the grace, they end with the old key', async () => {
+    const agent = await enrolledAgent();
+    const rotated = await rotateIdentityKey(env.admin, env.keyStores, agent.address, GRACE_SECONDS);
+    const newSigner = await env.keyStores.signer(rotated.key.key_uri);
+    let generation = env.clock.now();
+    /** A 15-minute session (longer than the grace) certified by `primary`, registered with a proof by it. */
+    const startSession = async (primary: Signer) => {
+      const sessionSigner = memorySessionSigner();
+      const iat = Math.floor(env.clock.now() / 1000);
+      const certificate = await createSessionCertificate(primary, await keyThumbprint(primary.publicKey), sessionSigner.publicKey, { iat, exp: iat + 900, gen: ++generation });
+      const reply = await send(primary, 'POST', '/v1/sessions', { certificate });
+      return { reply, session: { id: reply.body.session_id as string, signer: sessionSigner } };
+    };
+    const viaOldKey = await startSession(agent.signer);
+    const viaNewKey = await startSession(newSigner);
+    expect([viaOldKey.reply.status, viaNewKey.reply.status]).toEqual([201, 201]);
+    for (const [primary, { session }] of [[agent.signer, viaOldKey], [newSigner, viaNewKey]] as const) {
+      expect(await send(primary, 'GET', '/v1/whoami', undefined, session)).toMatchObject({ status: 200, body: { identity_id: agent.identity_id } });
+    }
+    // A session proof naming the other key as iss is not that session's.
+    expect(await send(newSigner, 'GET', '/v1/whoami', undefined, viaOldKey.session)).toMatchObject({ status: 401 });
+
+    env.clock.advance(GRACE_SECONDS * 1000);
+    expect(await send(agent.signer, 'GET', '/v1/whoami', undefined, viaOldKey.session)).toMatchObject({ status: 401, body: { error: 'key_retired' } });
+    expect(await send(newSigner, 'GET', '/v1/whoami', undefined, viaNewKey.session)).toMatchObject({ status: 200, body: { identity_id: agent.identity_id } });
+    // The old key can no longer certify a session either (its registration proof is refused first).
+    expect((await startSession(agent.signer)).reply).toMatchObject({ status: 401, body: { error: 'key_retired' } });
+  });
 
   it('rotates an agent key in the same key store: the id stays, the old key works for the grace period, then key_retired', async () => {
     const agent = await enrolledAgent();

@@ -14,6 +14,8 @@ export function sessions(dialect: SqlDialect): Migration {
         .createTable('sessions')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('identity_id', 'text', (c) => c.notNull().references('identities.id'))
+        // the primary key that certified it: its sessions end with that key's grace after a rotation
+        .addColumn('key_id', 'text', (c) => c.notNull())
         .addColumn('generation', 'bigint', (c) => c.notNull())
         .addColumn('public_key', 'text', (c) => c.notNull())
         .addColumn('certificate', 'text', (c) => c.notNull())

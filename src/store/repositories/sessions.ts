@@ -6,6 +6,8 @@ import type { Database, SessionTable } from '../schema.js';
 export interface SessionRecord {
   readonly id: string;
   readonly identityId: string;
+  /** the primary key that certified it (a key of the identity; the identity id until a rotation) */
+  readonly keyId: string;
   readonly generation: number;
   readonly publicKey: Uint8Array;
   readonly certificate: string;
@@ -42,6 +44,7 @@ function fromRow(row: Selectable<SessionTable>): SessionRecord {
   return {
     id: row.id,
     identityId: row.identity_id,
+    keyId: row.key_id,
     generation: Number(row.generation),
     publicKey: base64url.decode(row.public_key),
     certificate: row.certificate,
@@ -83,6 +86,7 @@ export class SqlSessionRepository implements SessionRepository {
       .values({
         id: session.id,
         identity_id: session.identityId,
+        key_id: session.keyId,
         generation: session.generation,
         public_key: base64url.encode(session.publicKey),
         certificate: session.certificate,
