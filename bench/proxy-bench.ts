@@ -20,7 +20,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { loadConfig } from '../src/config/config.js';
 import type { ApiCredential, LeaseResponse } from '@tessera-broker/sdk/wire';
 import {
   type BenchSection,
@@ -82,18 +81,18 @@ function cli(env: NodeJS.ProcessEnv, args: string[]): string {
   return result.stdout;
 }
 
-/** Backends, grants and one lease per backend for the admin identity, all through the CLI. */
+/** Backends, grants and one lease per backend for an enrolled agent (admins never lease), all through the CLI. */
 function leaseTokens(env: NodeJS.ProcessEnv, dataDir: string, upstreamUrl: string): { stripe: ApiCredential; openai: ApiCredential } {
-  const config = loadConfig({}, env);
   const secretFile = join(dataDir, 'bench-upstream.secret');
   writeFileSync(secretFile, SECRET, { mode: 0o600 });
-  const admin = JSON.parse(cli(env, ['whoami', '--key', config.adminKeyUri!, '--json'])) as { address: string };
+  const agent = JSON.parse(cli(env, ['provision', 'proxy-bench@bench.local', '--json'])) as { address: string; key_uri: string; ticket: string };
+  cli(env, ['enroll', '--ticket', agent.ticket, '--key', agent.key_uri]);
   const lease = (backend: string, scope: string) =>
-    (JSON.parse(cli(env, ['lease', backend, '--role', scope, '--ttl', '1h', '--key', config.adminKeyUri!, '--json'])) as LeaseResponse<ApiCredential>).credential;
+    (JSON.parse(cli(env, ['lease', backend, '--role', scope, '--ttl', '1h', '--key', agent.key_uri, '--json'])) as LeaseResponse<ApiCredential>).credential;
   cli(env, ['backend', 'add', 'stripe', 'bench-stripe', '--secret-key-file', secretFile, '--upstream-url', upstreamUrl]);
   cli(env, ['backend', 'add', 'openai', 'bench-openai', '--api-key-file', secretFile, '--upstream-url', upstreamUrl]);
-  cli(env, ['grant', admin.address, 'bench-stripe', '--scope', 'refunds:write', '--max-ttl', '24h']);
-  cli(env, ['grant', admin.address, 'bench-openai', '--scope', 'chat', '--constraint', 'models=gpt-4o-mini', '--max-ttl', '24h']);
+  cli(env, ['grant', agent.address, 'bench-stripe', '--scope', 'refunds:write', '--max-ttl', '24h']);
+  cli(env, ['grant', agent.address, 'bench-openai', '--scope', 'chat', '--constraint', 'models=gpt-4o-mini', '--max-ttl', '24h']);
   return { stripe: lease('bench-stripe', 'refunds:write'), openai: lease('bench-openai', 'chat') };
 }
 
