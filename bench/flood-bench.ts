@@ -20,7 +20,6 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Pool } from 'undici';
-import { base64url } from '../src/crypto/encoding.js';
 import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
 import { memorySigner } from './audit-bench.js';
@@ -40,6 +39,7 @@ import {
   type SectionResult,
   startBenchBroker,
   summarizeLatencies,
+  registerActiveAgents,
 } from './support.js';
 
 const JUNK_SOURCE = '127.0.0.2';
@@ -129,15 +129,7 @@ async function runFloodBench(): Promise<SectionResult> {
     // One agent with an in-memory key, written into the broker's database as provisioning + enrollment would leave it.
     const signer = memorySigner();
     const agent = { id: await keyThumbprint(signer.publicKey), signer };
-    const database = new SqliteDatabase(join(broker.dataDir, 'tessera.db'));
-    try {
-      database.pragma('busy_timeout = 5000');
-      database
-        .prepare("insert into identities (id, address, role, status, public_key, key_uri, attributes, created_at) values (?, 'flood-bench@bench.local', 'agent', 'active', ?, 'memory:bench', '{}', ?)")
-        .run(agent.id, base64url.encode(signer.publicKey), Date.now());
-    } finally {
-      database.close();
-    }
+    await registerActiveAgents(`sqlite:${join(broker.dataDir, 'tessera.db')}`, [{ ...agent, address: 'flood-bench@bench.local' }]);
 
     const api = new Pool(broker.url, { connections: 16, pipelining: 1, keepAliveTimeout: 60_000 });
     const junkApi = new Pool(broker.url, { connections: 64, pipelining: 1, keepAliveTimeout: 60_000, localAddress: JUNK_SOURCE });

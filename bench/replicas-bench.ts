@@ -29,7 +29,6 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { BrokerClient } from '@tessera-broker/sdk';
 import { loadConfig } from '../src/config/config.js';
-import { base64url } from '../src/crypto/encoding.js';
 import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
 import type { Signer } from '../src/keys/key-store.js';
@@ -53,6 +52,7 @@ import {
   type SectionResult,
   serveBench,
   verdict,
+  registerActiveAgents,
 } from './support.js';
 
 const TARGET_PROPAGATION_P99_MS = 100;
@@ -253,13 +253,6 @@ async function registerAgents(databaseUrl: string, prefix: string, count: number
     const signer = memorySigner();
     agents.push({ id: await keyThumbprint(signer.publicKey), address: `${prefix}-${i}@bench.local`, signer });
   }
-  await withClient(databaseUrl, async (client) => {
-    for (const agent of agents) {
-      await client.query(
-        `INSERT INTO identities (id, address, role, status, public_key, key_uri, attributes, created_at) VALUES ($1, $2, 'agent', 'active', $3, 'memory:bench', '{"bench":"replicas"}', $4)`,
-        [agent.id, agent.address, base64url.encode(agent.signer.publicKey), Date.now()],
-      );
-    }
-  });
+  await registerActiveAgents(databaseUrl, agents, { bench: 'replicas' });
   return agents;
 }

@@ -4,6 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Identity } from '../src/identity/identity.js';
+import type { Signer } from '../src/keys/key-store.js';
+import { openStore } from '../src/store/database.js';
 import { onFreePorts } from '../test/support/ports.js';
 
 /** Shared helpers for the benchmark sections: statistics, a bounded load loop, /proc sampling, tables. */
@@ -558,4 +561,41 @@ export function serveBench(cleanup: Cleanup, baseEnv: NodeJS.ProcessEnv, options
 
 export function log(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
+}
+
+/** An agent whose key is in memory, written into the broker's database as provisioning + enrollment would leave it. */
+export interface RegisteredAgent {
+  readonly id: string;
+  readonly address: string;
+  readonly signer: Signer;
+}
+
+/** Writes active agents (identity + its first key) straight into the broker's database: set-up without a key store round trip per agent. */
+export async function registerActiveAgents(databaseUrl: string, agents: readonly RegisteredAgent[], attributes: Record<string, string> = {}): Promise<void> {
+  const store = await openStore(databaseUrl, { create: false });
+  try {
+    const now = Date.now();
+    await store.transaction(async (repos) => {
+      for (const agent of agents) {
+        const identity: Identity = {
+          id: agent.id,
+          address: agent.address,
+          role: 'agent',
+          status: 'active',
+          publicKey: agent.signer.publicKey,
+          keyUri: 'memory:bench',
+          attributes,
+          createdAt: now,
+          enrolledAt: now,
+          revokedAt: null,
+          revokedBy: null,
+          revocationReason: null,
+        };
+        await repos.identities.insert(identity, null);
+        await repos.identityKeys.add({ keyId: agent.id, identityId: agent.id, publicKey: agent.signer.publicKey, keyUri: identity.keyUri, createdAt: now, notAfter: null, retiredAt: null });
+      }
+    });
+  } finally {
+    await store.close();
+  }
 }
