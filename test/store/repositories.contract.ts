@@ -168,20 +168,6 @@ export function describeRepositoryContract(name: string, open: () => Promise<Sto
     );
 
     it(
-      'identities: public keys in id order, a keyset page at a time',
-      withStores(async ({ store }) => {
-        const inserted = [identity(), identity(), identity()];
-        for (const each of inserted) await store.repos.identities.insert(each, null);
-        const ids = inserted.map((each) => each.id).sort();
-        const first = await store.repos.identities.publicKeysAfter('', 2);
-        expect(first.map((row) => row.id)).toEqual(ids.slice(0, 2));
-        const rest = await store.repos.identities.publicKeysAfter(first[1]!.id, 2);
-        expect(rest.map((row) => row.id)).toEqual(ids.slice(2));
-        expect(rest[0]!.publicKey).toBe(Buffer.from(inserted.find((each) => each.id === ids[2])!.publicKey).toString('base64url'));
-      }),
-    );
-
-    it(
       'identities: activate leaves a revoked identity alone; revoke changes a live identity once',
       withStores(async ({ store }) => {
         const { identities } = store.repos;

@@ -19,8 +19,6 @@ export interface IdentityRepository {
   list(filter?: { status?: IdentityStatus; role?: IdentityRole }): Promise<Identity[]>;
   /** Addresses by id, for the ids that exist. */
   addresses(ids: readonly string[]): Promise<Map<string, string>>;
-  /** Up to `limit` (id, base64url public key) pairs with ids above `after`, in id order (keyset pages). */
-  publicKeysAfter(after: string, limit: number): Promise<{ id: string; publicKey: string }[]>;
   activeAdminAddresses(): Promise<string[]>;
   insert(identity: Identity, createdBy: string | null): Promise<void>;
   /** Marks it enrolled unless it is revoked; the updated identity, or undefined if it was revoked. */
@@ -105,11 +103,6 @@ export class SqlIdentityRepository implements IdentityRepository {
   async reinstate(address: string): Promise<Identity | undefined> {
     const row = await this.db.updateTable('identities').set({ status: 'active' }).where('address', '=', address).where('status', '=', 'suspended').returningAll().executeTakeFirst();
     return row && identityFromRow(row);
-  }
-
-  async publicKeysAfter(after: string, limit: number): Promise<{ id: string; publicKey: string }[]> {
-    const rows = await this.db.selectFrom('identities').select(['id', 'public_key']).where('id', '>', after).orderBy('id').limit(limit).execute();
-    return rows.map((row) => ({ id: row.id, publicKey: row.public_key }));
   }
 
   async activeAdminAddresses(): Promise<string[]> {
