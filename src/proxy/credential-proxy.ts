@@ -161,6 +161,7 @@ export class CredentialProxy {
     call.format = backend.errorFormat;
     if (lease.state !== 'active') throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} is ${lease.state}.`);
     if (lease.expires_at <= this.deps.clock.now()) throw new ProxyRefusal('lease_token_inactive', `Lease ${lease.id} has expired.`);
+    if (lease.identity_status === 'suspended') throw new ProxyRefusal('identity_suspended', 'The identity holding this lease is suspended (a second copy of the agent was suspected).');
     if (lease.identity_status !== 'active') throw new ProxyRefusal('identity_revoked', 'The identity holding this lease has been revoked.');
     // Leases issued to an admin or reviewer before only agents could lease are not honoured either.
     const roleRefusal = leaseRoleRefusal({ role: lease.identity_role });

@@ -33,6 +33,7 @@ describe('credential proxy: renewing proxied leases', () => {
   let agent: TestAgent;
   /** Enrolled before the clock moves: provisioning signs by the real clock. */
   let doomed: TestAgent;
+  let suspect: TestAgent;
   const advance = (seconds: number) => proxy.env.clock.advance(seconds * 1000);
   const lease = async (backend: string, role: string, ttlSeconds?: number) => (await agent.lease(backend, role, ttlSeconds)) as unknown as ProxiedLease;
   const renew = (id: string, ttlSeconds?: number) => agent.send<Renewal & { error?: string; message?: string }>('POST', `/v1/leases/${id}/renew`, ttlSeconds === undefined ? {} : { ttl_seconds: ttlSeconds });
@@ -43,6 +44,7 @@ describe('credential proxy: renewing proxied leases', () => {
     proxy = await startStripeOpenAIEnv();
     agent = await enrolledAgent(proxy.env, 'renewing-bot@acme.local', { team: 'payments' });
     doomed = await enrolledAgent(proxy.env, 'doomed-renewer@acme.local', { team: 'payments' });
+    suspect = await enrolledAgent(proxy.env, 'suspected-clone@acme.local', { team: 'payments' });
     const grant = (backend: string, role: string, constraints: Record<string, string>) =>
       proxy.admin.expect(201, 'POST', '/v1/admin/grants', { subject: 'attr:team=payments', backend, role, max_ttl_seconds: MAX_TTL_S, default_ttl_seconds: DEFAULT_TTL_S, constraints });
     await grant('stripe', 'refunds:write', { max_amount: '5000' });
@@ -133,6 +135,19 @@ describe('credential proxy: renewing proxied leases', () => {
     expect(await eventsOf('lease.denied', issued.lease_id)).toEqual([
       expect.objectContaining({ actor: agent.identityId, outcome: 'denied', reason: 'lease_inactive', details: expect.objectContaining({ operation: 'renew' }) }),
     ]);
+  });
+
+  it('a suspended identity (a suspected clone) gets identity_suspended from the proxy and cannot renew', async () => {
+    const issued = (await suspect.lease('stripe', 'refunds:write')) as unknown as ProxiedLease;
+    const stripe = stripeFor(issued.credential);
+    await stripe.charges.retrieve('ch_1');
+    // Two live sessions with one generation: a second copy of the agent holds its key.
+    expect((await suspect.startSession({ generation: 7 })).reply.status).toBe(201);
+    expect((await suspect.startSession({ generation: 7 })).reply).toMatchObject({ status: 403, body: { error: 'identity_suspended' } });
+
+    const refused = await stripe.charges.retrieve('ch_1').catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'identity_suspended', message: expect.stringContaining('suspended') });
+    expect(await suspect.send('POST', `/v1/leases/${issued.lease_id}/renew`, {})).toMatchObject({ status: 403, body: { error: 'identity_suspended' } });
   });
 
   it('a revoked identity can renew nothing, and its leases stay refused', async () => {
