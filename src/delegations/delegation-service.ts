@@ -81,6 +81,12 @@ export interface DelegationRevocation {
 
 const refuse = (code: ConstructorParameters<typeof TesseraError>[0], message: string) => new TesseraError(code, message);
 
+/** Audits a refused delegation (`delegation.denied`, the refusal's code as reason); the caller rethrows. */
+export async function auditDelegationDenied(audit: AuditSink, actorId: string, error: unknown, details: Record<string, unknown>): Promise<void> {
+  if (!(error instanceof TesseraError)) return;
+  await audit.append({ actor: actorId, action: 'delegation.denied', outcome: 'denied', identityId: actorId, reason: error.code, details });
+}
+
 /**
  * Delegation of lease authority between identities (docs/PROTOCOL.md §12). A delegation only
  * narrows: the same backend role as the authority it comes from, constraints at least as tight,
@@ -104,16 +110,7 @@ export class DelegationService {
     try {
       return await this.#create(delegator, request, evidence);
     } catch (error) {
-      if (error instanceof TesseraError) {
-        await this.audit.append({
-          actor: delegator.id,
-          action: 'delegation.denied',
-          outcome: 'denied',
-          identityId: delegator.id,
-          reason: error.code,
-          details: { delegatee: request.delegatee, backend: request.backend, role: request.role, ...(request.parent && { parent_id: request.parent }) },
-        });
-      }
+      await auditDelegationDenied(this.audit, delegator.id, error, { delegatee: request.delegatee, backend: request.backend, role: request.role, ...(request.parent && { parent_id: request.parent }) });
       throw error;
     }
   }

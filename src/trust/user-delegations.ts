@@ -2,7 +2,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import type { Constraints } from '../backends/http-api/scopes.js';
 import type { Clock } from '../clock.js';
 import { sha256Base64url } from '../crypto/encoding.js';
-import type { DelegationService } from '../delegations/delegation-service.js';
+import { auditDelegationDenied, type DelegationService } from '../delegations/delegation-service.js';
 import { inheritConstraints, looserConstraint } from '../delegations/narrowing.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
@@ -80,23 +80,14 @@ export class UserDelegations {
       );
       return { delegation, user };
     } catch (error) {
-      if (error instanceof TesseraError) {
-        await this.audit.append({
-          actor: agent.id,
-          action: 'delegation.denied',
-          outcome: 'denied',
-          identityId: agent.id,
-          reason: error.code,
-          details: {
-            root_kind: 'user',
-            backend: request.backend,
-            role: request.role,
-            token_sha256: sha256Base64url(request.token),
-            // Only once verified: an unverified token's claims are whatever its bearer wrote.
-            ...(user && { delegator_user: { iss: user.issuer, sub: user.subject } }),
-          },
-        });
-      }
+      await auditDelegationDenied(this.audit, agent.id, error, {
+        root_kind: 'user',
+        backend: request.backend,
+        role: request.role,
+        token_sha256: sha256Base64url(request.token),
+        // Only once verified: an unverified token's claims are whatever its bearer wrote.
+        ...(user && { delegator_user: { iss: user.issuer, sub: user.subject } }),
+      });
       throw error;
     }
   }
