@@ -13,7 +13,7 @@ import type { Delegation, DelegationFilter, UserPrincipal } from '../store/repos
 import type { Repositories } from '../store/repositories/index.js';
 import { requiresUser, userClaimRefusal } from '../trust/user-claims.js';
 import { type ActClaim, actChain } from './act-chain.js';
-import { inheritConstraints, looserConstraint } from './narrowing.js';
+import { looserConstraint, narrowedConstraints } from './narrowing.js';
 
 export interface DelegationSettings {
   /** Longest chain from a delegator's own authority (TESSERA_DELEGATION_MAX_DEPTH). */
@@ -124,9 +124,7 @@ export class DelegationService {
     await this.backends.checkGrant(request.backend, request.role, request.constraints ?? {});
     const parent = authority.scope;
     const granted = parent?.constraints ?? (JSON.parse(authority.grant.constraints) as Constraints);
-    const constraints = inheritConstraints(granted, request.constraints ?? {});
-    const looser = looserConstraint(granted, constraints);
-    if (looser !== null) throw refuse('delegation_scope_wider', `Constraint ${looser} would be looser than the delegator's.`);
+    const constraints = narrowedConstraints(granted, request.constraints, "the delegator's");
     const depth = (parent?.delegation.depth ?? 0) + 1;
     if (depth > this.settings.maxDepth) throw refuse('delegation_depth_exceeded', `The chain would be ${depth} deep; the broker allows ${this.settings.maxDepth}.`);
     const now = this.clock.now();

@@ -1,4 +1,5 @@
 import type { Constraints } from '../backends/http-api/scopes.js';
+import { TesseraError } from '../errors.js';
 
 /**
  * How one kind of scope constraint narrows (docs/PROTOCOL.md §12.2): whether a requested value is
@@ -54,7 +55,7 @@ export function looserConstraint(granted: Constraints, requested: Constraints): 
 }
 
 /** What a delegation may hold: the request's constraints, the granted ones filled in where it names none. */
-export function inheritConstraints(granted: Constraints, requested: Constraints): Constraints {
+function inheritConstraints(granted: Constraints, requested: Constraints): Constraints {
   return { ...granted, ...requested };
 }
 
@@ -65,4 +66,15 @@ export function intersectConstraints(a: Constraints, b: Constraints): Constraint
     result[name] = Object.hasOwn(result, name) ? narrowingOf(name).intersect(result[name]!, value) : value;
   }
   return result;
+}
+
+/**
+ * The constraints a delegation under `granted` gets: those requested, the granted ones filled in for
+ * what it leaves out. Refused (`delegation_scope_wider`) when one is looser than `granted` (`whose`).
+ */
+export function narrowedConstraints(granted: Constraints, requested: Constraints | undefined, whose: string): Constraints {
+  const constraints = inheritConstraints(granted, requested ?? {});
+  const looser = looserConstraint(granted, constraints);
+  if (looser !== null) throw new TesseraError('delegation_scope_wider', `Constraint ${looser} would be looser than ${whose}.`);
+  return constraints;
 }

@@ -3,7 +3,7 @@ import type { Constraints } from '../backends/http-api/scopes.js';
 import type { Clock } from '../clock.js';
 import { sha256Base64url } from '../crypto/encoding.js';
 import { auditDelegationDenied, type DelegationService } from '../delegations/delegation-service.js';
-import { inheritConstraints, looserConstraint } from '../delegations/narrowing.js';
+import { narrowedConstraints } from '../delegations/narrowing.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import type { BackendService } from '../leases/backend-service.js';
@@ -59,10 +59,8 @@ export class UserDelegations {
       const grant = await this.grants.find(agent, request.backend, request.role);
       if (!grant) throw new TesseraError('no_grant', `No grant lets ${agent.address} use ${request.backend}/${request.role}, for itself or for a user.`);
       const granted = JSON.parse(grant.constraints) as Constraints;
-      const constraints = inheritConstraints(granted, request.constraints ?? {});
+      const constraints = narrowedConstraints(granted, request.constraints, `${agent.address}'s grant`);
       await this.backends.checkGrant(request.backend, request.role, constraints);
-      const looser = looserConstraint(granted, constraints);
-      if (looser !== null) throw new TesseraError('delegation_scope_wider', `Constraint ${looser} would be looser than ${agent.address}'s grant.`);
       const evidence: UserTokenEvidence = { kind: 'user-token', token_sha256: user.tokenSha256, issuer: user.issuer, subject: user.subject, claims: user.claims };
       const delegation = await this.delegations.createRoot(
         {
