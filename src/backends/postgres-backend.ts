@@ -280,6 +280,8 @@ export class PostgresBackend implements CredentialBackend {
    */
   readonly #creations = new TurnBatcher<string, void>({
     maxItems: CREATIONS_PER_QUERY,
+    // Mints arrive together: woken by one batch of lease intents (src/leases/issuer.ts).
+    gather: 'tick',
     together: async (batches) => {
       await this.#pool.query(batches.join(';\n'));
       return batches.map(() => undefined);
