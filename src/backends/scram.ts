@@ -87,7 +87,12 @@ export class ScramPasswords {
   #topUp(): void {
     if (this.#salting) return;
     const worker = (this.#worker ??= this.#startWorker());
-    this.#salting = Array.from({ length: this.batchSize }, (): SaltingJob => [freshPassword(), randomBytes(16)]);
+    // One draw from the CSPRNG for the batch: 32 bytes of password and 16 of salt each.
+    const random = randomBytes(this.batchSize * 48);
+    this.#salting = Array.from({ length: this.batchSize }, (_, i): SaltingJob => [
+      random.subarray(i * 48, i * 48 + 32).toString('base64url'),
+      random.subarray(i * 48 + 32, i * 48 + 48),
+    ]);
     worker.postMessage({ jobs: this.#salting, iterations: SCRAM_ITERATIONS, length: SALTED_BYTES });
   }
 
