@@ -24,6 +24,8 @@ export type ProblemCode =
   | 'proof_wrong_actor'
   | 'proof_unknown_identity'
   | 'proof_bad_signature'
+  | 'proof_key_not_introduced'
+  | 'key_rotation_invalid'
   | 'proof_out_of_time'
   | 'session_unknown'
   | 'session_certificate_invalid'
@@ -70,6 +72,9 @@ const VERIFIED_PROOFS_KEPT = 256;
 
 const DELEGATION_CREATED = 'delegation.created';
 
+/** The event that adds a key to an identity (src/identity/identities.ts, rotateKey). */
+const KEY_ROTATED = 'identity.key_rotated';
+
 /** A proof is taken at most this long before its event: the broker's skew window plus a slow operation. */
 const PROOF_TO_EVENT_MS = (PROOF_MAX_SKEW_SECONDS + 300) * 1000;
 
@@ -112,11 +117,24 @@ export async function verifyAuditLog(records: AsyncIterable<ExportRecord>, optio
   return state.report(null);
 }
 
+interface IdentityKeyEntry {
+  readonly identityId: string;
+  readonly key: Uint8Array;
+}
+
 class ChainVerifier {
   private header: HeaderRecord | undefined;
   private jwks: ReturnType<typeof createLocalJWKSet> | undefined;
-  /** key id (thumbprint) -> the identity it belongs to and the key */
-  private readonly identityKeys = new Map<string, { readonly identityId: string; readonly key: Uint8Array }>();
+  /** key id (thumbprint) -> the identity the export's identity records give it and the key */
+  private readonly identityKeys = new Map<string, IdentityKeyEntry>();
+  /** keys the chain itself added to an identity so far: identity.key_rotated events verified before the current one */
+  private readonly rotatedIn = new Map<string, IdentityKeyEntry>();
+  /**
+   * A range starting after seq 1 cannot show rotations before it: a rotated-in key not introduced
+   * yet is taken from the identity records, remembering its first proof's seq, which is the bad
+   * one if the range later introduces that key.
+   */
+  private readonly assumedBeforeRange = new Map<string, number>();
   /** session id -> the key its certificate binds, or why the certificate is no good (reported at the first proof naming it) */
   private readonly sessionKeys = new Map<string, { identityId: string; keyId: string; publicKey: Uint8Array; iat: number; exp: number } | { invalid: string }>();
   /** recently verified stored proofs (bounded) */
@@ -186,9 +204,9 @@ class ChainVerifier {
 
   /**
    * Keys are indexed by their thumbprint, the kid of the proofs they sign. An identity's first key
-   * hashes to the identity id; a rotated-in key does not, and is only as trustworthy as the file
-   * (its identity.key_rotated event in the chain records it too). A first key claimed for another
-   * identity is ignored: an identity id is the thumbprint of its first key.
+   * hashes to the identity id: it certifies itself. A rotated-in key does not, and its record is
+   * only as trustworthy as the file: its proofs count only once the chain's own identity.key_rotated
+   * event has introduced it (primaryKey). A first key claimed for another identity is ignored.
    */
   private async addIdentity(identityId: string, publicKey: string): Promise<void> {
     const key = base64url.decode(publicKey);
@@ -218,20 +236,15 @@ class ChainVerifier {
 
   /** The key a stored proof must verify under: the actor's own, or a session key the actor's certificate binds. */
   private signingKey(event: HashedEvent, kid: string, iss: string, iat: number): Uint8Array {
-    if (!isSessionId(kid)) {
-      const signer = this.identityKeys.get(kid);
-      if (signer !== undefined ? signer.identityId !== event.actor : kid !== event.actor) {
-        throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by ${kid}, not by the actor.`);
-      }
-      if (!signer) throw fail(event.seq, 'proof_unknown_identity', `seq ${event.seq}: no public key for identity ${kid}.`);
-      return signer.key;
-    }
+    if (!isSessionId(kid)) return this.primaryKey(event, kid, 'the stored proof is signed by');
     const session = this.sessionKeys.get(kid);
     if (!session) throw fail(event.seq, 'session_unknown', `seq ${event.seq}: the stored proof names session ${kid}, whose certificate is not in the log.`);
     if ('invalid' in session) throw fail(event.seq, 'session_certificate_invalid', `seq ${event.seq}: the certificate of session ${kid} does not hold: ${session.invalid}`);
     if (session.identityId !== event.actor || iss !== session.keyId) {
       throw fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: the stored proof is signed by a session of ${session.identityId}, not of the actor.`);
     }
+    // The key that certified the session must be the actor's by then, as for its own proofs.
+    this.primaryKey(event, session.keyId, `the stored proof's session ${kid} is certified by`);
     // The broker accepts a session's proofs while it lives, and iat within the proof skew of its clock.
     if (iat < session.iat - PROOF_MAX_SKEW_SECONDS || iat > session.exp + PROOF_MAX_SKEW_SECONDS) {
       throw fail(event.seq, 'proof_out_of_time', `seq ${event.seq}: the stored proof was signed at ${iat}, outside its session (${session.iat} to ${session.exp}).`);
@@ -239,7 +252,52 @@ class ChainVerifier {
     return session.publicKey;
   }
 
-  private checkEvent(event: HashedEvent, header: HeaderRecord): void {
+  /**
+   * The actor's key `kid`, as the chain has it at `event`: its first key (its id is the key's
+   * thumbprint), or a key an identity.key_rotated event earlier in the chain added to it. A key only
+   * the export's identity records give the actor is refused: anyone who can write the file or the
+   * database could add one.
+   */
+  private primaryKey(event: HashedEvent, kid: string, signedBy: string): Uint8Array {
+    const wrongActor = () => fail(event.seq, 'proof_wrong_actor', `seq ${event.seq}: ${signedBy} ${kid}, not by the actor.`);
+    if (kid === event.actor) {
+      const first = this.identityKeys.get(kid);
+      if (first?.identityId !== kid) throw fail(event.seq, 'proof_unknown_identity', `seq ${event.seq}: no public key for identity ${kid}.`);
+      return first.key;
+    }
+    const introduced = this.rotatedIn.get(kid);
+    if (introduced !== undefined) {
+      if (introduced.identityId !== event.actor) throw wrongActor();
+      return introduced.key;
+    }
+    const listed = this.identityKeys.get(kid);
+    if (listed === undefined || listed.identityId !== event.actor) throw wrongActor();
+    if (this.header!.from > 1) {
+      if (!this.assumedBeforeRange.has(kid)) this.assumedBeforeRange.set(kid, event.seq);
+      return listed.key;
+    }
+    throw fail(
+      event.seq,
+      'proof_key_not_introduced',
+      `seq ${event.seq}: ${signedBy} ${kid}, which the export lists for identity ${event.actor} but no identity.key_rotated event before seq ${event.seq} introduced.`,
+    );
+  }
+
+  /** An identity.key_rotated event adds its key to the identity from the next event on (primaryKey). */
+  private async introduceKey(event: HashedEvent): Promise<void> {
+    const { key_id: keyId, public_key: publicKey } = event.details as { key_id?: unknown; public_key?: unknown };
+    const key = typeof publicKey === 'string' ? base64url.decode(publicKey) : undefined;
+    if (event.identity_id === null || typeof keyId !== 'string' || key?.length !== 32 || (await keyThumbprint(key)) !== keyId || this.rotatedIn.has(keyId) || keyId === event.identity_id) {
+      throw fail(event.seq, 'key_rotation_invalid', `seq ${event.seq}: the identity.key_rotated event does not name a new Ed25519 key by its thumbprint.`);
+    }
+    const used = this.assumedBeforeRange.get(keyId);
+    if (used !== undefined) {
+      throw fail(used, 'proof_key_not_introduced', `seq ${used}: the stored proof relies on key ${keyId}, which identity.key_rotated introduces only at seq ${event.seq}.`);
+    }
+    this.rotatedIn.set(keyId, { identityId: event.identity_id, key });
+  }
+
+  private checkEvent(event: HashedEvent, header: HeaderRecord): Promise<void> | void {
     const expected = this.expectedSeq();
     if (event.seq !== expected || this.unmatched) {
       throw fail(expected, 'seq_gap', event.seq > expected || this.unmatched ? `seq ${expected} is missing (the next event is ${event.seq}).` : `seq ${event.seq} appears after seq ${expected - 1}: events are out of order or duplicated.`);
@@ -256,6 +314,8 @@ class ChainVerifier {
     if (event.action === DELEGATION_CREATED) this.checkDelegation(event, claims);
     this.last = event;
     this.events += 1;
+    // Rare: the only events that cost a promise.
+    if (event.action === KEY_ROTATED && event.outcome === 'success') return this.introduceKey(event);
   }
 
   /**

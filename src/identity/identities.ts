@@ -128,7 +128,9 @@ export class IdentityService {
       const previous = (await repos.identityKeys.forIdentity(identity.id)).find((k) => k.notAfter === null);
       if (!previous) throw new TesseraError('internal', `Identity ${address} has no current key.`);
       const notAfter = now + graceMs;
-      await repos.identityKeys.supersede(identity.id, notAfter);
+      if (!(await repos.identityKeys.supersede(previous.keyId, notAfter))) {
+        throw new TesseraError('conflict', `The key of ${address} was rotated meanwhile; try again.`);
+      }
       const added: IdentityKey = { keyId, identityId: identity.id, publicKey: key.publicKey, keyUri: key.keyUri, createdAt: now, notAfter: null, retiredAt: null };
       await repos.identityKeys.add(added);
       // The identity row carries the current key; updating it also tells every replica (change feed).

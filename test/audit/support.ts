@@ -6,7 +6,9 @@ import type { JSONWebKeySet } from 'jose';
 import { inject } from 'vitest';
 import { DatabaseAuditLog } from '../../src/audit/audit-log.js';
 import { AuditCheckpointer, fixedCheckpointKey } from '../../src/audit/checkpoints.js';
+import { eventHash, GENESIS_HASH } from '../../src/audit/chain.js';
 import { exportRecords } from '../../src/audit/export.js';
+import type { EventRecord, ExportRecord } from '../../src/audit/records.js';
 import { verifyAuditLog, type VerifyReport } from '../../src/audit/verify.js';
 import { base64url } from '../../src/crypto/encoding.js';
 import { createProof } from '../../src/identity/proof.js';
@@ -104,4 +106,28 @@ export async function appendEvents(fixture: AuditFixture, count: number, agent?:
       proof: byAgent ? await agent.proof() : null,
     });
   }
+}
+
+/** `items` as the async source verifyAuditLog() reads. */
+export async function* iterate<T>(items: readonly T[]): AsyncGenerator<T> {
+  yield* items;
+}
+
+/**
+ * What an insider with database access gets after tampering with events (`edit` may change, drop,
+ * add or reorder them): seqs renumbered without gaps and every hash recomputed, so the chain is
+ * consistent again. Checkpoints are dropped (they need the authority key); the header's head moves.
+ */
+export function rechain(records: readonly ExportRecord[], edit: (events: EventRecord[]) => EventRecord[]): ExportRecord[] {
+  const events = records.filter((record): record is EventRecord => record.type === 'event');
+  let seq = (events[0]?.seq ?? 1) - 1;
+  let prev = seq === 0 ? GENESIS_HASH : events[0]!.prev_hash;
+  const rechained = edit(events).map((changed) => {
+    const event = { ...changed, seq: ++seq, prev_hash: prev };
+    prev = eventHash(event);
+    return { ...event, hash: prev };
+  });
+  const head = { seq, hash: prev };
+  const others = records.filter((record) => record.type !== 'event' && record.type !== 'checkpoint');
+  return [...others.map((record) => (record.type === 'header' ? { ...record, to: seq, head } : record)), ...rechained];
 }

@@ -5,10 +5,10 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { eventHash, GENESIS_HASH } from '../../src/audit/chain.js';
 import type { ExportRecord } from '../../src/audit/records.js';
 import { verifyAuditLog } from '../../src/audit/verify.js';
 import { PROOF_SCHEME } from '../../src/identity/proof.js';
+import { iterate, rechain } from '../audit/support.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { adminAgent, enrolledAgent, type IssuedLease, leaseRolesOf, login, loginFails, seedUpstream, sessionIsGone, type TestAgent } from '../support/lease-env.js';
 import { createAdminRole, createTestDatabase, withClient } from '../support/postgres.js';
@@ -229,43 +229,16 @@ describe('delegation to sub-agents (PostgreSQL upstream, CREATEROLE admin)', () 
 
     // An insider with database access widens a recorded delegation and recomputes every hash after
     // it (and drops checkpoints): the chain is consistent again, but the delegator's proof is not.
-    const tampered = rehash(records, (event) =>
-      event.action === 'delegation.created' && (event.details as { purpose?: string }).purpose === 'audit me too' ? { ...event, details: { ...event.details, role: 'readwrite' } } : event,
+    const tampered = rechain(records, (events) =>
+      events.map((event) => (event.action === 'delegation.created' && (event.details as { purpose?: string }).purpose === 'audit me too' ? { ...event, details: { ...event.details, role: 'readwrite' } } : event)),
     );
     const bad = await verifyAuditLog(iterate(tampered));
     expect(bad).toMatchObject({ ok: false, problem: { code: 'delegation_evidence' } });
     expect(bad.problem!.message).toContain('role');
 
-    const bodySwapped = rehash(records, (event) =>
-      event.action === 'delegation.created' && (event.details as { purpose?: string }).purpose === 'audit me' ? { ...event, details: { ...event.details, request_body: '{}' } } : event,
+    const bodySwapped = rechain(records, (events) =>
+      events.map((event) => (event.action === 'delegation.created' && (event.details as { purpose?: string }).purpose === 'audit me' ? { ...event, details: { ...event.details, request_body: '{}' } } : event)),
     );
     expect(await verifyAuditLog(iterate(bodySwapped))).toMatchObject({ ok: false, problem: { code: 'delegation_evidence' } });
   });
 });
-
-async function* iterate<T>(items: readonly T[]): AsyncGenerator<T> {
-  yield* items;
-}
-
-type EventRecord = Extract<ExportRecord, { type: 'event' }>;
-
-/** The export with `change` applied to events and every hash recomputed: what re-hashing after tampering gives (checkpoints dropped). */
-function rehash(records: readonly ExportRecord[], change: (event: EventRecord) => EventRecord): ExportRecord[] {
-  let prev = GENESIS_HASH;
-  let head = { seq: 0, hash: GENESIS_HASH };
-  const out: ExportRecord[] = [];
-  for (const record of records) {
-    if (record.type === 'checkpoint') continue;
-    if (record.type !== 'event') {
-      out.push(record);
-      continue;
-    }
-    const changed = change(record);
-    const event = { ...changed, prev_hash: prev };
-    const hashed = { ...event, hash: eventHash(event) };
-    prev = hashed.hash;
-    head = { seq: hashed.seq, hash: hashed.hash };
-    out.push(hashed);
-  }
-  return out.map((record) => (record.type === 'header' ? { ...record, head } : record));
-}

@@ -4,6 +4,8 @@ import { createSessionCertificate, keyThumbprint, memorySessionSigner } from '@t
 import type { RotateAuthorityResponse, RotateWrappingKeyResponse } from '@tessera-broker/sdk/wire';
 import { rotateIdentityKey } from '../../provisioner/provision.js';
 import { exportRecords } from '../../src/audit/export.js';
+import type { EventRecord, ExportRecord } from '../../src/audit/records.js';
+import { base64url } from '../../src/crypto/encoding.js';
 import { verifyAuditLog } from '../../src/audit/verify.js';
 import { createProof, PROOF_SCHEME } from '../../src/identity/proof.js';
 import type { KeyStoreKind, Signer } from '../../src/keys/key-store.js';
@@ -11,6 +13,7 @@ import { open } from '../../src/secrets/envelope.js';
 import { KeyStoreWrappingKeys } from '../../src/secrets/wrapping-keys.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
+import { iterate, memorySigner, rechain } from '../audit/support.js';
 
 const GRACE_SECONDS = 600;
 
@@ -60,19 +63,21 @@ describe.each<KeyStoreKind>(['pkcs11', 'kms'])('key rotation (%s keys)', (keysto
 
   const verifyLog = async (jwks: JSONWebKeySet) => verifyAuditLog(exportRecords(store.repos, { issuer: env.url, jwks, exportedAt: env.clock.now() }), { jwks });
 
+  let generation = 0;
+  /** A 15-minute session (longer than the grace) certified by `primary`, registered with a proof by it. */
+  async function startSession(primary: Signer) {
+    const sessionSigner = memorySessionSigner();
+    const iat = Math.floor(env.clock.now() / 1000);
+    generation = Math.max(generation + 1, env.clock.now());
+    const certificate = await createSessionCertificate(primary, await keyThumbprint(primary.publicKey), sessionSigner.publicKey, { iat, exp: iat + 900, gen: generation });
+    const reply = await send(primary, 'POST', '/v1/sessions', { certificate });
+    return { reply, session: { id: reply.body.session_id as string, signer: sessionSigner } };
+  }
+
   it('session keys across a rotation: certified by either key during the grace, they end with the old key', async () => {
     const agent = await enrolledAgent();
     const rotated = await rotateIdentityKey(env.admin, env.keyStores, agent.address, GRACE_SECONDS);
     const newSigner = await env.keyStores.signer(rotated.key.key_uri);
-    let generation = env.clock.now();
-    /** A 15-minute session (longer than the grace) certified by `primary`, registered with a proof by it. */
-    const startSession = async (primary: Signer) => {
-      const sessionSigner = memorySessionSigner();
-      const iat = Math.floor(env.clock.now() / 1000);
-      const certificate = await createSessionCertificate(primary, await keyThumbprint(primary.publicKey), sessionSigner.publicKey, { iat, exp: iat + 900, gen: ++generation });
-      const reply = await send(primary, 'POST', '/v1/sessions', { certificate });
-      return { reply, session: { id: reply.body.session_id as string, signer: sessionSigner } };
-    };
     const viaOldKey = await startSession(agent.signer);
     const viaNewKey = await startSession(newSigner);
     expect([viaOldKey.reply.status, viaNewKey.reply.status]).toEqual([201, 201]);
@@ -145,6 +150,63 @@ describe.each<KeyStoreKind>(['pkcs11', 'kms'])('key rotation (%s keys)', (keysto
     const denied = await store.db.selectFrom('audit_events').select('proof').where('action', '=', 'lease.denied').where('identity_id', '=', agent.identity_id).executeTakeFirstOrThrow();
     expect(JSON.parse(Buffer.from(denied.proof!.split('.')[0]!, 'base64url').toString())).toMatchObject({ kid: rotated.key.key_id });
     expect(report.proofs).toBeGreaterThan(0);
+  });
+
+  it('offline verification takes a rotated-in key from the chain: with its identity.key_rotated event removed, altered or moved (chain re-hashed), its proofs fail', async () => {
+    const agent = await enrolledAgent();
+    const rotated = await rotateIdentityKey(env.admin, env.keyStores, agent.address, GRACE_SECONDS);
+    const newSigner = await env.keyStores.signer(rotated.key.key_uri);
+    // Two stored proofs depending on the new key: its own, and a session's it certified.
+    expect(await send(newSigner, 'POST', '/v1/leases', { backend: 'nowhere', role: 'reader' })).toMatchObject({ status: 403 });
+    const { reply, session } = await startSession(newSigner);
+    expect(reply.status).toBe(201);
+    expect(await send(newSigner, 'POST', '/v1/leases', { backend: 'nowhere', role: 'writer' }, session)).toMatchObject({ status: 403 });
+
+    const jwks = (await env.broker.app.inject({ url: '/.well-known/audit-jwks.json' })).json<JSONWebKeySet>();
+    const records: ExportRecord[] = [];
+    for await (const record of exportRecords(store.repos, { issuer: env.url, jwks, exportedAt: env.clock.now() })) records.push(JSON.parse(JSON.stringify(record)) as ExportRecord);
+    const report = await verifyAuditLog(iterate(records), { jwks });
+    expect(report).toMatchObject({ ok: true, problem: null });
+    expect(await verifyAuditLog(iterate(rechain(records, (events) => events)))).toMatchObject({ ok: true, problem: null });
+
+    const isRotation = (event: EventRecord) => event.action === 'identity.key_rotated' && event.identity_id === agent.identity_id;
+    const byNewKey = (event: EventRecord) => event.action === 'lease.denied' && event.identity_id === agent.identity_id;
+    const firstSeq = (chain: ExportRecord[], which: (event: EventRecord) => boolean) => chain.find((record): record is EventRecord => record.type === 'event' && which(record))!.seq;
+    const notIntroduced = (chain: ExportRecord[]) => ({ ok: false, problem: { code: 'proof_key_not_introduced', seq: firstSeq(chain, byNewKey), message: expect.stringContaining(rotated.key.key_id) } });
+
+    // An insider deletes the rotation: the identity record alone no longer makes the key the agent's.
+    const removed = rechain(records, (events) => events.filter((event) => !isRotation(event)));
+    expect(await verifyAuditLog(iterate(removed))).toMatchObject(notIntroduced(removed));
+    // With the direct proofs gone too, the session proof fails: its certificate's key is not the agent's either.
+    const kidOf = (event: EventRecord) => (event.proof === null ? null : (JSON.parse(Buffer.from(event.proof.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid);
+    const sessionOnly = rechain(records, (events) => events.filter((event) => !isRotation(event) && kidOf(event) !== rotated.key.key_id));
+    expect(await verifyAuditLog(iterate(sessionOnly))).toMatchObject({
+      ok: false,
+      problem: { code: 'proof_key_not_introduced', seq: firstSeq(sessionOnly, (event) => kidOf(event) === session.id), message: expect.stringContaining(`session ${session.id} is certified by ${rotated.key.key_id}`) },
+    });
+    // Swapping in a key of their own: the event no longer holds together (key_id is not its thumbprint), or
+    // introduces that key, not the agent's real one.
+    const decoy = memorySigner();
+    const altered = rechain(records, (events) => events.map((event) => (isRotation(event) ? { ...event, details: { ...event.details, public_key: base64url.encode(decoy.publicKey) } } : event)));
+    expect(await verifyAuditLog(iterate(altered))).toMatchObject({ ok: false, problem: { code: 'key_rotation_invalid', seq: firstSeq(altered, isRotation) } });
+    const decoyId = await keyThumbprint(decoy.publicKey);
+    const swapped = rechain(records, (events) => events.map((event) => (isRotation(event) ? { ...event, details: { ...event.details, key_id: decoyId, public_key: base64url.encode(decoy.publicKey) } } : event)));
+    expect(await verifyAuditLog(iterate(swapped))).toMatchObject(notIntroduced(swapped));
+    // ... or moves it after the proofs: a key counts from its rotation on, also in a range that starts later.
+    const moved = rechain(records, (events) => {
+      const rotation = events.find(isRotation)!;
+      const rest = events.filter((event) => event !== rotation);
+      const at = rest.findIndex(byNewKey);
+      return [...rest.slice(0, at + 1), rotation, ...rest.slice(at + 1)];
+    });
+    expect(await verifyAuditLog(iterate(moved))).toMatchObject(notIntroduced(moved));
+    const from = firstSeq(moved, byNewKey);
+    const range = moved.filter((record) => record.type !== 'event' || record.seq >= from).map((record) => (record.type === 'header' ? { ...record, from } : record));
+    expect(await verifyAuditLog(iterate(range))).toMatchObject(notIntroduced(moved));
+
+    // A range after the rotation cannot see it: the exported key is taken for the agent's, as the broker had it.
+    const afterRotation = firstSeq(records, isRotation) + 1;
+    expect(await verifyAuditLog(exportRecords(store.repos, { issuer: env.url, jwks, from: afterRotation, exportedAt: env.clock.now() }), { jwks })).toMatchObject({ ok: true, problem: null });
   });
 
   it('refuses a rotation to a key of another identity, into another key store, or of a revoked identity, changing nothing', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Identity } from '../../src/identity/identity.js';
+import type { Identity, IdentityKey } from '../../src/identity/identity.js';
 import type { Store } from '../../src/store/database.js';
 import type { AuditRow, ChainHead } from '../../src/store/repositories/audit.js';
 import { isDuplicateKey, type StoredBackend } from '../../src/store/repositories/backends.js';
@@ -8,6 +8,8 @@ import type { Grant } from '../../src/store/repositories/grants.js';
 import type { LeaseRow } from '../../src/store/repositories/leases.js';
 import type { Delegation } from '../../src/store/repositories/delegations.js';
 import type { IssuerProfile } from '../../src/trust/issuer-profile.js';
+import type { SessionRecord } from '../../src/store/repositories/sessions.js';
+import type { RetiringBrokerKey } from '../../src/store/repositories/broker-keys.js';
 
 /** A migrated store and, for cross-broker semantics, a second store on the same database. */
 export interface StorePair {
@@ -95,6 +97,45 @@ function delegation(delegator: string, delegatee: string, overrides: Partial<Del
     evidence: { kind: 'request-proof', proof: 'jws', body: '{}' },
     ...overrides,
   };
+}
+
+/** Base64url-looking ids (mixed case, '-' and '_'): keyset pages must not depend on how the dialect orders those. */
+const thumbprintLike = (prefix = '') => `${prefix}${Buffer.from(unique('t')).toString('base64url')}-${Math.random().toString(36).slice(2, 6).toUpperCase()}_x`;
+
+function session(identityId: string, overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    id: thumbprintLike('ses_'),
+    identityId,
+    keyId: identityId,
+    // Generations are the agent's clock in ms: past 2^31, so they must round-trip as bigints.
+    generation: 1_764_000_000_000 + serial,
+    publicKey: new Uint8Array(32).fill(serial % 256),
+    certificate: `cert-${serial}`,
+    issuedAt: 1_000,
+    expiresAt: 5_000,
+    createdAt: 1_000,
+    revokedAt: null,
+    ...overrides,
+  };
+}
+
+function identityKey(identityId: string, overrides: Partial<IdentityKey> = {}): IdentityKey {
+  return { keyId: thumbprintLike(), identityId, publicKey: new Uint8Array(32).fill(serial % 256), keyUri: `memory:${unique('key')}`, createdAt: 1_000, notAfter: null, retiredAt: null, ...overrides };
+}
+
+function brokerKey(overrides: Partial<RetiringBrokerKey> = {}): RetiringBrokerKey {
+  return { uri: `kms:${unique('key')}`, purpose: 'authority', kid: thumbprintLike(), publicKey: 'public-key', createdAt: 1_000, notAfter: 5_000, retiredAt: null, ...overrides };
+}
+
+/** Pages through a keyset-paginated listing `limit` at a time: every key once, in the order the pages give. */
+async function allPages<T>(page: (after: string) => Promise<T[]>, keyOf: (row: T) => string, limit: number): Promise<string[]> {
+  const keys: string[] = [];
+  for (let after = ''; ; ) {
+    const rows = await page(after);
+    keys.push(...rows.map(keyOf));
+    if (rows.length < limit) return keys;
+    after = keyOf(rows.at(-1)!);
+  }
 }
 
 /** An active agent, a backend and a grant for it: what a lease refers to. */
@@ -571,6 +612,212 @@ export function describeRepositoryContract(name: string, open: () => Promise<Sto
         expect(again.subtree.sort()).toEqual([root.id, middle.id, leaf.id].sort());
         expect(await store.repos.delegations.get(middle.id)).toMatchObject({ revokedReason: 'done' });
         expect(await store.repos.delegations.list({ status: 'active' }, 10)).toEqual([await store.repos.delegations.get(other.id)]);
+      }),
+    );
+
+    it(
+      'sessions: found by id by every broker, generations intact past 2^31; an id is registered once; unknown ids are undefined',
+      withStores(async ({ store, other }) => {
+        const agent = identity({ status: 'active', enrolledAt: 1 });
+        await store.repos.identities.insert(agent, null);
+        const registered = session(agent.id, { keyId: thumbprintLike() });
+        await store.repos.sessions.insert(registered);
+        expect(await other.repos.sessions.find(registered.id)).toEqual(registered);
+        expect(await store.repos.sessions.find('ses_nobody')).toBeUndefined();
+        await expect(other.repos.sessions.insert({ ...registered, certificate: 'another' })).rejects.toThrow();
+        expect((await store.repos.sessions.find(registered.id))?.certificate).toBe(registered.certificate);
+        // A session belongs to an identity that exists.
+        await expect(store.repos.sessions.insert(session('kid-nobody'))).rejects.toThrow();
+      }),
+    );
+
+    it(
+      'sessions: what a generation meets (the highest ever, a live session with it); ending all sessions ends each once',
+      withStores(async ({ store, other }) => {
+        const [agent, bystander] = [identity({ status: 'active', enrolledAt: 1 }), identity({ status: 'active', enrolledAt: 1 })];
+        for (const each of [agent, bystander]) await store.repos.identities.insert(each, null);
+        const { sessions } = store.repos;
+        expect(await sessions.lockGenerations(agent.id, 1, 1_000)).toEqual({ highest: null, liveSameGeneration: null });
+        const low = session(agent.id, { generation: 3, expiresAt: 5_000 });
+        const high = session(agent.id, { generation: 1_764_000_000_007, expiresAt: 9_000 });
+        const unrelated = session(bystander.id, { generation: 1_764_000_000_009, expiresAt: 9_000 });
+        for (const each of [low, high, unrelated]) await sessions.insert(each);
+        expect(await sessions.lockGenerations(agent.id, 3, 4_999)).toEqual({ highest: high.generation, liveSameGeneration: low.id });
+        // An expired session no longer holds its generation; the highest ever seen stays.
+        expect(await sessions.lockGenerations(agent.id, 3, 5_000)).toEqual({ highest: high.generation, liveSameGeneration: null });
+        expect(await sessions.lockGenerations(agent.id, 4, 1_000)).toEqual({ highest: high.generation, liveSameGeneration: null });
+
+        const ending = await Promise.all([store, other].map((each) => each.repos.sessions.endAll(agent.id, 6_000)));
+        expect(ending.sort()).toEqual([0, 2]);
+        expect(await sessions.endAll(agent.id, 7_000)).toBe(0);
+        expect(await sessions.find(high.id)).toEqual({ ...high, revokedAt: 6_000 });
+        expect(await sessions.lockGenerations(agent.id, high.generation, 6_000)).toEqual({ highest: high.generation, liveSameGeneration: null });
+        expect((await sessions.find(unrelated.id))?.revokedAt).toBeNull();
+        expect(await sessions.endAll('kid-nobody', 6_000)).toBe(0);
+      }),
+    );
+
+    it(
+      'sessions: registrations of one generation racing on two brokers leave one session (the identity is locked meanwhile)',
+      withStores(async ({ store, other }) => {
+        const agent = identity({ status: 'active', enrolledAt: 1 });
+        await store.repos.identities.insert(agent, null);
+        // What SessionRegistry.register does: lock, check what the generation meets, insert.
+        const register = (each: Store) =>
+          each.transaction(async (repos) => {
+            const candidate = session(agent.id, { generation: 42 });
+            const seen = await repos.sessions.lockGenerations(agent.id, candidate.generation, 1_000);
+            if (seen.liveSameGeneration !== null || (seen.highest !== null && candidate.generation < seen.highest)) return undefined;
+            await repos.sessions.insert(candidate);
+            return candidate.id;
+          });
+        const racing = await Promise.all([store, other, store, other].map(register));
+        const winners = racing.filter((id) => id !== undefined);
+        expect(winners).toHaveLength(1);
+        expect(await store.repos.sessions.lockGenerations(agent.id, 42, 1_000)).toEqual({ highest: 42, liveSameGeneration: winners[0] });
+      }),
+    );
+
+    it(
+      'sessions: certificates page by id, each session once',
+      withStores(async ({ store }) => {
+        const agents = [identity(), identity()];
+        for (const each of agents) await store.repos.identities.insert(each, null);
+        const all = Array.from({ length: 7 }, (_, i) => session(agents[i % 2]!.id));
+        for (const each of all) await store.repos.sessions.insert(each);
+        const paged = await allPages((after) => store.repos.sessions.certificatesAfter(after, 3), (row) => row.id, 3);
+        expect([...paged].sort()).toEqual(all.map((each) => each.id).sort());
+        expect(new Set(paged).size).toBe(all.length);
+        const [first] = await store.repos.sessions.certificatesAfter('', 1);
+        const original = all.find((each) => each.id === first!.id)!;
+        expect(first).toEqual({ id: original.id, identityId: original.identityId, certificate: original.certificate });
+      }),
+    );
+
+    it(
+      'identity keys: a key id belongs to one identity for good; keys listed oldest first; a rotation ends only the current key',
+      withStores(async ({ store, other }) => {
+        const [agent, bystander] = [identity({ status: 'active' }), identity({ status: 'active' })];
+        for (const each of [agent, bystander]) await store.repos.identities.insert(each, null);
+        const keys = store.repos.identityKeys;
+        const first = identityKey(agent.id, { keyId: agent.id, createdAt: 1_000 });
+        await keys.add(first);
+        expect(await other.repos.identityKeys.identityOf(agent.id)).toBe(agent.id);
+        expect(await keys.identityOf('nobody')).toBeUndefined();
+        expect(await keys.forIdentity(agent.id)).toEqual([first]);
+        expect(await keys.forIdentity('nobody')).toEqual([]);
+        await expect(keys.add({ ...first, identityId: bystander.id })).rejects.toThrow();
+        expect(await keys.identityOf(first.keyId)).toBe(agent.id);
+
+        // Two rotations: each supersedes the key current at the time; a superseded key keeps its grace end.
+        expect(await keys.supersede(first.keyId, 2_600)).toBe(true);
+        const second = identityKey(agent.id, { createdAt: 2_000 });
+        await keys.add(second);
+        expect(await other.repos.identityKeys.supersede(first.keyId, 3_100)).toBe(false);
+        expect(await other.repos.identityKeys.supersede(second.keyId, 3_100)).toBe(true);
+        const third = identityKey(agent.id, { createdAt: 3_000 });
+        await keys.add(third);
+        expect(await keys.forIdentity(agent.id)).toEqual([{ ...first, notAfter: 2_600 }, { ...second, notAfter: 3_100 }, third]);
+        await keys.add(identityKey(bystander.id, { createdAt: 500 }));
+        expect((await keys.forIdentity(agent.id)).map((key) => key.keyId)).toEqual([first.keyId, second.keyId, third.keyId]);
+        // Keys created in the same millisecond come in key id order, on every dialect.
+        const [x, y] = [identityKey(bystander.id, { keyId: 'B-same-ms', createdAt: 4_000 }), identityKey(bystander.id, { keyId: 'A-same-ms', createdAt: 4_000 })];
+        await keys.add(x);
+        await keys.add(y);
+        expect((await keys.forIdentity(bystander.id)).slice(1).map((key) => key.keyId)).toEqual(['A-same-ms', 'B-same-ms']);
+      }),
+    );
+
+    it(
+      'identity keys: retirable once past their grace, earliest first; a retirement is recorded once when brokers race; keys page by key id',
+      withStores(async ({ store, other }) => {
+        const agent = identity({ status: 'active' });
+        await store.repos.identities.insert(agent, null);
+        const keys = store.repos.identityKeys;
+        const late = identityKey(agent.id, { createdAt: 1_000, notAfter: 3_000 });
+        const early = identityKey(agent.id, { createdAt: 2_000, notAfter: 2_500 });
+        const current = identityKey(agent.id, { createdAt: 3_000 });
+        for (const each of [late, early, current]) await keys.add(each);
+        expect(await keys.retirable(2_499)).toEqual([]);
+        expect(await keys.retirable(2_500)).toEqual([early]);
+        expect(await keys.retirable(3_000)).toEqual([early, late]);
+        const racing = await Promise.all([store, other, store, other].map((each) => each.repos.identityKeys.markRetired(early.keyId, 3_500)));
+        expect(racing.filter(Boolean)).toHaveLength(1);
+        expect(await keys.markRetired(early.keyId, 4_000)).toBe(false);
+        expect(await keys.markRetired('nobody', 4_000)).toBe(false);
+        expect(await keys.retirable(5_000)).toEqual([late]);
+        expect((await keys.forIdentity(agent.id)).find((key) => key.keyId === early.keyId)?.retiredAt).toBe(3_500);
+
+        const more = Array.from({ length: 5 }, () => identityKey(agent.id));
+        for (const each of more) await keys.add(each);
+        const paged = await allPages((after) => keys.page(after, 2), (key) => key.keyId, 2);
+        expect([...paged].sort()).toEqual([late, early, current, ...more].map((key) => key.keyId).sort());
+        expect(new Set(paged).size).toBe(paged.length);
+      }),
+    );
+
+    it(
+      'identity keys: rotations racing from the same current key on two brokers leave one current key',
+      withStores(async ({ store, other }) => {
+        const agent = identity({ status: 'active' });
+        await store.repos.identities.insert(agent, null);
+        const first = identityKey(agent.id, { keyId: agent.id });
+        await store.repos.identityKeys.add(first);
+        // What Identities.rotateKey does in its unit of work, both having read `first` as the current key.
+        const rotate = (each: Store, at: number) =>
+          each.transaction(async (repos) => {
+            if (!(await repos.identityKeys.supersede(first.keyId, at + 600))) return undefined;
+            const added = identityKey(agent.id, { createdAt: at });
+            await repos.identityKeys.add(added);
+            return added.keyId;
+          });
+        const racing = await Promise.all([rotate(store, 2_000), rotate(other, 2_001), rotate(store, 2_002), rotate(other, 2_003)]);
+        const winners = racing.filter((keyId) => keyId !== undefined);
+        expect(winners).toHaveLength(1);
+        const current = (await store.repos.identityKeys.forIdentity(agent.id)).filter((key) => key.notAfter === null);
+        expect(current.map((key) => key.keyId)).toEqual(winners);
+        expect(await store.repos.identityKeys.supersede('nobody', 9_000)).toBe(false);
+      }),
+    );
+
+    it(
+      'broker keys: superseded keys by purpose, oldest first, overlapping until their not-after; each retired once when brokers race',
+      withStores(async ({ store, other }) => {
+        const keys = store.repos.brokerKeys;
+        const older = brokerKey({ createdAt: 1_000, notAfter: 5_000 });
+        const newer = brokerKey({ createdAt: 2_000, notAfter: 3_000 });
+        const wrapping = brokerKey({ purpose: 'wrapping', kid: null, publicKey: null, createdAt: 1_500, notAfter: 1_500, retiredAt: 1_500 });
+        for (const each of [newer, wrapping, older]) await keys.add(each);
+        await expect(other.repos.brokerKeys.add({ ...older, notAfter: 9_000 })).rejects.toThrow();
+        expect(await other.repos.brokerKeys.all('authority')).toEqual([older, newer]);
+        expect(await keys.all('wrapping')).toEqual([wrapping]);
+        expect(await keys.overlapping('authority', 2_999)).toEqual([older, newer]);
+        expect(await keys.overlapping('authority', 3_000)).toEqual([older]);
+        expect(await keys.overlapping('wrapping', 1_500)).toEqual([]);
+        // A wrapping key is recorded already retired: nothing is left to retire.
+        expect(await keys.retirable(3_000)).toEqual([newer]);
+        expect(await keys.retirable(5_000)).toEqual([newer, older]);
+        const racing = await Promise.all([store, other, store, other].map((each) => each.repos.brokerKeys.markRetired(newer.uri, 6_000)));
+        expect(racing.filter(Boolean)).toHaveLength(1);
+        expect(await keys.markRetired(newer.uri, 7_000)).toBe(false);
+        expect(await keys.markRetired('kms:nobody', 7_000)).toBe(false);
+        expect(await keys.retirable(9_000)).toEqual([older]);
+        expect(await keys.all('authority')).toEqual([older, { ...newer, retiredAt: 6_000 }]);
+      }),
+    );
+
+    it(
+      'broker keys: keys superseded in the same millisecond come in one order on every dialect, also after one is retired',
+      withStores(async ({ store }) => {
+        const keys = store.repos.brokerKeys;
+        // A wrapping-key rotation records every unknown key at once, with one timestamp.
+        const [b, a] = [brokerKey({ uri: 'kms:b', purpose: 'wrapping', createdAt: 1_000, notAfter: 1_000 }), brokerKey({ uri: 'kms:a', purpose: 'wrapping', createdAt: 1_000, notAfter: 1_000 })];
+        await keys.add(b);
+        await keys.add(a);
+        expect(await keys.markRetired('kms:b', 1_000)).toBe(true);
+        expect((await keys.all('wrapping')).map((key) => key.uri)).toEqual(['kms:a', 'kms:b']);
+        await keys.add(brokerKey({ uri: 'kms:0', purpose: 'wrapping', createdAt: 1_000, notAfter: 1_000 }));
+        expect((await keys.retirable(1_000)).map((key) => key.uri)).toEqual(['kms:0', 'kms:a']);
       }),
     );
   });

@@ -16,6 +16,10 @@ export interface RetiringBrokerKey {
   readonly retiredAt: number | null;
 }
 
+/**
+ * Listings are oldest first; keys superseded in the same millisecond (a wrapping-key rotation
+ * records all it finds at once) come by uri, so that every dialect gives one order.
+ */
 export interface BrokerKeyRepository {
   add(key: RetiringBrokerKey): Promise<void>;
   /** Superseded keys of `purpose` still within their overlap at `now`. */
@@ -50,17 +54,17 @@ export class SqlBrokerKeyRepository implements BrokerKeyRepository {
   }
 
   async overlapping(purpose: BrokerKeyPurpose, now: number): Promise<RetiringBrokerKey[]> {
-    const rows = await this.db.selectFrom('broker_keys').selectAll().where('purpose', '=', purpose).where('not_after', '>', now).orderBy('created_at').execute();
+    const rows = await this.db.selectFrom('broker_keys').selectAll().where('purpose', '=', purpose).where('not_after', '>', now).orderBy('created_at').orderBy('uri').execute();
     return rows.map(fromRow);
   }
 
   async all(purpose: BrokerKeyPurpose): Promise<RetiringBrokerKey[]> {
-    const rows = await this.db.selectFrom('broker_keys').selectAll().where('purpose', '=', purpose).orderBy('created_at').execute();
+    const rows = await this.db.selectFrom('broker_keys').selectAll().where('purpose', '=', purpose).orderBy('created_at').orderBy('uri').execute();
     return rows.map(fromRow);
   }
 
   async retirable(now: number): Promise<RetiringBrokerKey[]> {
-    const rows = await this.db.selectFrom('broker_keys').selectAll().where('not_after', '<=', now).where('retired_at', 'is', null).orderBy('not_after').execute();
+    const rows = await this.db.selectFrom('broker_keys').selectAll().where('not_after', '<=', now).where('retired_at', 'is', null).orderBy('not_after').orderBy('uri').execute();
     return rows.map(fromRow);
   }
 

@@ -10,8 +10,12 @@ export interface IdentityKeyRepository {
   identityOf(keyId: string): Promise<string | undefined>;
   /** Oldest first. */
   forIdentity(identityId: string): Promise<IdentityKey[]>;
-  /** Ends the grace of the identity's keys that have none yet (the current one): proofs after `notAfter` are refused. */
-  supersede(identityId: string, notAfter: number): Promise<void>;
+  /**
+   * Supersedes the key if it is still current (no grace end yet): proofs it signs after `notAfter`
+   * are refused. False if a rotation on another broker superseded it first (compare-and-set: two
+   * rotations from the same key must not leave two current keys).
+   */
+  supersede(keyId: string, notAfter: number): Promise<boolean>;
   /** Superseded keys past their grace whose retirement is not yet recorded. */
   retirable(now: number): Promise<IdentityKey[]>;
   /** Records the retirement once: false if another broker got there first. */
@@ -63,12 +67,13 @@ export class SqlIdentityKeyRepository implements IdentityKeyRepository {
     return rows.map(fromRow);
   }
 
-  async supersede(identityId: string, notAfter: number): Promise<void> {
-    await this.db.updateTable('identity_keys').set({ not_after: notAfter }).where('identity_id', '=', identityId).where('not_after', 'is', null).execute();
+  async supersede(keyId: string, notAfter: number): Promise<boolean> {
+    const result = await this.db.updateTable('identity_keys').set({ not_after: notAfter }).where('key_id', '=', keyId).where('not_after', 'is', null).executeTakeFirst();
+    return result.numUpdatedRows === 1n;
   }
 
   async retirable(now: number): Promise<IdentityKey[]> {
-    const rows = await this.db.selectFrom('identity_keys').selectAll().where('not_after', '<=', now).where('retired_at', 'is', null).orderBy('not_after').execute();
+    const rows = await this.db.selectFrom('identity_keys').selectAll().where('not_after', '<=', now).where('retired_at', 'is', null).orderBy('not_after').orderBy('key_id').execute();
     return rows.map(fromRow);
   }
 
