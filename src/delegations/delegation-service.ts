@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import { randomToken } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
+import type { IdentityCache } from '../identity/identity-cache.js';
 import type { BackendService } from '../leases/backend-service.js';
 import type { Grant, GrantService } from '../leases/grant-service.js';
 import { leaseRoleRefusal } from '../leases/lease.js';
@@ -102,6 +103,8 @@ export class DelegationService {
     private readonly backends: BackendService,
     private readonly revoker: LeaseRevoker,
     private readonly settings: DelegationSettings,
+    /** what the chain checks outside a transaction read identities through (the authenticator's cache) */
+    private readonly identities: IdentityCache,
   ) {
   }
 
@@ -184,7 +187,8 @@ export class DelegationService {
     };
     // The same checks as on every use: the acting agent must hold a grant the scope fits in.
     await this.#record(delegation, actor, { delegatee: input.delegatee.address, act: actChain([delegation], new Map([[input.delegatee.id, input.delegatee]])) }, async (trx) => {
-      await this.#scopeOf([delegation], trx, now);
+      // Inside the transaction: the state it sees, not a cache.
+      await this.#scopeOf([delegation], trx.identities, now);
     });
     return delegation;
   }
@@ -256,11 +260,13 @@ export class DelegationService {
   async effectiveScope(delegationId: string): Promise<EffectiveScope> {
     const chain = (await this.store.repos.delegations.chain(delegationId)).reverse();
     if (chain.length === 0) throw refuse('not_found', `No delegation ${delegationId}.`);
-    return this.#scopeOf(chain, this.store.repos, this.clock.now());
+    // Every delegated lease and renewal checks its chain: its identities come from the cache the
+    // change feed keeps current (a revoked or suspended one drops out before the write's response).
+    return this.#scopeOf(chain, this.identities, this.clock.now());
   }
 
-  async #scopeOf(chain: readonly Delegation[], repos: Repositories, now: number): Promise<EffectiveScope> {
-    const identities = await repos.identities.findByIds(chain.flatMap(linkIdentities));
+  async #scopeOf(chain: readonly Delegation[], lookup: Pick<IdentityCache, 'findByIds'>, now: number): Promise<EffectiveScope> {
+    const identities = await lookup.findByIds(chain.flatMap(linkIdentities));
     const root = chain[0]!;
     const leaf = chain[chain.length - 1]!;
     let expiresAt = Number.POSITIVE_INFINITY;
