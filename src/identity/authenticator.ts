@@ -53,9 +53,10 @@ export class ProofAuthenticator {
 
   /**
    * `allowPending`: also identities that have not enrolled (redeeming a ticket). `primaryKeyOnly`:
-   * refuse session proofs (registering a session must be proven by the primary key).
+   * refuse session proofs (registering a session must be proven by the primary key). The identity
+   * with its keys as they were checked (so registering a session need not read them again).
    */
-  async authenticate(request: IncomingRequest, options: { allowPending?: boolean; primaryKeyOnly?: boolean } = {}): Promise<Identity> {
+  async authenticate(request: IncomingRequest, options: { allowPending?: boolean; primaryKeyOnly?: boolean } = {}): Promise<KnownIdentity> {
     // Not a rejection of the caller (nor audited: the database may be what is unreachable).
     await this.feed.ensureCurrent();
     let claimedKid: string | undefined;
@@ -96,7 +97,7 @@ export class ProofAuthenticator {
       // Deny by default: only active identities, and pending ones where enrollment allows it.
       if (identity.status !== 'active' && !(identity.status === 'pending' && options.allowPending)) throw new TesseraError('identity_not_enrolled');
       await this.rememberJti(proof.claims.jti, identity.id, proof.claims.iat);
-      return identity;
+      return known;
     } catch (error) {
       if (error instanceof TesseraError) await this.auditRejection(error, claimedKid, identityId, request);
       throw error;
