@@ -160,6 +160,20 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('acting for a user (%s store)
     await twin.expect(201, 'POST', '/v1/leases', { backend: 'db', role: 'readonly', delegation: alice.body.delegation_id });
   });
 
+  it('a user\'s chain through an agent suspended as a suspected clone is refused on the very next request', async () => {
+    const [actor, sub] = await Promise.all([enrolledAgent(env, `chain-bot-${dialect}@acme.local`), enrolledAgent(env, `chain-sub-${dialect}@acme.local`)]);
+    await admin.expect(201, 'POST', '/v1/admin/grants', { subject: actor.address, backend: 'db', role: 'readonly', max_ttl_seconds: 3600 });
+    const root = await actor.send<Record<string, any>>('POST', '/v1/delegations/user', { token: await token('grace', { claims: { email_verified: true } }), backend: 'db', role: 'readonly', ttl_seconds: 600, purpose: 'chain' });
+    expect(root, JSON.stringify(root.body)).toMatchObject({ status: 201 });
+    await actor.expect(201, 'POST', '/v1/delegations', { delegatee: sub.address, backend: 'db', role: 'readonly', ttl_seconds: 300, purpose: 'hand-off', parent: root.body.delegation_id });
+    // The chain's identities are cached as active now.
+    await sub.lease('db', 'readonly');
+
+    expect((await actor.startSession({ generation: 1 })).reply.status).toBe(201);
+    expect((await actor.startSession({ generation: 1 })).reply).toMatchObject({ status: 403, body: { error: 'identity_suspended' } });
+    expect(await sub.send('POST', '/v1/leases', { backend: 'db', role: 'readonly' })).toMatchObject({ status: 403, body: { error: 'delegation_revoked' } });
+  });
+
   it('the delegation ends with the token: after its exp no lease through it', async () => {
     env.clock.advance(901_000);
     expect(await agent.send('POST', '/v1/leases', { backend: 'db', role: 'readonly' })).toMatchObject({ status: 403 });
