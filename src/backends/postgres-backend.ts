@@ -7,7 +7,7 @@
  * pass; a value can never be read as SQL. Several statements are sent as one simple-protocol query,
  * which PostgreSQL runs as one implicit transaction: one round-trip per mint, all or nothing.
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { TesseraError } from '../errors.js';
 import { TurnBatcher } from '../store/turn-batcher.js';
@@ -19,6 +19,7 @@ import {
   type MintRequest,
   type RevocationHandle,
 } from './credential-backend.js';
+import { ScramPasswords } from './scram.js';
 
 export interface PostgresGroupConfig {
   /** A NOLOGIN role holding the privileges; every lease of the role joins it. */
@@ -206,28 +207,6 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /**
- * PBKDF2 stretching protects guessable passwords; ours are 256 random bits, which no number of
- * iterations makes harder to guess. PostgreSQL's default (4096) would cost ~1 ms of broker CPU per
- * lease and the same again in every agent's login, for no gain. At 256 the derivation takes ~0.07 ms:
- * run inline, since handing it to the thread pool and back costs about as much again.
- */
-const SCRAM_ITERATIONS = 256;
-
-/**
- * The SCRAM-SHA-256 verifier PostgreSQL would store for `password` (RFC 5802/7677). Sending the
- * verifier keeps the plaintext out of the server and its statement log, and spares the server one
- * of its two PBKDF2 runs per CREATE ROLE. `password` is base64url, so SASLprep leaves it unchanged.
- */
-export function scramVerifier(password: string): string {
-  const salt = randomBytes(16);
-  const salted = pbkdf2Sync(password, salt, SCRAM_ITERATIONS, 32, 'sha256');
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-  const storedKey = createHash('sha256').update(clientKey).digest('base64');
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest('base64');
-  return `SCRAM-SHA-256$${SCRAM_ITERATIONS}:${salt.toString('base64')}$${storedKey}:${serverKey}`;
-}
-
-/**
  * What revoke() runs for the login `username`, step by step (one transaction each): the role's
  * custom revocation statements, else the default lock-out / terminate / drop sequence.
  */
@@ -290,6 +269,7 @@ export class PostgresBackend implements CredentialBackend {
   readonly #host: string;
   readonly #port: number;
   readonly #database: string;
+  readonly #passwords = new ScramPasswords();
   /** Strings that must never leave this class: the admin password and DSN. */
   readonly #secrets: string[];
   /**
@@ -300,6 +280,8 @@ export class PostgresBackend implements CredentialBackend {
    */
   readonly #creations = new TurnBatcher<string, void>({
     maxItems: CREATIONS_PER_QUERY,
+    // Mints arrive together: woken by one batch of lease intents (src/leases/issuer.ts).
+    gather: 'tick',
     together: async (batches) => {
       await this.#pool.query(batches.join(';\n'));
       return batches.map(() => undefined);
@@ -365,8 +347,7 @@ export class PostgresBackend implements CredentialBackend {
   async mint(request: MintRequest, plan: CredentialPlan): Promise<IssuedCredential> {
     this.validateRole(request.role);
     const username = handleString(plan.revocation, 'username');
-    const password = randomBytes(32).toString('base64url');
-    const verifier = scramVerifier(password);
+    const { password, verifier } = this.#passwords.take();
     const role = this.#roles[request.role]!;
     const statements = render(role.creationStatements, {
       name: username,
@@ -451,6 +432,7 @@ export class PostgresBackend implements CredentialBackend {
   }
 
   async close(): Promise<void> {
+    await this.#passwords.close();
     await this.#pool.end();
   }
 

@@ -60,8 +60,12 @@ export class LeaseIssuer {
         return intents.map(() => undefined);
       },
       alone: (intent) => store.repos.leases.insertIntent(intent),
+      // Requests reach this step together: woken by one batch of the replay cache.
+      gather: 'tick',
     });
     this.#activations = new TurnBatcher({
+      // Woken together by one batch of the backend's mint.
+      gather: 'tick',
       together: (changes) => store.repos.leases.activate(changes, audit),
       alone: async (change) => (await store.repos.leases.activate([change], audit))[0]!,
     });

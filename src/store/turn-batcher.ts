@@ -19,6 +19,14 @@ export interface TurnBatch<T, R> {
   readonly undone?: (error: unknown) => boolean;
   /** At most this many items per batch; more in one turn are split into batches run concurrently. */
   readonly maxItems?: number;
+  /**
+   * Which items are done together. 'turn' (default): those submitted within one turn of the event
+   * loop, done on the next turn: requests arriving separately meet there. 'tick': those submitted
+   * before the current turn's promise reactions settle, done right after them, without waiting
+   * for a turn: for a step whose submitters were all woken by one earlier batch (its results
+   * resolve them together), where waiting a turn would only add that turn's latency.
+   */
+  readonly gather?: 'turn' | 'tick';
 }
 
 /**
@@ -37,7 +45,10 @@ export class TurnBatcher<T, R> {
 
   submit(item: T): Promise<R> {
     return new Promise((resolve, reject) => {
-      if (this.#waiting.length === 0) setImmediate(() => void this.#run());
+      if (this.#waiting.length === 0) {
+        if (this.batch.gather === 'tick') process.nextTick(() => void this.#run());
+        else setImmediate(() => void this.#run());
+      }
       this.#waiting.push({ item, resolve, reject });
     });
   }

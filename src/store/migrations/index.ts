@@ -11,6 +11,7 @@ import { keyRotation } from './0008-key-rotation.js';
 import { delegations } from './0009-delegations.js';
 import { trustedIssuers } from './0010-trusted-issuers.js';
 import { changeKinds } from './0011-change-kinds.js';
+import { leanHotIndexes } from './0012-lean-hot-indexes.js';
 
 /**
  * Migrations are code, bundled with the broker, one file each; every one must run unchanged on
@@ -30,6 +31,7 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0009-delegations': delegations(),
     '0010-trusted-issuers': trustedIssuers(),
     '0011-change-kinds': changeKinds(dialect),
+    '0012-lean-hot-indexes': leanHotIndexes(dialect),
   };
 }
 
