@@ -1,5 +1,4 @@
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,18 +13,13 @@ import { createProof } from '../src/identity/proof.js';
 import { ed25519PublicJwk, keyThumbprint, signCompactJws } from '@tessera-broker/sdk';
 import type { Signer } from '../src/keys/key-store.js';
 import { openStore } from '../src/store/database.js';
-import { type BenchSection, Cleanup, envNumber, fmtInt, fmtMb, log, type ResultRow, round, verdict } from './support.js';
+import { type BenchSection, Cleanup, envNumber, fmtInt, fmtMb, log, memorySigner, type ResultRow, round, verdict } from './support.js';
 
 const WORKER = fileURLToPath(new URL('./audit-verify-worker.js', import.meta.url));
 const TARGET_EVENTS_PER_SECOND = 200_000;
 const TARGET_RSS_BYTES = 150 * 1024 * 1024;
 const CHECKPOINT_EVERY = 10_000;
 const ROWS_PER_TRANSACTION = 20_000;
-
-export function memorySigner(): Signer {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  return { uri: 'memory:bench', publicKey: base64url.decode(publicKey.export({ format: 'jwk' }).x!), sign: async (data) => new Uint8Array(sign(null, data, privateKey)) };
-}
 
 const AGENTS = 97;
 const PROOF_AUDIENCE = 'https://broker.bench.local';

@@ -22,7 +22,6 @@ import SqliteDatabase from 'better-sqlite3';
 import { Pool } from 'undici';
 import { createProof, PROOF_SCHEME } from '../src/identity/proof.js';
 import { keyThumbprint } from '@tessera-broker/sdk';
-import { memorySigner } from './audit-bench.js';
 import {
   type BenchSection,
   Cleanup,
@@ -32,6 +31,7 @@ import {
   fmtMs,
   type LatencySummary,
   log,
+  memorySigner,
   readCpuMs,
   type ResultRow,
   round,

@@ -34,7 +34,6 @@ import { keyThumbprint } from '@tessera-broker/sdk';
 import type { Signer } from '../src/keys/key-store.js';
 import { KeyStores } from '../src/keys/registry.js';
 import { startPostgres, withClient } from '../test/support/postgres.js';
-import { memorySigner } from './audit-bench.js';
 import {
   type BenchSection,
   Cleanup,
@@ -44,6 +43,7 @@ import {
   fmtMs,
   initBench,
   log,
+  memorySigner,
   percentile,
   readCpuMs,
   type ResultRow,

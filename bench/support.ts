@@ -1,9 +1,11 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { base64url } from '../src/crypto/encoding.js';
 import type { Identity } from '../src/identity/identity.js';
 import type { Signer } from '../src/keys/key-store.js';
 import { openStore } from '../src/store/database.js';
@@ -561,6 +563,12 @@ export function serveBench(cleanup: Cleanup, baseEnv: NodeJS.ProcessEnv, options
 
 export function log(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
+}
+
+/** An Ed25519 key held in this process (bench agents and authorities: no key store round trip per signature). */
+export function memorySigner(): Signer {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return { uri: 'memory:bench', publicKey: base64url.decode(publicKey.export({ format: 'jwk' }).x!), sign: async (data) => new Uint8Array(sign(null, data, privateKey)) };
 }
 
 /** An agent whose key is in memory, written into the broker's database as provisioning + enrollment would leave it. */

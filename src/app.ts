@@ -173,7 +173,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(adminTrustRoutes, { trust: new TrustService(deps.store, deps.audit, deps.clock) });
   // One verifier for the app's lifetime: it holds the issuers' JWKS caches.
   const verifier = new UserTokenVerifier(deps.store.repos.trustedIssuers, deps.clock);
-  const userDelegations = new UserDelegations(verifier, deps.leases.delegations, deps.leases.grants, deps.leases.backends, deps.audit, deps.clock);
+  const userDelegations = new UserDelegations(verifier, deps.leases.delegations, deps.leases.backends, deps.audit, deps.clock);
   await app.register(userDelegationRoutes, { userDelegations });
 
   // The read-only review API and page (docs/PROTOCOL.md §9): cookie sessions reach nothing else.

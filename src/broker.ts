@@ -10,6 +10,7 @@ import { type Clock, type Scheduler, systemClock, systemScheduler } from './cloc
 import type { Config } from './config/config.js';
 import { TesseraError } from './errors.js';
 import { ProofAuthenticator } from './identity/authenticator.js';
+import { IdentityCache } from './identity/identity-cache.js';
 import { Authority } from './identity/authority.js';
 import { IdentityService } from './identity/identities.js';
 import { KeyStores } from './keys/registry.js';
@@ -75,13 +76,14 @@ export async function createBroker(
     const feed = changes;
     const authority = await Authority.open({ store, keyStores, audit, feed, clock }, config.publicUrl, config.credentialTtlMs / 1000);
     const sessions = new SessionRegistry(store, audit, clock, feed, { maxLifetimeMs: config.sessionMaxLifetimeMs });
-    const authenticator = new ProofAuthenticator(store.repos, audit, clock, config.publicUrl, rejections, feed, sessions);
+    const identityCache = new IdentityCache(store.repos, feed);
+    const authenticator = new ProofAuthenticator(store.repos, identityCache, audit, clock, config.publicUrl, rejections, feed, sessions);
     const authFailures = { max: config.authFailureLimit, windowMs: config.authFailureWindowMs };
     const wrappingKeys = new KeyStoreWrappingKeys(keyStores, store.repos.settings);
     const rotateWrapping = (actor: string) => rotateWrappingKey({ store, keyStores, wrappingKeys, audit, clock }, actor);
     leases = new LeaseSystem(store, audit, clock, wrappingKeys, { ...DEFAULT_LEASE_SETTINGS, pendingGraceMs: config.leasePendingGraceMs, ...options.leases }, {
       proxyUrl: config.proxyPublicUrl,
-    }, feed, options.logger, { maxDepth: config.delegationMaxDepth });
+    }, feed, identityCache, options.logger, { maxDepth: config.delegationMaxDepth });
     const app = await buildApp({ store, audit, authority, identities, authenticator, sessions, leases, rotateWrappingKey: rotateWrapping, changes: feed, clock, publicUrl: config.publicUrl, limits: config.limits, rejections, authFailures, trustedProxies: config.trustedProxies, logger: options.logger });
     // Before listening: on an embedded store every pending lease is an orphan of a previous process;
     // on a shared one, those older than the grace period (another replica may be issuing the rest).

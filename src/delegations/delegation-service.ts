@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import { randomToken } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
+import type { IdentityCache } from '../identity/identity-cache.js';
 import type { BackendService } from '../leases/backend-service.js';
 import type { Grant, GrantService } from '../leases/grant-service.js';
 import { leaseRoleRefusal } from '../leases/lease.js';
@@ -11,7 +12,7 @@ import type { LeaseRevoker, RevocationCounts } from '../leases/revoker.js';
 import type { Store } from '../store/database.js';
 import type { Delegation, DelegationFilter, UserPrincipal } from '../store/repositories/delegations.js';
 import type { Repositories } from '../store/repositories/index.js';
-import { requiresUser, userClaimRefusal } from '../trust/user-claims.js';
+import { userClaimRefusal } from '../trust/user-claims.js';
 import { type ActClaim, actChain } from './act-chain.js';
 import { looserConstraint, narrowedConstraints } from './narrowing.js';
 
@@ -74,6 +75,9 @@ export interface EffectiveScope {
 /** The authority a lease or a delegation is made under: the caller's own grant, or a delegation chain. */
 export type Authority = { readonly grant: Grant; readonly scope?: undefined } | { readonly grant: Grant; readonly scope: EffectiveScope };
 
+/** What DelegationService.grantFor found: the grant a use acts under, or the most generous grant's refusal (none without any grant). */
+export type GrantChoice = { readonly grant: Grant; readonly refusal?: undefined } | { readonly grant?: undefined; readonly refusal: TesseraError | undefined };
+
 export interface DelegationRevocation {
   readonly delegations: number;
   readonly leases: RevocationCounts;
@@ -102,6 +106,8 @@ export class DelegationService {
     private readonly backends: BackendService,
     private readonly revoker: LeaseRevoker,
     private readonly settings: DelegationSettings,
+    /** what the chain checks outside a transaction read identities through (the authenticator's cache) */
+    private readonly identities: IdentityCache,
   ) {
   }
 
@@ -184,7 +190,8 @@ export class DelegationService {
     };
     // The same checks as on every use: the acting agent must hold a grant the scope fits in.
     await this.#record(delegation, actor, { delegatee: input.delegatee.address, act: actChain([delegation], new Map([[input.delegatee.id, input.delegatee]])) }, async (trx) => {
-      await this.#scopeOf([delegation], trx, now);
+      // Inside the transaction: the state it sees, not a cache.
+      await this.#scopeOf([delegation], trx.identities, now);
     });
     return delegation;
   }
@@ -235,11 +242,11 @@ export class DelegationService {
    */
   async authorityFor(identity: Identity, backend: string, role: string, delegationId?: string): Promise<Authority> {
     if (delegationId === undefined) {
-      const grant = await this.grants.find(identity, backend, role);
-      // A grant that requires acting for a user is used only through a user's delegation.
-      if (grant && !requiresUser(grant)) return { grant };
+      // For itself: a grant that requires acting for a user is used only through a user's delegation.
+      const { grant, refusal } = await this.grantFor(identity, backend, role, undefined);
+      if (grant) return { grant };
       const received = await this.store.repos.delegations.activeReceived(identity.id, backend, role, this.clock.now());
-      if (received.length === 0 && grant) throw userClaimRefusal(grant, undefined)!;
+      if (received.length === 0 && refusal) throw refusal;
       if (received.length === 0) throw refuse('no_grant', `No grant or delegation lets ${identity.address} use ${backend}/${role}.`);
       if (received.length > 1) throw refuse('delegation_ambiguous', `${received.length} delegations apply to ${backend}/${role} (${received.map((d) => d.id).join(', ')}): name one.`);
       delegationId = received[0]!.id;
@@ -256,11 +263,13 @@ export class DelegationService {
   async effectiveScope(delegationId: string): Promise<EffectiveScope> {
     const chain = (await this.store.repos.delegations.chain(delegationId)).reverse();
     if (chain.length === 0) throw refuse('not_found', `No delegation ${delegationId}.`);
-    return this.#scopeOf(chain, this.store.repos, this.clock.now());
+    // Every delegated lease and renewal checks its chain: its identities come from the cache the
+    // change feed keeps current (a revoked or suspended one drops out before the write's response).
+    return this.#scopeOf(chain, this.identities, this.clock.now());
   }
 
-  async #scopeOf(chain: readonly Delegation[], repos: Repositories, now: number): Promise<EffectiveScope> {
-    const identities = await repos.identities.findByIds(chain.flatMap(linkIdentities));
+  async #scopeOf(chain: readonly Delegation[], lookup: Pick<IdentityCache, 'findByIds'>, now: number): Promise<EffectiveScope> {
+    const identities = await lookup.findByIds(chain.flatMap(linkIdentities));
     const root = chain[0]!;
     const leaf = chain[chain.length - 1]!;
     let expiresAt = Number.POSITIVE_INFINITY;
@@ -279,13 +288,23 @@ export class DelegationService {
     }
     // The chain's authority: the root agent's own grant, or for a user's root the acting agent's.
     const anchor = identities.get(root.rootKind === 'agent' ? root.delegatorIdentityId! : root.delegateeIdentityId)!;
-    const grant = await this.grants.find(anchor, root.backend, root.role);
-    if (!grant || looserConstraint(JSON.parse(grant.constraints) as Constraints, root.constraints) !== null) {
-      throw refuse('delegation_authority_lost', `${anchor.address} no longer holds a grant covering delegation ${root.id}.`);
-    }
-    const userRefusal = userClaimRefusal(grant, root);
-    if (userRefusal) throw userRefusal;
+    const lost = refuse('delegation_authority_lost', `${anchor.address} no longer holds a grant covering delegation ${root.id}.`);
+    const { grant, refusal } = await this.grantFor(anchor, root.backend, root.role, root, (granted) => (looserConstraint(granted, root.constraints) === null ? undefined : lost));
+    if (!grant) throw refusal ?? lost;
     return { delegation: leaf, chain, grant, constraints: leaf.constraints, expiresAt, act: actChain(chain, identities) };
+  }
+
+  /**
+   * The grant `identity` acts under for a backend role, one path for every use: its own leases (`root`
+   * undefined), a chain rooted at it, or at a user it acts for (`root` a user's root). Of its grants,
+   * the most generous first, the first that `root` may use (a grant with required user claims only
+   * for a user who has them: src/trust/user-claims.ts) and that `fits` (the use's constraints) allows.
+   */
+  async grantFor(identity: Identity, backend: string, role: string, root: Pick<Delegation, 'delegatorUser'> | undefined, fits: (granted: Constraints) => TesseraError | undefined = () => undefined): Promise<GrantChoice> {
+    const grants = await this.grants.forRole(identity, backend, role);
+    const refusals = grants.map((grant) => fits(JSON.parse(grant.constraints) as Constraints) ?? userClaimRefusal(grant, root));
+    const usable = refusals.indexOf(undefined);
+    return usable >= 0 ? { grant: grants[usable]! } : { refusal: refusals[0] };
   }
 
   async get(id: string): Promise<Delegation> {

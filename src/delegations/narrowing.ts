@@ -68,13 +68,18 @@ export function intersectConstraints(a: Constraints, b: Constraints): Constraint
   return result;
 }
 
+/** Why a delegation under `granted` cannot have `requested` (`delegation_scope_wider`, naming `whose`), or undefined if it can. */
+export function narrowingRefusal(granted: Constraints, requested: Constraints | undefined, whose: string): TesseraError | undefined {
+  const looser = looserConstraint(granted, inheritConstraints(granted, requested ?? {}));
+  return looser === null ? undefined : new TesseraError('delegation_scope_wider', `Constraint ${looser} would be looser than ${whose}.`);
+}
+
 /**
  * The constraints a delegation under `granted` gets: those requested, the granted ones filled in for
- * what it leaves out. Refused (`delegation_scope_wider`) when one is looser than `granted` (`whose`).
+ * what it leaves out. Refused (narrowingRefusal) when one is looser than `granted` (`whose`).
  */
 export function narrowedConstraints(granted: Constraints, requested: Constraints | undefined, whose: string): Constraints {
-  const constraints = inheritConstraints(granted, requested ?? {});
-  const looser = looserConstraint(granted, constraints);
-  if (looser !== null) throw new TesseraError('delegation_scope_wider', `Constraint ${looser} would be looser than ${whose}.`);
-  return constraints;
+  const refusal = narrowingRefusal(granted, requested, whose);
+  if (refusal) throw refusal;
+  return inheritConstraints(granted, requested ?? {});
 }

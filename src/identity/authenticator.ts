@@ -1,11 +1,11 @@
 import type { AuditSink } from '../audit/audit-log.js';
 import type { RejectionSummary } from '../audit/rejection-summary.js';
 import type { ChangeFeed } from '../changes/change-feed.js';
-import { FeedCache } from '../changes/feed-cache.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import type { Repositories } from '../store/repositories/index.js';
-import { type Identity, type IdentityKey, keyAcceptsAt } from './identity.js';
+import { type Identity, keyAcceptsAt } from './identity.js';
+import type { IdentityCache, KnownIdentity } from './identity-cache.js';
 import type { SessionRegistry } from '../sessions/session-registry.js';
 import { bodyHash, checkProof, isSessionId, parseProofHeader, proofReplayableUntil } from './proof.js';
 
@@ -22,12 +22,6 @@ export interface IncomingRequest {
 /** Codes raised before the signature is known to be good: the claimed kid proves nothing. */
 const UNAUTHENTICATED_CODES = new Set(['proof_missing', 'proof_malformed', 'proof_unknown_key', 'session_unknown', 'proof_bad_signature']);
 
-/** An identity and its keys by key id, as cached between requests. */
-interface KnownIdentity {
-  readonly identity: Identity;
-  readonly keys: ReadonlyMap<string, IdentityKey>;
-}
-
 const MAX_KEY_OWNERS = 10_000;
 
 /**
@@ -41,28 +35,28 @@ const MAX_KEY_OWNERS = 10_000;
  * is refused by all.
  */
 export class ProofAuthenticator {
-  readonly #identities: FeedCache<KnownIdentity>;
   /** key id -> identity id: fixed once a key is registered, so kept without invalidation (bounded). */
   readonly #owners = new Map<string, string>();
 
   constructor(
     /** Store.repos: the identity lookup reads through Store.reader, not queueing behind other requests' transactions. */
-    private readonly repos: Pick<Repositories, 'identities' | 'identityKeys' | 'replayCache'>,
+    private readonly repos: Pick<Repositories, 'identityKeys' | 'replayCache'>,
+    /** the identities' cache the change feed keeps correct (shared with the delegation chain checks) */
+    private readonly identities: IdentityCache,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly audience: string,
     private readonly rejections: RejectionSummary,
     private readonly feed: ChangeFeed,
     private readonly sessions: SessionRegistry,
-  ) {
-    this.#identities = new FeedCache(feed, 'identity');
-  }
+  ) {}
 
   /**
    * `allowPending`: also identities that have not enrolled (redeeming a ticket). `primaryKeyOnly`:
-   * refuse session proofs (registering a session must be proven by the primary key).
+   * refuse session proofs (registering a session must be proven by the primary key). The identity
+   * with its keys as they were checked (so registering a session need not read them again).
    */
-  async authenticate(request: IncomingRequest, options: { allowPending?: boolean; primaryKeyOnly?: boolean } = {}): Promise<Identity> {
+  async authenticate(request: IncomingRequest, options: { allowPending?: boolean; primaryKeyOnly?: boolean } = {}): Promise<KnownIdentity> {
     // Not a rejection of the caller (nor audited: the database may be what is unreachable).
     await this.feed.ensureCurrent();
     let claimedKid: string | undefined;
@@ -75,7 +69,7 @@ export class ProofAuthenticator {
       // bound, both served from caches: no query beyond the jti insert.
       const session = isSessionId(proof.kid) ? await this.sessions.find(proof.kid) : undefined;
       if (isSessionId(proof.kid) && !session) throw new TesseraError('session_unknown');
-      const known = session ? await this.#loadIdentity(session.identityId) : await this.#identityOfKey(proof.kid);
+      const known = session ? await this.identities.get(session.identityId) : await this.#identityOfKey(proof.kid);
       if (session && proof.claims.iss !== session.keyId) throw new TesseraError('proof_malformed', "Malformed proof: a session proof's iss must be the key that certified its session.");
       // The primary key: the proof's own, or the one that certified the session.
       const key = known?.keys.get(session?.keyId ?? proof.kid);
@@ -103,7 +97,7 @@ export class ProofAuthenticator {
       // Deny by default: only active identities, and pending ones where enrollment allows it.
       if (identity.status !== 'active' && !(identity.status === 'pending' && options.allowPending)) throw new TesseraError('identity_not_enrolled');
       await this.rememberJti(proof.claims.jti, identity.id, proof.claims.iat);
-      return identity;
+      return known;
     } catch (error) {
       if (error instanceof TesseraError) await this.auditRejection(error, claimedKid, identityId, request);
       throw error;
@@ -116,27 +110,18 @@ export class ProofAuthenticator {
    */
   async #identityOfKey(keyId: string): Promise<KnownIdentity | undefined> {
     let identityId = this.#owners.get(keyId) ?? keyId;
-    let known = await this.#loadIdentity(identityId);
+    let known = await this.identities.get(identityId);
     if (!known?.keys.has(keyId)) {
       const owner = await this.repos.identityKeys.identityOf(keyId);
       if (owner === undefined || owner === identityId) return known;
       identityId = owner;
-      known = await this.#loadIdentity(identityId);
+      known = await this.identities.get(identityId);
     }
     if (identityId !== keyId) {
       if (this.#owners.size >= MAX_KEY_OWNERS) this.#owners.clear();
       this.#owners.set(keyId, identityId);
     }
     return known;
-  }
-
-  #loadIdentity(identityId: string): Promise<KnownIdentity | undefined> {
-    return this.#identities.get(identityId, async () => {
-      const identity = await this.repos.identities.findById(identityId);
-      if (!identity) return undefined;
-      const keys = await this.repos.identityKeys.forIdentity(identityId);
-      return { identity, keys: new Map(keys.map((key) => [key.keyId, key])) };
-    });
   }
 
   /**

@@ -2,6 +2,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import type { BackendContext } from '../backends/registry.js';
 import type { ChangeFeed } from '../changes/change-feed.js';
 import type { Clock, Scheduler } from '../clock.js';
+import type { IdentityCache } from '../identity/identity-cache.js';
 import type { WrappingKeys } from '../secrets/wrapping-keys.js';
 import { type DelegationSettings, DelegationService, DEFAULT_DELEGATION_SETTINGS } from '../delegations/delegation-service.js';
 import type { Store } from '../store/database.js';
@@ -52,6 +53,7 @@ export class LeaseSystem {
     private readonly settings: LeaseSettings,
     backendContext: BackendContext,
     changes: ChangeFeed,
+    identities: IdentityCache,
     log?: RevocationLog,
     delegationSettings: DelegationSettings = DEFAULT_DELEGATION_SETTINGS,
   ) {
@@ -62,7 +64,7 @@ export class LeaseSystem {
       claimTimeoutMs: settings.revocationClaimTimeoutMs,
       batchSize: settings.revocationBatchSize,
     }, log);
-    this.delegations = new DelegationService(store, audit, clock, this.grants, this.backends, this.revoker, delegationSettings);
+    this.delegations = new DelegationService(store, audit, clock, this.grants, this.backends, this.revoker, delegationSettings, identities);
     this.issuer = new LeaseIssuer(store, audit, clock, this.backends, this.delegations, this.revoker);
     this.leases = new LeaseService(store, audit, clock, this.backends, this.grants, this.delegations, this.revoker);
     this.reaper = new LeaseReaper(this.revoker, clock, { intervalMs: settings.reaperIntervalMs, pendingGraceMs: settings.pendingGraceMs });

@@ -4,6 +4,7 @@ import { FeedCache } from '../changes/feed-cache.js';
 import type { Clock } from '../clock.js';
 import { TesseraError } from '../errors.js';
 import { type Identity, keyAcceptsAt } from '../identity/identity.js';
+import type { KnownIdentity } from '../identity/identity-cache.js';
 import { PROOF_MAX_SKEW_SECONDS } from '../identity/proof.js';
 import type { Store } from '../store/database.js';
 import type { Repositories } from '../store/repositories/index.js';
@@ -33,7 +34,7 @@ export class SessionRegistry {
     private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
-    feed: ChangeFeed,
+    private readonly feed: ChangeFeed,
     private readonly policy: SessionPolicy,
   ) {
     this.#cache = new FeedCache(feed, 'session');
@@ -49,17 +50,18 @@ export class SessionRegistry {
   }
 
   /**
-   * Registers the certificate `identity` signed (the request was proven by its primary key). Invalid
-   * certificates are refused and audited (`session.rejected`); a suspected clone suspends the identity.
+   * Registers the certificate `caller` signed (the request was proven by its primary key, against
+   * `caller.keys`). Invalid certificates are refused and audited (`session.rejected`); a suspected
+   * clone suspends the identity.
    */
-  async register(identity: Identity, certificate: string): Promise<SessionRecord> {
+  async register(caller: KnownIdentity, certificate: string): Promise<SessionRecord> {
+    const { identity } = caller;
     const now = this.clock.now();
     let verified;
     try {
       // Signed by one of the identity's keys still accepted (a rotated-out key only during its grace).
-      const keys = await this.store.repos.identityKeys.forIdentity(identity.id);
       verified = await verifySessionCertificate(certificate, (keyId) => {
-        const key = keys.find((candidate) => candidate.keyId === keyId);
+        const key = caller.keys.get(keyId);
         return key && keyAcceptsAt(key, now) ? key.publicKey : undefined;
       });
       const lifetime = verified.exp - verified.iat;
@@ -118,6 +120,9 @@ export class SessionRegistry {
       return { registered: session };
     });
     if ('suspended' in outcome) {
+      // The suspension is committed but the answer is a refusal, which does not wait for the feed
+      // (src/app.ts): wait here, so this broker's caches drop the identity before its next request.
+      await this.feed.catchUp();
       throw new TesseraError('identity_suspended', 'A second copy of this agent was suspected (session generation reused or lower than one already seen); the identity is suspended until an admin reinstates or revokes it.');
     }
     return outcome.registered;

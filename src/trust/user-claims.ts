@@ -10,15 +10,12 @@ export function claimMatches(claim: unknown, expected: string): boolean {
 
 const requiredOf = (grant: Grant) => Object.entries(JSON.parse(grant.required_user_claims) as Record<string, string>);
 
-/** Whether leases under `grant` must act for a user (`tessera grant --require-user-claim`). */
-export const requiresUser = (grant: Grant): boolean => requiredOf(grant).length > 0;
-
 /**
  * Why `grant` cannot be used by a chain rooted at `root` (undefined: no chain, a direct lease), or
  * undefined if it can: a grant with required user claims is usable only through a chain whose root
  * is a user whose verified token carried every one of them. Checked on every use, like the chain.
  */
-export function userClaimRefusal(grant: Grant, root: Delegation | undefined): TesseraError | undefined {
+export function userClaimRefusal(grant: Grant, root: Pick<Delegation, 'delegatorUser'> | undefined): TesseraError | undefined {
   const required = requiredOf(grant);
   if (required.length === 0) return undefined;
   const wanted = required.map(([name, value]) => `${name}=${value}`).join(', ');

@@ -3,11 +3,10 @@ import type { Constraints } from '../backends/http-api/scopes.js';
 import type { Clock } from '../clock.js';
 import { sha256Base64url } from '../crypto/encoding.js';
 import { auditDelegationDenied, type DelegationService } from '../delegations/delegation-service.js';
-import { narrowedConstraints } from '../delegations/narrowing.js';
+import { narrowedConstraints, narrowingRefusal } from '../delegations/narrowing.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import type { BackendService } from '../leases/backend-service.js';
-import type { GrantService } from '../leases/grant-service.js';
 import { leaseRoleRefusal } from '../leases/lease.js';
 import type { Delegation } from '../store/repositories/delegations.js';
 import type { UserTokenVerifier, VerifiedUserToken } from './user-token-verifier.js';
@@ -44,7 +43,6 @@ export class UserDelegations {
   constructor(
     private readonly verifier: UserTokenVerifier,
     private readonly delegations: DelegationService,
-    private readonly grants: GrantService,
     private readonly backends: BackendService,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
@@ -53,18 +51,20 @@ export class UserDelegations {
   async create(agent: Identity, request: UserDelegationRequest): Promise<{ delegation: Delegation; user: VerifiedUserToken }> {
     let user: VerifiedUserToken | undefined;
     try {
-      const refusal = leaseRoleRefusal(agent);
-      if (refusal) throw refusal;
+      const roleRefusal = leaseRoleRefusal(agent);
+      if (roleRefusal) throw roleRefusal;
       user = await this.verifier.verify(request.token);
-      const grant = await this.grants.find(agent, request.backend, request.role);
-      if (!grant) throw new TesseraError('no_grant', `No grant lets ${agent.address} use ${request.backend}/${request.role}, for itself or for a user.`);
-      const granted = JSON.parse(grant.constraints) as Constraints;
-      const constraints = narrowedConstraints(granted, request.constraints, `${agent.address}'s grant`);
+      const principal = { iss: user.issuer, sub: user.subject, claims: user.claims };
+      // The agent's grant this user may have it use (the same choice as on every later use), and that the request fits in.
+      const whose = `${agent.address}'s grant`;
+      const { grant, refusal } = await this.delegations.grantFor(agent, request.backend, request.role, { delegatorUser: principal }, (granted) => narrowingRefusal(granted, request.constraints, whose));
+      if (!grant) throw refusal ?? new TesseraError('no_grant', `No grant lets ${agent.address} use ${request.backend}/${request.role}, for itself or for a user.`);
+      const constraints = narrowedConstraints(JSON.parse(grant.constraints) as Constraints, request.constraints, whose);
       await this.backends.checkGrant(request.backend, request.role, constraints);
       const evidence: UserTokenEvidence = { kind: 'user-token', token_sha256: user.tokenSha256, issuer: user.issuer, subject: user.subject, claims: user.claims };
       const delegation = await this.delegations.createRoot(
         {
-          user: { iss: user.issuer, sub: user.subject, claims: user.claims },
+          user: principal,
           delegatee: agent,
           backend: request.backend,
           role: request.role,

@@ -11,6 +11,8 @@ const TONES: Record<string, Tone> = {
   'revocation-pending': 'warn',
   failure: 'warn',
   revoked: 'bad',
+  // a suspected clone: refused like a revoked identity until an admin reinstates it
+  suspended: 'bad',
   denied: 'bad',
   expired: 'muted',
 };

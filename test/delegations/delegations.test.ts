@@ -215,6 +215,25 @@ describe('delegation to sub-agents (PostgreSQL upstream, CREATEROLE admin)', () 
     expect((await admin.expect<{ delegation: Delegation }>(200, 'GET', `/v1/delegations/${below.delegation_id}`)).delegation.status).toBe('revoked');
   });
 
+  it('refuses a lease on the very next request once an identity in the middle of the chain is suspended or revoked (the chain reads identities through the change-fed cache)', async () => {
+    const [root, middle, sub] = await agents('root', 'middle', 'sub');
+    await grant(root);
+    await delegated(root, middle);
+    const below = await delegated(middle, sub);
+    // Every identity of the chain is now cached as active.
+    await leased(sub);
+
+    // A suspected clone of the middle agent: its status changes, its delegations stay active.
+    expect((await middle.startSession({ generation: 1 })).reply.status).toBe(201);
+    expect((await middle.startSession({ generation: 1 })).reply).toMatchObject({ status: 403, body: { error: 'identity_suspended' } });
+    await refused(lease(sub), 403, 'delegation_revoked');
+    await admin.expect(200, 'POST', `/v1/admin/identities/${middle.address}/reinstate`, { reason: 'one copy left' });
+    expect((await leased(sub)).delegation_id).toBe(below.delegation_id);
+
+    await admin.expect(200, 'POST', `/v1/admin/identities/${middle.address}/revoke`, { reason: 'compromised' });
+    await refused(lease(sub, { delegation: below.delegation_id }), 403, 'delegation_revoked');
+  });
+
   it('verifies every delegator\'s signed request offline, and fails evidence altered even with the chain re-hashed', async () => {
     const [root, middle, sub] = await agents('root', 'middle', 'sub');
     await grant(root);

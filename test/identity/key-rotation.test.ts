@@ -64,12 +64,12 @@ describe.each<KeyStoreKind>(['pkcs11', 'kms'])('key rotation (%s keys)', (keysto
   const verifyLog = async (jwks: JSONWebKeySet) => verifyAuditLog(exportRecords(store.repos, { issuer: env.url, jwks, exportedAt: env.clock.now() }), { jwks });
 
   let generation = 0;
-  /** A 15-minute session (longer than the grace) certified by `primary`, registered with a proof by it. */
-  async function startSession(primary: Signer) {
+  /** A 15-minute session (longer than the grace) certified by `certifier`, registered with a proof by `primary`. */
+  async function startSession(primary: Signer, certifier = primary) {
     const sessionSigner = memorySessionSigner();
     const iat = Math.floor(env.clock.now() / 1000);
     generation = Math.max(generation + 1, env.clock.now());
-    const certificate = await createSessionCertificate(primary, await keyThumbprint(primary.publicKey), sessionSigner.publicKey, { iat, exp: iat + 900, gen: generation });
+    const certificate = await createSessionCertificate(certifier, await keyThumbprint(certifier.publicKey), sessionSigner.publicKey, { iat, exp: iat + 900, gen: generation });
     const reply = await send(primary, 'POST', '/v1/sessions', { certificate });
     return { reply, session: { id: reply.body.session_id as string, signer: sessionSigner } };
   }
@@ -92,6 +92,8 @@ describe.each<KeyStoreKind>(['pkcs11', 'kms'])('key rotation (%s keys)', (keysto
     expect(await send(newSigner, 'GET', '/v1/whoami', undefined, viaNewKey.session)).toMatchObject({ status: 200, body: { identity_id: agent.identity_id } });
     // The old key can no longer certify a session either (its registration proof is refused first).
     expect((await startSession(agent.signer)).reply).toMatchObject({ status: 401, body: { error: 'key_retired' } });
+    // Nor when the current key proves the registration of a certificate the old one signed.
+    expect((await startSession(newSigner, agent.signer)).reply).toMatchObject({ status: 400, body: { error: 'session_certificate_invalid' } });
   });
 
   it('rotates an agent key in the same key store: the id stays, the old key works for the grace period, then key_retired', async () => {

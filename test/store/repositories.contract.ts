@@ -441,7 +441,7 @@ export function describeRepositoryContract(name: string, open: () => Promise<Sto
     );
 
     it(
-      'grants: insert, find, list in creation order with filters, remove once; the most generous grant for a set of subjects',
+      'grants: insert, find, list in creation order with filters, remove once; a set of subjects\' grants, the most generous first',
       withStores(async ({ store }) => {
         const { grants } = store.repos;
         const target = backend();
@@ -454,12 +454,12 @@ export function describeRepositoryContract(name: string, open: () => Promise<Sto
         expect((await grants.list()).map((each) => each.id)).toEqual([otherRole.id, long.id, short.id]);
         expect((await grants.list({ subject: 'attr:team=payments' })).map((each) => each.id)).toEqual([short.id]);
         expect(await grants.list({ backend: 'nobody' })).toEqual([]);
-        expect(await grants.mostGenerous(target.name, 'reader', ['agent@acme.local', 'attr:team=payments'])).toEqual(long);
-        expect(await grants.mostGenerous(target.name, 'reader', ['other@acme.local', 'attr:team=payments'])).toEqual(short);
-        expect(await grants.mostGenerous(target.name, 'reader', ['other@acme.local'])).toBeUndefined();
+        expect(await grants.mostGenerousFirst(target.name, 'reader', ['agent@acme.local', 'attr:team=payments'])).toEqual([long, short]);
+        expect(await grants.mostGenerousFirst(target.name, 'reader', ['other@acme.local', 'attr:team=payments'])).toEqual([short]);
+        expect(await grants.mostGenerousFirst(target.name, 'reader', ['other@acme.local'])).toEqual([]);
         expect(await grants.remove(long.id)).toEqual(long);
         expect(await grants.remove(long.id)).toBeUndefined();
-        expect(await grants.mostGenerous(target.name, 'reader', ['agent@acme.local', 'attr:team=payments'])).toEqual(short);
+        expect(await grants.mostGenerousFirst(target.name, 'reader', ['agent@acme.local', 'attr:team=payments'])).toEqual([short]);
       }),
     );
 

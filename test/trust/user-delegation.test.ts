@@ -130,6 +130,50 @@ describe.each<TestDialect>(['sqlite', 'postgres'])('acting for a user (%s store)
     expect(await audit('on_behalf_of=bob')).toEqual([]);
   });
 
+  it('an agent with two grants for the role, one requiring a user claim: each use is anchored on the grant it can use', async () => {
+    const twin = await enrolledAgent(env, `twin-bot-${dialect}@acme.local`);
+    const grantOf = async (body: Record<string, unknown>) =>
+      (await admin.expect<{ grant_id: string }>(201, 'POST', '/v1/admin/grants', { subject: twin.address, backend: 'db', role: 'readonly', ...body })).grant_id;
+    const plain = await grantOf({ max_ttl_seconds: 600 });
+    // The more generous one (the order grants are otherwise picked in) requires a support user.
+    const forSupport = await grantOf({ max_ttl_seconds: 3600, required_user_claims: { groups: 'support' } });
+    const grantOfLease = async (leaseId: string) => (await audit('action=lease.granted')).find((event) => event.details.lease_id === leaseId)!.details.grant_id;
+    const actAs = (userToken: string) => twin.send<Record<string, any>>('POST', '/v1/delegations/user', { token: userToken, backend: 'db', role: 'readonly', ttl_seconds: 3600, purpose: 'two grants' });
+
+    // For itself: the plain grant, not a refusal for want of a user.
+    const own = await twin.lease('db', 'readonly');
+    expect(await grantOfLease(own.lease_id)).toBe(plain);
+    // For a user without the claim: inside the plain grant.
+    const bob = await actAs(await token('bob', { claims: { email_verified: true, groups: ['sales'] } }));
+    expect(bob, JSON.stringify(bob.body)).toMatchObject({ status: 201 });
+    const forBob = await twin.expect<{ lease_id: string }>(201, 'POST', '/v1/leases', { backend: 'db', role: 'readonly', delegation: bob.body.delegation_id });
+    expect(await grantOfLease(forBob.lease_id)).toBe(plain);
+    // For a support user: the grant that requires one.
+    const alice = await actAs(await token('alice', { claims: { email_verified: true, groups: ['support'] } }));
+    expect(alice, JSON.stringify(alice.body)).toMatchObject({ status: 201 });
+    const forAlice = await twin.expect<{ lease_id: string }>(201, 'POST', '/v1/leases', { backend: 'db', role: 'readonly', delegation: alice.body.delegation_id, ttl_seconds: 1800 });
+    expect(await grantOfLease(forAlice.lease_id)).toBe(forSupport);
+
+    // Without the plain grant, bob's delegation has no grant it can use; alice's keeps its own.
+    await admin.expect(200, 'DELETE', `/v1/admin/grants/${plain}`);
+    expect(await twin.send('POST', '/v1/leases', { backend: 'db', role: 'readonly', delegation: bob.body.delegation_id })).toMatchObject({ status: 403, body: { error: 'user_claim_required' } });
+    await twin.expect(201, 'POST', '/v1/leases', { backend: 'db', role: 'readonly', delegation: alice.body.delegation_id });
+  });
+
+  it('a user\'s chain through an agent suspended as a suspected clone is refused on the very next request', async () => {
+    const [actor, sub] = await Promise.all([enrolledAgent(env, `chain-bot-${dialect}@acme.local`), enrolledAgent(env, `chain-sub-${dialect}@acme.local`)]);
+    await admin.expect(201, 'POST', '/v1/admin/grants', { subject: actor.address, backend: 'db', role: 'readonly', max_ttl_seconds: 3600 });
+    const root = await actor.send<Record<string, any>>('POST', '/v1/delegations/user', { token: await token('grace', { claims: { email_verified: true } }), backend: 'db', role: 'readonly', ttl_seconds: 600, purpose: 'chain' });
+    expect(root, JSON.stringify(root.body)).toMatchObject({ status: 201 });
+    await actor.expect(201, 'POST', '/v1/delegations', { delegatee: sub.address, backend: 'db', role: 'readonly', ttl_seconds: 300, purpose: 'hand-off', parent: root.body.delegation_id });
+    // The chain's identities are cached as active now.
+    await sub.lease('db', 'readonly');
+
+    expect((await actor.startSession({ generation: 1 })).reply.status).toBe(201);
+    expect((await actor.startSession({ generation: 1 })).reply).toMatchObject({ status: 403, body: { error: 'identity_suspended' } });
+    expect(await sub.send('POST', '/v1/leases', { backend: 'db', role: 'readonly' })).toMatchObject({ status: 403, body: { error: 'delegation_revoked' } });
+  });
+
   it('the delegation ends with the token: after its exp no lease through it', async () => {
     env.clock.advance(901_000);
     expect(await agent.send('POST', '/v1/leases', { backend: 'db', role: 'readonly' })).toMatchObject({ status: 403 });

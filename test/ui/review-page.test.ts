@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enrolledAgent } from '../support/lease-env.js';
 import { ACTIVE_ADDRESS, BACKEND, loginUrl, REVOKED_ADDRESS, type ReviewEnv, startReviewEnv, XSS_REASON } from '../support/review-env.js';
 
 const SCREENSHOT_PATH = join(tmpdir(), 'tessera-review-page.png');
@@ -142,5 +143,20 @@ describe('review page in headless Chromium', () => {
     expect(colourShare(png, [0x17, 0x20, 0x33])).toBeGreaterThan(0.005); // the header bar
     expect(colourShare(png, [0xfd, 0xe4, 0xe4])).toBeGreaterThan(0.0005); // "revoked"/"denied" badges
     expect(colourShare(png, [0xe3, 0xf5, 0xe9])).toBeGreaterThan(0.0002); // "active"/"chain verified" badges
+  });
+
+  it('counts and shows a suspended identity (a suspected clone) apart from active and revoked ones', async () => {
+    const stats = async () => Object.fromEntries((await page.locator('.stat').allInnerTexts()).map((text) => [text.replace(/^\d+\s*/, ''), Number.parseInt(text, 10)]));
+    await page.goto(await loginUrl(review.reviewer));
+    const before = await stats();
+    const cloned = await enrolledAgent(review.env, 'cloned-bot@acme.local');
+    expect((await cloned.startSession({ generation: 1 })).reply.status).toBe(201);
+    expect((await cloned.startSession({ generation: 1 })).reply).toMatchObject({ status: 403, body: { error: 'identity_suspended' } });
+
+    await page.goto(`${review.env.url}/ui`);
+    expect(await stats()).toMatchObject({ 'suspended identities': 1, 'active identities': before['active identities'], 'revoked identities': before['revoked identities'] });
+    const row = page.locator('#identities tbody tr', { hasText: 'cloned-bot@acme.local' });
+    await expect(row.locator('.badge').innerText()).resolves.toBe('suspended');
+    expect(await row.locator('.badge').getAttribute('class')).toContain('badge-bad');
   });
 });

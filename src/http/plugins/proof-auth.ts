@@ -5,6 +5,7 @@ import { runWithRequestProof } from '../../audit/request-proof.js';
 import { TesseraError } from '../../errors.js';
 import type { ProofAuthenticator } from '../../identity/authenticator.js';
 import type { Identity, IdentityRole } from '../../identity/identity.js';
+import type { KnownIdentity } from '../../identity/identity-cache.js';
 import { PROOF_SCHEME } from '../../identity/proof.js';
 
 /**
@@ -17,6 +18,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The identity whose proof authenticated this request; set by the proof-auth hooks (preValidation: authenticate before judging the body). */
     identity: Identity | null;
+    /** That identity with its keys as the authenticator checked them (registering a session needs them). */
+    authenticated: KnownIdentity | null;
     /** Exact request body bytes: the proof's `bh` claim covers them. */
     rawBody: Buffer | null;
   }
@@ -43,6 +46,7 @@ export interface ProofAuthOptions {
 
 export const proofAuth = fp(async (app: FastifyInstance, options: ProofAuthOptions) => {
   app.decorateRequest('identity', null);
+  app.decorateRequest('authenticated', null);
   app.decorateRequest('rawBody', null);
 
   const authenticate = (request: FastifyRequest, allowPending: boolean, primaryKeyOnly = false) =>
@@ -58,12 +62,13 @@ export const proofAuth = fp(async (app: FastifyInstance, options: ProofAuthOptio
     );
 
   const withIdentity =
-    (check: (request: FastifyRequest) => Promise<Identity>): ProofAuthHook =>
+    (check: (request: FastifyRequest) => Promise<KnownIdentity>): ProofAuthHook =>
     (request, _reply, done) => {
       check(request).then(
-        (identity) => {
-          request.identity = identity;
-          runWithRequestProof({ identityId: identity.id, proof: proofOf(request) }, () => done());
+        (known) => {
+          request.identity = known.identity;
+          request.authenticated = known;
+          runWithRequestProof({ identityId: known.identity.id, proof: proofOf(request) }, () => done());
         },
         (error: FastifyError) => done(error),
       );
@@ -75,7 +80,8 @@ export const proofAuth = fp(async (app: FastifyInstance, options: ProofAuthOptio
     primaryKey: withIdentity((request) => authenticate(request, false, true)),
     requireRole: (...roles: IdentityRole[]) =>
       withIdentity(async (request) => {
-        const identity = await authenticate(request, false);
+        const known = await authenticate(request, false);
+        const { identity } = known;
         if (!roles.includes(identity.role)) {
           await options.audit.append({
             actor: identity.id,
@@ -88,7 +94,7 @@ export const proofAuth = fp(async (app: FastifyInstance, options: ProofAuthOptio
           });
           throw new TesseraError('forbidden', `This operation requires the ${roles.join(' or ')} role.`);
         }
-        return identity;
+        return known;
       }),
   });
 });
@@ -100,6 +106,11 @@ function proofOf(request: FastifyRequest): string {
 
 /** The authenticated identity of a request that passed a proof-auth hook. */
 export function callerOf(request: FastifyRequest): Identity {
-  if (!request.identity) throw new TesseraError('internal', 'route is missing its proof-auth hook');
-  return request.identity;
+  return authenticatedOf(request).identity;
+}
+
+/** callerOf() with the identity's keys as its proof was checked against. */
+export function authenticatedOf(request: FastifyRequest): KnownIdentity {
+  if (!request.authenticated) throw new TesseraError('internal', 'route is missing its proof-auth hook');
+  return request.authenticated;
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { errorResponses, SessionRequest, SessionResponse } from '@tessera-broker/sdk/wire';
 import type { SessionRegistry } from '../../sessions/session-registry.js';
-import { callerOf } from '../plugins/proof-auth.js';
+import { authenticatedOf } from '../plugins/proof-auth.js';
 
 export interface SessionRouteOptions {
   readonly sessions: SessionRegistry;
@@ -13,7 +13,7 @@ export async function sessionRoutes(app: FastifyInstance, { sessions }: SessionR
     '/v1/sessions',
     { preValidation: app.proofAuth.primaryKey, schema: { body: SessionRequest, response: { 201: SessionResponse, ...errorResponses } } },
     async (request, reply) => {
-      const session = await sessions.register(callerOf(request), request.body.certificate);
+      const session = await sessions.register(authenticatedOf(request), request.body.certificate);
       return reply.status(201).send({
         session_id: session.id,
         generation: session.generation,

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import { type Precompiled, precompiled } from '../precompiled.js';
 import type { Database } from '../schema.js';
 
@@ -27,13 +27,13 @@ export interface GrantRepository {
   /** Deletes it; the deleted grant, or undefined if there was none. */
   remove(id: string): Promise<Grant | undefined>;
   /**
-   * The grant naming one of `subjects` for the backend role with the longest max TTL (then the
-   * lowest id). Runs on every lease request: precompiled, and on Store.reader outside a transaction.
+   * The grants naming one of `subjects` for the backend role, the most generous first: longest max
+   * TTL, then lowest id. Runs on every lease request: precompiled, and on Store.reader outside a transaction.
    */
-  mostGenerous(backend: string, role: string, subjects: readonly string[]): Promise<Grant | undefined>;
+  mostGenerousFirst(backend: string, role: string, subjects: readonly string[]): Promise<Grant[]>;
 }
 
-/** mostGenerous()'s query for `count` subjects (an identity's address and its attributes: at most 33), compiled once per count. */
+/** mostGenerousFirst()'s query for `count` subjects (an identity's address and its attributes: at most 33), compiled once per count. */
 const grantQueries = new Map<number, Precompiled<Grant>>();
 function grantQuery(count: number): Precompiled<Grant> {
   let query = grantQueries.get(count);
@@ -48,8 +48,7 @@ function grantQuery(count: number): Precompiled<Grant> {
           .where('role', '=', role)
           .where('subject', 'in', subjects)
           .orderBy('max_ttl_ms', 'desc')
-          .orderBy('id')
-          .limit(sql.lit(1)),
+          .orderBy('id'),
       sample,
     );
     grantQueries.set(count, query);
@@ -82,7 +81,7 @@ export class SqlGrantRepository implements GrantRepository {
     return this.db.deleteFrom('grants').where('id', '=', id).returningAll().executeTakeFirst();
   }
 
-  async mostGenerous(backend: string, role: string, subjects: readonly string[]): Promise<Grant | undefined> {
-    return (await grantQuery(subjects.length)(this.reader, [backend, role, ...subjects])).rows[0];
+  async mostGenerousFirst(backend: string, role: string, subjects: readonly string[]): Promise<Grant[]> {
+    return (await grantQuery(subjects.length)(this.reader, [backend, role, ...subjects])).rows;
   }
 }

@@ -28,6 +28,7 @@ export function overviewPage(data: OverviewData): Html {
     <div class="stats">
       ${stat('active identities', count('active'), 'identities')}
       ${stat('pending identities', count('pending'), 'identities')}
+      ${stat('suspended identities', count('suspended'), 'identities')}
       ${stat('revoked identities', count('revoked'), 'revocations')}
       ${stat('active leases', data.activeLeases.length, 'active-leases')}
       ${stat('revoked leases', data.revokedLeases.length, 'revoked-leases')}
