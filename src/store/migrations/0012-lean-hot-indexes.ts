@@ -1,5 +1,4 @@
 import { type Kysely, type Migration, sql } from 'kysely';
-import type { SqlDialect } from '../database.js';
 
 /**
  * Every lease issue inserts a row and then activates it, and every b-tree a write touches is a
@@ -8,11 +7,9 @@ import type { SqlDialect } from '../database.js';
  * delegations (delegation_id). As partial indexes, the rows without a value are not in them:
  * an issue touches five b-trees instead of eight, its activation four instead of six. Every
  * query using them compares the column, which implies IS NOT NULL in both dialects' planners.
- *
- * SQLite: the proof replay table, written on every request, keys its rows by jti directly
- * (WITHOUT ROWID) instead of a rowid table plus an index on jti. Frozen code: imports nothing live.
+ * Frozen code: imports nothing live.
  */
-export function leanHotIndexes(dialect: SqlDialect): Migration {
+export function leanHotIndexes(): Migration {
   return {
     async up(db: Kysely<unknown>) {
       const partial = [
@@ -23,13 +20,6 @@ export function leanHotIndexes(dialect: SqlDialect): Migration {
       for (const index of partial) {
         await sql`DROP INDEX ${sql.id(index.name)}`.execute(db);
         await sql`CREATE ${sql.raw(index.unique ? 'UNIQUE ' : '')}INDEX ${sql.id(index.name)} ON leases (${sql.raw(index.columns)}) WHERE ${sql.id(index.column)} IS NOT NULL`.execute(db);
-      }
-      if (dialect === 'sqlite') {
-        await sql`CREATE TABLE proof_replays_by_jti (jti text PRIMARY KEY, identity_id text NOT NULL, expires_at bigint NOT NULL) WITHOUT ROWID`.execute(db);
-        await sql`INSERT INTO proof_replays_by_jti (jti, identity_id, expires_at) SELECT jti, identity_id, expires_at FROM proof_replays`.execute(db);
-        await sql`DROP TABLE proof_replays`.execute(db);
-        await sql`ALTER TABLE proof_replays_by_jti RENAME TO proof_replays`.execute(db);
-        await sql`CREATE INDEX proof_replays_expires_at ON proof_replays (expires_at)`.execute(db);
       }
     },
   };

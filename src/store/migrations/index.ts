@@ -31,7 +31,7 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0009-delegations': delegations(),
     '0010-trusted-issuers': trustedIssuers(),
     '0011-change-kinds': changeKinds(dialect),
-    '0012-lean-hot-indexes': leanHotIndexes(dialect),
+    '0012-lean-hot-indexes': leanHotIndexes(),
   };
 }
 
