@@ -151,9 +151,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // A write's response waits until this replica's caches have taken in what it changed, so the
   // caller's next request here sees it (other replicas take it in on NOTIFY, within milliseconds).
-  // Refusals (401, 403, 429, ...) changed nothing, and a failure is no write to read back.
+  // A refusal after authentication may have committed a change too (a suspected clone's
+  // suspension); one before it (a bad proof, a flood) changed nothing and must stay cheap.
   app.addHook('onSend', async (request, reply) => {
-    if (request.method === 'GET' || request.method === 'HEAD' || reply.statusCode >= 400 || request.routeOptions.config.writesNothingCached) return;
+    if (request.method === 'GET' || request.method === 'HEAD' || (reply.statusCode >= 400 && request.identity === null) || request.routeOptions.config.writesNothingCached) return;
     await deps.changes.catchUp();
   });
 

@@ -55,7 +55,7 @@ export function looserConstraint(granted: Constraints, requested: Constraints): 
 }
 
 /** What a delegation may hold: the request's constraints, the granted ones filled in where it names none. */
-function inheritConstraints(granted: Constraints, requested: Constraints): Constraints {
+export function inheritConstraints(granted: Constraints, requested: Constraints): Constraints {
   return { ...granted, ...requested };
 }
 

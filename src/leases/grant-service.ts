@@ -74,7 +74,6 @@ export class GrantService {
     });
   }
 
-  /** The most generous grant (longest max TTL) naming this identity for the backend role. */
   /** The identity's grants for the backend role, the most generous first (which one a use may use: DelegationService.grantFor). */
   async forRole(identity: Identity, backend: string, role: string): Promise<Grant[]> {
     return this.store.repos.grants.mostGenerousFirst(backend, role, subjectsOf(identity));

@@ -34,7 +34,7 @@ export class SessionRegistry {
     private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
-    private readonly feed: ChangeFeed,
+    feed: ChangeFeed,
     private readonly policy: SessionPolicy,
   ) {
     this.#cache = new FeedCache(feed, 'session');
@@ -120,9 +120,6 @@ export class SessionRegistry {
       return { registered: session };
     });
     if ('suspended' in outcome) {
-      // The suspension is committed but the answer is a refusal, which does not wait for the feed
-      // (src/app.ts): wait here, so this broker's caches drop the identity before its next request.
-      await this.feed.catchUp();
       throw new TesseraError('identity_suspended', 'A second copy of this agent was suspected (session generation reused or lower than one already seen); the identity is suspended until an admin reinstates or revokes it.');
     }
     return outcome.registered;

@@ -3,7 +3,7 @@ import type { Constraints } from '../backends/http-api/scopes.js';
 import type { Clock } from '../clock.js';
 import { sha256Base64url } from '../crypto/encoding.js';
 import { auditDelegationDenied, type DelegationService } from '../delegations/delegation-service.js';
-import { narrowedConstraints, narrowingRefusal } from '../delegations/narrowing.js';
+import { inheritConstraints, narrowingRefusal } from '../delegations/narrowing.js';
 import { TesseraError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import type { BackendService } from '../leases/backend-service.js';
@@ -59,7 +59,7 @@ export class UserDelegations {
       const whose = `${agent.address}'s grant`;
       const { grant, refusal } = await this.delegations.grantFor(agent, request.backend, request.role, { delegatorUser: principal }, (granted) => narrowingRefusal(granted, request.constraints, whose));
       if (!grant) throw refusal ?? new TesseraError('no_grant', `No grant lets ${agent.address} use ${request.backend}/${request.role}, for itself or for a user.`);
-      const constraints = narrowedConstraints(JSON.parse(grant.constraints) as Constraints, request.constraints, whose);
+      const constraints = inheritConstraints(JSON.parse(grant.constraints) as Constraints, request.constraints ?? {});
       await this.backends.checkGrant(request.backend, request.role, constraints);
       const evidence: UserTokenEvidence = { kind: 'user-token', token_sha256: user.tokenSha256, issuer: user.issuer, subject: user.subject, claims: user.claims };
       const delegation = await this.delegations.createRoot(
