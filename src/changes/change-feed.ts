@@ -5,11 +5,11 @@ export type { ChangeKind };
 /**
  * What replicas cache, and so what the feed records: identities and their keys (the
  * authenticator), sessions (the session registry, migration 0007), backends (their live instances,
- * built from the stored settings and root secret) and superseded broker keys (the authority's
- * current key, migration 0008). Leases and grants are read from the database on every use, so their
- * changes need no feed (migration 0011).
+ * built from the stored settings and root secret), superseded broker keys (the authority's
+ * current key, migration 0008) and grants (read on every lease request, migration 0013). Leases are
+ * read from the database on every use, so their changes need no feed (migration 0011).
  */
-export const CHANGE_KINDS: readonly ChangeKind[] = ['identity', 'session', 'backend', 'broker_key'];
+export const CHANGE_KINDS: readonly ChangeKind[] = ['identity', 'session', 'backend', 'broker_key', 'grant'];
 
 /**
  * Called once per changed row with its kind and key (an identity or session id, a backend name); `key`

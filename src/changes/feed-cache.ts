@@ -15,8 +15,10 @@ export class FeedCache<V> {
     private readonly kind: ChangeKind,
     /** Entries kept at most; past it the oldest go. */
     private readonly maxEntries = 10_000,
+    /** The entry a change of row `key` drops (null: all of them): its own, unless entries are keyed otherwise. */
+    dropped: (key: string | null) => string | null = (key) => key,
   ) {
-    this.#unsubscribe = feed.subscribe(kind, (_kind, key) => this.invalidate(key));
+    this.#unsubscribe = feed.subscribe(kind, (_kind, key) => this.invalidate(dropped(key)));
   }
 
   /** The cached value of `key`, or `load()`'s (stored if the feed allows). `undefined` is not cached. */

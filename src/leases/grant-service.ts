@@ -1,5 +1,7 @@
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Constraints } from '../backends/http-api/scopes.js';
+import type { ChangeFeed } from '../changes/change-feed.js';
+import { FeedCache } from '../changes/feed-cache.js';
 import type { Clock } from '../clock.js';
 import { randomToken } from '../crypto/encoding.js';
 import { TesseraError } from '../errors.js';
@@ -31,12 +33,21 @@ function subjectsOf(identity: Identity): string[] {
 
 /** Who may lease which backend role, for how long. Deny by default: no matching grant, no lease. */
 export class GrantService {
+  /**
+   * forRole()'s answers by query, between requests: every lease request asks, and grants change
+   * only when an admin creates or revokes one. Any grant change, by any broker, drops them all.
+   */
+  readonly #byRole: FeedCache<Grant[]>;
+
   constructor(
     private readonly store: Pick<Store, 'repos' | 'transaction'>,
     private readonly audit: AuditSink,
     private readonly clock: Clock,
     private readonly backends: BackendService,
-  ) {}
+    feed: ChangeFeed,
+  ) {
+    this.#byRole = new FeedCache(feed, 'grant', 10_000, () => null);
+  }
 
   async create(input: NewGrant, actor: string): Promise<Grant> {
     const defaultTtlMs = input.defaultTtlMs ?? input.maxTtlMs;
@@ -76,11 +87,17 @@ export class GrantService {
 
   /** The identity's grants for the backend role, the most generous first (which one a use may use: DelegationService.grantFor). */
   async forRole(identity: Identity, backend: string, role: string): Promise<Grant[]> {
-    return this.store.repos.grants.mostGenerousFirst(backend, role, subjectsOf(identity));
+    const subjects = subjectsOf(identity);
+    const key = JSON.stringify([backend, role, ...subjects]);
+    return (await this.#byRole.get(key, () => this.store.repos.grants.mostGenerousFirst(backend, role, subjects)))!;
   }
 
   async findById(id: string): Promise<Grant | undefined> {
     return this.store.repos.grants.findById(id);
+  }
+
+  close(): void {
+    this.#byRole.close();
   }
 }
 

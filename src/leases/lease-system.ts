@@ -58,7 +58,7 @@ export class LeaseSystem {
     delegationSettings: DelegationSettings = DEFAULT_DELEGATION_SETTINGS,
   ) {
     this.backends = new BackendService(store, audit, clock, wrappingKeys, backendContext, changes);
-    this.grants = new GrantService(store, audit, clock, this.backends);
+    this.grants = new GrantService(store, audit, clock, this.backends, changes);
     this.revoker = new LeaseRevoker(store, audit, clock, this.backends, {
       concurrencyPerBackend: settings.revocationConcurrencyPerBackend,
       claimTimeoutMs: settings.revocationClaimTimeoutMs,
@@ -79,6 +79,7 @@ export class LeaseSystem {
 
   async close(): Promise<void> {
     await this.reaper.stop();
+    this.grants.close();
     await this.backends.close();
   }
 }

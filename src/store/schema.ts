@@ -173,11 +173,11 @@ export interface SessionTable {
   revoked_at: number | null;
 }
 
-export type ChangeKind = 'identity' | 'session' | 'backend' | 'broker_key';
+export type ChangeKind = 'identity' | 'session' | 'backend' | 'broker_key' | 'grant';
 
 /**
- * The change feed (src/changes/): a row per changed identity, session or backend, written by triggers in
- * the changing transaction (migrations 0006, 0007, 0011). Replicas read it to invalidate caches.
+ * The change feed (src/changes/): a row per changed identity, session, backend or grant, written by triggers in
+ * the changing transaction (migrations 0006, 0007, 0011, 0013). Replicas read it to invalidate caches.
  */
 export interface ChangeTable {
   /** ascending; on PostgreSQL in assignment order, which concurrent transactions may commit out of */

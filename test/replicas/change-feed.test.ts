@@ -235,14 +235,14 @@ describe('the change feed records only what replicas cache', () => {
     }
   };
 
-  it('writes change rows for identities and backends, none for leases and grants (SQLite)', async () => {
-    expect(await recordedKinds('sqlite::memory:')).toEqual(['identity', 'backend']);
+  it('writes change rows for identities, backends and grants, none for leases (SQLite)', async () => {
+    expect(await recordedKinds('sqlite::memory:')).toEqual(['identity', 'backend', 'grant']);
   });
 
-  it('writes change rows for identities and backends, none for leases and grants (PostgreSQL)', async () => {
+  it('writes change rows for identities, backends and grants, none for leases (PostgreSQL)', async () => {
     const database = await createTestDatabase(inject('postgresUrl'));
     try {
-      expect(await recordedKinds(database.url)).toEqual(['identity', 'backend']);
+      expect(await recordedKinds(database.url)).toEqual(['identity', 'backend', 'grant']);
     } finally {
       await database.drop();
     }

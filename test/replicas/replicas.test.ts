@@ -67,6 +67,33 @@ describe('three replicas on one PostgreSQL database', () => {
     expect(sorted).toHaveLength(REVOKED_IDENTITIES * (REPLICAS - 1));
   }, 120_000);
 
+  it('refuses a lease under a revoked grant on every replica, and grants again everywhere, though each replica cached its grants', async () => {
+    const holder = await set.enroll('granted@acme.local');
+    const lease = (replica: number) => on(replica, holder).send('POST', '/v1/leases', { backend: 'db', role: 'readonly', ttl_seconds: 60 });
+    const everyReplica = [...Array(REPLICAS).keys()];
+    /** Each replica's answer, once every replica gives `status` (the others learn through the change feed). */
+    const settled = (status: number) =>
+      Promise.all(everyReplica.map((replica) => eventually(async () => {
+        const answer = await lease(replica);
+        if (answer.status !== status) throw new Error(`replica ${replica} answered ${answer.status}, not ${status}`);
+        return answer;
+      }, 10_000, 0)));
+
+    const { grant_id } = await on(0, set.admin).expect<{ grant_id: string }>(201, 'POST', '/v1/admin/grants', { subject: holder.address, backend: 'db', role: 'readonly', max_ttl_seconds: 600 });
+    for (const replica of everyReplica) expect((await lease(replica)).status).toBe(201);
+    await on(1, set.admin).expect(200, 'DELETE', `/v1/admin/grants/${grant_id}`);
+    // Read-your-writes where it was revoked; every other replica drops its cached grants.
+    expect(await lease(1)).toMatchObject({ status: 403, body: { error: 'no_grant' } });
+    for (const answer of await settled(403)) expect(answer.body).toMatchObject({ error: 'no_grant' });
+
+    // Every replica has now cached "no grant": a new grant must reach them all the same.
+    await on(2, set.admin).expect(201, 'POST', '/v1/admin/grants', { subject: holder.address, backend: 'db', role: 'readonly', max_ttl_seconds: 600 });
+    expect((await lease(2)).status).toBe(201);
+    await settled(201);
+    // Its logins go, so the later tests start from an upstream without any.
+    await set.admin.expect(200, 'POST', `/v1/admin/identities/${holder.address}/revoke`, { reason: 'test done' });
+  }, 60_000);
+
   it('refuses a proof on every replica once one replica accepted it', async () => {
     const proof = await agent.proof('GET', '/v1/whoami');
     expect((await on(0, agent).send('GET', '/v1/whoami', undefined, proof)).status).toBe(200);

@@ -12,6 +12,7 @@ import { delegations } from './0009-delegations.js';
 import { trustedIssuers } from './0010-trusted-issuers.js';
 import { changeKinds } from './0011-change-kinds.js';
 import { leanHotIndexes } from './0012-lean-hot-indexes.js';
+import { grantChanges } from './0013-grant-changes.js';
 
 /**
  * Migrations are code, bundled with the broker, one file each; every one must run unchanged on
@@ -32,6 +33,7 @@ function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0010-trusted-issuers': trustedIssuers(),
     '0011-change-kinds': changeKinds(dialect),
     '0012-lean-hot-indexes': leanHotIndexes(),
+    '0013-grant-changes': grantChanges(dialect),
   };
 }
 
