@@ -77,7 +77,6 @@ import {
 /** issue 10: lease issuance at >= 0.3 x the requests/s of a bare server verifying one proof per request */
 const TARGET_BARE_RATIO = 0.3;
 const TARGET_P99_MS = 50;
-const TARGET_COST_RATIO = 1.5;
 /** issue 5: the audit (chain + stored proof) adds at most 15 % to lease issuance */
 const TARGET_AUDIT_COST = 0.15;
 const TOGGLE_SERVE = fileURLToPath(new URL('./audit-toggle-serve.js', import.meta.url));
@@ -615,9 +614,13 @@ function report(
     {
       metric: 'cost ratio, issue + revoke: leases over HTTP ÷ the same group-membership + revocation statements run directly',
       value: `${round(lifecycleRatio)}x`,
-      target: `<= ${TARGET_COST_RATIO}x`,
-      verdict: verdict(lifecycleRatio <= TARGET_COST_RATIO),
       headline: true,
+    },
+    {
+      metric: 'note',
+      value:
+        "no target on the cost ratios: issue 3's 1.5x was set against a per-lease CREATE ROLE + GRANT (~110 roles/s then); " +
+        'since issue 10 the raw side is the one group-membership statement the broker itself sends, so issuance is judged against the bare verify server',
     },
   ];
   const cascade = ours.cascade;
