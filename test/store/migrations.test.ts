@@ -12,12 +12,13 @@ const MIGRATIONS_DIR = join(import.meta.dirname, '../../src/store/migrations');
 
 describe('migrations', () => {
   it('are frozen code: no migration imports a live module at run time', () => {
-    const files = readdirSync(MIGRATIONS_DIR).filter((file) => /^\d{4}-.*\.ts$/.test(file));
-    expect(files.length).toBeGreaterThanOrEqual(5);
+    // Migrations and their shared helpers (e.g. change-triggers.ts), which are checked alike.
+    const files = readdirSync(MIGRATIONS_DIR).filter((file) => file.endsWith('.ts') && file !== 'index.ts');
+    expect(files.filter((file) => /^\d{4}-/.test(file)).length).toBeGreaterThanOrEqual(5);
     for (const file of files) {
       const source = readFileSync(join(MIGRATIONS_DIR, file), 'utf8');
       const runtimeImports = [...source.matchAll(/^import (?!type )[^;]*? from '([^']+)'/gm)].map((match) => match[1]);
-      for (const from of runtimeImports) expect(from, `${file} imports ${from}`).toMatch(/^(kysely|node:.*)$/);
+      for (const from of runtimeImports) expect(from, `${file} imports ${from}`).toMatch(/^(kysely|node:.*|\.\/(?!index\.js)[a-z][a-z-]*\.js)$/);
     }
   });
 

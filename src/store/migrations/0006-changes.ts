@@ -1,5 +1,6 @@
 import { type Kysely, type Migration, sql } from 'kysely';
 import type { SqlDialect } from '../database.js';
+import { createChangeTriggers } from './change-triggers.js';
 
 /** The tables whose rows replicas may cache, the change kind each one is, and its key column. */
 const WATCHED = [
@@ -37,10 +38,6 @@ export function changes(dialect: SqlDialect): Migration {
             PERFORM pg_notify('tessera_changes', '');
             RETURN NULL;
           END $$`.execute(db);
-        for (const { table, kind, key } of WATCHED) {
-          await sql`CREATE TRIGGER ${sql.id(`${table}_changes`)} AFTER INSERT OR UPDATE OR DELETE ON ${sql.table(table)}
-            FOR EACH ROW EXECUTE FUNCTION tessera_record_change(${sql.lit(kind)}, ${sql.lit(key)})`.execute(db);
-        }
       } else {
         await sql`CREATE TABLE changes (
           id integer PRIMARY KEY AUTOINCREMENT,
@@ -48,13 +45,8 @@ export function changes(dialect: SqlDialect): Migration {
           kind text NOT NULL,
           key text NOT NULL
         )`.execute(db);
-        for (const { table, kind, key } of WATCHED) {
-          for (const [operation, row] of [['INSERT', 'NEW'], ['UPDATE', 'NEW'], ['DELETE', 'OLD']] as const) {
-            await sql`CREATE TRIGGER ${sql.id(`${table}_changes_${operation.toLowerCase()}`)} AFTER ${sql.raw(operation)} ON ${sql.table(table)}
-              BEGIN INSERT INTO changes (kind, key) VALUES (${sql.lit(kind)}, ${sql.raw(`${row}.${key}`)}); END`.execute(db);
-          }
-        }
       }
+      for (const table of WATCHED) await createChangeTriggers(db, dialect, table);
       await sql`CREATE INDEX changes_at ON changes (at)`.execute(db);
     },
   };

@@ -1,5 +1,6 @@
-import { type Kysely, type Migration, sql } from 'kysely';
+import type { Kysely, Migration } from 'kysely';
 import type { SqlDialect } from '../database.js';
+import { createChangeTriggers } from './change-triggers.js';
 
 /**
  * Session keys (src/sessions/): one row per session certificate an identity registered, kept after
@@ -25,16 +26,7 @@ export function sessions(dialect: SqlDialect): Migration {
         .addColumn('revoked_at', 'bigint')
         .execute();
       await db.schema.createIndex('sessions_identity_generation').on('sessions').columns(['identity_id', 'generation']).execute();
-      if (dialect === 'postgres') {
-        // tessera_record_change() is 0006's trigger function: it records (kind, key) from its arguments.
-        await sql`CREATE TRIGGER sessions_changes AFTER INSERT OR UPDATE OR DELETE ON sessions
-          FOR EACH ROW EXECUTE FUNCTION tessera_record_change('session', 'id')`.execute(db);
-      } else {
-        for (const [operation, row] of [['INSERT', 'NEW'], ['UPDATE', 'NEW'], ['DELETE', 'OLD']] as const) {
-          await sql`CREATE TRIGGER ${sql.id(`sessions_changes_${operation.toLowerCase()}`)} AFTER ${sql.raw(operation)} ON sessions
-            BEGIN INSERT INTO changes (kind, key) VALUES ('session', ${sql.raw(`${row}.id`)}); END`.execute(db);
-        }
-      }
+      await createChangeTriggers(db, dialect, { table: 'sessions', kind: 'session', key: 'id' });
     },
   };
 }

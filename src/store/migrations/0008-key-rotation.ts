@@ -1,5 +1,6 @@
 import { type Kysely, type Migration, sql } from 'kysely';
 import type { SqlDialect } from '../database.js';
+import { createChangeTriggers } from './change-triggers.js';
 
 /**
  * Key rotation (issue 13 §2). `identity_keys`: every key an identity has had, keyed by its RFC 7638
@@ -43,17 +44,7 @@ export function keyRotation(dialect: SqlDialect): Migration {
         { table: 'identity_keys', kind: 'identity', key: 'identity_id' },
         { table: 'broker_keys', kind: 'broker_key', key: 'purpose' },
       ] as const;
-      for (const { table, kind, key } of watched) {
-        if (dialect === 'postgres') {
-          await sql`CREATE TRIGGER ${sql.id(`${table}_changes`)} AFTER INSERT OR UPDATE OR DELETE ON ${sql.table(table)}
-            FOR EACH ROW EXECUTE FUNCTION tessera_record_change(${sql.lit(kind)}, ${sql.lit(key)})`.execute(db);
-        } else {
-          for (const [operation, row] of [['INSERT', 'NEW'], ['UPDATE', 'NEW'], ['DELETE', 'OLD']] as const) {
-            await sql`CREATE TRIGGER ${sql.id(`${table}_changes_${operation.toLowerCase()}`)} AFTER ${sql.raw(operation)} ON ${sql.table(table)}
-              BEGIN INSERT INTO changes (kind, key) VALUES (${sql.lit(kind)}, ${sql.raw(`${row}.${key}`)}); END`.execute(db);
-          }
-        }
-      }
+      for (const table of watched) await createChangeTriggers(db, dialect, table);
     },
   };
 }
