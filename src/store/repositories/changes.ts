@@ -74,7 +74,10 @@ export class SqlChangeRepository implements ChangeRepository {
   }
 
   afterSync(after: number): Change[] | undefined {
-    return sqliteIfIdle(this.reader)?.all<Change>(changesAfter.sql(this.reader), [after]);
+    // The idle writer sees exactly the committed rows too, and its page cache survives its own
+    // commits; the reader's is dropped at every commit, so each read there re-reads its pages.
+    const sqlite = sqliteIfIdle(this.db) ?? sqliteIfIdle(this.reader);
+    return sqlite?.all<Change>(changesAfter.sql(this.reader), [after]);
   }
 
   async pruneBefore(before: number): Promise<void> {
