@@ -4,7 +4,7 @@ import { type FeedStatus, SubscribedFeed } from './change-feed.js';
 /**
  * The feed on an embedded (SQLite) store, which one broker process uses alone: every write is this
  * process's, serialised by SQLite, so ids ascend in commit order and the feed is read
- * synchronously (one indexed statement on the read connection) whenever a cache is about to be
+ * synchronously (one indexed statement, on the idle writer) whenever a cache is about to be
  * used. Nothing is ever stale; there is nothing to wait for.
  */
 export class LocalChangeFeed extends SubscribedFeed {
@@ -14,7 +14,7 @@ export class LocalChangeFeed extends SubscribedFeed {
     super();
   }
 
-  /** `changes`: Store.repos.changes, which reads committed rows only (through Store.reader). */
+  /** `changes`: Store.repos.changes, which reads committed rows only. */
   static async open(changes: ChangeRepository): Promise<LocalChangeFeed> {
     const feed = new LocalChangeFeed(changes);
     feed.#cursor = await changes.lastId();
@@ -22,7 +22,7 @@ export class LocalChangeFeed extends SubscribedFeed {
   }
 
   sync(): boolean {
-    // An in-memory store reads through the writer, which would also see a transaction still open.
+    // Undefined while only a connection inside a transaction could read (it would see uncommitted rows).
     const changes = this.changes.afterSync(this.#cursor);
     if (!changes) return false;
     for (const change of changes) {

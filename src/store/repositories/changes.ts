@@ -31,8 +31,9 @@ export interface ChangeRepository {
   lastId(): Promise<number>;
   /**
    * Changes with ids above `after`, in id order, read synchronously from the embedded (SQLite)
-   * store's read connection; undefined when that cannot be done now (PostgreSQL, or an in-memory
-   * store whose only connection is inside a transaction).
+   * store's committed state (on the writer while no transaction is open on it, else the read
+   * connection); undefined when that cannot be done now (PostgreSQL, or an in-memory store whose
+   * only connection is inside a transaction).
    */
   afterSync(after: number): Change[] | undefined;
   /** Deletes changes written (by the database clock) before `before`. */
