@@ -9,7 +9,7 @@ export interface WatchedTable {
 }
 
 /**
- * The triggers that record each changed row of `watched` in `changes` (0006's design): on
+ * The triggers that record each changed row of the table in `changes` (0006's design): on
  * PostgreSQL one row trigger calling 0006's tessera_record_change(kind, key column), on SQLite one
  * trigger per operation. Migrations 0006, 0007, 0008 and 0013 create theirs with it, so what it
  * sends must never change. Frozen code: imports nothing live.
