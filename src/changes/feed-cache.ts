@@ -1,24 +1,30 @@
 import type { ChangeFeed, ChangeKind } from './change-feed.js';
 
+export interface FeedCacheOptions {
+  /** Entries kept at most; past it the oldest go. Default 10,000. */
+  readonly maxEntries?: number;
+  /** The entries are keyed by something other than the row (e.g. a query): any change of the kind drops them all. */
+  readonly dropAllOnChange?: boolean;
+}
+
 /**
  * A read-through cache of one kind of row, kept correct by the change feed: a change on any
- * replica drops the row's entry here. A value is only stored if no change was delivered while it
- * was being read (it may predate that change), and the cache is bypassed whenever the feed cannot
- * vouch for it (a stale replica; SQLite while the read connection is busy).
+ * replica drops the row's entry here (or every entry). A value is only stored if no change was
+ * delivered while it was being read (it may predate that change), and the cache is bypassed
+ * whenever the feed cannot vouch for it (a stale replica; an in-memory SQLite store inside a transaction).
  */
 export class FeedCache<V> {
   readonly #entries = new Map<string, V>();
   readonly #unsubscribe: () => void;
+  readonly #maxEntries: number;
 
   constructor(
     private readonly feed: ChangeFeed,
     private readonly kind: ChangeKind,
-    /** Entries kept at most; past it the oldest go. */
-    private readonly maxEntries = 10_000,
-    /** The entry a change of row `key` drops (null: all of them): its own, unless entries are keyed otherwise. */
-    dropped: (key: string | null) => string | null = (key) => key,
+    { maxEntries = 10_000, dropAllOnChange = false }: FeedCacheOptions = {},
   ) {
-    this.#unsubscribe = feed.subscribe(kind, (_kind, key) => this.invalidate(dropped(key)));
+    this.#maxEntries = maxEntries;
+    this.#unsubscribe = feed.subscribe(kind, (_kind, key) => this.invalidate(dropAllOnChange ? null : key));
   }
 
   /** The cached value of `key`, or `load()`'s (stored if the feed allows). `undefined` is not cached. */
@@ -29,7 +35,7 @@ export class FeedCache<V> {
     const version = this.feed.version(this.kind);
     const value = await load();
     if (value !== undefined && this.feed.sync() && this.feed.version(this.kind) === version) {
-      if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+      if (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
       this.#entries.set(key, value);
     }
     return value;

@@ -46,7 +46,7 @@ export class GrantService {
     private readonly backends: BackendService,
     feed: ChangeFeed,
   ) {
-    this.#byRole = new FeedCache(feed, 'grant', 10_000, () => null);
+    this.#byRole = new FeedCache(feed, 'grant', { dropAllOnChange: true });
   }
 
   async create(input: NewGrant, actor: string): Promise<Grant> {

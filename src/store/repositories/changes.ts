@@ -77,8 +77,8 @@ export class SqlChangeRepository implements ChangeRepository {
   afterSync(after: number): Change[] | undefined {
     // The idle writer sees exactly the committed rows too, and its page cache survives its own
     // commits; the reader's is dropped at every commit, so each read there re-reads its pages.
-    const sqlite = sqliteIfIdle(this.db) ?? sqliteIfIdle(this.reader);
-    return sqlite?.all<Change>(changesAfter.sql(this.reader), [after]);
+    const db = sqliteIfIdle(this.db) ? this.db : this.reader;
+    return sqliteIfIdle(db)?.all<Change>(changesAfter.sql(db), [after]);
   }
 
   async pruneBefore(before: number): Promise<void> {
